@@ -1,0 +1,128 @@
+"""Start-up shared by every recipe: arguments, yaml, data, class count.
+
+`prepare_run(argv)` reads straight down, the SpeechBrain way:
+
+    parse_arguments -> load_hyperpyyaml -> create_experiment_directory
+    -> run_on_main(prepare_esc50) -> dataio_prep -> class count from the data
+
+The yaml builds its models with `out_n_neurons` classes. That number is not a
+literal: when the data has a different number of classes, the yaml is loaded
+once more with `out_n_neurons` set to it, so every module is built for the data.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+import speechbrain as sb
+from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+
+def _load_yaml(hparams_file, overrides):
+    with open(hparams_file, encoding="utf-8") as fin:
+        return load_hyperpyyaml(fin, overrides)
+
+
+def _with_override(overrides, key, value):
+    """Adds `key: value` to a hyperpyyaml override (a yaml string or a dict)."""
+    if isinstance(overrides, dict):
+        return {**overrides, key: value}
+    return f"{overrides or ''}\n{key}: {value}\n"
+
+
+def prepare_data(hparams):
+    """Writes the manifests (main process only) and returns datasets and encoder."""
+    from data_prep.esc50_prepare import dataio_prep, prepare_esc50
+
+    run_on_main(
+        prepare_esc50,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "audio_data_folder": hparams["audio_data_folder"],
+            "save_json_train": hparams["train_annotation"],
+            "save_json_valid": hparams["valid_annotation"],
+            "save_json_test": hparams["test_annotation"],
+            "train_fold_nums": hparams["train_fold_nums"],
+            "valid_fold_nums": hparams["valid_fold_nums"],
+            "test_fold_nums": hparams["test_fold_nums"],
+            "skip_manifest_creation": hparams.get("skip_manifest_creation", False),
+        },
+    )
+    return dataio_prep(hparams)
+
+
+def prepare_run(argv=None, prepare=True):
+    """Parses the command line, loads the yaml and prepares the data.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        `[hparams.yaml, --key, value, ...]`; defaults to `sys.argv[1:]`.
+    prepare : bool
+        False skips the data (for tools that only need the models).
+
+    Returns
+    -------
+    hparams : dict
+    run_opts : dict
+    hparams_file : str
+    overrides : str
+    datasets : dict of DynamicItemDataset or None
+        "train", "valid", "test".
+    label_encoder : CategoricalEncoder or None
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    hparams = _load_yaml(hparams_file, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    if not prepare:
+        return hparams, run_opts, hparams_file, overrides, None, None
+
+    datasets, label_encoder = prepare_data(hparams)
+    n_classes = len(label_encoder)
+    if hparams.get("out_n_neurons") != n_classes:
+        if "out_n_neurons" in _overrides_keys(overrides):
+            raise ValueError(
+                f"--out_n_neurons {hparams['out_n_neurons']} was given but the data in "
+                f"{hparams['data_folder']} has {n_classes} classes; drop the override "
+                "(the class count is read from the data)."
+            )
+        logger.info(
+            "The data has %d classes (yaml default %s): building the models for %d.",
+            n_classes,
+            hparams.get("out_n_neurons"),
+            n_classes,
+        )
+        overrides = _with_override(overrides, "out_n_neurons", n_classes)
+        hparams = _load_yaml(hparams_file, overrides)
+    return hparams, run_opts, hparams_file, overrides, datasets, label_encoder
+
+
+def _overrides_keys(overrides):
+    if isinstance(overrides, dict):
+        return set(overrides)
+    keys = set()
+    for line in (overrides or "").splitlines():
+        if ":" in line and not line.startswith(" "):
+            keys.add(line.split(":", 1)[0].strip())
+    return keys
+
+
+def load_state_dict_file(path, what):
+    """Loads a plain state dict with `weights_only=True` and a clear error."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{what} checkpoint not found: {path}. Train it first (see README) or pass "
+            "the right path on the command line."
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
