@@ -15,10 +15,9 @@ Authors
 
 import os
 
+import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-
-import speechbrain as sb
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 

@@ -186,3 +186,18 @@ def classify(embedding_model, classifier, X, compute_fbank=None, use_melspectra=
     )
     scores = classifier(embedding).reshape(embedding.shape[0], -1)  # (B, N)
     return scores, representations
+
+
+def n_stft_frames(sample_rate, signal_length_s, hop_length_ms):
+    """Frames of SpeechBrain's centred STFT for a clip: 1 + n_samples // hop.
+
+    Used by the yamls (`!apply:`) to size modules that depend on the clip length.
+
+    Example
+    -------
+    >>> n_stft_frames(16000, 5, 11.6099)
+    431
+    """
+    n_samples = int(round(sample_rate * signal_length_s))
+    hop = int(round(sample_rate / 1000.0 * hop_length_ms))
+    return 1 + n_samples // hop

@@ -1,0 +1,185 @@
+"""The interpretation metric suite: one pure, batched function per metric.
+
+Every function takes whole batches and returns one value per clip (B,), so a
+stage's figure is the mean (or median) of the values of all its clips. With
+`c` the classifier's predicted class on the input and `p` its softmax:
+
+- `fid_in`: 1 where argmax p(X_int) == c.
+- `faithfulness` (FF): p_c(X) - p_c(X - X_int).
+- `average_increase` (AI): 100 where p_c(X_int) > p_c(X).
+- `average_drop` (AD): 100 * max(0, p_c(X) - p_c(X_int)) / p_c(X).
+- `average_gain` (AG): 100 * max(0, p_c(X_int) - p_c(X)) / (1 - p_c(X)).
+- `sparseness` (SPS): Gini index of |mask| (quantus' Sparseness).
+- `complexity` (COMP): entropy of |mask| normalised to sum 1 (quantus' Complexity).
+- `topk_fidelity`: 1 where c is among the top-k classes of a surrogate (L2I's Theta).
+- `si_sdr`: scale-invariant SDR of an estimate against a reference, in dB.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import torch
+
+from recipes.pipeline import EPS
+
+SI_SDR_CLIP_DB = 100.0  # an exact match is reported as this, not +inf
+
+
+def _class_prob(probs, classes):
+    """p_c per clip: probs (B, N), classes (B,) -> (B,)."""
+    return probs.gather(1, classes.view(-1, 1)).squeeze(1)
+
+
+def fid_in(probs_int, classes):
+    """1.0 where the classifier's class on the interpretation is `classes`.
+
+    Example
+    -------
+    >>> fid_in(torch.tensor([[0.9, 0.1], [0.3, 0.7]]), torch.tensor([0, 0]))
+    tensor([1., 0.])
+    """
+    return (probs_int.argmax(dim=1) == classes).float()
+
+
+def faithfulness(probs, probs_removed, classes):
+    """p_c(X) - p_c(X - X_int): how much removing the interpretation costs class c.
+
+    Example
+    -------
+    >>> faithfulness(torch.tensor([[0.8, 0.2]]), torch.tensor([[0.5, 0.5]]), torch.tensor([0]))
+    tensor([0.3000])
+    """
+    return _class_prob(probs, classes) - _class_prob(probs_removed, classes)
+
+
+def average_increase(probs, probs_int, classes):
+    """100 where the interpretation alone is more confident in c than the input.
+
+    Example
+    -------
+    >>> average_increase(torch.tensor([[0.6, 0.4]]), torch.tensor([[0.7, 0.3]]), torch.tensor([0]))
+    tensor([100.])
+    """
+    return 100.0 * (_class_prob(probs_int, classes) > _class_prob(probs, classes)).float()
+
+
+def average_drop(probs, probs_int, classes):
+    """100 * max(0, p_c(X) - p_c(X_int)) / p_c(X): confidence lost on the interpretation.
+
+    Example
+    -------
+    >>> average_drop(torch.tensor([[0.8, 0.2]]), torch.tensor([[0.4, 0.6]]), torch.tensor([0]))
+    tensor([50.])
+    """
+    p, p_int = _class_prob(probs, classes), _class_prob(probs_int, classes)
+    return 100.0 * (p - p_int).clamp(min=0.0) / p.clamp(min=EPS)
+
+
+def average_gain(probs, probs_int, classes):
+    """100 * max(0, p_c(X_int) - p_c(X)) / (1 - p_c(X)): confidence gained.
+
+    Example
+    -------
+    >>> average_gain(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.75, 0.25]]), torch.tensor([0]))
+    tensor([50.])
+    """
+    p, p_int = _class_prob(probs, classes), _class_prob(probs_int, classes)
+    return 100.0 * (p_int - p).clamp(min=0.0) / (1.0 - p).clamp(min=EPS)
+
+
+def sparseness(mask):
+    """Gini index of |mask| per clip, as quantus' Sparseness (1: one bin, 0: flat).
+
+    Example
+    -------
+    >>> m = torch.tensor([[[0, 1, 2], [3, -4, 0.5], [0, 0, 0], [1, 1, 1]]])
+    >>> round(sparseness(m).item(), 6)
+    0.564815
+    """
+    values = mask.abs().flatten(start_dim=1).double() + 1e-7  # (B, D), quantus' offset
+    values, _ = torch.sort(values, dim=1)
+    n = values.shape[1]
+    ranks = torch.arange(1, n + 1, device=values.device, dtype=values.dtype)
+    weights = 2.0 * ranks - n - 1.0
+    gini = (values * weights).sum(dim=1) / (n * values.sum(dim=1))
+    return gini.to(mask.dtype)
+
+
+def complexity(mask):
+    """Entropy (nats) of |mask| normalised to sum 1 per clip, as quantus' Complexity.
+
+    An all-zero mask has no distribution; it is scored as flat (log of its size).
+
+    Example
+    -------
+    >>> m = torch.tensor([[[0, 1, 2], [3, -4, 0.5], [0, 0, 0], [1, 1, 1]]])
+    >>> round(complexity(m).item(), 6)
+    1.870783
+    """
+    values = mask.abs().flatten(start_dim=1).double()  # (B, D)
+    total = values.sum(dim=1, keepdim=True)
+    flat = torch.full_like(values, 1.0 / values.shape[1])
+    p = torch.where(total > 0, values / total.clamp(min=1e-300), flat)
+    entropy = -(torch.special.xlogy(p, p)).sum(dim=1)
+    return entropy.to(mask.dtype)
+
+
+def topk_fidelity(surrogate_logits, classes, k):
+    """1.0 where `classes` is among the top-k classes of the surrogate's output.
+
+    Example
+    -------
+    >>> topk_fidelity(torch.tensor([[0.1, 0.5, 0.4], [0.7, 0.2, 0.1]]), torch.tensor([2, 2]), 2)
+    tensor([1., 0.])
+    """
+    k = min(k, surrogate_logits.shape[1])
+    top = surrogate_logits.topk(k, dim=1).indices  # (B, k)
+    return (top == classes.view(-1, 1)).any(dim=1).float()
+
+
+def si_sdr(estimate, reference):
+    """Scale-invariant SDR (dB) per clip; an exact match is clipped to SI_SDR_CLIP_DB.
+
+    A silent reference or estimate has no defined SI-SDR: it is scored -SI_SDR_CLIP_DB.
+
+    Example
+    -------
+    >>> ref = torch.sin(torch.linspace(0, 100, 16000)).unsqueeze(0)
+    >>> si_sdr(0.5 * ref, ref)
+    tensor([100.])
+    """
+    estimate = estimate - estimate.mean(dim=-1, keepdim=True)
+    reference = reference - reference.mean(dim=-1, keepdim=True)
+    ref_energy = (reference**2).sum(dim=-1, keepdim=True)
+    scale = (estimate * reference).sum(dim=-1, keepdim=True) / ref_energy.clamp(min=EPS)
+    target = scale * reference
+    noise = estimate - target
+    target_energy = (target**2).sum(dim=-1)
+    noise_energy = (noise**2).sum(dim=-1)
+    ratio = 10.0 * torch.log10(target_energy.clamp(min=EPS) / noise_energy.clamp(min=EPS))
+    ratio = ratio.clamp(min=-SI_SDR_CLIP_DB, max=SI_SDR_CLIP_DB)
+    silent = (ref_energy.squeeze(-1) <= EPS) | ((estimate**2).sum(dim=-1) <= EPS)
+    return torch.where(silent, torch.full_like(ratio, -SI_SDR_CLIP_DB), ratio)
+
+
+def mask_metrics(probs, probs_int, probs_removed, classes, mask):
+    """The whole suite for one batch: {name: (B,) values}.
+
+    Arguments
+    ---------
+    probs, probs_int, probs_removed : torch.Tensor
+        Classifier softmax (B, N) on X, on X_int = mask * X, and on X - X_int.
+    classes : torch.Tensor
+        Predicted class on X, (B,).
+    mask : torch.Tensor
+        The interpretation mask (B, frames, F).
+    """
+    return {
+        "fid_in": fid_in(probs_int, classes),
+        "faithfulness": faithfulness(probs, probs_removed, classes),
+        "AI": average_increase(probs, probs_int, classes),
+        "AD": average_drop(probs, probs_int, classes),
+        "AG": average_gain(probs, probs_int, classes),
+        "SPS": sparseness(mask),
+        "COMP": complexity(mask),
+    }

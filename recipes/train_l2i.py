@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Trains an L2I (Listen to Interpret) interpreter for a frozen audio classifier.
+
+Run from the repository root:
+
+    python recipes/train_l2i.py hparams/l2i_conv2d.yaml --data_folder /data/ESC-50
+    python recipes/train_l2i.py hparams/l2i_cnn14.yaml --data_folder /data/ESC-50
+
+psi maps the classifier's hidden representations to NMF time activations H
+(B, K, frames) for a pretrained, frozen dictionary W (F, K); Theta pools H over
+time and mimics the classifier. The loss is
+
+    L = L_FID + alpha * ||X - W H||^2 + beta * ||H||_1
+
+(means over elements), with L_FID the cross-entropy of Theta's output against
+the classifier's softmax at temperature `classifier_temp`. The interpretation
+keeps the relevant components: r_k = z_k theta_{c,k} / max_l |z_l theta_{c,l}|
+(z = Theta's pooled activations, c = the classifier's class), L = {k: r_k >
+relevance_th}, mask = W_L H_L / (W H + eps), X_int = mask * X, inverted with
+the input phase.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import sys
+
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+from speechbrain.utils.logger import get_logger
+
+from recipes import metrics
+from recipes.common import prepare_run
+from recipes.interpreter_brain import InterpreterBrain
+from recipes.pipeline import EPS
+
+logger = get_logger(__name__)
+
+
+def activations_from_psi(psi_output, n_frames):
+    """NMF activations (B, K, n_frames) from any L2I psi's output.
+
+    PsiOptimized returns ((B, 1, T, K), adapted); the CNN14 psis return
+    (B, K, T). The time axis is resampled (linearly, which keeps H >= 0) to the
+    input's frame count so that W H lines up with X.
+    """
+    if isinstance(psi_output, (tuple, list)):
+        psi_output = psi_output[0]
+    if psi_output.dim() == 4:  # (B, 1, T, K) -> (B, K, T)
+        psi_output = psi_output.squeeze(1).transpose(1, 2)
+    if psi_output.shape[-1] != n_frames:
+        psi_output = F.interpolate(psi_output, size=n_frames, mode="linear", align_corners=False)
+    return psi_output
+
+
+def soft_mask(W, H, selected):
+    """mask = W_L H_L / (W H + eps), (B, frames, F), with `selected` (B, K) in {0, 1}.
+
+    Example
+    -------
+    >>> W, H = torch.rand(5, 3), torch.rand(1, 3, 4)
+    >>> m = soft_mask(W, H, torch.ones(1, 3))
+    >>> bool(torch.allclose(m, torch.ones(1, 4, 5), atol=1e-5))
+    True
+    """
+    full = torch.einsum("fk,bkt->btf", W, H)  # (B, frames, F)
+    kept = torch.einsum("fk,bkt->btf", W, H * selected.unsqueeze(-1))
+    return kept / (full + EPS)
+
+
+def random_selection(selected, generator=None):
+    """As many components as `selected` picks per clip, drawn among the others.
+
+    Arguments
+    ---------
+    selected : torch.Tensor
+        (B, K) in {0, 1}.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, K) in {0, 1}, disjoint from `selected`, with the same row sums
+        (fewer when there are not enough other components).
+    """
+    noise = torch.rand(selected.shape, generator=generator, device="cpu").to(selected.device)
+    noise = noise.masked_fill(selected.bool(), 2.0)  # selected ones rank last
+    ranks = noise.argsort(dim=1).argsort(dim=1)  # rank of each component, (B, K)
+    n_selected = selected.sum(dim=1, keepdim=True)
+    n_others = selected.shape[1] - n_selected
+    return (ranks < torch.minimum(n_selected, n_others)).float()
+
+
+class L2I(InterpreterBrain):
+    """Listen to Interpret on the InterpreterBrain base: psi + Theta over a frozen NMF W."""
+
+    best_key = "theta_top1"
+    median_stats = ("ff_components", "ff_random")
+
+    def load_frozen(self):
+        """Loads the NMF dictionary, checking it against K and the STFT bins."""
+        decoder = self.hparams.nmf_decoder
+        self.load_frozen_state(decoder, self.hparams.nmf_decoder_path, "NMF dictionary (nmf_decoder_path)")
+        W = decoder.return_W()
+        n_freq = self.hparams.n_fft // 2 + 1
+        if W.shape != (n_freq, self.hparams.K):
+            raise ValueError(
+                f"The NMF dictionary {self.hparams.nmf_decoder_path} is {tuple(W.shape)} but the recipe "
+                f"needs ({n_freq} bins, K={self.hparams.K}); learn one with recipes/train_nmf.py at the "
+                "same n_fft and K, or set --K to the dictionary's size."
+            )
+        self.W = W.detach().to(self.device)  # (F, K), fixed
+
+    def interpret(self, X, representations, classes, stage):
+        H = activations_from_psi(self.modules.psi(representations), X.shape[1])  # (B, K, frames)
+        if H.shape[1] != self.W.shape[1]:
+            raise ValueError(
+                f"psi produces {H.shape[1]} components but the NMF dictionary has {self.W.shape[1]}: "
+                "psi's K and the dictionary's K must be the same yaml key K."
+            )
+        theta_out = self.modules.theta(H)  # (B, N) probabilities
+        outputs = {"H": H, "theta_out": theta_out}
+        if stage != sb.Stage.TRAIN:
+            r = self.unwrapped("theta").relevance(H, classes)  # (B, K), in [-1, 1]
+            selected = (r > self.hparams.relevance_th).float()  # (B, K)
+            outputs.update(relevance=r, selected=selected, mask=soft_mask(self.W, H, selected))
+        return outputs
+
+    def reconstruction(self, H):
+        """W H as (B, frames, F)."""
+        return torch.einsum("fk,bkt->btf", self.W, H)
+
+    def interpretation_loss(self, outputs, batch, stage):
+        target = self.class_probabilities(outputs["scores"])  # (B, N)
+        fidelity = -(target * torch.log(outputs["theta_out"] + EPS)).sum(dim=1).mean()
+        nmf = ((outputs["X"] - self.reconstruction(outputs["H"])) ** 2).mean()
+        return {
+            "loss_fid": fidelity,
+            "loss_nmf": self.hparams.alpha * nmf,
+            "loss_l1": self.hparams.beta * outputs["H"].abs().mean(),
+        }
+
+    def score(self, outputs, batch):
+        values = super().score(outputs, batch)
+        classes, X = outputs["classes"], outputs["X"]
+        for k in (1, 3, 5):
+            values[f"theta_top{k}"] = metrics.topk_fidelity(outputs["theta_out"], classes, k)
+        residual = X - self.reconstruction(outputs["H"])
+        values["nmf_rel_error"] = residual.flatten(1).norm(dim=1) / X.flatten(1).norm(dim=1).clamp(min=EPS)
+        values["n_selected"] = outputs["selected"].sum(dim=1)
+        # The paper's faithfulness: logit drop when the relevant components are
+        # removed, next to removing as many random ones (medians over clips).
+        random_mask = soft_mask(self.W, outputs["H"], random_selection(outputs["selected"]))
+        removed = torch.cat([(1 - outputs["mask"]) * X, (1 - random_mask) * X])  # (2B, frames, F)
+        scores_removed, _ = self.classify(removed)
+        logits = outputs["scores"] / self.hparams.classifier_temp
+        logits_removed = (scores_removed / self.hparams.classifier_temp).chunk(2)
+        logit_c = logits.gather(1, classes.view(-1, 1)).squeeze(1)
+        values["ff_components"] = logit_c - logits_removed[0].gather(1, classes.view(-1, 1)).squeeze(1)
+        values["ff_random"] = logit_c - logits_removed[1].gather(1, classes.view(-1, 1)).squeeze(1)
+        return values
+
+    @torch.no_grad()
+    def component_audio(self, wav):
+        """Algorithm 2 for one clip: the audio of each selected component.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            One waveform (T,) or (1, T).
+
+        Returns
+        -------
+        components : list of (int, float, torch.Tensor)
+            (component index k, relevance r_k, waveform x_k (T,)) for k in L.
+        outputs : dict
+            `explain()`'s outputs for the clip.
+        """
+        wav = wav.reshape(1, -1)
+        outputs = self.explain(wav)
+        chosen = outputs["selected"][0].nonzero().flatten()  # (L,)
+        if chosen.numel() == 0:
+            return [], outputs
+        H = outputs["H"][0, chosen]  # (L, frames)
+        X = outputs["X"][0]  # (frames, F)
+        full = self.reconstruction(outputs["H"])[0]  # (frames, F)
+        parts = torch.einsum("fl,lt->ltf", self.W[:, chosen], H) / (full + EPS) * X  # (L, frames, F)
+        X_stft = outputs["X_stft"].expand(len(chosen), *outputs["X_stft"].shape[1:])
+        audio = self.invert(parts, X_stft, wav.shape[-1])  # (L, T)
+        r = outputs["relevance"][0, chosen]
+        return [(int(k), float(rk), a) for k, rk, a in zip(chosen, r, audio)], outputs
+
+
+def main(argv=None):
+    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
+    brain = L2I(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+        label_encoder=label_encoder,
+    )
+    brain.fit(
+        epoch_counter=hparams["epoch_counter"],
+        train_set=datasets["train"],
+        valid_set=datasets["valid"],
+        train_loader_kwargs=hparams["dataloader_options"],
+        valid_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    brain.evaluate(datasets["test"], max_key=L2I.best_key, test_loader_kwargs=hparams["test_dataloader_options"])
+    return brain
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Trains a PIQ (Posthoc Interpretation via Quantization) interpreter.
+
+Run from the repository root:
+
+    python recipes/train_piq.py hparams/piq.yaml --data_folder /data/ESC-50
+
+psi (`models.PIQ.VectorQuantizedPSI_Audio`) reads the frozen Conv2d
+classifier's representations, quantizes them with a codebook partitioned by
+the classifier's predicted class (straight-through gradients), and decodes a
+mask over the spectrogram:
+
+- use_mask_output: True  -> mask = sigmoid(decoder); loss = rec_loss_coef * BCE
+  against the target mask (X above mask_th x its per-clip maximum);
+- use_mask_output: False -> softplus(decoder) is a spectrogram fitted to X by
+  MSE; the mask is where it exceeds mask_th x its per-clip maximum;
+- use_vq: False          -> the codebook is bypassed;
+
+plus the VQ loss ||sg(h) - z_q||^2 and the commitment loss ||h - sg(z_q)||^2.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import sys
+
+import torch
+import torch.nn.functional as F
+from speechbrain.utils.logger import get_logger
+
+from recipes.common import prepare_run
+from recipes.interpreter_brain import InterpreterBrain
+from recipes.pipeline import match_frames
+
+logger = get_logger(__name__)
+
+
+def target_mask(X, mask_th):
+    """1 where X exceeds mask_th times its per-clip maximum, (B, frames, F).
+
+    Example
+    -------
+    >>> target_mask(torch.tensor([[[0.0, 1.0], [0.5, 2.0]]]), 0.35)
+    tensor([[[0., 1.],
+             [0., 1.]]])
+    """
+    peak = X.flatten(1).amax(dim=1).view(-1, 1, 1)
+    return (X > mask_th * peak).float()
+
+
+class PIQ(InterpreterBrain):
+    """Posthoc Interpretation via Quantization on the InterpreterBrain base."""
+
+    best_key = "fid_in"
+
+    def load_frozen(self):
+        """Checks up front that the codebook can be split over the classes."""
+        K, n_classes = self.hparams.K, self.hparams.out_n_neurons
+        shared = self.hparams.shared_keys
+        if self.hparams.use_vq and self.hparams.activate_class_partitioning and K - shared < n_classes:
+            raise ValueError(
+                f"K={K} codebook entries (with shared_keys={shared}) cannot be split over "
+                f"{n_classes} classes: give --K at least {n_classes + shared}."
+            )
+        self.codes_used = torch.zeros(K, dtype=torch.bool)
+
+    def on_stage_start(self, stage, epoch=None):
+        super().on_stage_start(stage, epoch)
+        self.codes_used = torch.zeros(self.hparams.K, dtype=torch.bool)
+
+    def decode(self, representations, classes):
+        """psi's decoder output (B, frames', F), its pre-VQ h and quantized z_q."""
+        psi = self.unwrapped("psi")
+        if self.hparams.use_vq:
+            decoded, h, z_q = self.modules.psi(representations, classes)
+            with torch.no_grad():
+                codes = psi.codebook(h.detach(), classes)  # (B, h', w') indices
+            self.codes_used |= torch.bincount(codes.flatten().cpu(), minlength=self.hparams.K) > 0
+        else:  # the same path without the codebook
+            h = psi.adapter(representations) if psi.use_adapter else representations
+            z = psi.up(psi.down(h)) if psi.adapter_reduce_dim else h
+            decoded, z_q = psi.decoder(z), None
+        return decoded.squeeze(1), h, z_q
+
+    def interpret(self, X, representations, classes, stage):
+        decoded, h, z_q = self.decode(representations, classes)  # (B, frames', F)
+        if decoded.shape[-1] != X.shape[-1]:
+            raise ValueError(
+                f"psi decodes {decoded.shape[-1]} frequency bins but the STFT has {X.shape[-1]}: "
+                "PIQ's decoder is built for n_fft 1024 (513 bins)."
+            )
+        if self.hparams.use_mask_output:
+            mask = torch.sigmoid(decoded)
+        else:
+            decoded = F.softplus(decoded)
+            mask = target_mask(decoded, self.hparams.mask_th)
+        # The decoder's frame count is fixed by the representation size: crop or
+        # zero-pad the mask to the input's frames.
+        return {"decoded": decoded, "h": h, "z_q": z_q, "mask": match_frames(mask, X.shape[1])}
+
+    def interpretation_loss(self, outputs, batch, stage):
+        X, decoded = outputs["X"], outputs["decoded"]
+        n = min(X.shape[1], decoded.shape[1])  # frames both cover
+        X, decoded = X[:, :n], decoded[:, :n]
+        if self.hparams.use_mask_output:
+            target = target_mask(X, self.hparams.mask_th)
+            rec = F.binary_cross_entropy_with_logits(decoded, target)
+        else:
+            rec = F.mse_loss(decoded, X)
+        terms = {"loss_rec": self.hparams.rec_loss_coef * rec}
+        if self.hparams.use_vq:
+            h, z_q = outputs["h"], outputs["z_q"]
+            terms["loss_vq"] = F.mse_loss(z_q, h.detach())
+            terms["loss_commit"] = self.hparams.commitment_coef * F.mse_loss(h, z_q.detach())
+        return terms
+
+    def stage_extra_stats(self):
+        if not self.hparams.use_vq:
+            return {}
+        return {"codebook_usage": self.codes_used.float().mean().item()}
+
+
+def main(argv=None):
+    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
+    brain = PIQ(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+        label_encoder=label_encoder,
+    )
+    brain.fit(
+        epoch_counter=hparams["epoch_counter"],
+        train_set=datasets["train"],
+        valid_set=datasets["valid"],
+        train_loader_kwargs=hparams["dataloader_options"],
+        valid_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    brain.evaluate(datasets["test"], max_key=PIQ.best_key, test_loader_kwargs=hparams["test_dataloader_options"])
+    return brain
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,409 @@
+"""Tests of data_prep/esc50_prepare.py: manifests, download, errors, the audio pipeline."""
+
+import csv
+import functools
+import http.server
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from data_prep.esc50_prepare import check_folds, dataio_prep, prepare_esc50
+
+CSV_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+RATE = 16000
+
+
+def _sine(seconds, rate=RATE, freq=440.0, channels=1):
+    t = np.arange(int(round(seconds * rate))) / rate
+    wave = 0.3 * np.sin(2 * np.pi * freq * t).astype("float32")
+    return wave if channels == 1 else np.stack([wave] * channels, axis=1)
+
+
+def _clip(fold, target, category, take="A", audio=None, rate=RATE):
+    """One csv row plus what to write as its file (array, or raw bytes)."""
+    name = f"{fold}-{100 + target}-{take}-{target}.wav"
+    return {
+        "filename": name,
+        "fold": fold,
+        "target": target,
+        "category": category,
+        "audio": _sine(1.0) if audio is None else audio,
+        "rate": rate,
+    }
+
+
+def _default_clips():
+    return [
+        _clip(1, 3, "cow"),
+        _clip(2, 1, "rooster"),
+        _clip(3, 3, "cow", "B"),
+        _clip(4, 1, "rooster"),
+        _clip(5, 3, "cow"),
+    ]
+
+
+def _write_dataset(root, clips, columns=CSV_COLUMNS):
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    (root / "audio").mkdir(exist_ok=True)
+    with open(root / "meta" / "esc50.csv", "w", newline="", encoding="utf-8") as fout:
+        writer = csv.writer(fout)
+        writer.writerow(columns)
+        for clip in clips:
+            row = {**clip, "esc10": "False", "src_file": 100 + clip["target"], "take": "A"}
+            writer.writerow([row[column] for column in columns])
+    for clip in clips:
+        path = root / "audio" / clip["filename"]
+        if isinstance(clip["audio"], bytes):
+            path.write_bytes(clip["audio"])
+        else:
+            sf.write(path, clip["audio"], clip["rate"])
+    return root
+
+
+def _manifests(folder):
+    return {split: folder / f"{split}.json" for split in ("train", "valid", "test")}
+
+
+def _prepare(data_folder, manifest_folder, **kwargs):
+    paths = _manifests(manifest_folder)
+    prepare_esc50(data_folder, None, paths["train"], paths["valid"], paths["test"], **kwargs)
+    return {split: json.loads(path.read_text()) for split, path in paths.items()}
+
+
+def _hparams(data_folder, manifest_folder, save_folder, sample_rate=RATE, signal_length_s=1.0):
+    paths = _manifests(manifest_folder)
+    return {
+        "data_folder": str(data_folder),
+        "save_folder": str(save_folder),
+        "train_annotation": str(paths["train"]),
+        "valid_annotation": str(paths["valid"]),
+        "test_annotation": str(paths["test"]),
+        "sample_rate": sample_rate,
+        "signal_length_s": signal_length_s,
+    }
+
+
+def _items(dataset):
+    return {item["id"]: item for item in dataset}
+
+
+def _closed_port_url(name="master.zip"):
+    """A URL on 127.0.0.1 where nothing listens: an honest offline download."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+@pytest.fixture
+def http_folder(tmp_path, monkeypatch):
+    """Serves a folder on 127.0.0.1 with http.server; yields (folder, base URL)."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _esc50_zip(zip_path, source_root, top="ESC-50-master", skip=()):
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for path in sorted(source_root.rglob("*")):
+            relative = path.relative_to(source_root).as_posix()
+            if path.is_file() and not relative.startswith(skip):
+                archive.write(path, f"{top}/{relative}")
+    return zip_path
+
+
+def _leftovers(folder):
+    return [path.name for path in folder.iterdir() if ".download-" in path.name]
+
+
+# ---- real ESC-50 clips ---------------------------------------------------------------------
+
+
+def test_real_clips_manifests_and_pipeline(esc50_sample_dir, tmp_path):
+    manifests = _prepare(esc50_sample_dir, tmp_path / "manifest")
+    assert {split: sorted(entries) for split, entries in manifests.items()} == {
+        "train": ["1-100032-A-0", "2-100648-A-43", "3-103051-C-19"],
+        "valid": ["4-156993-A-19"],
+        "test": ["5-156999-C-19"],
+    }
+    entry = manifests["train"]["2-100648-A-43"]
+    assert entry == {
+        "wav": "{data_root}/audio/2-100648-A-43.wav",
+        "classID": 43,
+        "class_string": "car_horn",
+        "fold": 2,
+        "duration": 5.0,
+    }
+
+    hparams = _hparams(
+        esc50_sample_dir, tmp_path / "manifest", tmp_path / "save", signal_length_s=5
+    )
+    datasets, encoder = dataio_prep(hparams)
+    assert encoder.decode_ndim(range(len(encoder))) == ["dog", "thunderstorm", "car_horn"]
+    item = _items(datasets["valid"])["4-156993-A-19"]
+    assert item["sig"].shape == (16000 * 5,) and item["sig"].dtype == torch.float32
+    assert torch.isfinite(item["sig"]).all()
+    assert item["sig"].abs().max() == pytest.approx(1.0)
+    assert item["class_string"] == "thunderstorm"
+    assert item["class_string_encoded"].dtype == torch.long
+    assert item["class_string_encoded"].tolist() == [1]
+    assert (tmp_path / "save" / "label_encoder.txt").is_file()
+
+
+# ---- manifests ----------------------------------------------------------------------------
+
+
+def test_moved_dataset_still_loads(tmp_path):
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    _prepare(data, tmp_path / "manifest")
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    datasets, _ = dataio_prep(_hparams(moved, tmp_path / "manifest", tmp_path / "save"))
+    assert len(datasets["train"]) == 3
+    assert all(torch.isfinite(item["sig"]).all() for item in datasets["train"])
+
+
+def test_corrupt_and_empty_wavs_are_skipped_and_counted(tmp_path, caplog):
+    clips = _default_clips() + [
+        _clip(1, 2, "pig", audio=os.urandom(2000)),  # random bytes
+        _clip(2, 2, "pig", audio=b""),  # zero bytes
+        _clip(3, 2, "pig", audio=np.zeros(0, dtype="float32")),  # valid header, no samples
+    ]
+    data = _write_dataset(tmp_path / "data", clips)
+    with caplog.at_level(logging.WARNING):
+        manifests = _prepare(data, tmp_path / "manifest")
+    assert sorted(manifests["train"]) == ["1-103-A-3", "2-101-A-1", "3-103-B-3"]
+    for bad in clips[5:]:
+        assert bad["filename"] in caplog.text
+    assert "Skipped 3 unreadable clip(s)" in caplog.text
+
+
+def test_skip_manifest_creation_keeps_existing_files(tmp_path, caplog):
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    paths = _manifests(tmp_path / "manifest")
+    paths["train"].parent.mkdir()
+    for path in paths.values():
+        path.write_text("{}")
+    with caplog.at_level(logging.INFO):
+        _prepare(data, tmp_path / "manifest", skip_manifest_creation=True)
+    assert all(path.read_text() == "{}" for path in paths.values())
+    assert "skip_manifest_creation" in caplog.text
+    paths["test"].unlink()  # one missing: all are written
+    manifests = _prepare(data, tmp_path / "manifest", skip_manifest_creation=True)
+    assert len(manifests["train"]) == 3 and len(manifests["test"]) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"valid_fold_nums": [3]}, "train_fold_nums"),  # overlaps train
+        ({"test_fold_nums": 6}, "test_fold_nums"),
+        ({"train_fold_nums": ["1", 2]}, "train_fold_nums"),
+        ({"valid_fold_nums": "4"}, "valid_fold_nums"),
+        ({"valid_fold_nums": []}, "valid_fold_nums"),
+        ({"test_fold_nums": [True]}, "test_fold_nums"),
+    ],
+)
+def test_bad_folds_raise_and_keep_manifests(tmp_path, kwargs, argument):
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    before = _prepare(data, tmp_path / "manifest")
+    with pytest.raises(ValueError, match=argument):
+        _prepare(data, tmp_path / "manifest", **kwargs)
+    assert {
+        split: json.loads(path.read_text())
+        for split, path in _manifests(tmp_path / "manifest").items()
+    } == before
+
+
+def test_check_folds_accepts_int_and_lists():
+    assert check_folds("train_fold_nums", 2) == [2]
+    assert check_folds("train_fold_nums", [2, 1]) == [1, 2]
+    with pytest.raises(ValueError, match="repeated"):
+        check_folds("train_fold_nums", [1, 1])
+
+
+def test_csv_missing_column(tmp_path):
+    columns = [column for column in CSV_COLUMNS if column != "target"]
+    data = _write_dataset(tmp_path / "data", _default_clips(), columns=columns)
+    with pytest.raises(ValueError, match=r"\['target'\]"):
+        _prepare(data, tmp_path / "manifest")
+
+
+def test_empty_audio_folder_raises_and_keeps_manifest(tmp_path):
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    before = _prepare(data, tmp_path / "manifest")
+    shutil.rmtree(data / "audio")
+    (data / "audio").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .wav file"):
+        _prepare(data, tmp_path / "manifest")
+    assert json.loads((tmp_path / "manifest" / "train.json").read_text()) == before["train"]
+
+
+def test_split_without_readable_clip_raises_and_keeps_manifest(tmp_path):
+    clips = _default_clips()
+    data = _write_dataset(tmp_path / "data", clips)
+    before = _prepare(data, tmp_path / "manifest")
+    (data / "audio" / clips[4]["filename"]).write_bytes(b"not audio")  # the only fold-5 clip
+    with pytest.raises(ValueError, match=r"No readable clip for test \(folds \[5\]\)"):
+        _prepare(data, tmp_path / "manifest")
+    assert json.loads((tmp_path / "manifest" / "test.json").read_text()) == before["test"]
+
+
+# ---- missing data, download -----------------------------------------------------------------
+
+
+def test_missing_folder_offline_is_a_clear_error(tmp_path):
+    missing = tmp_path / "ESC-50"
+    with pytest.raises(RuntimeError) as err:
+        _prepare(missing, tmp_path / "manifest", download_url=_closed_port_url())
+    message = str(err.value)
+    assert "meta/esc50.csv" in message and "make demo" in message
+    assert "synthetic_prepare.py" in message
+    assert not missing.exists() and not _leftovers(tmp_path)
+    assert not (tmp_path / "manifest").exists()
+
+
+def test_folder_without_csv_offline_is_a_clear_error(tmp_path):
+    empty = tmp_path / "ESC-50"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="make demo"):
+        _prepare(empty, tmp_path / "manifest", download_url=_closed_port_url())
+    assert list(empty.iterdir()) == [] and not _leftovers(tmp_path)
+
+
+def test_audio_without_csv_asks_for_the_csv(tmp_path):
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    (data / "meta" / "esc50.csv").unlink()
+    with pytest.raises(FileExistsError, match="meta/esc50.csv"):
+        _prepare(data, tmp_path / "manifest", download_url=_closed_port_url())
+
+
+def test_download_and_unpack_over_http(tmp_path, http_folder):
+    served, base_url = http_folder
+    source = _write_dataset(tmp_path / "source", _default_clips())
+    _esc50_zip(served / "master.zip", source)
+    target = tmp_path / "downloads" / "ESC-50"
+    manifests = _prepare(target, tmp_path / "manifest", download_url=f"{base_url}/master.zip")
+    assert (target / "meta" / "esc50.csv").is_file()
+    assert sorted(p.name for p in (target / "audio").iterdir()) == sorted(
+        p.name for p in (source / "audio").iterdir()
+    )
+    assert len(manifests["train"]) == 3 and len(manifests["valid"]) == 1
+    assert not _leftovers(target.parent)
+
+
+def test_download_from_local_zip_into_empty_folder(tmp_path):
+    source = _write_dataset(tmp_path / "source", _default_clips())
+    archive = _esc50_zip(tmp_path / "ESC-50-master.zip", source)
+    target = tmp_path / "ESC-50"
+    target.mkdir()
+    manifests = _prepare(target, tmp_path / "manifest", download_url=archive.as_uri())
+    assert len(manifests["test"]) == 1 and (target / "audio").is_dir()
+
+
+def test_incomplete_archive_leaves_nothing(tmp_path, http_folder):
+    served, base_url = http_folder
+    source = _write_dataset(tmp_path / "source", _default_clips())
+    _esc50_zip(served / "master.zip", source, skip=("meta",))
+    target = tmp_path / "ESC-50"
+    with pytest.raises(RuntimeError, match="lacks"):
+        _prepare(target, tmp_path / "manifest", download_url=f"{base_url}/master.zip")
+    assert not target.exists() and not _leftovers(tmp_path)
+
+
+# ---- audio pipeline ---------------------------------------------------------------------------
+
+
+def _one_item(tmp_path, audio, rate=RATE, signal_length_s=1.0, sample_rate=RATE):
+    clips = _default_clips()
+    clips[0] = _clip(1, 3, "cow", audio=audio, rate=rate)
+    data = _write_dataset(tmp_path / "data", clips)
+    _prepare(data, tmp_path / "manifest")
+    hparams = _hparams(
+        data,
+        tmp_path / "manifest",
+        tmp_path / "save",
+        sample_rate=sample_rate,
+        signal_length_s=signal_length_s,
+    )
+    datasets, _ = dataio_prep(hparams)
+    return _items(datasets["train"])["1-103-A-3"]["sig"]
+
+
+def test_silent_clip_stays_zeros(tmp_path):
+    sig = _one_item(tmp_path, np.zeros(RATE, dtype="float32"))
+    assert sig.shape == (RATE,) and torch.equal(sig, torch.zeros(RATE))
+
+
+def test_stereo_22k_is_mono_and_resampled(tmp_path):
+    rate = 22050
+    t = np.arange(rate) / rate  # 1 s
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 1000 * t)], axis=1)
+    sig = _one_item(tmp_path, (0.4 * stereo).astype("float32"), rate=rate, signal_length_s=2.0)
+    assert sig.shape == (2 * RATE,)
+    assert sig[RATE - 200 : RATE].abs().max() > 0.1  # 1 s of audio at 16 kHz ...
+    assert torch.equal(sig[RATE + 50 :], torch.zeros(RATE - 50))  # ... then padding
+    spectrum = torch.fft.rfft(sig[:RATE]).abs()  # 1 Hz bins
+    assert spectrum[440] > 0.8 * spectrum[1000] and spectrum[1000] > 0.8 * spectrum[440]
+    assert spectrum[440] > 100 * spectrum[700]  # both channels, nothing else
+
+
+@pytest.mark.parametrize("seconds", [3.0, 7.0])
+def test_short_and_long_clips_match_signal_length(tmp_path, seconds):
+    ramp = np.linspace(0.1, 0.5, int(seconds * RATE)).astype("float32")
+    sig = _one_item(tmp_path, ramp, signal_length_s=5)
+    assert sig.shape == (5 * RATE,) and torch.isfinite(sig).all()
+    if seconds < 5:
+        assert torch.equal(sig[3 * RATE :], torch.zeros(2 * RATE))
+        assert sig[3 * RATE - 1] == pytest.approx(1.0)
+    else:  # cropped to the first 5 s, then peak-normalised
+        expected = torch.from_numpy(ramp[: 5 * RATE]) / float(ramp[5 * RATE - 1])
+        assert torch.allclose(sig, expected, atol=2e-4)  # 16-bit wav
+
+
+def test_label_encoder_is_reused_and_checked(tmp_path):
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    _prepare(data, tmp_path / "manifest")
+    hparams = _hparams(data, tmp_path / "manifest", tmp_path / "save")
+    _, encoder = dataio_prep(hparams)
+    assert encoder.decode_ndim([0, 1]) == ["rooster", "cow"]  # sorted by target: 1, 3
+    saved = tmp_path / "save" / "label_encoder.txt"
+    saved.write_text(saved.read_text().replace("'cow'", "'sheep'"))
+    with pytest.raises(ValueError, match=r"lacks the classes \['cow'\]"):
+        dataio_prep(hparams)
+    clips = _default_clips() + [_clip(1, 0, "dog", take="C")]
+    data = _write_dataset(tmp_path / "data", clips)
+    _prepare(data, tmp_path / "manifest")
+    saved.unlink()
+    _, encoder = dataio_prep(hparams)
+    assert encoder.decode_ndim([0, 1, 2]) == ["dog", "rooster", "cow"]
+    _, reloaded = dataio_prep(hparams)
+    assert reloaded.lab2ind == encoder.lab2ind
+
+
+def test_dataio_prep_without_manifest(tmp_path):
+    with pytest.raises(FileNotFoundError, match="prepare_esc50"):
+        dataio_prep(_hparams(tmp_path, tmp_path / "nothing", tmp_path / "save"))
