@@ -78,7 +78,11 @@ def prepare_run(argv=None, prepare=True):
     label_encoder : CategoricalEncoder or None
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    hparams = _load_yaml(hparams_file, overrides)
+    user_set_classes = "out_n_neurons" in _overrides_keys(overrides)
+    # The class count is unknown until the data is read: the first pass builds
+    # the modules for one class (every size check passes), the second for the data.
+    first_pass = overrides if user_set_classes or not prepare else _with_override(overrides, "out_n_neurons", 1)
+    hparams = _load_yaml(hparams_file, first_pass)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -89,19 +93,15 @@ def prepare_run(argv=None, prepare=True):
 
     datasets, label_encoder = prepare_data(hparams)
     n_classes = len(label_encoder)
-    if hparams.get("out_n_neurons") != n_classes:
-        if "out_n_neurons" in _overrides_keys(overrides):
+    if user_set_classes:
+        if hparams["out_n_neurons"] != n_classes:
             raise ValueError(
                 f"--out_n_neurons {hparams['out_n_neurons']} was given but the data in "
                 f"{hparams['data_folder']} has {n_classes} classes; drop the override "
                 "(the class count is read from the data)."
             )
-        logger.info(
-            "The data has %d classes (yaml default %s): building the models for %d.",
-            n_classes,
-            hparams.get("out_n_neurons"),
-            n_classes,
-        )
+    else:
+        logger.info("The data has %d classes: building the models for %d.", n_classes, n_classes)
         overrides = _with_override(overrides, "out_n_neurons", n_classes)
         hparams = _load_yaml(hparams_file, overrides)
     return hparams, run_opts, hparams_file, overrides, datasets, label_encoder

@@ -108,6 +108,11 @@ def _hub_id(path):
     return not os.path.exists(path) and len(parts) == 3 and not path.startswith((".", "/", "~"))
 
 
+def interpreter_file(module_name):
+    """File name of an exported interpreter module: psi -> psi_model.ckpt, theta -> theta.ckpt."""
+    return "psi_model.ckpt" if module_name == "psi" else f"{module_name}.ckpt"
+
+
 def freeze(module):
     """Eval mode and no gradients, for good."""
     module.eval()
@@ -327,6 +332,28 @@ class InterpreterBrain(sb.core.Brain):
                 with open(path + ".part", "w", encoding="utf-8") as fout:
                     json.dump(stats, fout, indent=2)
                 os.replace(path + ".part", path)
+                self.export_interpreter(self.hparams.output_folder)
+
+    def export_interpreter(self, folder):
+        """Writes the trained modules (the checkpoint evaluated) as plain state dicts:
+        `psi_model.ckpt` (and `theta.ckpt` for L2I), what eval.py --pretrained_interpreter takes."""
+        for name in self.modules:
+            path = os.path.join(folder, interpreter_file(name))
+            torch.save(self.unwrapped(name).state_dict(), path + ".part")
+            os.replace(path + ".part", path)
+        logger.info("Exported the interpreter (%s) to %s", ", ".join(self.modules), folder)
+
+    def load_interpreter(self, path):
+        """Loads exported interpreter weights (strict, weights_only=True).
+
+        `path` is a `psi_model.ckpt` file (its siblings, e.g. `theta.ckpt`, are
+        read from the same folder) or the folder holding them.
+        """
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        for name in self.modules:
+            file = os.path.join(folder, interpreter_file(name))
+            self.unwrapped(name).load_state_dict(load_state_dict_file(file, f"interpreter {name}"), strict=True)
+        logger.info("Loaded the interpreter (%s) from %s", ", ".join(self.modules), folder)
 
     def log_stats(self, meta, **stage_stats):
         """One logging path for valid and test: train log file and tensorboard."""
