@@ -54,7 +54,16 @@ def prepare_data(hparams):
             "skip_manifest_creation": hparams.get("skip_manifest_creation", False),
         },
     )
+    # The main process writes the label encoder; the others then read it.
+    run_on_main(_write_label_encoder, args=[hparams])
     return dataio_prep(hparams)
+
+
+def _write_label_encoder(hparams):
+    """dataio_prep on the main process, for its side effect: the saved label encoder."""
+    from data_prep.esc50_prepare import dataio_prep
+
+    dataio_prep(hparams)
 
 
 def prepare_run(argv=None, prepare=True):
@@ -78,6 +87,8 @@ def prepare_run(argv=None, prepare=True):
     label_encoder : CategoricalEncoder or None
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # torchrun's environment (RANK, LOCAL_RANK) switches DDP on: join the group.
+    sb.utils.distributed.ddp_init_group(run_opts)
     user_set_classes = "out_n_neurons" in _overrides_keys(overrides)
     # The class count is unknown until the data is read: the first pass builds
     # the modules for one class (every size check passes), the second for the data.
@@ -115,6 +126,28 @@ def _overrides_keys(overrides):
         if ":" in line and not line.startswith(" "):
             keys.add(line.split(":", 1)[0].strip())
     return keys
+
+
+class CPUFriendlyDDP:
+    """Brain mixin: multi-process training that also works on CPU.
+
+    SpeechBrain 1.1.2 converts every BatchNorm to SyncBatchNorm before wrapping a
+    module in DDP, and SyncBatchNorm refuses CPU modules ("SyncBatchNorm layers
+    only work with GPU modules"). On CPU (gloo) the modules are wrapped in DDP
+    as they are, each process keeping its own BatchNorm statistics; on GPU the
+    SpeechBrain behaviour, SyncBatchNorm included, is unchanged.
+    """
+
+    def _wrap_distributed(self):
+        if not self.distributed_launch or torch.device(self.device).type != "cpu":
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel
+
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
+                )
 
 
 def load_state_dict_file(path, what):

@@ -28,7 +28,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from recipes import metrics
-from recipes.common import load_state_dict_file
+from recipes.common import CPUFriendlyDDP, load_state_dict_file
 from recipes.pipeline import classify, invert_to_audio, spectrogram
 
 logger = get_logger(__name__)
@@ -55,10 +55,25 @@ class StageStats:
         total, n = self.scalars.get(name, (0.0, 0))
         self.scalars[name] = (total + float(value) * count, n + count)
 
+    def _gathered(self):
+        """Values and scalars of every process (DDP splits a stage's clips)."""
+        values = {name: torch.cat(chunks) for name, chunks in self.values.items()}
+        scalars = dict(self.scalars)
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return values, scalars
+        everyone = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(everyone, (values, scalars))
+        values = {name: torch.cat([part[0][name] for part in everyone if name in part[0]]) for name in values}
+        scalars = {
+            name: (sum(part[1][name][0] for part in everyone), sum(part[1][name][1] for part in everyone))
+            for name in scalars
+        }
+        return values, scalars
+
     def summary(self):
-        stats = {name: total / max(n, 1) for name, (total, n) in self.scalars.items()}
-        for name, chunks in self.values.items():
-            values = torch.cat(chunks)
+        all_values, scalars = self._gathered()
+        stats = {name: total / max(n, 1) for name, (total, n) in scalars.items()}
+        for name, values in all_values.items():
             values = values[torch.isfinite(values)]
             if values.numel() == 0:
                 stats[name] = float("nan")
@@ -121,7 +136,7 @@ def freeze(module):
     return module
 
 
-class InterpreterBrain(sb.core.Brain):
+class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     """Base Brain of the interpreters. See the module docstring for the flow.
 
     Expects in hparams: compute_stft, compute_istft, compute_fbank,

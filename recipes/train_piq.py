@@ -117,7 +117,10 @@ class PIQ(InterpreterBrain):
     def stage_extra_stats(self):
         if not self.hparams.use_vq:
             return {}
-        return {"codebook_usage": self.codes_used.float().mean().item()}
+        used = self.codes_used.to(torch.int32)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(used, op=torch.distributed.ReduceOp.MAX)  # any process used it
+        return {"codebook_usage": used.float().mean().item()}
 
 
 def main(argv=None):
