@@ -30,3 +30,84 @@ def tiny_synthetic(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_synthetic")
     return create_synthetic_dataset(out, classes=3, per_class=5, seed=7, duration_s=1.0)
+
+
+HPARAMS = REPO_ROOT / "hparams"
+
+
+def with_flag(argv, flag, value):
+    """argv with `--flag value` set (replaced if present): yaml overrides can't repeat a key."""
+    argv = list(argv)
+    if flag in argv:
+        argv[argv.index(flag) + 1] = str(value)
+        return argv
+    return argv + [flag, str(value)]
+# CPU-sized overrides shared by the tiny end-to-end runs (1 s clips, tiny dims).
+TINY = ["--signal_length_s", "1", "--batch_size", "4", "--number_of_epochs", "1"]
+TINY_CLASSIFIER = ["--emb_dim", "8", "--lin_neurons", "8"]
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tiny_synthetic, tmp_path_factory):
+    """A Conv2d classifier and an NMF dictionary (K 12) trained on `tiny_synthetic`.
+
+    Real training through the recipes (1 epoch): the frozen parts the
+    interpreter tests load. Returns the paths and the CLI overrides that point
+    an interpreter yaml at them.
+    """
+    from recipes import train_classifier, train_nmf
+
+    out = tmp_path_factory.mktemp("pretrained")
+    data = ["--data_folder", str(tiny_synthetic)]
+    train_classifier.main(
+        [str(HPARAMS / "classifier_conv2d.yaml"), *data, "--output_folder", str(out / "classifier")]
+        + TINY
+        + TINY_CLASSIFIER
+    )
+    train_nmf.main(
+        [str(HPARAMS / "nmf.yaml"), *data, "--output_folder", str(out / "nmf"), "--K", "12"]
+        + ["--signal_length_s", "1", "--nmf_n_iter", "30", "--nmf_valid_n_iter", "30"]
+    )
+    overrides = [
+        *data,
+        "--classifier_folder",
+        str(out / "classifier"),
+        "--nmf_decoder_path",
+        str(out / "nmf" / "nmf_decoder.ckpt"),
+        *TINY,
+        *TINY_CLASSIFIER,
+        "--n_interpretations_to_save",
+        "2",
+        "--interpret_period",
+        "1",
+    ]
+    return {
+        "classifier": out / "classifier",
+        "nmf": out / "nmf" / "nmf_decoder.ckpt",
+        "overrides": overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_l2i(tiny_pretrained, tmp_path_factory):
+    """One epoch of L2I (conv2d yaml, K 12) on the tiny set: {"folder", "brain", "argv"}."""
+    from recipes import train_l2i
+
+    out = tmp_path_factory.mktemp("l2i") / "run"
+    argv = [str(HPARAMS / "l2i_conv2d.yaml"), "--K", "12", "--lr", "0.001"] + tiny_pretrained["overrides"]
+    brain = train_l2i.main(argv + ["--output_folder", str(out)])
+    return {"folder": out, "brain": brain, "argv": argv}
+
+
+@pytest.fixture(scope="session")
+def tiny_piq(tiny_pretrained, tmp_path_factory):
+    """One epoch of PIQ (K 30) on the tiny set: {"folder", "brain", "argv"}."""
+    from recipes import train_piq
+
+    out = tmp_path_factory.mktemp("piq") / "run"
+    overrides = list(tiny_pretrained["overrides"])
+    nmf_at = overrides.index("--nmf_decoder_path")
+    del overrides[nmf_at : nmf_at + 2]  # PIQ has no dictionary
+    argv = [str(HPARAMS / "piq.yaml"), "--K", "30"] + overrides
+    brain = train_piq.main(argv + ["--output_folder", str(out)])
+    return {"folder": out, "brain": brain, "argv": argv}
