@@ -291,13 +291,19 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
 
     # ------------------------------------------------------------------ scoring
     def score(self, outputs, batch):
-        """The metric suite for one batch, {name: (B,) values}; extra classifier
-        passes (on X_int and X - X_int) are made here only, in one batched call."""
+        """The metric suite for one batch, {name: (B,) values}.
+
+        The extra classifier passes (on X_int and on X - X_int) are made here
+        only, in one batched call; their scores are kept in `outputs`
+        ("scores_int", "scores_removed") for a subclass's metrics to reuse.
+        """
         X, mask = outputs["X"], outputs["mask"]
         X_int = mask * X
-        probs = self.class_probabilities(outputs["scores"])
         scores_pair, _ = self.classify(torch.cat([X_int, X - X_int]))  # (2B, N)
-        probs_int, probs_removed = self.class_probabilities(scores_pair).chunk(2)
+        outputs["scores_int"], outputs["scores_removed"] = scores_pair.chunk(2)
+        probs = self.class_probabilities(outputs["scores"])
+        probs_int = self.class_probabilities(outputs["scores_int"])
+        probs_removed = self.class_probabilities(outputs["scores_removed"])
         return metrics.mask_metrics(probs, probs_int, probs_removed, outputs["classes"], mask)
 
     def compute_objectives(self, outputs, batch, stage):

@@ -149,15 +149,16 @@ class L2I(InterpreterBrain):
         values["nmf_rel_error"] = residual.flatten(1).norm(dim=1) / X.flatten(1).norm(dim=1).clamp(min=EPS)
         values["n_selected"] = outputs["selected"].sum(dim=1)
         # The paper's faithfulness: logit drop when the relevant components are
-        # removed, next to removing as many random ones (medians over clips).
+        # removed (X - X_int, already classified by the base), next to removing
+        # as many random ones (medians over clips).
         random_mask = soft_mask(self.W, outputs["H"], random_selection(outputs["selected"]))
-        removed = torch.cat([(1 - outputs["mask"]) * X, (1 - random_mask) * X])  # (2B, frames, F)
-        scores_removed, _ = self.classify(removed)
-        logits = outputs["scores"] / self.hparams.classifier_temp
-        logits_removed = (scores_removed / self.hparams.classifier_temp).chunk(2)
-        logit_c = logits.gather(1, classes.view(-1, 1)).squeeze(1)
-        values["ff_components"] = logit_c - logits_removed[0].gather(1, classes.view(-1, 1)).squeeze(1)
-        values["ff_random"] = logit_c - logits_removed[1].gather(1, classes.view(-1, 1)).squeeze(1)
+        scores_random, _ = self.classify((1 - random_mask) * X)
+
+        def logit_c(scores):
+            return (scores / self.hparams.classifier_temp).gather(1, classes.view(-1, 1)).squeeze(1)
+
+        values["ff_components"] = logit_c(outputs["scores"]) - logit_c(outputs["scores_removed"])
+        values["ff_random"] = logit_c(outputs["scores"]) - logit_c(scores_random)
         return values
 
     @torch.no_grad()

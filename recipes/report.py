@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""An HTML report of one or more evaluations (recipes/eval.py folders).
+
+    python recipes/report.py results/demo/l2i/eval results/demo/piq/eval --out results/demo/report
+
+writes `<out>/index.html`: a summary table (every interpreter and baseline of
+every evaluation x the metrics), then per evaluation one row per shown clip
+with its class and probability, audio players for the clip, the
+interpretation (and the target event on the synthetic dataset) and the
+input / mask / interpretation spectrogram PNG. Links are relative paths to
+the files in the eval folders; the page has no script and no external
+style, so it opens offline (keep the folders together when moving them).
+`recipes/eval.py` writes one for its own folder (`<eval_folder>/report/`).
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import argparse
+import html
+import json
+import math
+import os
+import sys
+import urllib.parse
+
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+#: Known metrics in table order: key -> (column title, definition).
+METRICS = {
+    "fid_in": ("Fid-In", "share of clips whose predicted class on the interpretation is the class on the input (higher is better)"),
+    "faithfulness": ("FF", "p_c(X) - p_c(X - X_int): confidence lost when the interpretation is removed (higher is better)"),
+    "AI": ("AI %", "share of clips where the interpretation alone is more confident in c than the input (higher is better)"),
+    "AD": ("AD %", "mean relative confidence drop on the interpretation (lower is better)"),
+    "AG": ("AG %", "mean relative confidence gain on the interpretation (higher is better)"),
+    "SPS": ("SPS", "sparseness: Gini index of the mask (higher is sparser)"),
+    "COMP": ("COMP", "complexity: entropy of the mask normalised to sum 1 (lower is simpler)"),
+    "si_sdr": ("SI-SDR dB", "SI-SDR of the interpretation audio against the target event (synthetic data)"),
+    "si_sdri": ("SI-SDRi dB", "SI-SDR improvement over the clip itself (synthetic data)"),
+    "gt_precision": ("GT precision", "share of the kept magnitude (mask * X) in the target-dominant region (synthetic data)"),
+    "gt_recall": ("GT recall", "share of the target-dominant magnitude that the mask keeps (synthetic data)"),
+    "theta_top1": ("Theta top-1", "L2I: the classifier's class is Theta's top-1"),
+    "theta_top3": ("Theta top-3", "L2I: the classifier's class is in Theta's top-3"),
+    "theta_top5": ("Theta top-5", "L2I: the classifier's class is in Theta's top-5"),
+    "ff_components": ("FF_x", "L2I: median logit drop when the relevant components are removed"),
+    "ff_random": ("FF_x random", "L2I: the same with as many random components removed (median)"),
+    "n_selected": ("components", "L2I: mean number of relevant components"),
+    "nmf_rel_error": ("NMF error", "L2I: relative error of the NMF reconstruction W H"),
+}
+BASELINE_LABELS = {"random": "random mask", "saliency": "saliency (captum)"}
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; vertical-align: middle; }
+th { background: #f0f0f0; }
+td.label, th.label { text-align: left; }
+tr.interpreter td { font-weight: bold; }
+table.clips td { text-align: left; }
+table.clips img { max-width: 720px; }
+audio { width: 220px; }
+.meta { color: #555; font-size: 90%; }
+"""
+
+
+def load_evaluation(folder):
+    """metrics.json of an eval folder, with "folder" added; a clear error when missing."""
+    path = os.path.join(folder, "metrics.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: run recipes/eval.py with --eval_folder {folder} first."
+        )
+    with open(path, encoding="utf-8") as fin:
+        evaluation = json.load(fin)
+    evaluation["folder"] = os.path.abspath(folder)
+    return evaluation
+
+
+def setup_label(evaluation):
+    """'PIQ', or 'PIQ [mixtures]' for an out-of-distribution evaluation.
+
+    Example
+    -------
+    >>> setup_label({"interpreter": "PIQ", "overlap_type": "mixtures", "wham_noise": False})
+    'PIQ [mixtures]'
+    """
+    extras = []
+    if evaluation.get("overlap_type", "none") != "none":
+        extras.append(evaluation["overlap_type"])
+    if evaluation.get("wham_noise"):
+        extras.append("WHAM! noise")
+    label = evaluation["interpreter"]
+    return f"{label} [{', '.join(extras)}]" if extras else label
+
+
+def method_label(evaluation, method):
+    """The row label of one method of one evaluation."""
+    if method == evaluation["interpreter"]:
+        return setup_label(evaluation)
+    return f"{setup_label(evaluation)}: {BASELINE_LABELS.get(method, method)}"
+
+
+def summary_rows(evaluations):
+    """{row label: {metric: value}} over all methods of all evaluations, in order."""
+    return {
+        method_label(evaluation, method): stats
+        for evaluation in evaluations
+        for method, stats in evaluation["methods"].items()
+    }
+
+
+def metric_columns(rows):
+    """Metric keys present in `rows`: known ones in METRICS order, then the others sorted."""
+    present = {key for stats in rows.values() for key in stats if key != "loss"}
+    return [key for key in METRICS if key in present] + sorted(present - set(METRICS))
+
+
+def format_value(value):
+    """A table cell: 3 decimals, 1 for magnitudes >= 10, '-' for missing or non-finite.
+
+    Example
+    -------
+    >>> format_value(0.12345), format_value(41.26), format_value(None)
+    ('0.123', '41.3', '-')
+    """
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def markdown_table(rows):
+    """A markdown table of {row label: {metric: value}} (rows x metrics).
+
+    Example
+    -------
+    >>> print(markdown_table({"PIQ": {"fid_in": 0.9, "AD": 12.0}}))
+    | method | Fid-In | AD % |
+    |---|---|---|
+    | PIQ | 0.900 | 12.0 |
+    """
+    columns = metric_columns(rows)
+    titles = [METRICS.get(key, (key, ""))[0] for key in columns]
+    lines = [
+        "| method | " + " | ".join(titles) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for label, stats in rows.items():
+        cells = [format_value(stats.get(key)) for key in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _link(path, report_folder):
+    """URL of a file relative to the report folder (forward slashes, escaped)."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(report_folder))
+    return urllib.parse.quote(relative.replace(os.sep, "/"))
+
+
+def _summary_html(evaluations):
+    rows = summary_rows(evaluations)
+    columns = metric_columns(rows)
+    head = "".join(
+        f'<th title="{html.escape(METRICS.get(key, (key, key))[1])}">'
+        f"{html.escape(METRICS.get(key, (key, ''))[0])}</th>"
+        for key in columns
+    )
+    body = []
+    for evaluation in evaluations:
+        for method, stats in evaluation["methods"].items():
+            css = ' class="interpreter"' if method == evaluation["interpreter"] else ""
+            cells = "".join(f"<td>{format_value(stats.get(key))}</td>" for key in columns)
+            label = html.escape(method_label(evaluation, method))
+            body.append(f'<tr{css}><td class="label">{label}</td>{cells}</tr>')
+    definitions = "".join(
+        f"<dt>{html.escape(METRICS[key][0])}</dt><dd>{html.escape(METRICS[key][1])}</dd>"
+        for key in columns
+        if key in METRICS
+    )
+    return (
+        f'<table class="summary"><tr><th class="label">method</th>{head}</tr>'
+        + "".join(body)
+        + "</table>"
+        + f"<details><summary>Metric definitions</summary><dl>{definitions}</dl></details>"
+    )
+
+
+def _audio(path, folder, report_folder):
+    if not path:
+        return "<td>-</td>"
+    src = _link(os.path.join(folder, path), report_folder)
+    return f'<td><audio controls preload="none" src="{src}"></audio></td>'
+
+
+def _evaluation_html(evaluation, report_folder):
+    folder = evaluation["folder"]
+    title = html.escape(setup_label(evaluation))
+    accuracy = 100 * evaluation.get("classifier_accuracy", float("nan"))
+    meta = (
+        f'<p class="meta">{evaluation.get("n_clips", "?")} clips, classifier accuracy '
+        f"{accuracy:.1f} %, ground truth: {'yes' if evaluation.get('ground_truth') else 'no'}; "
+        f"interpreter {html.escape(str(evaluation.get('pretrained_interpreter', '')))}, "
+        f"yaml {html.escape(str(evaluation.get('hparams_file', '')))}</p>"
+    )
+    clips = evaluation.get("clips", [])
+    if not clips:
+        return f"<h2>{title}</h2>{meta}<p>No clip shown (--n_report_clips 0).</p>"
+    has_target = any(clip.get("target") for clip in clips)
+    header = "<th>clip</th><th>class (p)</th><th>original</th><th>interpretation</th>"
+    header += "<th>target event</th>" if has_target else ""
+    header += "<th>input / mask / interpretation</th>"
+    rows = []
+    for clip in clips:
+        true_class = clip.get("true_class")
+        truth = (
+            f'<br><span class="meta">true: {html.escape(true_class)}</span>'
+            if true_class and true_class != clip["class"]
+            else ""
+        )
+        cells = [
+            f"<td>{html.escape(clip['id'])}</td>",
+            f"<td>{html.escape(clip['class'])} ({clip['probability']:.2f}){truth}</td>",
+            _audio(clip.get("original"), folder, report_folder),
+            _audio(clip.get("interpretation"), folder, report_folder),
+        ]
+        if has_target:
+            cells.append(_audio(clip.get("target"), folder, report_folder))
+        png = _link(os.path.join(folder, clip["png"]), report_folder)
+        cells.append(f'<td><img src="{png}" alt="spectrograms of {html.escape(clip["id"])}"></td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<h2>{title}</h2>{meta}<table class="clips"><tr>{header}</tr>{"".join(rows)}</table>'
+
+
+def render_html(evaluations, report_folder, title="Interpretation report"):
+    """The report page for `evaluations` (from `load_evaluation`) written in `report_folder`."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Summary</h2>",
+        '<p class="meta">Means over the clips (L2I\'s FF_x: medians). Baselines: the '
+        "interpreter's mask with its values randomly permuted (same sparsity), and captum "
+        "gradient saliency of the predicted class normalised to [0, 1].</p>",
+        _summary_html(evaluations),
+    ]
+    parts += [_evaluation_html(evaluation, report_folder) for evaluation in evaluations]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(eval_folders, report_folder, title="Interpretation report"):
+    """Writes `<report_folder>/index.html` for the eval folders; returns its path."""
+    evaluations = [load_evaluation(folder) for folder in eval_folders]
+    os.makedirs(report_folder, exist_ok=True)
+    path = os.path.join(report_folder, "index.html")
+    with open(path + ".part", "w", encoding="utf-8") as fout:
+        fout.write(render_html(evaluations, report_folder, title))
+    os.replace(path + ".part", path)
+    return path
+
+
+def main(argv=None):
+    """Command line: merges eval folders into one report; prints its path and the summary."""
+    parser = argparse.ArgumentParser(description="HTML report of recipes/eval.py folders.")
+    parser.add_argument("eval_folders", nargs="+", help="folders holding metrics.json")
+    parser.add_argument("--out", required=True, help="report folder (gets index.html)")
+    parser.add_argument("--title", default="Interpretation report")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    path = write_report(args.eval_folders, args.out, args.title)
+    evaluations = [load_evaluation(folder) for folder in args.eval_folders]
+    print(markdown_table(summary_rows(evaluations)))
+    print(f"Report: {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Trains the audio classifier that the interpreters (L2I, PIQ) explain.
+
+Two set-ups, one code path (`recipes.pipeline.spectrogram` + `classify`):
+
+- `hparams/classifier_conv2d.yaml`: `Conv2dEncoder_v2` on the log1p magnitude
+  STFT, ECAPA cosine head, AAM-softmax loss;
+- `hparams/classifier_cnn14.yaml`: `Cnn14` on the log1p mel spectrogram, a
+  linear head, cross-entropy.
+
+To run:
+
+    python recipes/train_classifier.py hparams/classifier_conv2d.yaml --data_folder /path/to/ESC-50
+
+The run resumes from its last checkpoint when started again. At the end the
+best checkpoint (by valid accuracy) is evaluated on the test folds and
+exported next to the logs: `embedding_model.ckpt`, `classifier.ckpt`,
+`label_encoder.txt`, `test_accuracy.json`, `confusion_matrix.png`.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import json
+import os
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.logger import get_logger
+
+from recipes.common import prepare_run
+from recipes.pipeline import classify, spectrogram
+
+logger = get_logger(__name__)
+
+
+def class_probabilities(scores, classifier_temp):
+    """Class probabilities of the classifier: softmax(scores / classifier_temp).
+
+    The ECAPA head returns cosines in [-1, 1], trained with an AAM softmax of
+    scale s: its probabilities are softmax(s * cos), i.e. `classifier_temp = 1/s`.
+    A linear head returns logits: `classifier_temp = 1`.
+
+    Arguments
+    ---------
+    scores : torch.Tensor
+        The head's output, (B, N).
+    classifier_temp : float
+        The temperature of the yaml.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, N), rows sum to 1.
+
+    Example
+    -------
+    >>> p = class_probabilities(torch.tensor([[1.0, 0.0]]), 1 / 30)
+    >>> bool(p[0, 0] > 0.99), float(p.sum())
+    (True, 1.0)
+    """
+    if not classifier_temp > 0:
+        raise ValueError(f"classifier_temp must be > 0, got {classifier_temp}; fix the yaml.")
+    return torch.softmax(scores / classifier_temp, dim=-1)
+
+
+def confusion_matrix(predictions, targets, n_classes):
+    """Counts of (true class, predicted class) pairs.
+
+    Arguments
+    ---------
+    predictions, targets : torch.Tensor
+        Class indices, (B,).
+    n_classes : int
+
+    Returns
+    -------
+    torch.Tensor
+        (n_classes, n_classes), rows = true class, columns = predicted class.
+
+    Example
+    -------
+    >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2)
+    tensor([[1, 1],
+            [0, 1]])
+    """
+    counts = torch.zeros(n_classes * n_classes, dtype=torch.long)
+    counts.index_add_(0, targets * n_classes + predictions, torch.ones_like(targets))
+    return counts.view(n_classes, n_classes)
+
+
+def save_atomic(save_fn, path):
+    """Calls `save_fn(temporary_path)` then moves the result onto `path`.
+
+    A run killed while writing leaves the previous file (or none), never a
+    half-written one.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    partial = os.path.join(directory, f".{name}.partial")
+    try:
+        save_fn(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+class ClassifierBrain(sb.Brain):
+    """Trains embedding model + head on the classes of the data."""
+
+    def on_fit_start(self):
+        """Builds the optional WHAM! noise source, then the SpeechBrain defaults."""
+        super().on_fit_start()
+        self.noise_source = None
+        if self.hparams.add_wham_noise:
+            from data_prep.wham_prepare import prepare_wham
+
+            self.noise_source = prepare_wham(
+                wham_folder=self.hparams.wham_folder,
+                add_wham_noise=self.hparams.add_wham_noise,
+                sample_rate=self.hparams.sample_rate,
+                signal_length_s=self.hparams.signal_length_s,
+                wham_audio_folder=self.hparams.wham_audio_folder,
+            )
+
+    def compute_forward(self, batch, stage):
+        """Waveforms -> (optional noise) -> log1p STFT -> class scores (B, N)."""
+        batch = batch.to(self.device)
+        wavs, _ = batch.sig  # (B, T)
+        if stage == sb.Stage.TRAIN and getattr(self, "noise_source", None) is not None:
+            from data_prep.wham_prepare import combine_batches
+
+            wavs = combine_batches(wavs, self.noise_source, snr_db=self.hparams.wham_snr_db)
+        X, _ = spectrogram(wavs, self.hparams.compute_stft)  # (B, frames, 513)
+        scores, _ = classify(
+            self.modules.embedding_model,
+            self.modules.classifier,
+            X,
+            compute_fbank=getattr(self.hparams, "compute_fbank", None),
+            use_melspectra=self.hparams.use_melspectra,
+        )
+        return scores  # (B, N)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Loss of the yaml (AAM softmax or cross-entropy); tracks the predictions."""
+        targets = batch.class_string_encoded.data.to(self.device)  # (B, 1)
+        loss = self.hparams.compute_cost(predictions.unsqueeze(1), targets)
+        probs = class_probabilities(predictions.detach(), self.hparams.classifier_temp)
+        self.stage_predictions.append(probs.argmax(dim=1).cpu())
+        self.stage_targets.append(targets.view(-1).cpu())
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        """Empties the prediction buffers of the stage."""
+        self.stage_predictions = []
+        self.stage_targets = []
+
+    def stage_accuracy(self):
+        """Share of correct predictions over the stage (nan for an empty stage)."""
+        if not self.stage_predictions:
+            return float("nan")
+        predictions = torch.cat(self.stage_predictions)
+        targets = torch.cat(self.stage_targets)
+        return (predictions == targets).float().mean().item()
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs loss and accuracy; steps the LR scheduler; keeps the best checkpoint."""
+        stats = {"loss": stage_loss, "acc": self.stage_accuracy()}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+        elif stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing([self.optimizer], epoch, stage_loss)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["acc"])
+        else:
+            self.test_stats = stats
+            self.test_predictions = torch.cat(self.stage_predictions)
+            self.test_targets = torch.cat(self.stage_targets)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+
+
+def plot_confusion_matrix(counts, class_names, path):
+    """Writes the confusion matrix as a PNG with the class names on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_classes = len(class_names)
+    size = max(4.0, 0.3 * n_classes + 2.0)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(counts.numpy(), cmap="Blues")
+    ax.set_xticks(range(n_classes))
+    ax.set_yticks(range(n_classes))
+    ax.set_xticklabels(class_names, rotation=90, fontsize=7)
+    ax.set_yticklabels(class_names, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = counts.diag().sum().item() / max(1, counts.sum().item())
+    ax.set_title(f"test confusion matrix (accuracy {100 * accuracy:.1f} %)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    save_atomic(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path)
+    plt.close(fig)
+
+
+def export_results(brain, hparams, label_encoder):
+    """Writes the best checkpoint's weights, the label encoder and the test figures."""
+    output_folder = hparams["output_folder"]
+    for name in ("embedding_model", "classifier"):
+        state = brain.modules[name].state_dict()
+        save_atomic(
+            lambda tmp, state=state: torch.save(state, tmp),
+            os.path.join(output_folder, f"{name}.ckpt"),
+        )
+    save_atomic(label_encoder.save, os.path.join(output_folder, "label_encoder.txt"))
+
+    n_classes = len(label_encoder)
+    class_names = [str(label_encoder.ind2lab[index]) for index in range(n_classes)]
+    counts = confusion_matrix(brain.test_predictions, brain.test_targets, n_classes)
+    summary = {
+        "test_accuracy": brain.test_stats["acc"],
+        "test_loss": brain.test_stats["loss"],
+        "n_test_clips": int(counts.sum()),
+        "epoch_loaded": brain.hparams.epoch_counter.current,
+        "classes": class_names,
+        "confusion_matrix": counts.tolist(),
+    }
+
+    def write_json(tmp):
+        with open(tmp, "w", encoding="utf-8") as fout:
+            json.dump(summary, fout, indent=2)
+
+    save_atomic(write_json, os.path.join(output_folder, "test_accuracy.json"))
+    plot_confusion_matrix(counts, class_names, os.path.join(output_folder, "confusion_matrix.png"))
+    logger.info(
+        "Test accuracy %.2f %% (%d clips); classifier exported to %s",
+        100 * summary["test_accuracy"],
+        summary["n_test_clips"],
+        output_folder,
+    )
+    return summary
+
+
+def main(argv=None):
+    """Trains, tests and exports the classifier; returns the test summary dict."""
+    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
+    batch_size = hparams["train_dataloader_opts"]["batch_size"]
+    if len(datasets["train"]) < batch_size:
+        raise ValueError(
+            f"The training set has {len(datasets['train'])} clips, fewer than one batch "
+            f"(batch_size {batch_size}, incomplete batches are dropped): lower --batch_size."
+        )
+    for split in ("valid", "test"):
+        if len(datasets[split]) == 0:
+            raise ValueError(
+                f"The {split} set is empty: check --{split}_fold_nums against the folds "
+                f"present in {hparams['data_folder']}/meta/esc50.csv."
+            )
+
+    brain = ClassifierBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    if hparams["checkpointer"].find_checkpoint(max_key="acc") is None:
+        raise ValueError(
+            f"No checkpoint in {hparams['save_folder']}: train at least one epoch "
+            "(--number_of_epochs >= 1) before exporting the classifier."
+        )
+    brain.evaluate(
+        datasets["test"],
+        max_key="acc",
+        test_loader_kwargs=hparams["test_dataloader_opts"],
+    )
+    if not if_main_process():
+        return None
+    return export_results(brain, hparams, label_encoder)
+
+
+if __name__ == "__main__":
+    main()
