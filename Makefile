@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test test-slow lint demo bench clean
 
 setup: $(STAMP)
 
@@ -18,11 +18,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 test: setup
 	$(PY) -m pytest
 
+test-slow: setup
+	$(PY) -m pytest -m slow
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup
-	@echo "make demo is not ready yet: it lands with the evaluation/demo issue."
+	$(PY) recipes/demo.py
 
 bench: setup
 	@echo "make bench is not ready yet: it lands with the speed issue."

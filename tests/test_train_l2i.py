@@ -113,3 +113,54 @@ def test_configuration_errors_come_before_training(tiny_l2i, tiny_pretrained, tm
         train_l2i.main(argv)
     assert "nmf" in str(error.value).lower() or "dictionary" in str(error.value).lower()
     assert not list((tmp_path / "run" / "save").glob("CKPT+*"))  # nothing trained
+
+
+@pytest.mark.slow
+def test_cnn14_yaml_runs_one_epoch(tiny_synthetic, tmp_path):
+    """l2i_cnn14.yaml end to end: a CNN14 classifier on log-mel (trained one epoch
+    by its recipe) and CNN14PSI_stft_2d, whose sizes are tied to CNN14's channels.
+    2.325 s clips = 201 frames, a length CNN14PSI_stft_2d accepts.
+
+    Slow (minutes on 2 cores: psi has 237M parameters): `make test-slow`. The
+    default run covers the same recipe code with the conv2d yaml, the log-mel
+    path in test_train_classifier, and CNN14PSI_stft_2d in test_models_l2i."""
+    from conftest import HPARAMS
+
+    from recipes import train_classifier, train_nmf
+
+    data = ["--data_folder", str(tiny_synthetic), "--signal_length_s", "2.325"]
+    small = ["--batch_size", "2", "--number_of_epochs", "1"]
+    train_classifier.main(
+        [str(HPARAMS / "classifier_cnn14.yaml"), *data, *small, "--output_folder", str(tmp_path / "cnn14")]
+    )
+    train_nmf.main(
+        [str(HPARAMS / "nmf.yaml"), *data, "--K", "8", "--nmf_n_iter", "10", "--nmf_valid_n_iter", "10"]
+        + ["--output_folder", str(tmp_path / "nmf")]
+    )
+    folder = tmp_path / "l2i"
+    train_l2i.main(
+        [str(HPARAMS / "l2i_cnn14.yaml"), *data, *small, "--K", "8", "--output_folder", str(folder)]
+        + ["--classifier_folder", str(tmp_path / "cnn14"), "--nmf_decoder_path", str(tmp_path / "nmf" / "nmf_decoder.ckpt")]
+        + ["--n_interpretations_to_save", "1"]
+    )
+    assert epochs_logged(folder / "train_log.txt") == [1]
+    assert (folder / "psi_model.ckpt").is_file() and (folder / "theta.ckpt").is_file()
+    assert list((folder / "interpretations" / "test").glob("*_interpretation.wav"))
+    stats = json.loads((folder / "test_metrics.json").read_text())
+    assert stats["theta_top1"] == stats["theta_top1"] and stats["fid_in"] == stats["fid_in"]
+
+
+def test_tensorboard_is_optional_with_a_clear_message(tiny_l2i, tmp_path):
+    argv = tiny_l2i["argv"] + ["--use_tensorboard", "True", "--output_folder", str(tmp_path / "tb")]
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+
+        has_tensorboard = True
+    except ImportError:
+        has_tensorboard = False
+    if has_tensorboard:
+        train_l2i.main(argv)
+        assert list((tmp_path / "tb" / "tb_logs").rglob("events.out.tfevents.*"))
+    else:
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            train_l2i.main(argv)
