@@ -14,6 +14,7 @@ Authors
 """
 
 import os
+import shutil
 
 import speechbrain as sb
 import torch
@@ -66,7 +67,18 @@ def _write_label_encoder(hparams):
     dataio_prep(hparams)
 
 
-def prepare_run(argv=None, prepare=True):
+def _start_experiment(hparams, hparams_file, overrides, recipe_file):
+    """Output folder, log file, resolved hyperparams.yaml, and a copy of the recipe."""
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    if recipe_file and sb.utils.distributed.if_main_process():
+        shutil.copy(recipe_file, os.path.join(hparams["output_folder"], os.path.basename(recipe_file)))
+
+
+def prepare_run(argv=None, prepare=True, recipe_file=None):
     """Parses the command line, loads the yaml and prepares the data.
 
     Arguments
@@ -75,6 +87,8 @@ def prepare_run(argv=None, prepare=True):
         `[hparams.yaml, --key, value, ...]`; defaults to `sys.argv[1:]`.
     prepare : bool
         False skips the data (for tools that only need the models).
+    recipe_file : str, optional
+        The recipe script, copied into the output folder with the resolved yaml.
 
     Returns
     -------
@@ -94,11 +108,7 @@ def prepare_run(argv=None, prepare=True):
     # the modules for one class (every size check passes), the second for the data.
     first_pass = overrides if user_set_classes or not prepare else _with_override(overrides, "out_n_neurons", 1)
     hparams = _load_yaml(hparams_file, first_pass)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
+    _start_experiment(hparams, hparams_file, first_pass, recipe_file)
     if not prepare:
         return hparams, run_opts, hparams_file, overrides, None, None
 
@@ -115,6 +125,7 @@ def prepare_run(argv=None, prepare=True):
         logger.info("The data has %d classes: building the models for %d.", n_classes, n_classes)
         overrides = _with_override(overrides, "out_n_neurons", n_classes)
         hparams = _load_yaml(hparams_file, overrides)
+        _start_experiment(hparams, hparams_file, overrides, None)  # hyperparams.yaml as built
     return hparams, run_opts, hparams_file, overrides, datasets, label_encoder
 
 
@@ -158,3 +169,19 @@ def load_state_dict_file(path, what):
             "the right path on the command line."
         )
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_atomic(save_fn, path):
+    """Calls `save_fn(temporary_path)` then moves the result onto `path`.
+
+    A run killed while writing leaves the previous file (or none), never a
+    half-written one.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    partial = os.path.join(directory, f".{name}.partial")
+    try:
+        save_fn(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)

@@ -23,13 +23,12 @@ import os
 
 import speechbrain as sb
 import torch
-import torch.nn.functional as F
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from recipes import metrics
-from recipes.common import CPUFriendlyDDP, load_state_dict_file
-from recipes.pipeline import classify, invert_to_audio, spectrogram
+from recipes.common import CPUFriendlyDDP, load_state_dict_file, save_atomic
+from recipes.pipeline import class_probabilities, classify, invert_to_audio, spectrogram
 
 logger = get_logger(__name__)
 
@@ -235,7 +234,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
 
     def class_probabilities(self, scores):
         """The classifier's softmax: softmax(scores / classifier_temp), (B, N)."""
-        return F.softmax(scores / self.hparams.classifier_temp, dim=1)
+        return class_probabilities(scores, self.hparams.classifier_temp)
 
     def interpret(self, X, representations, classes, stage):
         """The interpreter: returns a dict with at least "mask" (B, frames, F) in [0, 1].
@@ -350,18 +349,20 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.test_stats = stats
             if sb.utils.distributed.if_main_process():
                 path = os.path.join(self.hparams.output_folder, "test_metrics.json")
-                with open(path + ".part", "w", encoding="utf-8") as fout:
-                    json.dump(stats, fout, indent=2)
-                os.replace(path + ".part", path)
+
+                def write_stats(tmp):
+                    with open(tmp, "w", encoding="utf-8") as fout:
+                        json.dump(stats, fout, indent=2)
+
+                save_atomic(write_stats, path)
                 self.export_interpreter(self.hparams.output_folder)
 
     def export_interpreter(self, folder):
         """Writes the trained modules (the checkpoint evaluated) as plain state dicts:
         `psi_model.ckpt` (and `theta.ckpt` for L2I), what eval.py --pretrained_interpreter takes."""
         for name in self.modules:
-            path = os.path.join(folder, interpreter_file(name))
-            torch.save(self.unwrapped(name).state_dict(), path + ".part")
-            os.replace(path + ".part", path)
+            state = self.unwrapped(name).state_dict()
+            save_atomic(lambda tmp, state=state: torch.save(state, tmp), os.path.join(folder, interpreter_file(name)))
         logger.info("Exported the interpreter (%s) to %s", ", ".join(self.modules), folder)
 
     def load_interpreter(self, path):

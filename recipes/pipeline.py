@@ -201,3 +201,33 @@ def n_stft_frames(sample_rate, signal_length_s, hop_length_ms):
     n_samples = int(round(sample_rate * signal_length_s))
     hop = int(round(sample_rate / 1000.0 * hop_length_ms))
     return 1 + n_samples // hop
+
+
+def class_probabilities(scores, classifier_temp):
+    """Class probabilities of the classifier: softmax(scores / classifier_temp).
+
+    The ECAPA head returns cosines in [-1, 1], trained with an AAM softmax of
+    scale s: its probabilities are softmax(s * cos), i.e. `classifier_temp = 1/s`.
+    A linear head returns logits: `classifier_temp = 1`.
+
+    Arguments
+    ---------
+    scores : torch.Tensor
+        The head's output, (B, N).
+    classifier_temp : float
+        The temperature of the yaml.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, N), rows sum to 1.
+
+    Example
+    -------
+    >>> p = class_probabilities(torch.tensor([[1.0, 0.0]]), 1 / 30)
+    >>> bool(p[0, 0] > 0.99), float(p.sum())
+    (True, 1.0)
+    """
+    if not classifier_temp > 0:
+        raise ValueError(f"classifier_temp must be > 0, got {classifier_temp}; fix the yaml.")
+    return torch.softmax(scores / classifier_temp, dim=-1)

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from recipes.common import save_atomic  # noqa: E402
+
 
 def _numpy(tensor):
     return tensor.detach().float().cpu().numpy()
@@ -33,18 +35,14 @@ def write_wav(path, waveform, sample_rate):
     if peak > 1.0:
         audio = audio / peak
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = path + ".part"
-    sf.write(partial, audio, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(partial, path)
+    save_atomic(lambda tmp: sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV"), path)
 
 
 def save_figure(fig, path):
     """Saves a matplotlib figure atomically and closes it."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = path + ".part.png"
-    fig.savefig(partial, dpi=90, bbox_inches="tight")
+    save_atomic(lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight"), path)
     plt.close(fig)
-    os.replace(partial, path)
 
 
 def plot_interpretation(X, mask, X_int, title=""):

@@ -30,40 +30,10 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from data_prep.wham_prepare import combine_batches, prepare_wham
-from recipes.common import prepare_run
-from recipes.pipeline import classify, spectrogram
+from recipes.common import prepare_run, save_atomic
+from recipes.pipeline import class_probabilities, classify, spectrogram
 
 logger = get_logger(__name__)
-
-
-def class_probabilities(scores, classifier_temp):
-    """Class probabilities of the classifier: softmax(scores / classifier_temp).
-
-    The ECAPA head returns cosines in [-1, 1], trained with an AAM softmax of
-    scale s: its probabilities are softmax(s * cos), i.e. `classifier_temp = 1/s`.
-    A linear head returns logits: `classifier_temp = 1`.
-
-    Arguments
-    ---------
-    scores : torch.Tensor
-        The head's output, (B, N).
-    classifier_temp : float
-        The temperature of the yaml.
-
-    Returns
-    -------
-    torch.Tensor
-        (B, N), rows sum to 1.
-
-    Example
-    -------
-    >>> p = class_probabilities(torch.tensor([[1.0, 0.0]]), 1 / 30)
-    >>> bool(p[0, 0] > 0.99), float(p.sum())
-    (True, 1.0)
-    """
-    if not classifier_temp > 0:
-        raise ValueError(f"classifier_temp must be > 0, got {classifier_temp}; fix the yaml.")
-    return torch.softmax(scores / classifier_temp, dim=-1)
 
 
 def confusion_matrix(predictions, targets, n_classes):
@@ -89,22 +59,6 @@ def confusion_matrix(predictions, targets, n_classes):
     counts = torch.zeros(n_classes * n_classes, dtype=torch.long)
     counts.index_add_(0, targets * n_classes + predictions, torch.ones_like(targets))
     return counts.view(n_classes, n_classes)
-
-
-def save_atomic(save_fn, path):
-    """Calls `save_fn(temporary_path)` then moves the result onto `path`.
-
-    A run killed while writing leaves the previous file (or none), never a
-    half-written one.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    partial = os.path.join(directory, f".{name}.partial")
-    try:
-        save_fn(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 class ClassifierBrain(sb.Brain):
@@ -248,7 +202,7 @@ def export_results(brain, hparams, label_encoder):
 
 def main(argv=None):
     """Trains, tests and exports the classifier; returns the test summary dict."""
-    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
+    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=__file__)
     batch_size = hparams["train_dataloader_opts"]["batch_size"]
     if len(datasets["train"]) < batch_size:
         raise ValueError(

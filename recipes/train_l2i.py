@@ -193,7 +193,7 @@ class L2I(InterpreterBrain):
 
 
 def main(argv=None):
-    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
+    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=__file__)
     brain = L2I(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

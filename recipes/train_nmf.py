@@ -37,9 +37,8 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
-from recipes.common import prepare_run
+from recipes.common import prepare_run, save_atomic
 from recipes.pipeline import EPS, spectrogram
-from recipes.train_classifier import save_atomic
 
 logger = get_logger(__name__)
 
@@ -467,7 +466,7 @@ def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
 
 def main(argv=None):
     """Learns, scores and saves the dictionary; returns the metrics dict."""
-    hparams, run_opts, _, _, datasets, _ = prepare_run(argv)
+    hparams, run_opts, _, _, datasets, _ = prepare_run(argv, recipe_file=__file__)
     method = hparams["nmf_method"]
     if method not in NMF_METHODS:
         raise ValueError(f"nmf_method {method!r} is unknown: use one of {NMF_METHODS}.")

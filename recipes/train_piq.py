@@ -124,7 +124,7 @@ class PIQ(InterpreterBrain):
 
 
 def main(argv=None):
-    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
+    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=__file__)
     brain = PIQ(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

@@ -17,6 +17,7 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.checkpoints import Checkpointer
 
 import recipes.train_classifier as train_classifier
+from recipes import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 CONV2D_YAML = str(REPO / "hparams" / "classifier_conv2d.yaml")
@@ -151,10 +152,10 @@ def test_conv2d_loss_and_probabilities_follow_the_yaml():
     targets = torch.tensor([[0], [1]])  # (B, 1)
     loss = hparams["compute_cost"](cosines.unsqueeze(1), targets)
     assert torch.isfinite(loss) and loss > 0
-    probs = train_classifier.class_probabilities(cosines, hparams["classifier_temp"])
+    probs = pipeline.class_probabilities(cosines, hparams["classifier_temp"])
     assert torch.allclose(probs, torch.softmax(30 * cosines, dim=1))
     with pytest.raises(ValueError, match="classifier_temp"):
-        train_classifier.class_probabilities(cosines, 0.0)
+        pipeline.class_probabilities(cosines, 0.0)
 
 
 def test_cnn14_recipe_tiny(tiny_synthetic, tmp_path):
