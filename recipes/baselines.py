@@ -72,7 +72,9 @@ def normalise_per_clip(attribution):
     return magnitude / peak.clamp(min=EPS)
 
 
-def saliency_mask(embedding_model, classifier, X, classes, compute_fbank=None, use_melspectra=False):
+def saliency_mask(
+    embedding_model, classifier, X, classes, compute_fbank=None, use_melspectra=False
+):
     """Gradient saliency of the classifier's predicted-class score, as a [0, 1] mask.
 
     Arguments
@@ -105,7 +107,7 @@ def saliency_mask(embedding_model, classifier, X, classes, compute_fbank=None, u
 
     with torch.enable_grad():
         attribution = Saliency(class_scores).attribute(
-            X.detach().clone(), target=classes.detach(), abs=True
+            X.detach().clone().requires_grad_(True), target=classes.detach(), abs=True
         )
     return normalise_per_clip(attribution.detach())  # (B, frames, F)
 

@@ -62,6 +62,7 @@ Authors
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -265,6 +266,29 @@ def speech_files(folder):
     return files
 
 
+def dataset_labels(dataset):
+    """Class index of every clip of a dataset, (N,) (reads no audio)."""
+    with dataset.output_keys_as(["class_string_encoded"]):
+        return torch.cat([item["class_string_encoded"].view(-1) for item in dataset])
+
+
+def report_clip_positions(labels, count):
+    """Positions of `count` clips to show, the classes taken in turn (first clip of each, ...).
+
+    Example
+    -------
+    >>> report_clip_positions(torch.tensor([0, 0, 0, 1, 1, 2]), 4)
+    [0, 3, 5, 1]
+    """
+    if count <= 0 or labels.numel() == 0:
+        return []
+    one_hot = torch.nn.functional.one_hot(labels)  # (N, C)
+    rank_in_class = one_hot.cumsum(dim=0).gather(1, labels.view(-1, 1)).squeeze(1) - 1  # (N,)
+    position = torch.arange(labels.numel())
+    order = torch.argsort(rank_in_class * labels.numel() + position)
+    return order[:count].tolist()
+
+
 class Interference:
     """The signal path of one evaluation set-up: what is added to each test batch.
 
@@ -306,9 +330,7 @@ class Interference:
         self.wham_snr_db = wham_snr_db
         self.generator = torch.Generator().manual_seed(int(seed))
         if overlap_type == "mixtures":
-            with dataset.output_keys_as(["class_string_encoded"]):
-                labels = torch.cat([item["class_string_encoded"].view(-1) for item in dataset])
-            self.partner = pair_different_classes(labels, self.generator)  # (N,)
+            self.partner = pair_different_classes(dataset_labels(dataset), self.generator)  # (N,)
         elif overlap_type == "speech":
             self.speech = speech_files(speech_folder)
             self.choice = torch.randint(len(self.speech), (len(dataset),), generator=self.generator)
@@ -495,8 +517,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     interference : Interference
     ground_truth : GroundTruth or None
     clips_folder : str
-        Where the PNG and wavs of the first `n_clips` clips go.
+        Where the PNG and wavs of the shown clips go.
     n_clips : int
+        Clips shown in the report: the first clip of each class, then the second, ...
 
     Returns
     -------
@@ -511,6 +534,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     stats = {name: StageStats(brain.median_stats), **{b: StageStats() for b in BASELINES}}
     generator = torch.Generator().manual_seed(int(brain.hparams.seed))
     loader = make_dataloader(dataset, **{**loader_options, "shuffle": False})
+    shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
     correct, start, shown = 0, 0, []
     for batch in loader:
         wavs = interference(batch.sig[0].to(brain.device), start)  # (B, T)
@@ -540,18 +564,18 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                     )
         for method, method_values in values.items():
             stats[method].add_values(method_values)
-        shown += save_report_clips(brain, batch, outputs, labels, target, clips_folder, n_clips - len(shown))
+        in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
+        shown += save_report_clips(brain, batch, outputs, labels, target, clips_folder, in_batch)
         start += wavs.shape[0]
     accuracy = correct / max(start, 1)
     return {method: s.summary() for method, s in stats.items()}, accuracy, shown
 
 
-def save_report_clips(brain, batch, outputs, labels, target, folder, count):
-    """Writes PNG + original / interpretation (/ target) wavs for the first `count` clips."""
-    count = min(count, len(batch.id))
+def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
+    """Writes PNG + original / interpretation (/ target) wavs for the clips `indices` of a batch."""
     sample_rate = brain.hparams.sample_rate
     written = []
-    for i in range(count):  # file writing, not tensor work: one file set per clip
+    for i in indices:  # file writing, not tensor work: one file set per clip
         clip_id, c = batch.id[i], int(outputs["classes"][i])
         probability = float(outputs["probs"][i, c])
         title = f"{clip_id}: {brain.class_name(c)} (p={probability:.2f})"
@@ -582,11 +606,28 @@ def save_report_clips(brain, batch, outputs, labels, target, folder, count):
     return written
 
 
+def _finite_or_none(data):
+    """`data` with every non-finite float replaced by None (JSON has no NaN).
+
+    Example
+    -------
+    >>> _finite_or_none({"a": [1.0, float("nan")]})
+    {'a': [1.0, None]}
+    """
+    if isinstance(data, dict):
+        return {key: _finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_none(value) for value in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
 def write_json_atomic(data, path):
-    """JSON to a temporary file, then renamed into place."""
+    """JSON (non-finite numbers as null) to a temporary file, then renamed into place."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".part", "w", encoding="utf-8") as fout:
-        json.dump(data, fout, indent=2)
+        json.dump(_finite_or_none(data), fout, indent=2, allow_nan=False)
     os.replace(path + ".part", path)
 
 
@@ -671,8 +712,6 @@ def explain_single_sample(brain, hparams, path, folder):
     dict
         The prediction and the files written (also saved as `prediction.json`).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--single_sample {path} does not exist: give an audio file.")
     n_samples = int(round(hparams["sample_rate"] * hparams["signal_length_s"]))
     wav = load_clip(path, hparams["sample_rate"], n_samples).to(brain.device)  # (T,)
     stem = Path(path).stem
@@ -759,7 +798,13 @@ def main(argv=None):
     if args.n_report_clips < 0:
         raise ValueError(f"--n_report_clips {args.n_report_clips} must be >= 0.")
     folder = interpreter_folder(args.pretrained_interpreter)
+    if args.overlap_type == "speech":
+        speech_files(args.speech_folder)  # fail before any set-up when the speech is missing
     single = args.single_sample is not None
+    if single and not os.path.isfile(args.single_sample):
+        raise FileNotFoundError(
+            f"--single_sample {args.single_sample} does not exist: give an audio file."
+        )
     if single and args.overlap_type != "none":
         raise ValueError(
             "--single_sample explains the file as it is: drop --overlap_type (or mix the "
@@ -783,7 +828,10 @@ def main(argv=None):
 
     if single:
         result = explain_single_sample(
-            brain, hparams, args.single_sample, os.path.join(eval_folder, Path(args.single_sample).stem)
+            brain,
+            hparams,
+            args.single_sample,
+            os.path.join(eval_folder, Path(args.single_sample).stem),
         )
         print(
             f"{args.single_sample}: {result['class']} (p={result['probability']:.3f}); "

@@ -30,17 +30,35 @@ logger = get_logger(__name__)
 
 #: Known metrics in table order: key -> (column title, definition).
 METRICS = {
-    "fid_in": ("Fid-In", "share of clips whose predicted class on the interpretation is the class on the input (higher is better)"),
-    "faithfulness": ("FF", "p_c(X) - p_c(X - X_int): confidence lost when the interpretation is removed (higher is better)"),
-    "AI": ("AI %", "share of clips where the interpretation alone is more confident in c than the input (higher is better)"),
+    "fid_in": (
+        "Fid-In",
+        "share of clips whose predicted class on the interpretation is the class on the input (higher is better)",
+    ),
+    "faithfulness": (
+        "FF",
+        "p_c(X) - p_c(X - X_int): confidence lost when the interpretation is removed (higher is better)",
+    ),
+    "AI": (
+        "AI %",
+        "share of clips where the interpretation alone is more confident in c than the input (higher is better)",
+    ),
     "AD": ("AD %", "mean relative confidence drop on the interpretation (lower is better)"),
     "AG": ("AG %", "mean relative confidence gain on the interpretation (higher is better)"),
     "SPS": ("SPS", "sparseness: Gini index of the mask (higher is sparser)"),
     "COMP": ("COMP", "complexity: entropy of the mask normalised to sum 1 (lower is simpler)"),
-    "si_sdr": ("SI-SDR dB", "SI-SDR of the interpretation audio against the target event (synthetic data)"),
+    "si_sdr": (
+        "SI-SDR dB",
+        "SI-SDR of the interpretation audio against the target event (synthetic data)",
+    ),
     "si_sdri": ("SI-SDRi dB", "SI-SDR improvement over the clip itself (synthetic data)"),
-    "gt_precision": ("GT precision", "share of the kept magnitude (mask * X) in the target-dominant region (synthetic data)"),
-    "gt_recall": ("GT recall", "share of the target-dominant magnitude that the mask keeps (synthetic data)"),
+    "gt_precision": (
+        "GT precision",
+        "share of the kept magnitude (mask * X) in the target-dominant region (synthetic data)",
+    ),
+    "gt_recall": (
+        "GT recall",
+        "share of the target-dominant magnitude that the mask keeps (synthetic data)",
+    ),
     "theta_top1": ("Theta top-1", "L2I: the classifier's class is Theta's top-1"),
     "theta_top3": ("Theta top-3", "L2I: the classifier's class is in Theta's top-3"),
     "theta_top5": ("Theta top-5", "L2I: the classifier's class is in Theta's top-5"),

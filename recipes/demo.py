@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""`make demo`: the whole chain on the embedded synthetic dataset, on a CPU.
+
+    python recipes/demo.py                       # hparams/demo.yaml -> results/demo/
+    python recipes/demo.py --smoke --output_folder /tmp/demo_smoke   # tiny sizes (tests)
+
+Stages, each the project's own recipe called with the sizes of
+`hparams/demo.yaml` (a plain yaml of `--key value` overrides per stage):
+
+    data        data_prep/synthetic_prepare.py    <out>/data
+    classifier  recipes/train_classifier.py       <out>/classifier
+    nmf         recipes/train_nmf.py              <out>/nmf
+    l2i         recipes/train_l2i.py              <out>/l2i
+    piq         recipes/train_piq.py              <out>/piq
+    eval        recipes/eval.py (L2I and PIQ, baselines, ground truth)  <out>/{l2i,piq}/eval
+    report      recipes/report.py                 <out>/report/index.html
+
+A stage whose outputs exist (classifier.ckpt, nmf_decoder.ckpt,
+psi_model.ckpt, metrics.json) is skipped, so a rerun only does what is
+missing; an interrupted training stage resumes from its checkpoints. A stage
+records the arguments it ran with (`demo_stage.json`); when the settings
+changed since, the demo stops and says which folder to delete.
+
+The stages run in this process, one recipe `main(argv)` after the other:
+every recipe yaml seeds everything when it is loaded (`__set_seed`) and
+SpeechBrain points the log at each stage's folder, so nothing leaks from one
+stage to the next, and the interpreter start-up (imports, ~5 s) is paid once
+rather than per stage. Errors come with the recipe's own traceback.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+
+import yaml
+from speechbrain.utils.logger import get_logger
+
+from recipes.report import load_evaluation, markdown_table, summary_rows, write_report
+
+logger = get_logger(__name__)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, "hparams", "demo.yaml")
+STAGE_RECORD = "demo_stage.json"
+REPORT_TITLE = "make demo: L2I and PIQ on the synthetic dataset"
+
+
+def deep_merge(base, update):
+    """`base` with the values of `update` (nested dicts merged, the rest replaced).
+
+    Example
+    -------
+    >>> deep_merge({"a": {"x": 1, "y": 2}, "b": 3}, {"a": {"y": 5}})
+    {'a': {'x': 1, 'y': 5}, 'b': 3}
+    """
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(path=DEFAULT_CONFIG, smoke=False):
+    """The demo settings: the yaml, with its `smoke:` section merged over it when asked."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Demo config {path} does not exist: pass --config FILE.")
+    with open(path, encoding="utf-8") as fin:
+        config = yaml.safe_load(fin)
+    smoke_settings = config.pop("smoke", None) or {}
+    if smoke:
+        config = deep_merge(config, smoke_settings)
+    check_config(config, path)
+    return config
+
+
+def check_config(config, path="the demo config"):
+    """Sizes that two stages must share are equal, or a ValueError naming them."""
+    stages = config["stages"]
+    overrides = {name: stage.get("overrides", {}) for name, stage in stages.items()}
+    must_match = [
+        ("emb_dim", ("classifier", "l2i", "piq")),
+        ("lin_neurons", ("classifier", "l2i", "piq")),
+        ("K", ("nmf", "l2i")),
+    ]
+    for key, names in must_match:
+        values = {name: overrides[name].get(key) for name in names}
+        if len(set(values.values())) > 1:
+            raise ValueError(
+                f"{path}: `{key}` differs between the stages {values}; the interpreters "
+                f"must use the classifier's / dictionary's {key}: set the same value."
+            )
+    duration = config["dataset"]["duration_s"]
+    length = config["common"]["signal_length_s"]
+    if float(duration) != float(length):
+        raise ValueError(
+            f"{path}: dataset duration_s {duration} and common signal_length_s {length} "
+            "differ: the recipes would pad or crop every clip; set them equal."
+        )
+
+
+def recipe_argv(hparams_file, overrides):
+    """`[hparams_file, --key, value, ...]` for a recipe's main(argv).
+
+    Example
+    -------
+    >>> recipe_argv("hparams/nmf.yaml", {"K": 100, "seed": 1})
+    ['hparams/nmf.yaml', '--K', '100', '--seed', '1']
+    """
+    argv = [hparams_file]
+    for key, value in overrides.items():
+        argv += [f"--{key}", str(value)]
+    return argv
+
+
+class Stage:
+    """One step of the chain: its outputs, how to run it, and the record of its arguments.
+
+    Arguments
+    ---------
+    name : str
+    folder : str
+        Where the stage writes (gets `demo_stage.json`).
+    outputs : list of str
+        Files whose presence means the stage is done.
+    run : callable
+        Runs the stage (no argument).
+    settings : dict
+        What the stage ran with (compared on reruns).
+    """
+
+    def __init__(self, name, folder, outputs, run, settings):
+        self.name, self.folder, self.outputs = name, folder, outputs
+        self._run, self.settings = run, settings
+
+    def done(self):
+        """True when every output exists and was made with the same settings."""
+        if not all(os.path.isfile(path) for path in self.outputs):
+            return False
+        record = os.path.join(self.folder, STAGE_RECORD)
+        if os.path.isfile(record):
+            with open(record, encoding="utf-8") as fin:
+                recorded = json.load(fin)
+            if recorded != self.settings:
+                raise ValueError(
+                    f"{self.folder} was made by the demo with other settings "
+                    f"({recorded} instead of {self.settings}): delete {self.folder} (and the "
+                    "stages after it) to rerun with the new settings."
+                )
+        return True
+
+    def run(self):
+        """Runs the stage unless done.
+
+        Returns
+        -------
+        tuple of float or None
+            (wall time, CPU time of this process) in s; None when reused.
+        """
+        if self.done():
+            logger.info("demo: %s is done (%s), reused.", self.name, self.folder)
+            return None
+        logger.info("demo: running %s -> %s", self.name, self.folder)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        self._run()
+        elapsed = (time.perf_counter() - start, time.process_time() - start_cpu)
+        missing = [path for path in self.outputs if not os.path.isfile(path)]
+        if missing:
+            raise RuntimeError(f"demo: stage {self.name} finished without writing {missing}.")
+        os.makedirs(self.folder, exist_ok=True)
+        record = os.path.join(self.folder, STAGE_RECORD)
+        with open(record + ".part", "w", encoding="utf-8") as fout:
+            json.dump(self.settings, fout, indent=2)
+        os.replace(record + ".part", record)
+        return elapsed
+
+
+def build_stages(config, output_folder):
+    """The chain's stages for a config (see `load_config`) writing under `output_folder`."""
+    from data_prep.synthetic_prepare import create_synthetic_dataset
+    from recipes import eval as eval_recipe
+    from recipes import train_classifier, train_l2i, train_nmf, train_piq
+
+    out = os.path.abspath(output_folder)
+    folders = {
+        name: os.path.join(out, name) for name in ("data", "classifier", "nmf", "l2i", "piq")
+    }
+    dataset = config["dataset"]
+    stages_config = config["stages"]
+
+    def hparams_path(name):
+        return os.path.join(REPO_ROOT, stages_config[name]["hparams"])
+
+    def overrides(name, **paths):
+        return {
+            **config["common"],
+            **stages_config[name].get("overrides", {}),
+            "data_folder": folders["data"],
+            **paths,
+        }
+
+    classifier_paths = {"classifier_folder": folders["classifier"]}
+    nmf_path = os.path.join(folders["nmf"], "nmf_decoder.ckpt")
+    argv = {
+        "classifier": recipe_argv(
+            hparams_path("classifier"), overrides("classifier", output_folder=folders["classifier"])
+        ),
+        "nmf": recipe_argv(hparams_path("nmf"), overrides("nmf", output_folder=folders["nmf"])),
+        "l2i": recipe_argv(
+            hparams_path("l2i"),
+            overrides(
+                "l2i", output_folder=folders["l2i"], nmf_decoder_path=nmf_path, **classifier_paths
+            ),
+        ),
+        "piq": recipe_argv(
+            hparams_path("piq"), overrides("piq", output_folder=folders["piq"], **classifier_paths)
+        ),
+    }
+    eval_options = ["--n_report_clips", str(config.get("eval", {}).get("n_report_clips", 4))]
+    eval_folders = {name: os.path.join(folders[name], "eval") for name in ("l2i", "piq")}
+    for name in ("l2i", "piq"):
+        argv[f"eval_{name}"] = argv[name] + [
+            "--pretrained_interpreter",
+            os.path.join(folders[name], "psi_model.ckpt"),
+            "--eval_folder",
+            eval_folders[name],
+            *eval_options,
+        ]
+    stages = [
+        Stage(
+            "data",
+            folders["data"],
+            [os.path.join(folders["data"], "meta", "synthetic_params.json")],
+            lambda: create_synthetic_dataset(
+                folders["data"],
+                classes=dataset["classes"],
+                per_class=dataset["per_class"],
+                seed=config["common"]["seed"],
+                snr_db_range=tuple(dataset["snr_db_range"]),
+                duration_s=dataset["duration_s"],
+            ),
+            {"dataset": dataset, "seed": config["common"]["seed"]},
+        ),
+        Stage(
+            "classifier",
+            folders["classifier"],
+            [
+                os.path.join(folders["classifier"], f)
+                for f in ("embedding_model.ckpt", "classifier.ckpt")
+            ],
+            lambda: train_classifier.main(argv["classifier"]),
+            argv["classifier"],
+        ),
+        Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]),
+        Stage(
+            "l2i",
+            folders["l2i"],
+            [os.path.join(folders["l2i"], f) for f in ("psi_model.ckpt", "theta.ckpt")],
+            lambda: train_l2i.main(argv["l2i"]),
+            argv["l2i"],
+        ),
+        Stage(
+            "piq",
+            folders["piq"],
+            [os.path.join(folders["piq"], "psi_model.ckpt")],
+            lambda: train_piq.main(argv["piq"]),
+            argv["piq"],
+        ),
+    ]
+    for name in ("l2i", "piq"):
+        stages.append(
+            Stage(
+                f"eval_{name}",
+                eval_folders[name],
+                [os.path.join(eval_folders[name], "metrics.json")],
+                lambda name=name: eval_recipe.main(argv[f"eval_{name}"]),
+                argv[f"eval_{name}"],
+            )
+        )
+    return stages, [eval_folders["l2i"], eval_folders["piq"]]
+
+
+def run_demo(config, output_folder):
+    """Runs (or reuses) every stage, then writes the merged report.
+
+    Returns
+    -------
+    dict
+        "report" (path of index.html), "summary" (markdown table), "timings"
+        ({stage: wall seconds, None when reused}), "cpu_times" (the same in CPU
+        seconds of all threads), "classifier_accuracy".
+    """
+    stages, eval_folders = build_stages(config, output_folder)
+    timings, cpu_times = {}, {}
+    for stage in stages:
+        times = stage.run()
+        timings[stage.name], cpu_times[stage.name] = times if times else (None, None)
+    report = write_report(eval_folders, os.path.join(output_folder, "report"), REPORT_TITLE)
+    evaluations = [load_evaluation(folder) for folder in eval_folders]
+    summary = markdown_table(summary_rows(evaluations))
+    accuracy_file = os.path.join(output_folder, "classifier", "test_accuracy.json")
+    accuracy = None
+    if os.path.isfile(accuracy_file):
+        with open(accuracy_file, encoding="utf-8") as fin:
+            accuracy = json.load(fin).get("test_accuracy")
+    result = {
+        "report": os.path.abspath(report),
+        "summary": summary,
+        "timings": timings,
+        "cpu_times": cpu_times,
+        "classifier_accuracy": accuracy,
+    }
+    with open(os.path.join(output_folder, "summary.md.part"), "w", encoding="utf-8") as fout:
+        fout.write(f"# {REPORT_TITLE}\n\n{summary}\n")
+    os.replace(
+        os.path.join(output_folder, "summary.md.part"), os.path.join(output_folder, "summary.md")
+    )
+    return result
+
+
+def main(argv=None):
+    """Command line: runs the demo, prints the timings, the summary table and the report path."""
+    parser = argparse.ArgumentParser(description="The whole chain on the synthetic dataset.")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="demo yaml (stage overrides)")
+    parser.add_argument("--smoke", action="store_true", help="use the config's smoke: sizes")
+    parser.add_argument("--output_folder", help="where everything goes (default: the config's)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    config = load_config(args.config, smoke=args.smoke)
+    output_folder = args.output_folder or config["output_folder"]
+    if not os.path.isabs(output_folder):
+        output_folder = os.path.join(os.getcwd(), output_folder)
+    start = time.perf_counter()
+    result = run_demo(config, output_folder)
+    result["total_s"] = time.perf_counter() - start
+    times = [
+        f"{name} " + ("reused" if wall is None else f"{wall:.0f} s (CPU {cpu:.0f} s)")
+        for (name, wall), cpu in zip(result["timings"].items(), result["cpu_times"].values())
+    ]
+    print("\nStages (wall time, CPU time of all threads): " + ", ".join(times))
+    if result["classifier_accuracy"] is not None:
+        print(f"Classifier test accuracy: {100 * result['classifier_accuracy']:.1f} %")
+    print(f"\n{result['summary']}\n")
+    print(f"Report: {result['report']}  (total {result['total_s']:.0f} s)")
+    return result
+
+
+if __name__ == "__main__":
+    main()

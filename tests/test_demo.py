@@ -1,0 +1,131 @@
+"""`make demo` (recipes/demo.py): the whole chain with the smoke sizes of hparams/demo.yaml."""
+
+import json
+import time
+import urllib.parse
+from html.parser import HTMLParser
+
+import pytest
+
+from recipes import demo
+
+SMOKE_BUDGET_S = 240  # 3 classes x 5 clips of 1 s, 1 epoch: ~30 s on 2 cores; generous for CI
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [value for key, value in attrs if key in ("src", "href") and value]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke run of the demo from scratch: (output folder, result, wall time)."""
+    out = tmp_path_factory.mktemp("demo") / "smoke"
+    start = time.perf_counter()
+    result = demo.main(["--smoke", "--output_folder", str(out)])
+    return out, result, time.perf_counter() - start
+
+
+def test_smoke_demo_runs_every_stage_within_budget(smoke):
+    out, result, elapsed = smoke
+    assert elapsed < SMOKE_BUDGET_S
+    assert list(result["timings"]) == [
+        "data",
+        "classifier",
+        "nmf",
+        "l2i",
+        "piq",
+        "eval_l2i",
+        "eval_piq",
+    ]
+    assert all(seconds is not None for seconds in result["timings"].values())  # nothing reused
+    for path in (
+        "data/meta/ground_truth.csv",
+        "classifier/classifier.ckpt",
+        "classifier/embedding_model.ckpt",
+        "nmf/nmf_decoder.ckpt",
+        "l2i/psi_model.ckpt",
+        "l2i/theta.ckpt",
+        "piq/psi_model.ckpt",
+        "l2i/eval/metrics.json",
+        "piq/eval/metrics.json",
+        "report/index.html",
+        "summary.md",
+    ):
+        assert (out / path).is_file(), path
+    params = json.loads((out / "data" / "meta" / "synthetic_params.json").read_text())
+    assert (params["classes"], params["per_class"], params["duration_s"]) == (3, 5, 1.0)
+
+
+def test_summary_has_both_interpreters_baselines_and_ground_truth(smoke):
+    out, result, _ = smoke
+    rows = [line.split("|")[1].strip() for line in result["summary"].splitlines()[2:]]
+    assert rows == [
+        "L2I",
+        "L2I: random mask",
+        "L2I: saliency (captum)",
+        "PIQ",
+        "PIQ: random mask",
+        "PIQ: saliency (captum)",
+    ]
+    assert "SI-SDRi dB" in result["summary"] and "GT precision" in result["summary"]
+    for name in ("l2i", "piq"):
+        evaluation = json.loads((out / name / "eval" / "metrics.json").read_text())
+        assert evaluation["ground_truth"] and evaluation["n_clips"] == 3
+
+
+def test_merged_report_links_existing_files_only(smoke):
+    out, result, _ = smoke
+    index = out / "report" / "index.html"
+    assert result["report"] == str(index)
+    parser = _Links()
+    parser.feed(index.read_text(encoding="utf-8"))
+    assert len(parser.links) == 2 * 2 * 4  # 2 interpreters x 2 clips x (3 wavs + 1 PNG)
+    for link in parser.links:
+        assert "://" not in link and (index.parent / urllib.parse.unquote(link)).is_file(), link
+
+
+def test_rerun_reuses_every_stage(smoke, capsys):
+    out, first, _ = smoke
+    before = (out / "l2i" / "psi_model.ckpt").stat().st_mtime_ns
+    result = demo.main(["--smoke", "--output_folder", str(out)])
+    assert all(seconds is None for seconds in result["timings"].values())
+    assert (out / "l2i" / "psi_model.ckpt").stat().st_mtime_ns == before
+    assert result["summary"] == first["summary"]
+    printed = capsys.readouterr().out
+    assert "Report: " in printed and "| PIQ: random mask |" in printed
+
+
+def test_changed_settings_stop_a_rerun(smoke):
+    out, _, _ = smoke
+    config = demo.load_config(smoke=True)
+    config["stages"]["classifier"]["overrides"]["number_of_epochs"] = 2
+    stages = {stage.name: stage for stage in demo.build_stages(config, out)[0]}
+    assert stages["data"].done()
+    with pytest.raises(ValueError, match="delete .*classifier"):
+        stages["classifier"].done()
+
+
+def test_inconsistent_sizes_are_a_clear_error():
+    config = demo.load_config(smoke=True)
+    config["stages"]["piq"]["overrides"]["emb_dim"] = 16
+    with pytest.raises(ValueError, match="emb_dim"):
+        demo.check_config(config)
+    config = demo.load_config(smoke=True)
+    config["common"]["signal_length_s"] = 2.0
+    with pytest.raises(ValueError, match="duration_s"):
+        demo.check_config(config)
+
+
+def test_demo_config_and_make_target(repo_root):
+    config = demo.load_config()  # the real demo: checked, not run
+    assert (config["dataset"]["classes"], config["dataset"]["per_class"]) == (10, 40)
+    assert config["stages"]["classifier"]["hparams"] == "hparams/classifier_conv2d.yaml"
+    assert config["output_folder"] == "results/demo"
+    makefile = (repo_root / "Makefile").read_text()
+    target = makefile.split("\ndemo:")[1].split("\n\n")[0]
+    assert "recipes/demo.py" in target

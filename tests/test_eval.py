@@ -1,0 +1,380 @@
+"""recipes/eval.py, recipes/baselines.py and recipes/report.py on tiny trained runs.
+
+The interpreters are the session fixtures of conftest.py (`tiny_l2i`,
+`tiny_piq`: one epoch on the 3-class, 1 s `tiny_synthetic` set).
+"""
+
+import doctest
+import json
+import os
+import urllib.parse
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import with_flag
+from speechbrain.processing.features import ISTFT, STFT
+
+from data_prep.esc50_prepare import dataio_prep, load_clip, prepare_esc50
+from recipes import baselines, demo, metrics, report
+from recipes import eval as eval_recipe
+from recipes.pipeline import invert_to_audio, spectrogram
+
+STFT_ARGS = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 11.6099, "win_length": 23.2199}
+GROUND_TRUTH_KEYS = ("si_sdr", "si_sdri", "gt_precision", "gt_recall")
+SUITE_KEYS = ("fid_in", "faithfulness", "AI", "AD", "AG", "SPS", "COMP")
+
+
+def eval_argv(trained, eval_folder, *extra):
+    """The eval command line for a tiny trained interpreter (its training overrides)."""
+    return (
+        list(trained["argv"])
+        + ["--pretrained_interpreter", str(trained["folder"] / "psi_model.ckpt")]
+        + ["--eval_folder", str(eval_folder), "--n_report_clips", "2", *extra]
+    )
+
+
+class _Links(HTMLParser):
+    """Collects src/href attributes and the tag names of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self.links += [value for key, value in attrs if key in ("src", "href") and value]
+
+
+def check_report(index_html):
+    """The page parses, loads nothing from outside, and every file it links exists."""
+    parser = _Links()
+    parser.feed(index_html.read_text(encoding="utf-8"))
+    parser.close()
+    assert parser.links, "the report links no file"
+    assert not [tag for tag, _ in parser.tags if tag == "script"]
+    assert not [attrs for tag, attrs in parser.tags if tag == "link"]
+    for link in parser.links:
+        assert "://" not in link and not link.startswith("/"), f"not a relative link: {link}"
+        target = index_html.parent / urllib.parse.unquote(link)
+        assert target.is_file(), f"{index_html} links {link}, which does not exist"
+    return parser
+
+
+@pytest.fixture(scope="module")
+def evaluations(tiny_l2i, tiny_piq, tmp_path_factory):
+    """In-distribution evaluations of both tiny interpreters (with ground truth)."""
+    out = tmp_path_factory.mktemp("evaluations")
+    return {
+        "L2I": (out / "l2i", eval_recipe.main(eval_argv(tiny_l2i, out / "l2i"))),
+        "PIQ": (out / "piq", eval_recipe.main(eval_argv(tiny_piq, out / "piq"))),
+    }
+
+
+def test_doctests():
+    for module in (eval_recipe, baselines, report, demo):
+        result = doctest.testmod(
+            module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+        )
+        assert result.failed == 0, module.__name__
+
+
+@pytest.mark.parametrize("name", ["L2I", "PIQ"])
+def test_in_distribution_scores_interpreter_baselines_and_ground_truth(evaluations, name):
+    folder, result = evaluations[name]
+    assert list(result["methods"]) == [name, "random", "saliency"]
+    assert result["n_clips"] == 3 and result["ground_truth"] and result["overlap_type"] == "none"
+    for method, stats in result["methods"].items():
+        for key in SUITE_KEYS + GROUND_TRUTH_KEYS:
+            assert np.isfinite(stats[key]), (method, key)
+        assert 0.0 <= stats["gt_precision"] <= 1.0 and 0.0 <= stats["gt_recall"] <= 1.0
+    interpreter, random = result["methods"][name], result["methods"]["random"]
+    # the random baseline is a permutation of the interpreter's mask: same sparsity
+    assert random["SPS"] == pytest.approx(interpreter["SPS"], abs=1e-4)
+    assert random["COMP"] == pytest.approx(interpreter["COMP"], abs=1e-4)
+    if name == "L2I":
+        assert {"theta_top1", "ff_components", "ff_random"} <= set(interpreter)
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["methods"] == result["methods"]
+    table = (folder / "metrics.md").read_text()
+    assert "| random |" in table and "| saliency |" in table and "SI-SDRi" in table
+    assert len(saved["clips"]) == 2
+    for clip in saved["clips"]:
+        for key in ("png", "original", "interpretation", "target"):
+            assert (folder / clip[key]).is_file()
+
+
+@pytest.mark.parametrize("name", ["L2I", "PIQ"])
+def test_report_of_one_evaluation_opens_offline(evaluations, name):
+    folder, _ = evaluations[name]
+    parser = check_report(folder / "report" / "index.html")
+    n_audio = sum(tag == "audio" for tag, _ in parser.tags)
+    assert n_audio == 2 * 3  # 2 clips x (original, interpretation, target)
+    assert sum(tag == "img" for tag, _ in parser.tags) == 2
+
+
+def test_report_merges_evaluations(evaluations, tmp_path, capsys):
+    folders = [str(evaluations[name][0]) for name in ("L2I", "PIQ")]
+    index = report.main(folders + ["--out", str(tmp_path / "merged"), "--title", "tiny"])
+    page = check_report(tmp_path / "merged" / "index.html")
+    assert index == str(tmp_path / "merged" / "index.html")
+    text = (tmp_path / "merged" / "index.html").read_text()
+    for row in ("L2I", "L2I: random mask", "PIQ: saliency (captum)"):
+        assert f">{row}</td>" in text
+    assert sum(tag == "img" for tag, _ in page.tags) == 4
+    assert "| PIQ: random mask |" in capsys.readouterr().out
+
+
+def test_report_of_a_missing_evaluation_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="recipes/eval.py"):
+        report.write_report([str(tmp_path)], str(tmp_path / "report"))
+
+
+@pytest.fixture
+def speech_folder(tmp_path):
+    """Two 'speech' files at 22.05 kHz (resampled when read), in a subfolder."""
+    folder = tmp_path / "LJSpeech-1.1" / "wavs"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        t = np.arange(22050) / 22050
+        voice = np.sin(2 * np.pi * 180 * (1 + i) * t) * (1 + np.sin(2 * np.pi * 4 * t))
+        sf.write(
+            folder / f"LJ001-000{i}.wav", 0.3 * voice + 0.01 * rng.standard_normal(22050), 22050
+        )
+    return tmp_path / "LJSpeech-1.1"
+
+
+@pytest.mark.parametrize("overlap_type", ["mixtures", "white_noise", "speech"])
+def test_out_of_distribution_overlaps(tiny_piq, tmp_path, speech_folder, overlap_type):
+    folder = tmp_path / "piq"  # an exported interpreter alone: eval writes beside it
+    folder.mkdir()
+    (folder / "psi_model.ckpt").write_bytes((tiny_piq["folder"] / "psi_model.ckpt").read_bytes())
+    argv = list(tiny_piq["argv"]) + [
+        "--pretrained_interpreter",
+        str(folder),
+        "--n_report_clips",
+        "1",
+    ]
+    argv += ["--overlap_type", overlap_type]
+    if overlap_type == "speech":
+        argv += ["--speech_folder", str(speech_folder)]
+    result = eval_recipe.main(argv)
+    eval_folder = folder / f"eval_{overlap_type}"  # the default eval folder
+    assert json.loads((eval_folder / "metrics.json").read_text())["overlap_type"] == overlap_type
+    assert not (folder / "hyperparams.yaml").exists()  # the interpreter's folder is left alone
+    assert not result["ground_truth"]  # defined for the dataset's own clips only
+    for stats in result["methods"].values():
+        assert not set(GROUND_TRUTH_KEYS) & set(stats)
+        assert all(np.isfinite(stats[key]) for key in SUITE_KEYS)
+    check_report(eval_folder / "report" / "index.html")
+    assert f"[{overlap_type}]" in (eval_folder / "report" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "unset"])
+def test_speech_overlap_without_speech_is_a_clear_error(tiny_piq, tmp_path, problem):
+    extra = ["--overlap_type", "speech"]
+    if problem != "unset":
+        folder = tmp_path / "speech"
+        if problem == "empty":
+            folder.mkdir()
+        extra += ["--speech_folder", str(folder)]
+    with pytest.raises(FileNotFoundError, match="speech_folder.*LJSpeech"):
+        eval_recipe.main(eval_argv(tiny_piq, tmp_path / "eval", *extra))
+    assert not (tmp_path / "eval").exists()  # nothing set up before the check
+
+
+def test_missing_interpreter_is_a_clear_error(tiny_piq, tmp_path):
+    argv = list(tiny_piq["argv"]) + ["--pretrained_interpreter", str(tmp_path / "psi_model.ckpt")]
+    with pytest.raises(FileNotFoundError, match="train_piq.py"):
+        eval_recipe.main(argv)
+
+
+def test_single_sample_l2i_without_data_folder(tiny_l2i, tiny_synthetic, tmp_path, capsys):
+    clip = tiny_synthetic / "audio" / "5-100004-A-0.wav"
+    argv = list(tiny_l2i["argv"])
+    at = argv.index("--data_folder")
+    del argv[at : at + 2]  # the class names come from the training run's label encoder
+    argv = with_flag(argv, "--relevance_th", -2)  # every component is relevant: one wav each
+    result = eval_recipe.main(
+        eval_argv({**tiny_l2i, "argv": argv}, tmp_path, "--single_sample", str(clip))
+    )
+    out = capsys.readouterr().out
+    assert f"{result['class']} (p={result['probability']:.3f})" in out
+    assert result["class"] in ("steady_tone", "harmonic_stack", "up_chirp")
+    folder = tmp_path / "5-100004-A-0"
+    for name in ("5-100004-A-0.png", "5-100004-A-0_interpretation.wav", "prediction.json"):
+        assert (folder / name).is_file()
+    assert len(result["components"]) == 12  # K of the tiny dictionary
+    for component in result["components"]:
+        audio, rate = sf.read(component["file"])
+        assert rate == 16000 and audio.shape == (16000,)
+    # the interpretation is the explained clip, preprocessed like the dataset's clips
+    brain = tiny_l2i["brain"]
+    expected = brain.explain(load_clip(clip, 16000, 16000).unsqueeze(0))
+    assert result["probability"] == pytest.approx(expected["probs"].max().item(), abs=1e-5)
+
+
+def test_single_sample_piq_with_data_folder(tiny_piq, tiny_synthetic, tmp_path, capsys):
+    clip = tiny_synthetic / "audio" / "4-100008-A-1.wav"
+    result = eval_recipe.main(eval_argv(tiny_piq, tmp_path, "--single_sample", str(clip)))
+    assert "components" not in result
+    assert (tmp_path / "4-100008-A-1" / "4-100008-A-1_interpretation.wav").is_file()
+    assert "interpretation written to" in capsys.readouterr().out
+
+
+def test_missing_single_sample_is_a_clear_error(tiny_piq, tmp_path):
+    missing = tmp_path / "nothing.wav"
+    with pytest.raises(FileNotFoundError, match="nothing.wav does not exist"):
+        eval_recipe.main(eval_argv(tiny_piq, tmp_path / "eval", "--single_sample", str(missing)))
+    assert not (tmp_path / "eval").exists()
+
+
+def test_eval_flags_are_not_yaml_overrides():
+    args, rest = eval_recipe.parse_eval_arguments(
+        ["hparams/piq.yaml", "--pretrained_interpreter=x", "--overlap_type", "speech", "--K", "3"]
+    )
+    assert (args.pretrained_interpreter, args.overlap_type, rest) == (
+        "x",
+        "speech",
+        ["hparams/piq.yaml", "--K", "3"],
+    )
+
+
+# ------------------------------------------------------------------ ground truth
+
+
+@pytest.fixture(scope="module")
+def tiny_test_clips(tiny_synthetic, tmp_path_factory):
+    """The test fold of the tiny set as dataio_prep gives it: ids and clips (B, T)."""
+    out = tmp_path_factory.mktemp("gt")
+    hparams = {
+        "data_folder": str(tiny_synthetic),
+        "save_folder": str(out / "save"),
+        "sample_rate": 16000,
+        "signal_length_s": 1,
+        **{f"{s}_annotation": str(out / f"{s}.json") for s in ("train", "valid", "test")},
+    }
+    prepare_esc50(
+        str(tiny_synthetic), None, *(hparams[f"{s}_annotation"] for s in ("train", "valid", "test"))
+    )
+    datasets, _ = dataio_prep(hparams)
+    items = list(datasets["test"])
+    return datasets, [item["id"] for item in items], torch.stack([item["sig"] for item in items])
+
+
+def test_ground_truth_sources_sum_to_the_peak_normalised_clip(tiny_synthetic, tiny_test_clips):
+    _, ids, clips = tiny_test_clips
+    target, background = eval_recipe.GroundTruth(tiny_synthetic, 16000, 16000).sources(ids, clips)
+    assert torch.allclose(target + background, clips, atol=1e-5)
+    assert clips.abs().amax(dim=1).allclose(torch.ones(len(ids)))
+    assert (target.abs().amax(dim=1) > 0.05).all()  # the target event is there, not a scale of 0
+
+
+def test_all_ones_mask_gives_zero_si_sdri_and_full_recall(tiny_synthetic, tiny_test_clips):
+    _, ids, clips = tiny_test_clips
+    stft, istft = STFT(**STFT_ARGS), ISTFT(**STFT_ARGS)
+    target, background = eval_recipe.GroundTruth(tiny_synthetic, 16000, 16000).sources(ids, clips)
+    region = eval_recipe.target_region(target, background, stft)
+    X, X_stft = spectrogram(clips, stft)
+    ones = torch.ones_like(X)
+    audio = invert_to_audio(ones * X, X_stft, istft, clips.shape[1])
+    gt = eval_recipe.ground_truth_metrics(ones, X, audio, clips, target, region)
+    assert gt["si_sdr"].allclose(metrics.si_sdr(clips, target), atol=1e-2)
+    assert gt["si_sdri"].abs().max() < 1e-2
+    assert gt["gt_recall"].allclose(torch.ones(len(ids)))
+    share = (X * region).flatten(1).sum(1) / X.flatten(1).sum(1)  # the region's share of X
+    assert gt["gt_precision"].allclose(share) and (share > 0).all() and (share < 1).all()
+
+    oracle = eval_recipe.ground_truth_metrics(region, X, audio, clips, target, region)
+    assert oracle["gt_precision"].allclose(torch.ones(len(ids)))  # all kept energy is target's
+    silent = eval_recipe.ground_truth_metrics(
+        torch.zeros_like(X), X, 0 * audio, clips, target, region
+    )
+    assert (silent["gt_precision"] == 0).all() and (silent["gt_recall"] == 0).all()
+    assert (silent["si_sdr"] == -metrics.SI_SDR_CLIP_DB).all()
+
+
+def test_ground_truth_of_other_audio_is_an_error(tiny_synthetic, tiny_test_clips):
+    _, ids, clips = tiny_test_clips
+    truth = eval_recipe.GroundTruth(tiny_synthetic, 16000, 16000)
+    with pytest.raises(ValueError, match="do not sum to the clip"):
+        truth.sources(ids, clips.flip(0))
+    with pytest.raises(ValueError, match="no row for clip"):
+        truth.sources(["1-999-A-0"], clips[:1])
+
+
+# ------------------------------------------------------------------ interference
+
+
+def test_interference_is_deterministic_and_mixes_other_classes(tiny_test_clips):
+    datasets, _, clips = tiny_test_clips
+    dataset = datasets["test"]
+    first = eval_recipe.Interference(
+        "mixtures", dataset, seed=3, sample_rate=16000, n_samples=16000
+    )
+    second = eval_recipe.Interference(
+        "mixtures", dataset, seed=3, sample_rate=16000, n_samples=16000
+    )
+    labels = torch.tensor([int(item["class_string_encoded"]) for item in dataset])
+    assert torch.equal(first.partner, second.partner)
+    assert (labels[first.partner] != labels).all()
+    mixed = first(clips, 0)
+    assert torch.equal(mixed, second(clips, 0))
+    expected = eval_recipe.overlap_mix(clips, clips[first.partner])
+    assert torch.allclose(mixed, expected) and mixed.abs().amax(dim=1).allclose(torch.ones(3))
+    noisy = eval_recipe.Interference("white_noise", dataset, 3, 16000, 16000)(clips, 0)
+    assert not torch.allclose(noisy, clips, atol=1e-2)
+    assert eval_recipe.Interference("none", dataset, 3, 16000, 16000)(clips, 0) is clips
+
+
+def test_mixtures_need_two_classes():
+    with pytest.raises(ValueError, match="single class"):
+        eval_recipe.pair_different_classes(torch.zeros(4, dtype=torch.long))
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def test_random_mask_is_a_permutation_per_clip():
+    mask = torch.rand(3, 7, 5) * (torch.rand(3, 7, 5) > 0.7)
+    shuffled = baselines.random_mask(mask, torch.Generator().manual_seed(1))
+    assert torch.equal(shuffled.flatten(1).sort(dim=1).values, mask.flatten(1).sort(dim=1).values)
+    assert not torch.equal(shuffled, mask)
+    assert metrics.sparseness(shuffled).allclose(metrics.sparseness(mask))
+    assert metrics.complexity(shuffled).allclose(metrics.complexity(mask))
+
+
+def test_saliency_mask_of_the_frozen_classifier(tiny_piq, tiny_test_clips):
+    brain = tiny_piq["brain"]
+    _, _, clips = tiny_test_clips
+    outputs = brain.explain(clips)
+    before = {k: v.clone() for k, v in brain.classifier_modules.state_dict().items()}
+    mask = baselines.saliency_mask(
+        brain.hparams.embedding_model, brain.hparams.classifier, outputs["X"], outputs["classes"]
+    )
+    assert mask.shape == outputs["X"].shape and not mask.requires_grad
+    assert mask.min() >= 0 and mask.flatten(1).amax(dim=1).allclose(torch.ones(3))
+    assert all(not p.requires_grad for p in brain.classifier_modules.parameters())
+    after = brain.classifier_modules.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # the explained class matters: another class's saliency is another mask
+    other = baselines.saliency_mask(
+        brain.hparams.embedding_model,
+        brain.hparams.classifier,
+        outputs["X"],
+        (outputs["classes"] + 1) % 3,
+    )
+    assert not torch.allclose(mask, other)
+
+
+def test_baseline_masks_for_a_brain(tiny_l2i, tiny_test_clips):
+    brain = tiny_l2i["brain"]
+    outputs = brain.explain(tiny_test_clips[2])
+    masks = baselines.baseline_masks(brain, outputs, torch.Generator().manual_seed(0))
+    assert list(masks) == list(baselines.BASELINES)
+    for mask in masks.values():
+        assert mask.shape == outputs["mask"].shape and mask.min() >= 0 and mask.max() <= 1
+    assert os.path.basename(eval_recipe.default_eval_folder("x", "none")) == "eval"
