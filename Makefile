@@ -28,7 +28,7 @@ demo: setup
 	$(PY) recipes/demo.py
 
 bench: setup
-	@echo "make bench is not ready yet: it lands with the speed issue."
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf results .pytest_cache

@@ -1,0 +1,318 @@
+"""Shared set-up of the speed benchmarks: data, stand-in checkpoints, Brains, timers.
+
+The benchmarks measure the real recipes (`recipes/train_l2i.py`,
+`recipes/train_piq.py`, `InterpreterBrain.explain`) at the configuration of the
+reference figures of the public recipe this project replaces:
+
+    10 classes x 8 clips of 5 s at 16 kHz: 60 train clips, 10 valid clips
+    Conv2d classifier, emb_dim 32, batch 8, L2I K = 100, PIQ K = 256
+
+("full size": emb_dim 256, PIQ K = 1024, L2I K = 100).
+
+How the 60 / 10 split is made: `create_synthetic_dataset(classes=10,
+per_class=10)` writes 2 clips per class in each of the folds 1..5 (it needs a
+multiple of 5 per class). `prepare_esc50` writes the manifests of folds
+1, 2, 3 (train: 60 clips), 4 (valid) and 5 (test); the valid and test
+manifests are then cut to their first clip of each class (10 clips each), and
+the recipes read them with `--skip_manifest_creation True`.
+
+The interpreters need a trained classifier and NMF dictionary. Timings do not
+depend on the weights, so the benchmarks save randomly initialised modules
+built from the recipe yamls (`embedding_model.ckpt`, `classifier.ckpt`,
+`nmf_decoder.ckpt`) and load them through the recipes' normal path.
+
+Not a test: nothing here asserts.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import contextlib
+import io
+import json
+import logging
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from data_prep.esc50_prepare import prepare_esc50
+from data_prep.synthetic_prepare import create_synthetic_dataset
+from recipes.common import prepare_run
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HPARAMS = {"l2i": REPO_ROOT / "hparams" / "l2i_conv2d.yaml", "piq": REPO_ROOT / "hparams" / "piq.yaml"}
+
+N_CLASSES = 10
+PER_CLASS = 10  # written per class (2 per fold); train keeps 6, valid 1, test 1
+SEED = 1234
+DURATION_S = 5.0
+BATCH_SIZE = 8
+
+# emb_dim and K of each size, per method.
+SIZES = {
+    "cpu": {"emb_dim": 32, "K": {"l2i": 100, "piq": 256}},
+    "full": {"emb_dim": 256, "K": {"l2i": 100, "piq": 1024}},
+}
+
+WEIGHTS_NOTE = (
+    "Weights are random (modules built from the yamls, saved and loaded as the recipes do): "
+    "timings do not depend on training."
+)
+
+
+def quiet_console():
+    """Keeps SpeechBrain's INFO lines out of the benchmark output (the log files keep them);
+    warnings still reach stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setStream(sys.stderr)
+            handler.setLevel(logging.WARNING)
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_average():
+    """The 1-minute load average: other processes on the cores distort every timing."""
+    return os.getloadavg()[0]
+
+
+def cpu_idle_fraction(seconds=2.0):
+    """Share of the machine's CPU time that was idle over `seconds` (Linux /proc/stat)."""
+
+    def counters():
+        with open("/proc/stat", encoding="utf-8") as fin:
+            values = [int(v) for v in fin.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+
+    try:
+        idle_0, total_0 = counters()
+        time.sleep(seconds)
+        idle_1, total_1 = counters()
+    except OSError:
+        return float("nan")
+    return (idle_1 - idle_0) / max(1, total_1 - total_0)
+
+
+def wait_for_quiet(max_wait_s, idle=0.9):
+    """Waits (at most max_wait_s) until the CPUs are `idle` free for 3 s; returns the idle share.
+
+    Other processes on the cores distort every timing: on a shared machine,
+    a measurement started in a quiet moment is worth the wait.
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        share = cpu_idle_fraction(3.0)
+        if share >= idle or time.monotonic() >= deadline:
+            return share
+
+
+def _cut_manifest(path, per_class=1):
+    """Keeps the first `per_class` clips (sorted ids) of each class of a JSON manifest."""
+    with open(path, encoding="utf-8") as fin:
+        entries = json.load(fin)
+    kept, count = {}, {}
+    for clip_id in sorted(entries):
+        label = entries[clip_id]["class_string"]
+        if count.get(label, 0) < per_class:
+            kept[clip_id] = entries[clip_id]
+            count[label] = count.get(label, 0) + 1
+    with open(str(path) + ".part", "w", encoding="utf-8") as fout:
+        json.dump(kept, fout, indent=2)
+    os.replace(str(path) + ".part", path)
+    return len(kept)
+
+
+def prepare_workspace(root):
+    """Synthetic data, manifests (60 / 10 / 10 clips) and the stand-in checkpoints.
+
+    Arguments
+    ---------
+    root : str or Path
+        Folder for everything; a complete workspace there is reused.
+
+    Returns
+    -------
+    dict
+        data_folder, manifest paths (train / valid / test), counts.
+    """
+    root = Path(root)
+    data_folder = create_synthetic_dataset(
+        root / "data", classes=N_CLASSES, per_class=PER_CLASS, seed=SEED, duration_s=DURATION_S
+    )
+    manifests = {split: root / "manifest" / f"{split}.json" for split in ("train", "valid", "test")}
+    done = root / "manifest" / "done"
+    if not done.is_file():
+        prepare_esc50(
+            str(data_folder),
+            str(data_folder / "audio"),
+            str(manifests["train"]),
+            str(manifests["valid"]),
+            str(manifests["test"]),
+            train_fold_nums=[1, 2, 3],
+            valid_fold_nums=[4],
+            test_fold_nums=[5],
+        )
+        _cut_manifest(manifests["valid"])
+        _cut_manifest(manifests["test"])
+        done.write_text("60 train / 10 valid / 10 test\n")
+    counts = {}
+    for split, path in manifests.items():
+        with open(path, encoding="utf-8") as fin:
+            counts[split] = len(json.load(fin))
+    for size in SIZES:
+        save_stand_in_checkpoints(root, size)
+    return {"root": root, "data_folder": data_folder, "manifests": manifests, "counts": counts}
+
+
+def checkpoint_folder(root, size):
+    """Where the stand-in classifier and NMF dictionary of a size live."""
+    return Path(root) / "checkpoints" / size
+
+
+def save_stand_in_checkpoints(root, size):
+    """Saves randomly initialised classifier and NMF modules built from the L2I yaml."""
+    folder = checkpoint_folder(root, size)
+    files = {
+        "embedding_model": folder / "embedding_model.ckpt",
+        "classifier": folder / "classifier.ckpt",
+        "nmf_decoder": folder / "nmf_decoder.ckpt",
+    }
+    if all(path.is_file() for path in files.values()):
+        return files
+    folder.mkdir(parents=True, exist_ok=True)
+    overrides = {
+        "data_folder": str(root / "data"),
+        "output_folder": str(root / "yaml_only"),
+        "emb_dim": SIZES[size]["emb_dim"],
+        "K": SIZES[size]["K"]["l2i"],
+        "out_n_neurons": N_CLASSES,
+    }
+    with open(HPARAMS["l2i"], encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    for name, path in files.items():
+        torch.save(hparams[name].state_dict(), str(path) + ".part")
+        os.replace(str(path) + ".part", path)
+    return files
+
+
+def recipe_argv(method, workspace, size="cpu", output_folder=None, extra=()):
+    """The command line of a recipe run at the benchmark configuration."""
+    root = Path(workspace["root"])
+    ckpt = checkpoint_folder(root, size)
+    output_folder = output_folder or root / "runs" / f"{method}_{size}"
+    argv = [
+        str(HPARAMS[method]),
+        "--data_folder", str(workspace["data_folder"]),
+        "--output_folder", str(output_folder),
+        "--train_annotation", str(workspace["manifests"]["train"]),
+        "--valid_annotation", str(workspace["manifests"]["valid"]),
+        "--test_annotation", str(workspace["manifests"]["test"]),
+        "--skip_manifest_creation", "True",
+        "--embedding_model_path", str(ckpt / "embedding_model.ckpt"),
+        "--classifier_model_path", str(ckpt / "classifier.ckpt"),
+        "--emb_dim", str(SIZES[size]["emb_dim"]),
+        "--K", str(SIZES[size]["K"][method]),
+        "--batch_size", str(BATCH_SIZE),
+        "--noprogressbar",
+    ]  # fmt: skip
+    if method == "l2i":
+        argv += ["--nmf_decoder_path", str(ckpt / "nmf_decoder.ckpt")]
+    return argv + [str(item) for item in extra]
+
+
+def build_brain(method, workspace, size="cpu", brain_class=None, output_folder=None, extra=()):
+    """prepare_run + the recipe's Brain, exactly as the recipe's main() builds it.
+
+    Returns
+    -------
+    brain, hparams, datasets
+    """
+    argv = recipe_argv(method, workspace, size, output_folder, extra)
+    with contextlib.redirect_stdout(io.StringIO()):  # start-up INFO lines (kept in log.txt)
+        hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
+    quiet_console()
+    brain_class = brain_class or hparams["interpreter_class"]
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+        label_encoder=label_encoder,
+    )
+    return brain, hparams, datasets
+
+
+def clips(datasets, n):
+    """A batch (n, T) of real 5 s clips, train clips first then valid."""
+    sigs = []
+    for split in ("train", "valid"):
+        for i in range(len(datasets[split])):
+            if len(sigs) == n:
+                break
+            sigs.append(datasets[split][i]["sig"])
+    return torch.stack(sigs)  # (n, T)
+
+
+def call_times(fn, warmup=2, runs=5, with_cpu=False):
+    """Wall seconds of `runs` calls of `fn()`, after `warmup` untimed calls.
+
+    With `with_cpu`, also the process CPU seconds of each call (all threads):
+    less sensitive than wall time to other processes on the cores.
+    """
+    for _ in range(warmup):
+        fn()
+    walls, cpus = [], []
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    return (walls, cpus) if with_cpu else walls
+
+
+def median(values):
+    """The median of a list of numbers."""
+    return statistics.median(values)
+
+
+def stage_timed(brain_class):
+    """A subclass of `brain_class` recording each stage's wall and CPU seconds.
+
+    The stage runs from `on_stage_start` to the end of `on_stage_end`
+    (data loading, forward, backward, optimiser, statistics, checkpointing).
+    """
+
+    class StageTimed(brain_class):
+        def on_stage_start(self, stage, epoch=None):
+            self._stage_clock = (time.perf_counter(), time.process_time())
+            super().on_stage_start(stage, epoch)
+
+        def on_stage_end(self, stage, stage_loss, epoch=None):
+            super().on_stage_end(stage, stage_loss, epoch)
+            wall, cpu = self._stage_clock
+            times = self.__dict__.setdefault("stage_seconds", {})
+            times.setdefault(stage.name.lower(), []).append(
+                {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+            )
+
+    StageTimed.__name__ = f"StageTimed{brain_class.__name__}"
+    return StageTimed
+
+
+def write_json(path, data):
+    """Writes a result file atomically (read by run_all.py)."""
+    if path is None:
+        return
+    with open(str(path) + ".part", "w", encoding="utf-8") as fout:
+        json.dump(data, fout, indent=2)
+    os.replace(str(path) + ".part", path)
