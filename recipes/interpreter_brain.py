@@ -431,3 +431,43 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         if self.label_encoder is None:
             return str(index)
         return str(self.label_encoder.ind2lab.get(int(index), index))
+
+
+def train_interpreter(brain_class, argv=None, recipe_file=None):
+    """The body of every interpreter recipe: data, Brain, fit, test, export.
+
+    Arguments
+    ---------
+    brain_class : type
+        An InterpreterBrain subclass (L2I, PIQ).
+    argv : list of str, optional
+        `[hparams.yaml, --key, value, ...]`.
+    recipe_file : str, optional
+        The recipe script, copied into the output folder.
+
+    Returns
+    -------
+    The trained Brain (its best checkpoint loaded and tested).
+    """
+    from recipes.common import prepare_run
+
+    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=recipe_file)
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+        label_encoder=label_encoder,
+    )
+    brain.fit(
+        epoch_counter=hparams["epoch_counter"],
+        train_set=datasets["train"],
+        valid_set=datasets["valid"],
+        train_loader_kwargs=hparams["dataloader_options"],
+        valid_loader_kwargs=hparams["test_dataloader_options"],
+    )
+    brain.evaluate(
+        datasets["test"], max_key=brain_class.best_key, test_loader_kwargs=hparams["test_dataloader_options"]
+    )
+    return brain

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 from recipes import metrics
-from recipes.common import prepare_run
-from recipes.interpreter_brain import InterpreterBrain
+from recipes.interpreter_brain import InterpreterBrain, train_interpreter
 from recipes.pipeline import EPS
 
 logger = get_logger(__name__)
@@ -193,24 +192,8 @@ class L2I(InterpreterBrain):
 
 
 def main(argv=None):
-    hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=__file__)
-    brain = L2I(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-        label_encoder=label_encoder,
-    )
-    brain.fit(
-        epoch_counter=hparams["epoch_counter"],
-        train_set=datasets["train"],
-        valid_set=datasets["valid"],
-        train_loader_kwargs=hparams["dataloader_options"],
-        valid_loader_kwargs=hparams["test_dataloader_options"],
-    )
-    brain.evaluate(datasets["test"], max_key=L2I.best_key, test_loader_kwargs=hparams["test_dataloader_options"])
-    return brain
+    """Trains, tests and exports an L2I interpreter; returns the Brain."""
+    return train_interpreter(L2I, argv, recipe_file=__file__)
 
 
 if __name__ == "__main__":
