@@ -46,7 +46,10 @@ from data_prep.synthetic_prepare import create_synthetic_dataset
 from recipes.common import prepare_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HPARAMS = {"l2i": REPO_ROOT / "hparams" / "l2i_conv2d.yaml", "piq": REPO_ROOT / "hparams" / "piq.yaml"}
+HPARAMS = {
+    "l2i": REPO_ROOT / "hparams" / "l2i_conv2d.yaml",
+    "piq": REPO_ROOT / "hparams" / "piq.yaml",
+}
 
 N_CLASSES = 10
 PER_CLASS = 10  # written per class (2 per fold); train keeps 6, valid 1, test 1
@@ -70,7 +73,9 @@ def quiet_console():
     """Keeps SpeechBrain's INFO lines out of the benchmark output (the log files keep them);
     warnings still reach stderr."""
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
             handler.setStream(sys.stderr)
             handler.setLevel(logging.WARNING)
 

@@ -32,11 +32,19 @@ import speed_options
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", default="l2i", choices=["l2i", "piq"])
-    parser.add_argument("--size", default="cpu", choices=["cpu", "full"], help="cpu: emb_dim 32; full: 256")
+    parser.add_argument(
+        "--size", default="cpu", choices=["cpu", "full"], help="cpu: emb_dim 32; full: 256"
+    )
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16], help="batch sizes")
-    parser.add_argument("--runs", type=int, default=7, help="timed calls at batch 1 (3 at batch > 4)")
-    parser.add_argument("--workspace", help="benchmark workspace (created there); temp dir if unset")
-    parser.add_argument("--options", default="", help="comma-separated speed options (bench/speed_options.py)")
+    parser.add_argument(
+        "--runs", type=int, default=7, help="timed calls at batch 1 (3 at batch > 4)"
+    )
+    parser.add_argument(
+        "--workspace", help="benchmark workspace (created there); temp dir if unset"
+    )
+    parser.add_argument(
+        "--options", default="", help="comma-separated speed options (bench/speed_options.py)"
+    )
     parser.add_argument("--save_mask", help="save the last batch's mask to this .pt file")
     parser.add_argument("--json", help="also write the result to this JSON file")
     return parser.parse_args(argv)
@@ -49,7 +57,9 @@ def _schedule(batch, runs, size):
     return 2, runs
 
 
-def measure(method, workspace_root, size="cpu", batches=(1, 16), runs=7, options=(), save_mask=None):
+def measure(
+    method, workspace_root, size="cpu", batches=(1, 16), runs=7, options=(), save_mask=None
+):
     """Times explain() at each batch size and the classifier alone; returns a dict."""
     applied = speed_options.apply_process_options(options)
     import bench_common
@@ -60,7 +70,9 @@ def measure(method, workspace_root, size="cpu", batches=(1, 16), runs=7, options
     runs_folder = Path(workspace_root) / "runs"
     runs_folder.mkdir(parents=True, exist_ok=True)
     output_folder = tempfile.mkdtemp(prefix=f"explain_{method}_{size}_{tag}_", dir=runs_folder)
-    brain, _, datasets = bench_common.build_brain(method, workspace, size, output_folder=output_folder)
+    brain, _, datasets = bench_common.build_brain(
+        method, workspace, size, output_folder=output_folder
+    )
     applied += speed_options.apply_model_options(brain, options)
     result = {
         "method": method,
@@ -93,7 +105,9 @@ def measure(method, workspace_root, size="cpu", batches=(1, 16), runs=7, options
         }
     if save_mask and outputs is not None:
         torch.save(outputs["mask"].detach().clone(), save_mask)
-    result["conv_transpose_share"] = conv_transpose_share(brain, bench_common.clips(datasets, 1), options)
+    result["conv_transpose_share"] = conv_transpose_share(
+        brain, bench_common.clips(datasets, 1), options
+    )
 
     X, _ = brain.preprocess(bench_common.clips(datasets, 1))
 
@@ -126,7 +140,10 @@ def conv_transpose_share(brain, wavs, options, calls=3):
     handles = []
     for module in psi.modules():
         if isinstance(module, torch.nn.ConvTranspose2d):
-            handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+            handles += [
+                module.register_forward_pre_hook(before),
+                module.register_forward_hook(after),
+            ]
     total = 0.0
     try:
         for _ in range(calls):
@@ -145,10 +162,18 @@ def main(argv=None):
     options = [o for o in args.options.split(",") if o]
     unknown = set(options) - set(speed_options.ALL_OPTIONS)
     if unknown:
-        raise ValueError(f"unknown --options {sorted(unknown)}; choose from {speed_options.ALL_OPTIONS}")
+        raise ValueError(
+            f"unknown --options {sorted(unknown)}; choose from {speed_options.ALL_OPTIONS}"
+        )
     with tempfile.TemporaryDirectory(prefix="explain_speed_") as tmp:
         result = measure(
-            args.method, args.workspace or tmp, args.size, args.batches, args.runs, options, args.save_mask
+            args.method,
+            args.workspace or tmp,
+            args.size,
+            args.batches,
+            args.runs,
+            options,
+            args.save_mask,
         )
     import bench_common
 

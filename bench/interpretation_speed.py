@@ -58,12 +58,20 @@ DEFAULT_CONFIGS = [name for name in CONFIGS if "compile" not in name]
 
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workspace", help="benchmark workspace (created there); temp dir if unset")
+    parser.add_argument(
+        "--workspace", help="benchmark workspace (created there); temp dir if unset"
+    )
     parser.add_argument("--methods", nargs="+", default=["l2i", "piq"], choices=["l2i", "piq"])
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
-    parser.add_argument("--size", default="cpu", choices=["cpu", "full"], help="cpu: emb_dim 32; full: 256")
-    parser.add_argument("--batches", nargs="+", type=int, default=None, help="batch sizes (default 1 16; full: 1)")
-    parser.add_argument("--runs", type=int, default=7, help="timed calls at batch 1 (3 at larger batches)")
+    parser.add_argument(
+        "--size", default="cpu", choices=["cpu", "full"], help="cpu: emb_dim 32; full: 256"
+    )
+    parser.add_argument(
+        "--batches", nargs="+", type=int, default=None, help="batch sizes (default 1 16; full: 1)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=7, help="timed calls at batch 1 (3 at larger batches)"
+    )
     parser.add_argument(
         "--single_thread",
         action="store_true",
@@ -75,7 +83,9 @@ def _parse_args(argv=None):
 
 def launch(name, method, args, workspace, mask_folder):
     """Runs one configuration through interpretation_latency.py in a fresh process."""
-    options = CONFIGS[name] + (("threads1",) if args.single_thread and "threads1" not in CONFIGS[name] else ())
+    options = CONFIGS[name] + (
+        ("threads1",) if args.single_thread and "threads1" not in CONFIGS[name] else ()
+    )
     out = Path(mask_folder) / f"{name}_{method}.json"
     mask = Path(mask_folder) / f"{name}_{method}.pt"
     command = [
@@ -150,7 +160,11 @@ def main(argv=None):
 def _print_row(method, name, result, baseline, batches):
     if not _print_row.header_done:
         cells = [f"{'b' + str(b) + ' ms/clip med/min/CPU':>28} {'x':>5}" for b in batches]
-        print(f"{'method':6} {'config':18} " + " ".join(cells) + f" {'max|dmask|':>10} {'RSS MB':>7} {'1st s':>6}  options on")
+        print(
+            f"{'method':6} {'config':18} "
+            + " ".join(cells)
+            + f" {'max|dmask|':>10} {'RSS MB':>7} {'1st s':>6}  options on"
+        )
         _print_row.header_done = True
     if "error" in result:
         print(f"{method:6} {name:18} failed: {' | '.join(result['error'])}")
@@ -164,11 +178,17 @@ def _print_row(method, name, result, baseline, batches):
             f"{entry['median_ms_per_clip']:10.1f}/{entry['min_ms_per_clip']:<8.1f}/"
             f"{entry['median_cpu_ms_per_clip']:<8.1f} {speedup:5.2f}"
         )
-    diff = max_abs_diff(baseline["mask_file"], result["mask_file"]) if "mask_file" in baseline else float("nan")
+    diff = (
+        max_abs_diff(baseline["mask_file"], result["mask_file"])
+        if "mask_file" in baseline
+        else float("nan")
+    )
     options = ", ".join(result["options"]) or "none (recipe as is)"
     first = result["explain"][str(batches[0])]["first_s"]
     print(
-        f"{method:6} {name:18} " + " ".join(cells) + f" {diff:10.1e} {result['peak_rss_mb']:7.0f} {first:6.1f}  "
+        f"{method:6} {name:18} "
+        + " ".join(cells)
+        + f" {diff:10.1e} {result['peak_rss_mb']:7.0f} {first:6.1f}  "
         f"{options}; threads {result['threads']}",
         flush=True,
     )

@@ -28,7 +28,9 @@ import speed_options
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+", default=["l2i", "piq"], choices=["l2i", "piq"])
-    parser.add_argument("--workspace", help="benchmark workspace (created there); temp dir if unset")
+    parser.add_argument(
+        "--workspace", help="benchmark workspace (created there); temp dir if unset"
+    )
     parser.add_argument("--options", default="", help="comma-separated speed options")
     parser.add_argument("--rows", type=int, default=20, help="rows of each table")
     return parser.parse_args(argv)
@@ -41,9 +43,13 @@ def profile_step(method, workspace_root, options, rows):
 
     workspace = bench_common.prepare_workspace(workspace_root)
     output_folder = Path(workspace_root) / "runs" / f"profile_{method}"
-    brain, hparams, datasets = bench_common.build_brain(method, workspace, "cpu", output_folder=output_folder)
+    brain, hparams, datasets = bench_common.build_brain(
+        method, workspace, "cpu", output_folder=output_folder
+    )
     applied = speed_options.apply_model_options(brain, [o for o in options if o != "fuse_bn"])
-    loader = brain.make_dataloader(datasets["train"], sb.Stage.TRAIN, **hparams["dataloader_options"])
+    loader = brain.make_dataloader(
+        datasets["train"], sb.Stage.TRAIN, **hparams["dataloader_options"]
+    )
     batch = next(iter(loader))
     brain.on_fit_start()
     brain.on_stage_start(sb.Stage.TRAIN, 1)
@@ -62,7 +68,10 @@ def profile_step(method, workspace_root, options, rows):
         brain.fit_batch(batch)
     print(
         prof.key_averages(group_by_input_shape=True).table(
-            sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40, max_shapes_column_width=60
+            sort_by="self_cpu_time_total",
+            row_limit=rows,
+            max_name_column_width=40,
+            max_shapes_column_width=60,
         )
     )
     profiler = cProfile.Profile()

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Runs the speed benchmarks and prints one table: ours against the reference figures and goals.
 
-    python bench/run_all.py                       # what `make bench` runs (about 6-8 min on 2 cores)
-    python bench/run_all.py --options malloc,rows_final,channels_last   # adds a column with options
+    python bench/run_all.py                       # what `make bench` runs (~4-5 min on 2 idle cores)
+    python bench/run_all.py --options malloc,rows_final,channels_last   # + a column with options (~7 min)
     python bench/run_all.py --skip_full           # without the full-size (emb_dim 256) latency
+    python bench/run_all.py --quiet_wait 120      # shared machine: start each run in a quiet moment
 
 Configuration of the reference figures (the public recipe this project
 replaces, measured on a 2-core CPU): 10 classes x 8 clips of 5 s (60 train /
@@ -16,9 +17,9 @@ timings do not depend on training.
 
 Every measurement runs in its own process (bench/train_speed.py,
 bench/interpretation_latency.py), so each reports its own peak RSS. Timings
-are wall clock: other processes on the cores inflate them (the load average
-is printed); "min" columns of the single scripts are the least disturbed
-runs. Not a test: it asserts nothing.
+are wall clock: other processes on the cores inflate them, several-fold with
+two threads (the idle share of the CPUs before each run is printed; with
+--quiet_wait each run waits for a quiet moment). Not a test: it asserts nothing.
 
 Authors
  * audio-interpret contributors 2026
@@ -74,13 +75,19 @@ FIGURE_ORDER = (
 
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workspace", help="benchmark workspace (created there); temp dir if unset")
     parser.add_argument(
-        "--options", default="", help="also measure with these speed options (bench/speed_options.py)"
+        "--workspace", help="benchmark workspace (created there); temp dir if unset"
+    )
+    parser.add_argument(
+        "--options",
+        default="",
+        help="also measure with these speed options (bench/speed_options.py)",
     )
     parser.add_argument("--skip_full", action="store_true", help="skip the full-size latency runs")
     parser.add_argument("--runs", type=int, default=7, help="timed explain() calls at batch 1")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed to each measurement")
+    parser.add_argument(
+        "--timeout", type=int, default=1200, help="seconds allowed to each measurement"
+    )
     parser.add_argument(
         "--quiet_wait",
         type=float,
@@ -92,7 +99,11 @@ def _parse_args(argv=None):
 
 def _run(script, arguments, json_file, timeout, quiet_wait=0):
     """Runs one benchmark script in its own process; returns its JSON result or an error."""
-    idle = bench_common.wait_for_quiet(quiet_wait) if quiet_wait > 0 else bench_common.cpu_idle_fraction(1.0)
+    idle = (
+        bench_common.wait_for_quiet(quiet_wait)
+        if quiet_wait > 0
+        else bench_common.cpu_idle_fraction(1.0)
+    )
     command = [sys.executable, str(HERE / script), *arguments, "--json", str(json_file)]
     start = time.perf_counter()
     try:
@@ -125,8 +136,16 @@ def measure_all(args, workspace, folder, options):
         )
         _progress(f"train {name}", result)
         rss = result.get("peak_rss_mb")
-        figures[(name, "train clips/s")] = (result.get("train_clips_per_s"), rss, result.get("error"))
-        figures[(name, "epoch s (train + valid)")] = (result.get("epoch_s"), rss, result.get("error"))
+        figures[(name, "train clips/s")] = (
+            result.get("train_clips_per_s"),
+            rss,
+            result.get("error"),
+        )
+        figures[(name, "epoch s (train + valid)")] = (
+            result.get("epoch_s"),
+            rss,
+            result.get("error"),
+        )
         figures[(name, "valid s (10 clips)")] = (result.get("valid_s"), rss, result.get("error"))
     sizes = [("cpu", ["1", "16"])] + ([] if args.skip_full else [("full", ["1"])])
     for size, batches in sizes:
@@ -202,7 +221,9 @@ def _meets(value, goal):
 def print_table(columns):
     """One row per (method, figure): reference, goal, ours (and ours with options)."""
     keys = list(dict.fromkeys(key for figures in columns.values() for key in figures))
-    keys.sort(key=lambda k: (k[0] != "L2I", FIGURE_ORDER.index(k[1]) if k[1] in FIGURE_ORDER else 99))
+    keys.sort(
+        key=lambda k: (k[0] != "L2I", FIGURE_ORDER.index(k[1]) if k[1] in FIGURE_ORDER else 99)
+    )
     names = list(columns)
     header = f"{'method':6} {'figure':42} {'reference':>9} {'goal':>8}"
     for name in names:
@@ -228,7 +249,9 @@ def main(argv=None):
         folder = Path(tmp) / "results"
         folder.mkdir()
         idle_start = bench_common.cpu_idle_fraction(2.0)
-        print("Preparing the benchmark data and stand-in checkpoints ...", file=sys.stderr, flush=True)
+        print(
+            "Preparing the benchmark data and stand-in checkpoints ...", file=sys.stderr, flush=True
+        )
         bench_common.prepare_workspace(workspace)
         columns = {"ours": measure_all(args, workspace, folder, "")}
         if args.options:
@@ -240,7 +263,9 @@ def main(argv=None):
         "PIQ K 1024. explain(): eval, no grad, median over timed calls after warm-up, per clip."
     )
     print(bench_common.WEIGHTS_NOTE)
-    print("ms cells: median (min) over the timed calls; RSS: peak of the process that measured the row.")
+    print(
+        "ms cells: median (min) over the timed calls; RSS: peak of the process that measured the row."
+    )
     idle = [share for share in IDLE_BEFORE if share == share]  # NaN: /proc/stat unreadable
     print(
         f"torch threads: default ({os.cpu_count()} CPUs). CPUs idle {100 * idle_start:.0f}% at start, "

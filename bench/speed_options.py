@@ -46,9 +46,6 @@ ALL_OPTIONS = (
     "interop1",
     "compile",
 )
-# Options that act on the process before anything runs (set by the launcher).
-PROCESS_OPTIONS = ("malloc", "thp", "threads1", "interop1")
-
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
 M_MMAP_MAX = -4
 
@@ -144,8 +141,12 @@ class _SingleChannelConvTranspose(torch.autograd.Function):
         channels, _, kh, kw = weight.shape
         height = x.shape[2]
         ph, pw = ctx.padding
-        full = F.pad(grad[:, 0], (pw, pw, ph, ph))  # (B, H + kh - 1, W + kw - 1): the cropped border back
-        grad_rows = torch.stack([full[:, i : i + height] for i in range(kh)], dim=1)  # (B, kh, H, W + kw - 1)
+        # the cropped border back: (B, H + kh - 1, W + kw - 1)
+        full = F.pad(grad[:, 0], (pw, pw, ph, ph))
+        # each row channel's gradient is the output gradient seen from its row offset
+        grad_rows = torch.stack(
+            [full[:, i : i + height] for i in range(kh)], dim=1
+        )  # (B, kh, H, W')
         grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
             grad_rows,
             x,

@@ -28,8 +28,12 @@ import speed_options
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", default="l2i", choices=["l2i", "piq"])
-    parser.add_argument("--workspace", help="benchmark workspace (created there); temp dir if unset")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs to run; the last one is reported")
+    parser.add_argument(
+        "--workspace", help="benchmark workspace (created there); temp dir if unset"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="epochs to run; the last one is reported"
+    )
     parser.add_argument(
         "--options", default="", help="comma-separated speed options (bench/speed_options.py)"
     )
@@ -47,7 +51,9 @@ def measure(method, workspace_root, epochs=1, options=()):
     runs_folder = Path(workspace_root) / "runs"
     runs_folder.mkdir(parents=True, exist_ok=True)
     # A fresh folder: a checkpoint left by an earlier run would be recovered and skip the epoch.
-    output_folder = tempfile.mkdtemp(prefix=f"train_{method}_{'_'.join(options) or 'recipe'}_", dir=runs_folder)
+    output_folder = tempfile.mkdtemp(
+        prefix=f"train_{method}_{'_'.join(options) or 'recipe'}_", dir=runs_folder
+    )
     brain_class = bench_common.stage_timed(_recipe_class(method))
     brain, hparams, datasets = bench_common.build_brain(
         method,
@@ -99,7 +105,9 @@ def main(argv=None):
     options = [o for o in args.options.split(",") if o]
     unknown = set(options) - set(speed_options.ALL_OPTIONS)
     if unknown:
-        raise ValueError(f"unknown --options {sorted(unknown)}; choose from {speed_options.ALL_OPTIONS}")
+        raise ValueError(
+            f"unknown --options {sorted(unknown)}; choose from {speed_options.ALL_OPTIONS}"
+        )
     with tempfile.TemporaryDirectory(prefix="train_speed_") as tmp:
         result = measure(args.method, args.workspace or tmp, args.epochs, options)
     import bench_common
