@@ -46,6 +46,7 @@ CONFIGS = {
     "slow_final": ("slow_final",),
     "rows_final": ("rows_final",),
     "compile": ("compile",),
+    "rows_final+channels_last": ("rows_final", "channels_last"),
     "proposed": ("malloc", "rows_final", "channels_last"),
     "proposed+inference": ("malloc", "rows_final", "channels_last", "inference_mode"),
     "proposed+fuse_bn": ("malloc", "rows_final", "channels_last", "fuse_bn"),
@@ -161,13 +162,13 @@ def _print_row(method, name, result, baseline, batches):
     if not _print_row.header_done:
         cells = [f"{'b' + str(b) + ' ms/clip med/min/CPU':>28} {'x':>5}" for b in batches]
         print(
-            f"{'method':6} {'config':18} "
+            f"{'method':6} {'config':24} "
             + " ".join(cells)
             + f" {'max|dmask|':>10} {'RSS MB':>7} {'1st s':>6}  options on"
         )
         _print_row.header_done = True
     if "error" in result:
-        print(f"{method:6} {name:18} failed: {' | '.join(result['error'])}")
+        print(f"{method:6} {name:24} failed: {' | '.join(result['error'])}")
         return
     cells = []
     for batch in batches:
@@ -186,7 +187,7 @@ def _print_row(method, name, result, baseline, batches):
     options = ", ".join(result["options"]) or "none (recipe as is)"
     first = result["explain"][str(batches[0])]["first_s"]
     print(
-        f"{method:6} {name:18} "
+        f"{method:6} {name:24} "
         + " ".join(cells)
         + f" {diff:10.1e} {result['peak_rss_mb']:7.0f} {first:6.1f}  "
         f"{options}; threads {result['threads']}",
