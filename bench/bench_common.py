@@ -44,6 +44,7 @@ from hyperpyyaml import load_hyperpyyaml
 from data_prep.esc50_prepare import prepare_esc50
 from data_prep.synthetic_prepare import create_synthetic_dataset
 from recipes.common import prepare_run
+from recipes.interpreter_brain import build_interpreter  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HPARAMS = {
@@ -246,14 +247,7 @@ def build_brain(method, workspace, size="cpu", brain_class=None, output_folder=N
         hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
     quiet_console()
     brain_class = brain_class or hparams["interpreter_class"]
-    brain = brain_class(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-        label_encoder=label_encoder,
-    )
+    brain = build_interpreter(brain_class, hparams, run_opts, label_encoder)
     return brain, hparams, datasets
 
 

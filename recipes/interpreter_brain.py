@@ -433,6 +433,18 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         return str(self.label_encoder.ind2lab.get(int(index), index))
 
 
+def build_interpreter(brain_class, hparams, run_opts, label_encoder):
+    """An interpreter Brain built from a loaded yaml (modules, optimiser, checkpointer)."""
+    return brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+        label_encoder=label_encoder,
+    )
+
+
 def train_interpreter(brain_class, argv=None, recipe_file=None):
     """The body of every interpreter recipe: data, Brain, fit, test, export.
 
@@ -452,14 +464,7 @@ def train_interpreter(brain_class, argv=None, recipe_file=None):
     from recipes.common import prepare_run
 
     hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=recipe_file)
-    brain = brain_class(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-        label_encoder=label_encoder,
-    )
+    brain = build_interpreter(brain_class, hparams, run_opts, label_encoder)
     brain.fit(
         epoch_counter=hparams["epoch_counter"],
         train_set=datasets["train"],
