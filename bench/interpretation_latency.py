@@ -3,7 +3,7 @@
 
     python bench/interpretation_latency.py --method l2i
     python bench/interpretation_latency.py --method piq --size full --batches 1
-    python bench/interpretation_latency.py --method l2i --options malloc,rows_final,channels_last
+    python bench/interpretation_latency.py --method l2i --options glibc_malloc,plain_final,contiguous   # as before issue 8
 
 The recipe's Brain (the yaml's `interpreter_class`) is built as the recipe
 builds it, from the yaml with command-line overrides: emb_dim 32, L2I K 100,
@@ -80,6 +80,7 @@ def measure(
         "emb_dim": bench_common.SIZES[size]["emb_dim"],
         "K": bench_common.SIZES[size]["K"][method],
         "options": applied,
+        "settings": speed_options.settings_on(brain),
         "threads": torch.get_num_threads(),
         "explain": {},
     }
@@ -187,7 +188,8 @@ def main(argv=None):
         f"{result['method']} explain (emb_dim {result['emb_dim']}, K {result['K']}): {cells}; "
         f"classifier alone {result['classifier_ms']['median']:.1f} ms; psi ConvTranspose2d "
         f"{100 * result['conv_transpose_share']:.0f}% of explain at batch 1; peak RSS {result['peak_rss_mb']:.0f} MB; "
-        f"load average {result['load_average']:.2f}; options: {', '.join(result['options']) or 'none'}"
+        f"load average {result['load_average']:.2f}; options: {', '.join(result['options']) or 'none'}; "
+        f"{'; '.join(result['settings'])}"
     )
     return result
 

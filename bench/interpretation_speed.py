@@ -6,15 +6,15 @@ a fresh process, so allocator, thread and compile state never leak from one
 to the next. For L2I and PIQ it prints the ms per clip of `explain()` at
 batch 1 and batch 16 (median and min of the wall times of several calls after
 warm-up, and the median process CPU time, all threads), the speed-up of the
-median over the baseline configuration, and the largest absolute difference
-of the mask (last batch size) from the baseline configuration's (the options
+median over the "recipe" configuration (the recipe as it is, no option), and the
+largest absolute difference of the mask (last batch size) from the recipe's (the options
 must not change results beyond 1e-4), the peak RSS and the time of the first
 call (compilation, oneDNN primitive creation).
 
-    python bench/interpretation_speed.py                         # all but the compile ones
-    python bench/interpretation_speed.py --configs compile proposed+compile
-    python bench/interpretation_speed.py --configs baseline malloc proposed
-    python bench/interpretation_speed.py --size full --batches 1 --configs baseline proposed
+    python bench/interpretation_speed.py                         # all but compile
+    python bench/interpretation_speed.py --configs compile
+    python bench/interpretation_speed.py --configs before_issue_8 plain_final
+    python bench/interpretation_speed.py --size full --batches 1 --configs before_issue_8
     python bench/interpretation_speed.py --single_thread    # busy machine: compare CPU times
 
 Configuration: 10 classes x 8 clips of 5 s (see bench/bench_common.py), emb_dim
@@ -33,25 +33,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+from speed_options import BEFORE_ISSUE_8
+
 # Configurations: name -> options (see speed_options.py).
 CONFIGS = {
-    "baseline": (),
+    "recipe": (),
+    "before_issue_8": BEFORE_ISSUE_8,
+    "glibc_malloc": ("glibc_malloc",),
+    "plain_final": ("plain_final",),
+    "slow_final": ("slow_final",),
+    "contiguous": ("contiguous",),
+    "thp": ("thp",),
     "inference_mode": ("inference_mode",),
-    "channels_last": ("channels_last",),
     "fuse_bn": ("fuse_bn",),
     "threads1": ("threads1",),
     "interop1": ("interop1",),
-    "malloc": ("malloc",),
-    "thp": ("thp",),
-    "slow_final": ("slow_final",),
-    "rows_final": ("rows_final",),
     "compile": ("compile",),
-    "rows_final+channels_last": ("rows_final", "channels_last"),
-    "proposed": ("malloc", "rows_final", "channels_last"),
-    "proposed+inference": ("malloc", "rows_final", "channels_last", "inference_mode"),
-    "proposed+fuse_bn": ("malloc", "rows_final", "channels_last", "fuse_bn"),
-    "proposed+threads1": ("malloc", "rows_final", "channels_last", "threads1"),
-    "proposed+compile": ("malloc", "rows_final", "channels_last", "compile"),
 }
 # compile costs minutes of compilation per process: asked for by name only.
 DEFAULT_CONFIGS = [name for name in CONFIGS if "compile" not in name]
@@ -130,7 +127,7 @@ def main(argv=None):
 
     if args.batches is None:
         args.batches = [1] if args.size == "full" else [1, 16]
-    configs = list(dict.fromkeys(["baseline", *args.configs]))
+    configs = list(dict.fromkeys(["recipe", *args.configs]))
     if args.single_thread:
         configs = [name for name in configs if "threads1" not in name]
     with tempfile.TemporaryDirectory(prefix="interp_speed_") as tmp:
@@ -152,8 +149,8 @@ def main(argv=None):
             results = {}
             for name in configs:
                 results[name] = launch(name, method, args, workspace, mask_folder)
-                rows.append((method, name, results[name], results["baseline"]))
-                _print_row(method, name, results[name], results["baseline"], args.batches)
+                rows.append((method, name, results[name], results["recipe"]))
+                _print_row(method, name, results[name], results["recipe"], args.batches)
         print(f"load average at end: {bench_common.load_average():.2f}")
     return rows
 

@@ -2,7 +2,7 @@
 """Profile of one L2I and one PIQ training step (batch 8, 5 s clips, emb_dim 32).
 
     python bench/profile_train_step.py                      # both, torch.profiler + cProfile
-    python bench/profile_train_step.py --methods piq --options malloc,rows_final,channels_last
+    python bench/profile_train_step.py --methods piq --options glibc_malloc,plain_final,contiguous
 
 One batch of the train loader goes through `brain.fit_batch` (forward with the
 frozen classifier, loss, backward, optimiser step) twice as warm-up, then once

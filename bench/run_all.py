@@ -2,7 +2,7 @@
 """Runs the speed benchmarks and prints one table: ours against the reference figures and goals.
 
     python bench/run_all.py                       # what `make bench` runs (~4-5 min on 2 idle cores)
-    python bench/run_all.py --options malloc,rows_final,channels_last   # + a column with options (~7 min)
+    python bench/run_all.py --options glibc_malloc,plain_final,contiguous   # + a column: the recipe before issue 8
     python bench/run_all.py --skip_full           # without the full-size (emb_dim 256) latency
     python bench/run_all.py --quiet_wait 120      # shared machine: start each run in a quiet moment
 
@@ -57,6 +57,9 @@ REFERENCE = {
 
 # Share of idle CPU time just before each measurement (filled by _run).
 IDLE_BEFORE = []
+
+# Column name -> the speed settings its runs reported (bench/speed_options.settings_on).
+SETTINGS = {}
 
 # Row order of the table (per method; L2I first).
 FIGURE_ORDER = (
@@ -121,7 +124,7 @@ def _run(script, arguments, json_file, timeout, quiet_wait=0):
     return result
 
 
-def measure_all(args, workspace, folder, options):
+def measure_all(args, workspace, folder, options, column):
     """All measurements of one column; returns {(method, figure): (value, peak RSS MB)}."""
     tag = options.replace(",", "_") or "recipe"
     figures = {}
@@ -135,6 +138,8 @@ def measure_all(args, workspace, folder, options):
             args.quiet_wait,
         )
         _progress(f"train {name}", result)
+        if "settings" in result:
+            SETTINGS.setdefault(column, result["settings"])
         rss = result.get("peak_rss_mb")
         figures[(name, "train clips/s")] = (
             result.get("train_clips_per_s"),
@@ -253,9 +258,10 @@ def main(argv=None):
             "Preparing the benchmark data and stand-in checkpoints ...", file=sys.stderr, flush=True
         )
         bench_common.prepare_workspace(workspace)
-        columns = {"ours": measure_all(args, workspace, folder, "")}
+        columns = {"ours": measure_all(args, workspace, folder, "", "ours")}
         if args.options:
-            columns[f"ours + {args.options}"] = measure_all(args, workspace, folder, args.options)
+            name = f"ours + {args.options}"
+            columns[name] = measure_all(args, workspace, folder, args.options, name)
     print()
     print(
         "Speed of the L2I / PIQ recipes on CPU: 10 classes x 8 clips of 5 s (60 train / 10 valid), "
@@ -274,6 +280,9 @@ def main(argv=None):
         f"total {time.perf_counter() - start:.0f} s.\n"
     )
     print_table(columns)
+    print()
+    for name, settings in SETTINGS.items():
+        print(f"{name}: {'; '.join(settings)}")
     return columns
 
 

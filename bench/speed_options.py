@@ -1,19 +1,24 @@
 """CPU speed options for the interpreters, each one switchable, for the benchmarks.
 
-None of them changes what is computed (the masks agree to float rounding);
-`bench/interpretation_speed.py` measures each and the difference it makes.
+The recipes already run with three of them (issue 8): glibc keeps freed
+memory (`recipes.common.keep_freed_memory`), the decoders' last one-channel
+transposed convolution is `models.layers.SingleChannelConvTranspose2d`, and on
+CPU the classifier and interpreter are in channels-last memory format
+(`InterpreterBrain.__init__`). The first three options below switch those
+off again, to measure what each brings; the others are candidates that were
+measured and not adopted. None of them changes what is computed beyond float
+rounding; `bench/interpretation_speed.py` measures each and the difference
+it makes to the mask.
 
-    malloc          glibc keeps freed memory (no mmap for big blocks, no trim): the
-                    large activations stop costing page faults at every call
+    glibc_malloc    the allocator as glibc sets it (KEEP_FREED_MEMORY=0): large
+                    activations are fresh mmap()s, zero-filled at every call
+    plain_final     the decoders' last layer (dim -> 1 channel, 12 x 12 in L2I) as a
+                    plain nn.ConvTranspose2d (oneDNN, slow for one output channel)
+    contiguous      classifier and interpreter weights in the default (contiguous)
+                    memory format instead of channels-last
+    slow_final      that last layer as im2col GEMM + col2im (aten::slow_conv_transpose2d)
     thp             THP_MEM_ALLOC_ENABLE=1: PyTorch asks for transparent huge pages
                     (an environment variable read at start-up: set by the launcher)
-    slow_final      psi's last ConvTranspose2d (dim -> 1 channel, 12 x 12) runs as
-                    im2col GEMM + col2im (aten::slow_conv_transpose2d) instead of
-                    oneDNN, whose kernel is slow for a single output channel
-    rows_final      the same layer as a transposed convolution with kh output
-                    channels and a (1 x kw) kernel + kh shifted adds
-                    (`KernelRowsConvTranspose2d`, the proposed change to models/)
-    channels_last   classifier encoder and psi in channels-last memory format
     fuse_bn         eval only: Conv2d -> BatchNorm2d pairs folded into one Conv2d
                     (classifier encoder, PIQ adapter)
     inference_mode  explain() called under torch.inference_mode() (else no_grad only)
@@ -21,50 +26,37 @@ None of them changes what is computed (the masks agree to float rounding);
     interop1        torch.set_num_interop_threads(1)
     compile         torch.compile of the classifier encoder and psi (after warm-up)
 
+`BEFORE_ISSUE_8` (glibc_malloc, plain_final, contiguous) is the recipe as it
+was before those three changes.
+
 Authors
  * audio-interpret contributors 2026
 """
 
 import contextlib
-import ctypes
-import ctypes.util
+import os
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from models.layers import SingleChannelConvTranspose2d
+
 ALL_OPTIONS = (
-    "malloc",
-    "thp",
+    "glibc_malloc",
+    "plain_final",
+    "contiguous",
     "slow_final",
-    "rows_final",
-    "channels_last",
+    "thp",
     "fuse_bn",
     "inference_mode",
     "threads1",
     "interop1",
     "compile",
 )
-M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
-M_MMAP_MAX = -4
 
-
-def keep_freed_memory():
-    """glibc: serve every block from the heap and never give freed memory back.
-
-    Large tensors are otherwise fresh mmap()s, zero-filled page by page on
-    first touch at every call. Returns True when glibc accepted both settings.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):
-        return False
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**30))
-
-
+# The recipe as it was before issue 8's three CPU changes.
+BEFORE_ISSUE_8 = ("glibc_malloc", "plain_final", "contiguous")
 class Im2colConvTranspose2d(nn.ConvTranspose2d):
     """A ConvTranspose2d computed by im2col GEMM + col2im (same parameters, same result).
 
@@ -87,119 +79,11 @@ class Im2colConvTranspose2d(nn.ConvTranspose2d):
         )
 
 
-def kernel_rows_conv_transpose(x, weight, padding):
-    """conv_transpose2d(x, weight, stride 1, padding) for ONE output channel, no bias.
-
-    The kh rows of the kernel become kh output channels of a (1 x kw)
-    transposed convolution, a shape oneDNN runs fast; the kh row maps are then
-    added at their row offsets: y[h] = sum_i rows[i][h - i].
-
-    Arguments
-    ---------
-    x : torch.Tensor
-        (B, C, H, W).
-    weight : torch.Tensor
-        (C, 1, kh, kw).
-    padding : tuple of int
-        (ph, pw), as in nn.ConvTranspose2d.
-
-    Returns
-    -------
-    torch.Tensor
-        (B, 1, H + kh - 1 - 2 ph, W + kw - 1 - 2 pw).
-    """
-    batch, channels, height, width = x.shape
-    kh, kw = weight.shape[-2:]
-    ph, pw = padding
-    rows = F.conv_transpose2d(x, weight.reshape(channels, kh, 1, kw))  # (B, kh, H, W + kw - 1)
-    out = rows.new_zeros(batch, height + kh - 1, width + kw - 1)  # (B, H + kh - 1, W + kw - 1)
-    for i in range(kh):
-        out[:, i : i + height] += rows[:, i]
-    return out[:, ph : out.shape[1] - ph, pw : out.shape[2] - pw].unsqueeze(1)  # (B, 1, H', W')
-
-
-class _SingleChannelConvTranspose(torch.autograd.Function):
-    """kernel_rows_conv_transpose with its own backward, by the same decomposition.
-
-    The backward takes the kh row-shifted slices of the incoming gradient as
-    the gradient of the (1 x kw) transposed convolution's kh channels and lets
-    ATen's convolution_backward give the input and weight gradients (a shape it
-    runs fast, unlike the one-output-channel 12 x 12 layer).
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, padding):
-        ctx.save_for_backward(x, weight)
-        ctx.padding = padding
-        ctx.has_bias = bias is not None
-        out = kernel_rows_conv_transpose(x, weight, padding)
-        return out + bias.view(1, -1, 1, 1) if bias is not None else out
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        channels, _, kh, kw = weight.shape
-        height = x.shape[2]
-        ph, pw = ctx.padding
-        # the cropped border back: (B, H + kh - 1, W + kw - 1)
-        full = F.pad(grad[:, 0], (pw, pw, ph, ph))
-        # each row channel's gradient is the output gradient seen from its row offset
-        grad_rows = torch.stack(
-            [full[:, i : i + height] for i in range(kh)], dim=1
-        )  # (B, kh, H, W')
-        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-            grad_rows,
-            x,
-            weight.reshape(channels, kh, 1, kw),
-            None,
-            [1, 1],
-            [0, 0],
-            [1, 1],
-            True,
-            [0, 0],
-            1,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False],
-        )
-        if grad_w is not None:
-            grad_w = grad_w.reshape(weight.shape)
-        grad_b = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b, None
-
-
-class KernelRowsConvTranspose2d(nn.ConvTranspose2d):
-    """A ConvTranspose2d with ONE output channel, fast on CPU (same parameters, same result).
-
-    oneDNN's kernel for one output channel and a 12 x 12 kernel (psi's last
-    layer) runs at a few GFLOP/s; computed as a transposed convolution with
-    kh output channels and a (1 x kw) kernel plus kh shifted adds
-    (`kernel_rows_conv_transpose`) it runs at GEMM speed. The result equals
-    nn.ConvTranspose2d's to float rounding; training works (the backward uses
-    the same decomposition). Other set-ups (stride, dilation, groups, GPU tensors) take
-    nn.ConvTranspose2d's path.
-    """
-
-    def forward(self, x, output_size=None):
-        fast = (
-            x.device.type == "cpu"
-            and x.dim() == 4
-            and self.out_channels == 1
-            and self.stride == (1, 1)
-            and self.dilation == (1, 1)
-            and self.groups == 1
-            and self.output_padding == (0, 0)
-            and self.padding_mode == "zeros"
-            and output_size is None
-        )
-        if not fast:
-            return super().forward(x, output_size)
-        return _SingleChannelConvTranspose.apply(x, self.weight, self.bias, self.padding)
-
-
 def swap_single_channel_conv_transposes(module, new_class):
-    """Gives every ConvTranspose2d with one output channel the class `new_class`, in place."""
+    """Gives every one-output-channel SingleChannelConvTranspose2d the class `new_class`, in place."""
     swapped = 0
     for child in module.modules():
-        if type(child) is nn.ConvTranspose2d and child.out_channels == 1:
+        if type(child) is SingleChannelConvTranspose2d and child.out_channels == 1:
             child.__class__ = new_class
             swapped += 1
     return swapped
@@ -242,17 +126,17 @@ def apply_model_options(brain, options):
     if "slow_final" in options:
         n = swap_single_channel_conv_transposes(psi, Im2colConvTranspose2d)
         done.append(f"slow_final: {n} layer(s)")
-    if "rows_final" in options:
-        n = swap_single_channel_conv_transposes(psi, KernelRowsConvTranspose2d)
-        done.append(f"rows_final: {n} layer(s)")
+    if "plain_final" in options:
+        n = swap_single_channel_conv_transposes(psi, nn.ConvTranspose2d)
+        done.append(f"plain_final: {n} layer(s)")
     if "fuse_bn" in options:
         brain.modules.eval()
         n = fuse_conv_bn_pairs(embedding_model) + fuse_conv_bn_pairs(psi)
         done.append(f"fuse_bn: {n} pair(s)")
-    if "channels_last" in options:
-        embedding_model.to(memory_format=torch.channels_last)
-        psi.to(memory_format=torch.channels_last)
-        done.append("channels_last")
+    if "contiguous" in options:
+        brain.classifier_modules.to(memory_format=torch.contiguous_format)
+        brain.modules.to(memory_format=torch.contiguous_format)
+        done.append("contiguous")
     if "inference_mode" in options:
         done.append("inference_mode")
     if "compile" in options:
@@ -262,11 +146,51 @@ def apply_model_options(brain, options):
     return done
 
 
+def settings_on(brain):
+    """What the measured Brain actually runs with, read from the objects, for the output.
+
+    Returns a list of short strings: allocator, class of the decoders' last
+    one-channel layer, memory format of the convolution weights, threads.
+    """
+    allocator = (
+        "glibc defaults"
+        if os.environ.get("KEEP_FREED_MEMORY", "1") == "0"
+        else "keeps freed memory"
+    )
+    psi = brain.modules["psi"]
+    psi = getattr(psi, "_orig_mod", psi)
+    last = sorted(
+        {
+            type(m).__name__
+            for m in psi.modules()
+            if isinstance(m, nn.ConvTranspose2d) and m.out_channels == 1
+        }
+    )
+    weights = [
+        p
+        for modules in (brain.classifier_modules, brain.modules)
+        for p in modules.parameters()
+        # a layout is only visible on kernels larger than 1 x 1 with several input channels
+        if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1
+    ]
+    channels_last = sum(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in weights
+    )
+    return [
+        f"allocator: {allocator}",
+        f"last layer: {', '.join(last) or 'none'}",
+        f"channels-last conv weights: {channels_last}/{len(weights)}",
+        f"threads: {torch.get_num_threads()}",
+    ]
+
+
 def apply_process_options(options):
     """Applies the process-level options; call first thing in a fresh process."""
     done = []
-    if "malloc" in options:
-        done.append(f"malloc: {'on' if keep_freed_memory() else 'unavailable'}")
+    if "glibc_malloc" in options:
+        os.environ["KEEP_FREED_MEMORY"] = "0"  # read by recipes.common.prepare_run
+        done.append("glibc_malloc")
     if "threads1" in options:
         torch.set_num_threads(1)
         done.append("threads1")

@@ -2,7 +2,7 @@
 """Benchmark: training speed of one L2I or PIQ epoch, through the recipe's Brain and fit().
 
     python bench/train_speed.py --method l2i
-    python bench/train_speed.py --method piq --epochs 2 --options malloc,rows_final,channels_last
+    python bench/train_speed.py --method piq --epochs 2 --options glibc_malloc,plain_final,contiguous   # as before issue 8
 
 The recipe's Brain class (the yaml's `interpreter_class`) is built exactly as
 the recipe's main() builds it and trained with `fit()` on 60 train / 10 valid
@@ -76,6 +76,7 @@ def measure(method, workspace_root, epochs=1, options=()):
     return {
         "method": method,
         "options": applied,
+        "settings": speed_options.settings_on(brain),
         "epochs": epochs,
         "n_train": n_train,
         "n_valid": n_valid,
@@ -118,7 +119,8 @@ def main(argv=None):
         f"({result['train_clips_per_s']:.2f} clips/s, CPU {result['train_cpu_s']:.1f} s), "
         f"{result['n_valid']} valid clips in {result['valid_s']:.1f} s, epoch {result['epoch_s']:.1f} s, "
         f"peak RSS {result['peak_rss_mb']:.0f} MB, load average {result['load_average']:.2f}; "
-        f"options: {', '.join(result['options']) or 'none'}"
+        f"options: {', '.join(result['options']) or 'none'}; "
+        f"{'; '.join(result['settings'])}"
     )
     return result
 

@@ -25,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
+from models.layers import SingleChannelConvTranspose2d
+
 logger = get_logger(__name__)
 
 # Frequency bins of the 1024-point STFT that PsiOptimized's decoder produces.
@@ -325,7 +327,7 @@ class PsiOptimized(nn.Module):
                 nn.BatchNorm2d(dim),
             ]
         layers += [
-            nn.ConvTranspose2d(dim, 1, 12, 1, 1),
+            SingleChannelConvTranspose2d(dim, 1, 12, 1, 1),
             nn.ReLU(),
             nn.Linear(N_FREQ_STFT, K),
             nn.ReLU(),

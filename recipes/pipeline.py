@@ -97,9 +97,14 @@ def invert_to_audio(X, X_stft, compute_istft, sig_length=None):
     >>> bool(torch.allclose(back, wav, atol=1e-3))
     True
     """
-    phase = torch.atan2(X_stft[..., 1], X_stft[..., 0])  # (B, frames, F)
-    magnitude = torch.expm1(X).clamp(min=0.0)
-    spec = torch.stack((magnitude * torch.cos(phase), magnitude * torch.sin(phase)), dim=-1)
+    magnitude = torch.expm1(X).clamp(min=0.0)  # (B, frames, F)
+    # X_stft rescaled to the new magnitude keeps its phase (no atan2/cos/sin);
+    # bins whose |X_stft| is 0 or too small for the ratio (silence) get phase 0
+    scale = magnitude / torch.hypot(X_stft[..., 0], X_stft[..., 1])
+    spec = X_stft * scale.unsqueeze(-1)
+    no_phase = ~torch.isfinite(scale)
+    if no_phase.any():
+        spec[no_phase] = torch.stack((magnitude[no_phase], torch.zeros_like(magnitude[no_phase])), dim=-1)
     return compute_istft(spec, sig_length=sig_length)
 
 
