@@ -752,7 +752,7 @@ class VQEmbedding(nn.Module):
             z_e_x_, self.embedding.weight, labels, *self._quantization_settings()
         )
 
-    def straight_through(self, z_e_x, labels=None):
+    def straight_through(self, z_e_x, labels=None, return_indices=False):
         """Quantizes ``z_e_x`` with straight-through gradients.
 
         Arguments
@@ -761,6 +761,9 @@ class VQEmbedding(nn.Module):
             Representations to quantize, shape ``(B, D, H, W)``.
         labels : torch.Tensor
             Predicted class per example, shape ``(B,)`` (None without partitioning).
+        return_indices : bool
+            Also return the selected code of every position, ``(B, H, W)``
+            (for usage statistics without a second nearest-code search).
 
         Returns
         -------
@@ -770,6 +773,8 @@ class VQEmbedding(nn.Module):
         z_q_x_bar : torch.Tensor
             The same codes ``(B, D, H, W)`` with the gradient flowing to the
             dictionary (for the codebook loss).
+        indices : torch.Tensor
+            Only with ``return_indices=True``: the code indices ``(B, H, W)``.
 
         Example
         -------
@@ -787,6 +792,8 @@ class VQEmbedding(nn.Module):
         z_q_x = codes_st.permute(0, 3, 1, 2).contiguous()  # (B, D, H, W)
         codes_bar = self.embedding.weight.index_select(0, indices).view_as(z_e_x_)
         z_q_x_bar = codes_bar.permute(0, 3, 1, 2).contiguous()  # (B, D, H, W)
+        if return_indices:
+            return z_q_x, z_q_x_bar, indices.view(z_e_x_.shape[:3])
         return z_q_x, z_q_x_bar
 
 
@@ -859,7 +866,7 @@ class VectorQuantizedPSI_Audio(nn.Module):
         self.decoder = _transposed_conv_decoder(dim, self.decoder_stages, self.decoder_out_kernel)
         self.apply(weights_init)
 
-    def forward(self, hs, labels):
+    def forward(self, hs, labels, return_indices=False):
         """Reconstructs a log-power spectrogram from the codes of the predicted class.
 
         Arguments
@@ -868,6 +875,8 @@ class VectorQuantizedPSI_Audio(nn.Module):
             Classifier representations, shape ``(B, dim, H, W)``.
         labels : torch.Tensor
             Predicted class per example, shape ``(B,)``.
+        return_indices : bool
+            Also return the code chosen at every position, ``(B, H', W')``.
 
         Returns
         -------
@@ -877,6 +886,8 @@ class VectorQuantizedPSI_Audio(nn.Module):
             Adapted (and reduced) representation that was quantized, ``(B, dim, H', W')``.
         z_q_x : torch.Tensor
             Its quantized version ``(B, dim, H', W')``, with gradient to the dictionary.
+        indices : torch.Tensor
+            Only with ``return_indices=True``: the codes, ``(B, H', W')``.
         """
         if hs.ndim != 4 or hs.shape[1] != self.dim:
             raise ValueError(
@@ -887,10 +898,12 @@ class VectorQuantizedPSI_Audio(nn.Module):
         hcat = self.adapter(hs) if self.use_adapter else hs  # (B, dim, H, W)
         if self.adapter_reduce_dim:
             hcat = self.down(hcat)  # (B, dim, H/2, W/2)
-        z_q_x_st, z_q_x = self.codebook.straight_through(hcat, labels)
+        z_q_x_st, z_q_x, indices = self.codebook.straight_through(hcat, labels, return_indices=True)
         if self.adapter_reduce_dim:
             z_q_x_st = self.up(z_q_x_st)  # (B, dim, H, W)
         x_tilde = self.decoder(z_q_x_st)  # (B, 1, T, F)
+        if return_indices:
+            return x_tilde, hcat, z_q_x, indices
         return x_tilde, hcat, z_q_x
 
 

@@ -53,8 +53,10 @@ def activations_from_psi(psi_output, n_frames):
     return psi_output
 
 
-def soft_mask(W, H, selected):
+def soft_mask(W, H, selected, full=None):
     """mask = W_L H_L / (W H + eps), (B, frames, F), with `selected` (B, K) in {0, 1}.
+
+    `full`, when given, is W H (B, frames, F) already computed.
 
     Example
     -------
@@ -63,7 +65,8 @@ def soft_mask(W, H, selected):
     >>> bool(torch.allclose(m, torch.ones(1, 4, 5), atol=1e-5))
     True
     """
-    full = torch.einsum("fk,bkt->btf", W, H)  # (B, frames, F)
+    if full is None:
+        full = torch.einsum("fk,bkt->btf", W, H)  # (B, frames, F)
     kept = torch.einsum("fk,bkt->btf", W, H * selected.unsqueeze(-1))
     return kept / (full + EPS)
 
@@ -118,11 +121,13 @@ class L2I(InterpreterBrain):
                 "psi's K and the dictionary's K must be the same yaml key K."
             )
         theta_out = self.modules.theta(H)  # (B, N) probabilities
-        outputs = {"H": H, "theta_out": theta_out}
+        # W H once: the NMF loss, the mask's denominator, the metrics
+        outputs = {"H": H, "theta_out": theta_out, "WH": self.reconstruction(H)}
         if stage != sb.Stage.TRAIN:
             r = self.unwrapped("theta").relevance(H, classes)  # (B, K), in [-1, 1]
             selected = (r > self.hparams.relevance_th).float()  # (B, K)
-            outputs.update(relevance=r, selected=selected, mask=soft_mask(self.W, H, selected))
+            mask = soft_mask(self.W, H, selected, full=outputs["WH"])
+            outputs.update(relevance=r, selected=selected, mask=mask)
         return outputs
 
     def reconstruction(self, H):
@@ -132,7 +137,7 @@ class L2I(InterpreterBrain):
     def interpretation_loss(self, outputs, batch, stage):
         target = self.class_probabilities(outputs["scores"])  # (B, N)
         fidelity = -(target * torch.log(outputs["theta_out"] + EPS)).sum(dim=1).mean()
-        nmf = ((outputs["X"] - self.reconstruction(outputs["H"])) ** 2).mean()
+        nmf = ((outputs["X"] - outputs["WH"]) ** 2).mean()
         return {
             "loss_fid": fidelity,
             "loss_nmf": self.hparams.alpha * nmf,
@@ -144,13 +149,15 @@ class L2I(InterpreterBrain):
         classes, X = outputs["classes"], outputs["X"]
         for k in (1, 3, 5):
             values[f"theta_top{k}"] = metrics.topk_fidelity(outputs["theta_out"], classes, k)
-        residual = X - self.reconstruction(outputs["H"])
+        residual = X - outputs["WH"]
         values["nmf_rel_error"] = residual.flatten(1).norm(dim=1) / X.flatten(1).norm(dim=1).clamp(min=EPS)
         values["n_selected"] = outputs["selected"].sum(dim=1)
         # The paper's faithfulness: logit drop when the relevant components are
         # removed (X - X_int, already classified by the base), next to removing
         # as many random ones (medians over clips).
-        random_mask = soft_mask(self.W, outputs["H"], random_selection(outputs["selected"]))
+        random_mask = soft_mask(
+            self.W, outputs["H"], random_selection(outputs["selected"]), full=outputs["WH"]
+        )
         scores_random, _ = self.classify((1 - random_mask) * X)
 
         def logit_c(scores):
@@ -183,7 +190,7 @@ class L2I(InterpreterBrain):
             return [], outputs
         H = outputs["H"][0, chosen]  # (L, frames)
         X = outputs["X"][0]  # (frames, F)
-        full = self.reconstruction(outputs["H"])[0]  # (frames, F)
+        full = outputs["WH"][0]  # (frames, F)
         parts = torch.einsum("fl,lt->ltf", self.W[:, chosen], H) / (full + EPS) * X  # (L, frames, F)
         X_stft = outputs["X_stft"].expand(len(chosen), *outputs["X_stft"].shape[1:])
         audio = self.invert(parts, X_stft, wav.shape[-1])  # (L, T)

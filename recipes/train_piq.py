@@ -71,9 +71,7 @@ class PIQ(InterpreterBrain):
         """psi's decoder output (B, frames', F), its pre-VQ h and quantized z_q."""
         psi = self.unwrapped("psi")
         if self.hparams.use_vq:
-            decoded, h, z_q = self.modules.psi(representations, classes)
-            with torch.no_grad():
-                codes = psi.codebook(h.detach(), classes)  # (B, h', w') indices
+            decoded, h, z_q, codes = self.modules.psi(representations, classes, return_indices=True)
             self.codes_used |= torch.bincount(codes.flatten().cpu(), minlength=self.hparams.K) > 0
         else:  # the same path without the codebook
             h = psi.adapter(representations) if psi.use_adapter else representations

@@ -401,3 +401,20 @@ def test_weights_init_logs_instead_of_printing(capsys):
     piq.VectorQuantizedPSI_Audio(dim=8, K=16, numclasses=4)
     assert not torch.equal(conv.weight, before)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_return_indices_are_the_codes_used(training):
+    psi = piq.VectorQuantizedPSI_Audio(dim=16, K=32, numclasses=4, shared_keys=4).train(training)
+    hs = torch.randn(3, 16, 4, 4)
+    labels = torch.tensor([3, 0, 1])
+    x_tilde, hcat, z_q_x, indices = psi(hs, labels, return_indices=True)
+    assert indices.shape == hcat.shape[:1] + hcat.shape[2:]
+    # the same codes as a separate nearest-code search, and the vectors that were decoded
+    assert torch.equal(indices, psi.codebook(hcat.detach(), labels))
+    codes = psi.codebook.embedding.weight[indices].permute(0, 3, 1, 2)
+    torch.testing.assert_close(z_q_x, codes)
+    # without the flag: the reference's three outputs, the same values
+    plain = psi(hs, labels)
+    assert len(plain) == 3
+    torch.testing.assert_close(plain[0], x_tilde)
