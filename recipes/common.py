@@ -38,9 +38,10 @@ def keep_freed_memory():
     A large tensor (an activation of a few MB) is otherwise a fresh mmap(),
     zero-filled page by page at first touch and unmapped when freed: at every
     training step and every interpretation. Serving every block from the heap
-    and trimming only above 1 GiB made the interpreters' CPU steps 1.3-2x
-    faster in bench/interpretation_speed.py (option `glibc_malloc` turns it off), for 250-600 MB
-    more peak RSS. Set KEEP_FREED_MEMORY=0 to leave the allocator alone.
+    and trimming only above 1 GiB made batch-1 interpretation 1.6-1.7x faster on CPU
+    (bench/interpretation_speed.py, where option `glibc_malloc` turns it off),
+    for a few hundred MB more peak RSS. Set KEEP_FREED_MEMORY=0 to leave the
+    allocator alone.
 
     Returns
     -------
