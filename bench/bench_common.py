@@ -262,6 +262,17 @@ def clips(datasets, n):
     return torch.stack(sigs)  # (n, T)
 
 
+def synchronize():
+    """Waits for queued GPU work (timings on GPU); nothing on CPU."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def device_args(device="cpu", precision="fp32"):
+    """Recipe command-line arguments for a device and a precision (train and eval)."""
+    return ["--device", device, "--precision", precision, "--eval_precision", precision]
+
+
 def call_times(fn, warmup=2, runs=5, with_cpu=False):
     """Wall seconds of `runs` calls of `fn()`, after `warmup` untimed calls.
 
@@ -272,8 +283,10 @@ def call_times(fn, warmup=2, runs=5, with_cpu=False):
         fn()
     walls, cpus = [], []
     for _ in range(runs):
+        synchronize()
         start, start_cpu = time.perf_counter(), time.process_time()
         fn()
+        synchronize()
         walls.append(time.perf_counter() - start)
         cpus.append(time.process_time() - start_cpu)
     return (walls, cpus) if with_cpu else walls

@@ -45,6 +45,13 @@ def _parse_args(argv=None):
     parser.add_argument(
         "--options", default="", help="comma-separated speed options (bench/speed_options.py)"
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast of explain() (SpeechBrain's --eval_precision)",
+    )
     parser.add_argument("--save_mask", help="save the last batch's mask to this .pt file")
     parser.add_argument("--json", help="also write the result to this JSON file")
     return parser.parse_args(argv)
@@ -58,7 +65,15 @@ def _schedule(batch, runs, size):
 
 
 def measure(
-    method, workspace_root, size="cpu", batches=(1, 16), runs=7, options=(), save_mask=None
+    method,
+    workspace_root,
+    size="cpu",
+    batches=(1, 16),
+    runs=7,
+    options=(),
+    save_mask=None,
+    device="cpu",
+    precision="fp32",
 ):
     """Times explain() at each batch size and the classifier alone; returns a dict."""
     applied = speed_options.apply_process_options(options)
@@ -71,7 +86,11 @@ def measure(
     runs_folder.mkdir(parents=True, exist_ok=True)
     output_folder = tempfile.mkdtemp(prefix=f"explain_{method}_{size}_{tag}_", dir=runs_folder)
     brain, _, datasets = bench_common.build_brain(
-        method, workspace, size, output_folder=output_folder
+        method,
+        workspace,
+        size,
+        output_folder=output_folder,
+        extra=bench_common.device_args(device, precision),
     )
     applied += speed_options.apply_model_options(brain, options)
     result = {
@@ -79,6 +98,8 @@ def measure(
         "size": size,
         "emb_dim": bench_common.SIZES[size]["emb_dim"],
         "K": bench_common.SIZES[size]["K"][method],
+        "device": device,
+        "precision": precision,
         "options": applied,
         "settings": speed_options.settings_on(brain),
         "threads": torch.get_num_threads(),
@@ -106,14 +127,17 @@ def measure(
         }
     if save_mask and outputs is not None:
         torch.save(outputs["mask"].detach().clone(), save_mask)
-    result["conv_transpose_share"] = conv_transpose_share(
-        brain, bench_common.clips(datasets, 1), options
+    # forward hooks time the host side only: meaningful on CPU, not for queued GPU work
+    result["conv_transpose_share"] = (
+        conv_transpose_share(brain, bench_common.clips(datasets, 1), options)
+        if device == "cpu"
+        else None
     )
 
     X, _ = brain.preprocess(bench_common.clips(datasets, 1))
 
     def classify():
-        with speed_options.explain_context(options):
+        with speed_options.explain_context(options), brain.evaluation_ctx:
             return brain.classify(X)
 
     times = bench_common.call_times(classify, warmup=2, runs=3 if size == "full" else 3 * runs)
@@ -175,19 +199,24 @@ def main(argv=None):
             args.runs,
             options,
             args.save_mask,
+            args.device,
+            args.precision,
         )
     import bench_common
 
     bench_common.write_json(args.json, result)
+    share = result["conv_transpose_share"]
+    share = "-" if share is None else f"{100 * share:.0f}%"
     cells = ", ".join(
         f"batch {batch}: {entry['median_ms_per_clip']:.1f} ms/clip (min {entry['min_ms_per_clip']:.1f}, "
         f"CPU {entry['median_cpu_ms_per_clip']:.1f})"
         for batch, entry in result["explain"].items()
     )
     print(
-        f"{result['method']} explain (emb_dim {result['emb_dim']}, K {result['K']}): {cells}; "
+        f"{result['method']} explain (emb_dim {result['emb_dim']}, K {result['K']}, "
+        f"{result['device']} {result['precision']}): {cells}; "
         f"classifier alone {result['classifier_ms']['median']:.1f} ms; psi ConvTranspose2d "
-        f"{100 * result['conv_transpose_share']:.0f}% of explain at batch 1; peak RSS {result['peak_rss_mb']:.0f} MB; "
+        f"{share} of explain at batch 1; peak RSS {result['peak_rss_mb']:.0f} MB; "
         f"load average {result['load_average']:.2f}; options: {', '.join(result['options']) or 'none'}; "
         f"{'; '.join(result['settings'])}"
     )

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Runs the speed benchmarks and prints one table: ours against the reference figures and goals.
 
-    python bench/run_all.py                       # what `make bench` runs (~4-5 min on 2 idle cores)
+    python bench/run_all.py                       # what `make bench` runs (~2 min on 2 idle cores)
     python bench/run_all.py --options glibc_malloc,plain_final,contiguous   # + a column: the recipe before issue 8
     python bench/run_all.py --skip_full           # without the full-size (emb_dim 256) latency
+    python bench/run_all.py --device cuda:0 --precision bf16   # on a GPU, with bf16 autocast
     python bench/run_all.py --quiet_wait 120      # shared machine: start each run in a quiet moment
 
 Configuration of the reference figures (the public recipe this project
@@ -86,6 +87,13 @@ def _parse_args(argv=None):
         default="",
         help="also measure with these speed options (bench/speed_options.py)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast for training and explain() (SpeechBrain's --precision / --eval_precision)",
+    )
     parser.add_argument("--skip_full", action="store_true", help="skip the full-size latency runs")
     parser.add_argument("--runs", type=int, default=7, help="timed explain() calls at batch 1")
     parser.add_argument(
@@ -132,7 +140,13 @@ def measure_all(args, workspace, folder, options, column):
         name = method.upper()
         result = _run(
             "train_speed.py",
-            ["--method", method, "--workspace", str(workspace), "--options", options],
+            [
+                "--method", method,
+                "--workspace", str(workspace),
+                "--options", options,
+                "--device", args.device,
+                "--precision", args.precision,
+            ],  # fmt: skip
             folder / f"train_{method}_{tag}.json",
             args.timeout,
             args.quiet_wait,
@@ -165,6 +179,8 @@ def measure_all(args, workspace, folder, options, column):
                     "--runs", str(args.runs),
                     "--workspace", str(workspace),
                     "--options", options,
+                    "--device", args.device,
+                    "--precision", args.precision,
                 ],
                 folder / f"explain_{method}_{size}_{tag}.json",
                 args.timeout,
@@ -264,7 +280,8 @@ def main(argv=None):
             columns[name] = measure_all(args, workspace, folder, args.options, name)
     print()
     print(
-        "Speed of the L2I / PIQ recipes on CPU: 10 classes x 8 clips of 5 s (60 train / 10 valid), "
+        f"Device {args.device}, precision {args.precision}. "
+        "Speed of the L2I / PIQ recipes: 10 classes x 8 clips of 5 s (60 train / 10 valid), "
         "16 kHz, Conv2d classifier emb_dim 32, batch 8, L2I K 100, PIQ K 256; full size: emb_dim 256, "
         "PIQ K 1024. explain(): eval, no grad, median over timed calls after warm-up, per clip."
     )

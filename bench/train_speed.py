@@ -37,11 +37,15 @@ def _parse_args(argv=None):
     parser.add_argument(
         "--options", default="", help="comma-separated speed options (bench/speed_options.py)"
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast (SpeechBrain's)"
+    )
     parser.add_argument("--json", help="also write the result to this JSON file")
     return parser.parse_args(argv)
 
 
-def measure(method, workspace_root, epochs=1, options=()):
+def measure(method, workspace_root, epochs=1, options=(), device="cpu", precision="fp32"):
     """Runs `epochs` epochs of the recipe and returns the timings of the last one."""
     applied = speed_options.apply_process_options(options)
 
@@ -61,7 +65,7 @@ def measure(method, workspace_root, epochs=1, options=()):
         "cpu",
         brain_class=brain_class,
         output_folder=output_folder,
-        extra=["--number_of_epochs", epochs],
+        extra=["--number_of_epochs", epochs, *bench_common.device_args(device, precision)],
     )
     applied += speed_options.apply_model_options(brain, [o for o in options if o != "fuse_bn"])
     brain.fit(
@@ -75,6 +79,8 @@ def measure(method, workspace_root, epochs=1, options=()):
     n_train, n_valid = len(datasets["train"]), len(datasets["valid"])
     return {
         "method": method,
+        "device": device,
+        "precision": precision,
         "options": applied,
         "settings": speed_options.settings_on(brain),
         "epochs": epochs,
@@ -110,7 +116,9 @@ def main(argv=None):
             f"unknown --options {sorted(unknown)}; choose from {speed_options.ALL_OPTIONS}"
         )
     with tempfile.TemporaryDirectory(prefix="train_speed_") as tmp:
-        result = measure(args.method, args.workspace or tmp, args.epochs, options)
+        result = measure(
+            args.method, args.workspace or tmp, args.epochs, options, args.device, args.precision
+        )
     import bench_common
 
     bench_common.write_json(args.json, result)

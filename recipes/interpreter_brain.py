@@ -285,10 +285,14 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         """Interpretation of waveforms (B, T) for users: eval mode, no grad.
 
         Returns the forward outputs plus "X_int", "audio" (the interpretation
-        waveform) and "probs" (the classifier's softmax on the input).
+        waveform) and "probs" (the classifier's softmax on the input). Runs at
+        `--eval_precision` (e.g. bf16 autocast on GPU) as valid/test do; the
+        mask comes back as float32.
         """
         self.modules.eval()
-        outputs = self.forward_waveforms(wavs.to(self.device), sb.Stage.TEST)
+        with self.evaluation_ctx:
+            outputs = self.forward_waveforms(wavs.to(self.device), sb.Stage.TEST)
+        outputs["mask"] = outputs["mask"].float()
         outputs["X_int"] = outputs["mask"] * outputs["X"]
         outputs["audio"] = self.invert(outputs["X_int"], outputs["X_stft"], wavs.shape[-1])
         outputs["probs"] = self.class_probabilities(outputs["scores"])

@@ -95,6 +95,27 @@ def test_masks_lie_in_unit_interval(tiny_piq):
     assert out["mask"].min() >= 0.0 and out["mask"].max() <= 1.0
 
 
+def test_explain_runs_at_the_eval_precision(tiny_piq):
+    """--eval_precision bf16 (SpeechBrain's autocast context) applies to explain() too."""
+    from speechbrain.utils.autocast import TorchAutocast
+
+    brain = tiny_piq["brain"]
+    wavs = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.2
+    full = brain.explain(wavs)
+    seen = []
+    hook = brain.modules["psi"].register_forward_hook(lambda m, a, out: seen.append(out[0].dtype))
+    fp32_ctx = brain.evaluation_ctx
+    try:
+        brain.evaluation_ctx = TorchAutocast(device_type="cpu", dtype=torch.bfloat16)
+        half = brain.explain(wavs)
+    finally:
+        brain.evaluation_ctx = fp32_ctx
+        hook.remove()
+    assert seen == [torch.bfloat16]  # psi ran under autocast
+    assert half["mask"].dtype == torch.float32 and torch.isfinite(half["audio"]).all()
+    assert (half["mask"] - full["mask"]).abs().max() < 0.1  # bf16 rounding, not another result
+
+
 @pytest.mark.parametrize("variant", [["--use_vq", "False"], ["--use_mask_output", "False"]])
 def test_variants_run_one_epoch(tiny_piq, tmp_path, variant):
     folder = tmp_path / "run"
