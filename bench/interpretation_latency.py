@@ -42,16 +42,7 @@ def _parse_args(argv=None):
     parser.add_argument(
         "--workspace", help="benchmark workspace (created there); temp dir if unset"
     )
-    parser.add_argument(
-        "--options", default="", help="comma-separated speed options (bench/speed_options.py)"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
-    parser.add_argument(
-        "--precision",
-        default="fp32",
-        choices=["fp32", "bf16", "fp16"],
-        help="autocast of explain() (SpeechBrain's --eval_precision)",
-    )
+    speed_options.add_run_arguments(parser)
     parser.add_argument("--save_mask", help="save the last batch's mask to this .pt file")
     parser.add_argument("--json", help="also write the result to this JSON file")
     return parser.parse_args(argv)
@@ -184,12 +175,7 @@ def conv_transpose_share(brain, wavs, options, calls=3):
 
 def main(argv=None):
     args = _parse_args(argv)
-    options = [o for o in args.options.split(",") if o]
-    unknown = set(options) - set(speed_options.ALL_OPTIONS)
-    if unknown:
-        raise ValueError(
-            f"unknown --options {sorted(unknown)}; choose from {speed_options.ALL_OPTIONS}"
-        )
+    options = speed_options.parse_options(args.options)
     with tempfile.TemporaryDirectory(prefix="explain_speed_") as tmp:
         result = measure(
             args.method,

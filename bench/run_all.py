@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import bench_common
+import speed_options
 
 HERE = Path(__file__).resolve().parent
 
@@ -82,18 +83,8 @@ def _parse_args(argv=None):
     parser.add_argument(
         "--workspace", help="benchmark workspace (created there); temp dir if unset"
     )
-    parser.add_argument(
-        "--options",
-        default="",
-        help="also measure with these speed options (bench/speed_options.py)",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
-    parser.add_argument(
-        "--precision",
-        default="fp32",
-        choices=["fp32", "bf16", "fp16"],
-        help="autocast for training and explain() (SpeechBrain's --precision / --eval_precision)",
-    )
+    # --options: a second column, measured with these speed options
+    speed_options.add_run_arguments(parser)
     parser.add_argument("--skip_full", action="store_true", help="skip the full-size latency runs")
     parser.add_argument("--runs", type=int, default=7, help="timed explain() calls at batch 1")
     parser.add_argument(
@@ -264,6 +255,7 @@ def print_table(columns):
 
 def main(argv=None):
     args = _parse_args(argv)
+    speed_options.parse_options(args.options)  # an unknown name fails now, not minutes later
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         workspace = Path(args.workspace) if args.workspace else Path(tmp) / "workspace"

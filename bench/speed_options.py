@@ -146,6 +146,29 @@ def apply_model_options(brain, options):
     return done
 
 
+def add_run_arguments(parser):
+    """--options, --device and --precision, the same in every benchmark script."""
+    parser.add_argument(
+        "--options", default="", help="comma-separated speed options (bench/speed_options.py)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast of training and explain() (SpeechBrain's --precision / --eval_precision)",
+    )
+
+
+def parse_options(text):
+    """The option names of a comma-separated --options value; unknown names are an error."""
+    options = [name for name in text.split(",") if name]
+    unknown = set(options) - set(ALL_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown --options {sorted(unknown)}; choose from {ALL_OPTIONS}")
+    return options
+
+
 def settings_on(brain):
     """What the measured Brain actually runs with, read from the objects, for the output.
 

@@ -34,13 +34,7 @@ def _parse_args(argv=None):
     parser.add_argument(
         "--epochs", type=int, default=1, help="epochs to run; the last one is reported"
     )
-    parser.add_argument(
-        "--options", default="", help="comma-separated speed options (bench/speed_options.py)"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
-    parser.add_argument(
-        "--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast (SpeechBrain's)"
-    )
+    speed_options.add_run_arguments(parser)
     parser.add_argument("--json", help="also write the result to this JSON file")
     return parser.parse_args(argv)
 
@@ -109,12 +103,7 @@ def _recipe_class(method):
 
 def main(argv=None):
     args = _parse_args(argv)
-    options = [o for o in args.options.split(",") if o]
-    unknown = set(options) - set(speed_options.ALL_OPTIONS)
-    if unknown:
-        raise ValueError(
-            f"unknown --options {sorted(unknown)}; choose from {speed_options.ALL_OPTIONS}"
-        )
+    options = speed_options.parse_options(args.options)
     with tempfile.TemporaryDirectory(prefix="train_speed_") as tmp:
         result = measure(
             args.method, args.workspace or tmp, args.epochs, options, args.device, args.precision
