@@ -45,6 +45,8 @@ def measure(method, workspace_root, epochs=1, options=(), device="cpu", precisio
 
     import bench_common
 
+    from recipes.interpreter_brain import fit_interpreter
+
     workspace = bench_common.prepare_workspace(workspace_root)
     runs_folder = Path(workspace_root) / "runs"
     runs_folder.mkdir(parents=True, exist_ok=True)
@@ -62,13 +64,7 @@ def measure(method, workspace_root, epochs=1, options=(), device="cpu", precisio
         extra=["--number_of_epochs", epochs, *bench_common.device_args(device, precision)],
     )
     applied += speed_options.apply_model_options(brain, [o for o in options if o != "fuse_bn"])
-    brain.fit(
-        epoch_counter=hparams["epoch_counter"],
-        train_set=datasets["train"],
-        valid_set=datasets["valid"],
-        train_loader_kwargs=hparams["dataloader_options"],
-        valid_loader_kwargs=hparams["test_dataloader_options"],
-    )
+    fit_interpreter(brain, hparams, datasets)  # the recipe's own loop
     train, valid = brain.stage_seconds["train"][-1], brain.stage_seconds["valid"][-1]
     n_train, n_valid = len(datasets["train"]), len(datasets["valid"])
     return {

@@ -455,6 +455,17 @@ def build_interpreter(brain_class, hparams, run_opts, label_encoder):
     )
 
 
+def fit_interpreter(brain, hparams, datasets):
+    """The recipes' training loop: train fold, valid fold, the yaml's loader options."""
+    brain.fit(
+        epoch_counter=hparams["epoch_counter"],
+        train_set=datasets["train"],
+        valid_set=datasets["valid"],
+        train_loader_kwargs=hparams["dataloader_options"],
+        valid_loader_kwargs=hparams["test_dataloader_options"],
+    )
+
+
 def train_interpreter(brain_class, argv=None, recipe_file=None):
     """The body of every interpreter recipe: data, Brain, fit, test, export.
 
@@ -475,13 +486,7 @@ def train_interpreter(brain_class, argv=None, recipe_file=None):
 
     hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=recipe_file)
     brain = build_interpreter(brain_class, hparams, run_opts, label_encoder)
-    brain.fit(
-        epoch_counter=hparams["epoch_counter"],
-        train_set=datasets["train"],
-        valid_set=datasets["valid"],
-        train_loader_kwargs=hparams["dataloader_options"],
-        valid_loader_kwargs=hparams["test_dataloader_options"],
-    )
+    fit_interpreter(brain, hparams, datasets)
     brain.evaluate(
         datasets["test"], max_key=brain_class.best_key, test_loader_kwargs=hparams["test_dataloader_options"]
     )
