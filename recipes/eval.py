@@ -32,6 +32,18 @@ Scores, per method (the interpreter and the baselines of recipes/baselines.py:
 a random permutation of the interpreter's mask, and captum gradient
 saliency), the metric suite of recipes/metrics.py, with the brain's own
 extras (L2I: Theta top-k fidelity, component-removal faithfulness as a median).
+The same suite scores two reference masks ("references" in metrics.json):
+`all ones` (keep everything: Fid-In = 1, AI = AD = AG = 0, SI-SDRi = 0) and,
+with ground truth, `ground truth` (the target-dominant region R below as the
+mask: gt_precision = gt_recall = 1).
+
+The classifier check ("classifier_check"): the classifier's accuracy on the
+evaluated clips and, with ground truth, on the clean target events alone and
+the ground-truth mask's Fid-In; and the most frequent class of its predictions
+on X_int = mask * X, pooled over the methods' masks and the clips. When one
+class takes more than half of those, or the ground-truth mask's Fid-In is
+below 0.5, Fid-In / AI / AD / AG cannot judge the interpreter: metrics.md and
+the report say so (`recipes.report.classifier_warning`).
 
 Ground truth (when `<data_folder>/meta/ground_truth.csv` exists, i.e. the
 synthetic dataset, and the clips are evaluated as they are): the target
@@ -82,7 +94,13 @@ from recipes.baselines import BASELINES, baseline_masks
 from recipes.common import prepare_run
 from recipes.interpreter_brain import InterpreterBrain, StageStats, interpreter_file
 from recipes.pipeline import EPS
-from recipes.report import markdown_table, write_report
+from recipes.report import (
+    classifier_check_lines,
+    classifier_warning,
+    markdown_table,
+    reference_rows,
+    write_report,
+)
 from recipes.reporting import save_interpretation, write_wav
 
 logger = get_logger(__name__)
@@ -504,8 +522,69 @@ def interpreter_name(brain):
     return type(brain).__name__
 
 
+def all_ones_metrics(brain, outputs):
+    """The metric suite of the all-ones mask (keep everything), {name: (B,) values}.
+
+    X_int = X exactly, so the classifier's scores on X are reused for X_int:
+    Fid-In = 1 and AI = AD = AG = 0 by construction, not up to float rounding of
+    another classifier pass. X - X_int is all zeros (one pass, broadcast).
+    """
+    X, classes = outputs["X"], outputs["classes"]
+    scores_zero, _ = brain.classify(torch.zeros_like(X[:1]))  # (1, N)
+    probs = brain.class_probabilities(outputs["scores"])  # (B, N)
+    probs_removed = brain.class_probabilities(scores_zero).expand_as(probs)
+    return metrics.mask_metrics(probs, probs, probs_removed, classes, torch.ones_like(X))
+
+
+def classifier_check(
+    accuracy, masked_predictions, class_name=str, target_accuracy=None, ground_truth_fid_in=None
+):
+    """Can this classifier judge masks? The "classifier_check" block of metrics.json.
+
+    Arguments
+    ---------
+    accuracy : float
+        The classifier's accuracy on the evaluated clips.
+    masked_predictions : torch.Tensor
+        Its predicted class on X_int = mask * X, pooled over the methods' masks
+        (interpreter and baselines) and the clips, (M,).
+    class_name : callable
+        Class index -> name.
+    target_accuracy : float, optional
+        Its accuracy on the clean target events alone (data with sources).
+    ground_truth_fid_in : float, optional
+        Fid-In of the ground-truth mask (data with sources).
+
+    Returns
+    -------
+    dict
+        The figures above, the most frequent masked-input class and its share,
+        and "warning" (`recipes.report.classifier_warning`, None when none).
+
+    Example
+    -------
+    >>> check = classifier_check(0.9, torch.tensor([2, 2, 2, 1]))
+    >>> check["masked_top_class"], check["masked_top_class_share"]
+    ('2', 0.75)
+    >>> check["warning"].startswith("masked-input metrics")
+    True
+    """
+    counts = torch.bincount(masked_predictions.reshape(-1).long().cpu())
+    top = int(counts.argmax()) if counts.numel() else None
+    check = {
+        "accuracy": accuracy,
+        "target_accuracy": target_accuracy,
+        "ground_truth_fid_in": ground_truth_fid_in,
+        "masked_predictions": int(counts.sum()),
+        "masked_top_class": None if top is None else class_name(top),
+        "masked_top_class_share": None if top is None else counts[top].item() / counts.sum().item(),
+    }
+    check["warning"] = classifier_warning(check)
+    return check
+
+
 def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_folder, n_clips):
-    """Scores the interpreter and the baselines over `dataset`, batch by batch.
+    """Scores the interpreter, the baselines and the reference masks over `dataset`, batch by batch.
 
     Arguments
     ---------
@@ -525,35 +604,51 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     -------
     stats : dict
         {method: {metric: value}}, interpreter first, then BASELINES.
-    accuracy : float
-        The classifier's accuracy on the evaluated clips.
+    references : dict
+        {reference: {metric: value}}: "all_ones", and "ground_truth" (the
+        target-dominant region as the mask) with ground truth.
+    check : dict
+        `classifier_check(...)` of the evaluated clips.
     clips : list of dict
         The clips written for the report (paths relative to clips_folder's parent).
     """
     name = interpreter_name(brain)
     stats = {name: StageStats(brain.median_stats), **{b: StageStats() for b in BASELINES}}
+    references = {"all_ones": StageStats()}
+    if ground_truth is not None:
+        references["ground_truth"] = StageStats()
     generator = torch.Generator().manual_seed(int(brain.hparams.seed))
     loader = make_dataloader(dataset, **{**loader_options, "shuffle": False})
     shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
-    correct, start, shown = 0, 0, []
+    correct, target_correct, start, shown, masked_predictions = 0, 0, 0, [], []
     for batch in loader:
         wavs = interference(batch.sig[0].to(brain.device), start)  # (B, T)
         outputs = brain.explain(wavs)
         labels = batch.class_string_encoded.data.view(-1).to(brain.device)  # (B,)
         correct += int((outputs["classes"] == labels).sum())
-        masks = {name: outputs["mask"], **baseline_masks(brain, outputs, generator)}
-        values = {name: brain.score(outputs, batch)}
-        for baseline in BASELINES:  # the generic suite for masks without an interpreter
-            with torch.no_grad():
-                values[baseline] = InterpreterBrain.score(
-                    brain, {**outputs, "mask": masks[baseline]}, batch
+        with torch.no_grad():
+            masks = {name: outputs["mask"], **baseline_masks(brain, outputs, generator)}
+            method_outputs = {
+                name: outputs,
+                **{b: {**outputs, "mask": masks[b]} for b in BASELINES},
+            }
+            values = {name: brain.score(outputs, batch)}
+            for baseline in BASELINES:  # the generic suite for masks without an interpreter
+                values[baseline] = InterpreterBrain.score(brain, method_outputs[baseline], batch)
+            # score() left each method's scores on X_int in its outputs: (n_methods * B,)
+            masked_predictions += [
+                out["scores_int"].argmax(dim=1).cpu() for out in method_outputs.values()
+            ]
+            values["all_ones"] = all_ones_metrics(brain, outputs)
+            target = None
+            if ground_truth is not None:
+                target, background = ground_truth.sources(batch.id, wavs)
+                region = target_region(target, background, brain.hparams.compute_stft)
+                values["ground_truth"] = InterpreterBrain.score(
+                    brain, {**outputs, "mask": region}, batch
                 )
-        target = None
-        if ground_truth is not None:
-            target, background = ground_truth.sources(batch.id, wavs)
-            region = target_region(target, background, brain.hparams.compute_stft)
-            for method, mask in masks.items():
-                with torch.no_grad():
+                masks.update(all_ones=torch.ones_like(region), ground_truth=region)
+                for method, mask in masks.items():
                     audio = (
                         outputs["audio"]
                         if method == name
@@ -562,13 +657,25 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                     values[method].update(
                         ground_truth_metrics(mask, outputs["X"], audio, wavs, target, region)
                     )
+                X_target, _ = brain.preprocess(target)  # the clean target events alone
+                target_scores, _ = brain.classify(X_target)  # (B, N)
+                target_correct += int((target_scores.argmax(dim=1) == labels).sum())
         for method, method_values in values.items():
-            stats[method].add_values(method_values)
+            (references if method in references else stats)[method].add_values(method_values)
         in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
         shown += save_report_clips(brain, batch, outputs, labels, target, clips_folder, in_batch)
         start += wavs.shape[0]
-    accuracy = correct / max(start, 1)
-    return {method: s.summary() for method, s in stats.items()}, accuracy, shown
+    references = {reference: s.summary() for reference, s in references.items()}
+    n_evaluated = max(start, 1)
+    with_sources = ground_truth is not None
+    check = classifier_check(
+        correct / n_evaluated,
+        torch.cat(masked_predictions) if masked_predictions else torch.zeros(0, dtype=torch.long),
+        class_name=brain.class_name,
+        target_accuracy=target_correct / n_evaluated if with_sources else None,
+        ground_truth_fid_in=references["ground_truth"]["fid_in"] if with_sources else None,
+    )
+    return {method: s.summary() for method, s in stats.items()}, references, check, shown
 
 
 def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
@@ -640,13 +747,29 @@ def write_text_atomic(text, path):
 
 
 def metrics_markdown(result):
-    """The metrics table of one evaluation as markdown (methods x metrics)."""
+    """One evaluation as markdown: the classifier-check warning (if any), the table
+    (methods and reference masks x metrics) and the classifier check."""
     header = (
         f"# {result['interpreter']} on {result['n_clips']} clips "
         f"(overlap_type: {result['overlap_type']}, classifier accuracy "
         f"{100 * result['classifier_accuracy']:.1f} %)\n\n"
     )
-    return header + markdown_table(result["methods"]) + "\n"
+    check = result.get("classifier_check")
+    warning = classifier_warning(check)
+    if warning:
+        header += f"**Warning: {warning}**\n\n"
+    rows = {**result["methods"], **reference_rows(result.get("references", {}))}
+    lines = classifier_check_lines(check)
+    check_text = (
+        "\n## Classifier check\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
+    )
+    return header + markdown_table(rows) + "\n" + check_text
+
+
+def _local_or_hub(path):
+    """A local file's absolute path; anything else (a hub id) as it is."""
+    path = str(path)
+    return os.path.abspath(path) if os.path.exists(path) else path
 
 
 def run_evaluation(brain, hparams, datasets, args, eval_folder):
@@ -674,7 +797,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
                 args.overlap_type,
                 " and WHAM! noise" if brain.noise_source is not None else "",
             )
-    stats, accuracy, clips = evaluate(
+    stats, references, check, clips = evaluate(
         brain,
         dataset,
         hparams["test_dataloader_options"],
@@ -691,9 +814,16 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         "overlap_type": args.overlap_type,
         "wham_noise": brain.noise_source is not None,
         "n_clips": len(dataset),
-        "classifier_accuracy": accuracy,
+        "seed": hparams["seed"],
+        "classifier": {
+            name: _local_or_hub(hparams[f"{name}_path"])
+            for name in ("embedding_model", "classifier_model")
+        },
+        "classifier_accuracy": check["accuracy"],
         "ground_truth": ground_truth is not None,
         "methods": stats,
+        "references": references,
+        "classifier_check": check,
         "clips": clips,
     }
     write_text_atomic(metrics_markdown(result), os.path.join(eval_folder, "metrics.md"))

@@ -342,10 +342,12 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.train_stats = stats
             return
         if stage == sb.Stage.VALID:
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = self.optimizer.param_groups[0]["lr"]  # the lr this epoch was trained with
             annealing = getattr(self.hparams, "lr_annealing", None)
             if annealing is not None:
-                _, lr = annealing([self.optimizer], epoch, stage_loss)
+                # ReduceLROnPlateau only computes (current, next): the next lr is set here
+                lr, next_lr = annealing([self.optimizer], epoch, stage_loss)
+                sb.nnet.schedulers.update_learning_rate(self.optimizer, next_lr)
             meta = {"epoch": epoch, "lr": lr}
             self.log_stats(meta, train_stats=getattr(self, "train_stats", None), valid_stats=stats)
             logger.info("Best checkpoint is selected by valid %s = %.4f", self.best_key, stats[self.best_key])

@@ -3,11 +3,14 @@
 
     python recipes/report.py results/demo/l2i/eval results/demo/piq/eval --out results/demo/report
 
-writes `<out>/index.html`: a summary table (every interpreter and baseline of
-every evaluation x the metrics), then per evaluation one row per shown clip
-with its class and probability, audio players for the clip, the
-interpretation (and the target event on the synthetic dataset) and the
-input / mask / interpretation spectrogram PNG. Links are relative paths to
+writes `<out>/index.html`: a warning at the top when an evaluation's classifier
+cannot judge masks (see `classifier_warning`), a summary table (every
+interpreter and baseline of every evaluation x the metrics, and the reference
+masks `all ones` and `ground truth` once per classifier and data), then per
+evaluation its classifier check and one row per shown clip with its class and
+probability, audio players for the clip, the interpretation (and the target
+event on the synthetic dataset) and the input / mask / interpretation
+spectrogram PNG (scaled to the page width). Links are relative paths to
 the files in the eval folders; the page has no script and no external
 style, so it opens offline (keep the folders together when moving them).
 `recipes/eval.py` writes one for its own folder (`<eval_folder>/report/`).
@@ -68,6 +71,13 @@ METRICS = {
     "nmf_rel_error": ("NMF error", "L2I: relative error of the NMF reconstruction W H"),
 }
 BASELINE_LABELS = {"random": "random mask", "saliency": "saliency (captum)"}
+#: Reference masks (recipes/eval.py "references"): key -> row label.
+REFERENCE_LABELS = {"all_ones": "all ones", "ground_truth": "ground truth"}
+#: A classifier that gives one class to more than this share of the masked inputs
+#: cannot judge masks ...
+MAX_MASKED_TOP_CLASS_SHARE = 0.5
+#: ... nor one for which the ground-truth mask keeps the class on fewer clips than this.
+MIN_GROUND_TRUTH_FID_IN = 0.5
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -76,10 +86,14 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; vertical-a
 th { background: #f0f0f0; }
 td.label, th.label { text-align: left; }
 tr.interpreter td { font-weight: bold; }
+tr.reference td { font-style: italic; }
+table.clips { width: 100%; }
 table.clips td { text-align: left; }
-table.clips img { max-width: 720px; }
+img { max-width: 100%; height: auto; }
+.wide { max-width: 100%; overflow-x: auto; }
 audio { width: 220px; }
 .meta { color: #555; font-size: 90%; }
+.warning { background: #fff3cd; border: 1px solid #d9a400; padding: 0.5em 0.8em; }
 """
 
 
@@ -96,6 +110,16 @@ def load_evaluation(folder):
     return evaluation
 
 
+def _with_setup(label, evaluation):
+    """`label`, with ' [mixtures, WHAM! noise]' when the clips were not evaluated as they are."""
+    extras = []
+    if evaluation.get("overlap_type", "none") != "none":
+        extras.append(evaluation["overlap_type"])
+    if evaluation.get("wham_noise"):
+        extras.append("WHAM! noise")
+    return f"{label} [{', '.join(extras)}]" if extras else label
+
+
 def setup_label(evaluation):
     """'PIQ', or 'PIQ [mixtures]' for an out-of-distribution evaluation.
 
@@ -104,13 +128,7 @@ def setup_label(evaluation):
     >>> setup_label({"interpreter": "PIQ", "overlap_type": "mixtures", "wham_noise": False})
     'PIQ [mixtures]'
     """
-    extras = []
-    if evaluation.get("overlap_type", "none") != "none":
-        extras.append(evaluation["overlap_type"])
-    if evaluation.get("wham_noise"):
-        extras.append("WHAM! noise")
-    label = evaluation["interpreter"]
-    return f"{label} [{', '.join(extras)}]" if extras else label
+    return _with_setup(evaluation["interpreter"], evaluation)
 
 
 def method_label(evaluation, method):
@@ -120,13 +138,152 @@ def method_label(evaluation, method):
     return f"{setup_label(evaluation)}: {BASELINE_LABELS.get(method, method)}"
 
 
-def summary_rows(evaluations):
-    """{row label: {metric: value}} over all methods of all evaluations, in order."""
-    return {
-        method_label(evaluation, method): stats
+def reference_rows(references):
+    """{row label: {metric: value}} of one evaluation's reference masks.
+
+    Example
+    -------
+    >>> list(reference_rows({"all_ones": {"fid_in": 1.0}, "ground_truth": {"fid_in": 0.8}}))
+    ['all ones', 'ground truth']
+    """
+    return {REFERENCE_LABELS.get(key, key): stats for key, stats in references.items()}
+
+
+def _reference_group(evaluation):
+    """What the reference rows depend on: the classifier and the evaluated clips, not the interpreter."""
+    return json.dumps(
+        [
+            evaluation.get(key)
+            for key in (
+                "data_folder",
+                "overlap_type",
+                "wham_noise",
+                "n_clips",
+                "seed",
+                "classifier",
+            )
+        ],
+        sort_keys=True,
+    )
+
+
+def _summary_entries(evaluations):
+    """(row label, stats, kind) of the summary table, kind "interpreter", "baseline" or "reference".
+
+    Every method of every evaluation, then the reference masks once per
+    classifier and evaluated data (the same for every interpreter): labelled
+    'all ones' / 'ground truth' (with the set-up, e.g. '[mixtures]'), or with the
+    evaluation's label in front when two groups would share a label.
+    """
+    entries = [
+        (
+            method_label(evaluation, method),
+            stats,
+            "interpreter" if method == evaluation["interpreter"] else "baseline",
+        )
         for evaluation in evaluations
         for method, stats in evaluation["methods"].items()
-    }
+    ]
+    groups, used = set(), {label for label, _, _ in entries}
+    for evaluation in evaluations:
+        group = _reference_group(evaluation)
+        if group in groups:
+            continue
+        groups.add(group)
+        for key, stats in evaluation.get("references", {}).items():
+            name = REFERENCE_LABELS.get(key, key)
+            label = _with_setup(name, evaluation)
+            if label in used:
+                label = f"{setup_label(evaluation)}: {name}"
+            used.add(label)
+            entries.append((label, stats, "reference"))
+    return entries
+
+
+def summary_rows(evaluations):
+    """{row label: {metric: value}} over all methods of all evaluations, in order,
+    then the reference masks (all ones, ground truth) once per classifier and data."""
+    return {label: stats for label, stats, _ in _summary_entries(evaluations)}
+
+
+def classifier_warning(check):
+    """Why the masked-input metrics say nothing about the interpreters, or None.
+
+    Arguments
+    ---------
+    check : dict or None
+        The "classifier_check" block of metrics.json (recipes/eval.py).
+
+    Returns
+    -------
+    str or None
+        Set when one class takes more than MAX_MASKED_TOP_CLASS_SHARE of the
+        classifier's predictions on masked inputs, or when the ground-truth
+        mask's Fid-In is below MIN_GROUND_TRUTH_FID_IN.
+
+    Example
+    -------
+    >>> print(classifier_warning({"masked_top_class": "dog", "masked_top_class_share": 0.9,
+    ...                           "masked_predictions": 10, "ground_truth_fid_in": 0.8}))
+    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, all methods' masks) are class 'dog' (more than half).
+    >>> classifier_warning({"masked_top_class_share": 0.4, "ground_truth_fid_in": 0.8}) is None
+    True
+    """
+    if not check:
+        return None
+    reasons = []
+    share = check.get("masked_top_class_share")
+    if share is not None and share > MAX_MASKED_TOP_CLASS_SHARE:
+        total = check.get("masked_predictions")
+        counted = f"{round(share * total)} of {total}, " if total else ""
+        reasons.append(
+            f"{100 * share:.0f} % of its predictions on masked inputs "
+            f"({counted}all methods' masks) are class "
+            f"'{check.get('masked_top_class')}' (more than half)"
+        )
+    fid_in = check.get("ground_truth_fid_in")
+    if fid_in is not None and fid_in < MIN_GROUND_TRUTH_FID_IN:
+        reasons.append(
+            f"the ground-truth mask (the target-dominant region) keeps the predicted class on "
+            f"{100 * fid_in:.0f} % of the clips only (its Fid-In {fid_in:.2f} is below "
+            f"{MIN_GROUND_TRUTH_FID_IN})"
+        )
+    if not reasons:
+        return None
+    return (
+        "masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: "
+        + "; ".join(reasons)
+        + "."
+    )
+
+
+def classifier_check_lines(check):
+    """The classifier check as short lines of text (empty for an evaluation without one).
+
+    Example
+    -------
+    >>> classifier_check_lines({"accuracy": 0.5, "masked_top_class": "dog",
+    ...                         "masked_top_class_share": 0.25, "masked_predictions": 8})
+    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (interpreter and baseline masks)"]
+    """
+    if not check:
+        return []
+    lines = []
+    if check.get("accuracy") is not None:
+        lines.append(f"accuracy on the evaluated clips: {100 * check['accuracy']:.1f} %")
+    if check.get("target_accuracy") is not None:
+        lines.append(
+            f"accuracy on the clean target events alone: {100 * check['target_accuracy']:.1f} %"
+        )
+    if check.get("ground_truth_fid_in") is not None:
+        lines.append(f"Fid-In of the ground-truth mask: {check['ground_truth_fid_in']:.3f}")
+    if check.get("masked_top_class_share") is not None:
+        lines.append(
+            f"most frequent class on masked inputs: '{check['masked_top_class']}', "
+            f"{100 * check['masked_top_class_share']:.1f} % of {check.get('masked_predictions')} "
+            "predictions (interpreter and baseline masks)"
+        )
+    return lines
 
 
 def metric_columns(rows):
@@ -177,29 +334,27 @@ def _link(path, report_folder):
 
 
 def _summary_html(evaluations):
-    rows = summary_rows(evaluations)
-    columns = metric_columns(rows)
+    entries = _summary_entries(evaluations)
+    columns = metric_columns({label: stats for label, stats, _ in entries})
     head = "".join(
         f'<th title="{html.escape(METRICS.get(key, (key, key))[1])}">'
         f"{html.escape(METRICS.get(key, (key, ''))[0])}</th>"
         for key in columns
     )
     body = []
-    for evaluation in evaluations:
-        for method, stats in evaluation["methods"].items():
-            css = ' class="interpreter"' if method == evaluation["interpreter"] else ""
-            cells = "".join(f"<td>{format_value(stats.get(key))}</td>" for key in columns)
-            label = html.escape(method_label(evaluation, method))
-            body.append(f'<tr{css}><td class="label">{label}</td>{cells}</tr>')
+    for label, stats, kind in entries:
+        css = f' class="{kind}"' if kind != "baseline" else ""
+        cells = "".join(f"<td>{format_value(stats.get(key))}</td>" for key in columns)
+        body.append(f'<tr{css}><td class="label">{html.escape(label)}</td>{cells}</tr>')
     definitions = "".join(
         f"<dt>{html.escape(METRICS[key][0])}</dt><dd>{html.escape(METRICS[key][1])}</dd>"
         for key in columns
         if key in METRICS
     )
     return (
-        f'<table class="summary"><tr><th class="label">method</th>{head}</tr>'
+        f'<div class="wide"><table class="summary"><tr><th class="label">method</th>{head}</tr>'
         + "".join(body)
-        + "</table>"
+        + "</table></div>"
         + f"<details><summary>Metric definitions</summary><dl>{definitions}</dl></details>"
     )
 
@@ -221,13 +376,26 @@ def _evaluation_html(evaluation, report_folder):
         f"interpreter {html.escape(str(evaluation.get('pretrained_interpreter', '')))}, "
         f"yaml {html.escape(str(evaluation.get('hparams_file', '')))}</p>"
     )
+    check = evaluation.get("classifier_check")
+    lines = classifier_check_lines(check)
+    if lines:
+        meta += (
+            "<p>Classifier check:</p><ul>"
+            + "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in lines)
+            + "</ul>"
+        )
+    warning = classifier_warning(check)
+    if warning:
+        meta += (
+            f'<p class="warning"><strong>Warning:</strong> {html.escape(warning, quote=False)}</p>'
+        )
     clips = evaluation.get("clips", [])
     if not clips:
         return f"<h2>{title}</h2>{meta}<p>No clip shown (--n_report_clips 0).</p>"
     has_target = any(clip.get("target") for clip in clips)
     header = "<th>clip</th><th>class (p)</th><th>original</th><th>interpretation</th>"
     header += "<th>target event</th>" if has_target else ""
-    header += "<th>input / mask / interpretation</th>"
+    n_columns = 5 if has_target else 4
     rows = []
     for clip in clips:
         true_class = clip.get("true_class")
@@ -244,10 +412,24 @@ def _evaluation_html(evaluation, report_folder):
         ]
         if has_target:
             cells.append(_audio(clip.get("target"), folder, report_folder))
-        png = _link(os.path.join(folder, clip["png"]), report_folder)
-        cells.append(f'<td><img src="{png}" alt="spectrograms of {html.escape(clip["id"])}"></td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
+        png = _link(os.path.join(folder, clip["png"]), report_folder)
+        alt = f"input / mask / interpretation spectrograms of {html.escape(clip['id'])}"
+        rows.append(f'<tr><td colspan="{n_columns}"><img src="{png}" alt="{alt}"></td></tr>')
     return f'<h2>{title}</h2>{meta}<table class="clips"><tr>{header}</tr>{"".join(rows)}</table>'
+
+
+def _warnings_html(evaluations):
+    """The classifier-check warnings of the evaluations, for the top of the page."""
+    parts = []
+    for evaluation in evaluations:
+        warning = classifier_warning(evaluation.get("classifier_check"))
+        if warning:
+            parts.append(
+                f'<p class="warning"><strong>Warning ({html.escape(setup_label(evaluation))}):'
+                f"</strong> {html.escape(warning, quote=False)}</p>"
+            )
+    return "".join(parts)
 
 
 def render_html(evaluations, report_folder, title="Interpretation report"):
@@ -257,10 +439,14 @@ def render_html(evaluations, report_folder, title="Interpretation report"):
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        _warnings_html(evaluations),
         "<h2>Summary</h2>",
         '<p class="meta">Means over the clips (L2I\'s FF_x: medians). Baselines: the '
         "interpreter's mask with its values randomly permuted (same sparsity), and captum "
-        "gradient saliency of the predicted class normalised to [0, 1].</p>",
+        "gradient saliency of the predicted class normalised to [0, 1]. References (italic, "
+        "the same for every interpreter on the same classifier and clips): all ones (keep "
+        "everything: Fid-In 1, AI = AD = AG = 0, SI-SDRi 0, the floor of precision) and, "
+        "with sources, ground truth (the target-dominant region as the mask: the ceiling).</p>",
         _summary_html(evaluations),
     ]
     parts += [_evaluation_html(evaluation, report_folder) for evaluation in evaluations]

@@ -99,15 +99,20 @@ def tiny_l2i(tiny_pretrained, tmp_path_factory):
     return {"folder": out, "brain": brain, "argv": argv}
 
 
+def piq_argv(tiny_pretrained):
+    """The tiny PIQ command line (K 30) on the tiny set, without --output_folder."""
+    overrides = list(tiny_pretrained["overrides"])
+    nmf_at = overrides.index("--nmf_decoder_path")
+    del overrides[nmf_at : nmf_at + 2]  # PIQ has no dictionary
+    return [str(HPARAMS / "piq.yaml"), "--K", "30"] + overrides
+
+
 @pytest.fixture(scope="session")
 def tiny_piq(tiny_pretrained, tmp_path_factory):
     """One epoch of PIQ (K 30) on the tiny set: {"folder", "brain", "argv"}."""
     from recipes import train_piq
 
     out = tmp_path_factory.mktemp("piq") / "run"
-    overrides = list(tiny_pretrained["overrides"])
-    nmf_at = overrides.index("--nmf_decoder_path")
-    del overrides[nmf_at : nmf_at + 2]  # PIQ has no dictionary
-    argv = [str(HPARAMS / "piq.yaml"), "--K", "30"] + overrides
+    argv = piq_argv(tiny_pretrained)
     brain = train_piq.main(argv + ["--output_folder", str(out)])
     return {"folder": out, "brain": brain, "argv": argv}

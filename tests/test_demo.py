@@ -71,11 +71,15 @@ def test_summary_has_both_interpreters_baselines_and_ground_truth(smoke):
         "PIQ",
         "PIQ: random mask",
         "PIQ: saliency (captum)",
+        "all ones",  # the references: the same for both interpreters, shown once
+        "ground truth",
     ]
     assert "SI-SDRi dB" in result["summary"] and "GT precision" in result["summary"]
     for name in ("l2i", "piq"):
         evaluation = json.loads((out / name / "eval" / "metrics.json").read_text())
         assert evaluation["ground_truth"] and evaluation["n_clips"] == 3
+        assert list(evaluation["references"]) == ["all_ones", "ground_truth"]
+        assert "classifier_check" in evaluation
 
 
 def test_merged_report_links_existing_files_only(smoke):

@@ -98,12 +98,141 @@ def test_in_distribution_scores_interpreter_baselines_and_ground_truth(evaluatio
         assert {"theta_top1", "ff_components", "ff_random"} <= set(interpreter)
     saved = json.loads((folder / "metrics.json").read_text())
     assert saved["methods"] == result["methods"]
+    assert saved["references"] == result["references"]
     table = (folder / "metrics.md").read_text()
     assert "| random |" in table and "| saliency |" in table and "SI-SDRi" in table
+    assert "| all ones |" in table and "| ground truth |" in table
     assert len(saved["clips"]) == 2
     for clip in saved["clips"]:
         for key in ("png", "original", "interpretation", "target"):
             assert (folder / clip[key]).is_file()
+
+
+@pytest.mark.parametrize("name", ["L2I", "PIQ"])
+def test_reference_rows_all_ones_and_ground_truth(evaluations, name):
+    """Keep-everything and target-region masks, scored by the same suite."""
+    _, result = evaluations[name]
+    references = result["references"]
+    assert list(references) == ["all_ones", "ground_truth"]
+    for stats in references.values():
+        for key in SUITE_KEYS + GROUND_TRUTH_KEYS:
+            assert np.isfinite(stats[key]), key
+    ones = references["all_ones"]
+    assert ones["fid_in"] == 1.0
+    assert ones["AI"] == ones["AD"] == ones["AG"] == 0.0
+    assert abs(ones["si_sdri"]) < 1e-2 and ones["gt_recall"] == pytest.approx(1.0)
+    truth = references["ground_truth"]
+    assert truth["gt_precision"] == pytest.approx(1.0) and truth["gt_recall"] == pytest.approx(1.0)
+    assert truth["si_sdri"] > ones["si_sdri"]  # the ceiling is above the floor
+
+
+@pytest.mark.parametrize("name", ["L2I", "PIQ"])
+def test_classifier_check_in_metrics_json_markdown_and_report(evaluations, name):
+    folder, result = evaluations[name]
+    check = json.loads((folder / "metrics.json").read_text())["classifier_check"]
+    assert check == result["classifier_check"]
+    assert check["accuracy"] == result["classifier_accuracy"]
+    assert 0.0 <= check["target_accuracy"] <= 1.0
+    assert check["ground_truth_fid_in"] == result["references"]["ground_truth"]["fid_in"]
+    assert check["masked_predictions"] == 3 * 3  # (interpreter + 2 baselines) x 3 clips
+    assert check["masked_top_class"] in ("steady_tone", "harmonic_stack", "up_chirp")
+    assert 1 / 3 <= check["masked_top_class_share"] <= 1.0
+    assert check["warning"] == report.classifier_warning(check)
+    expected_warning = check["masked_top_class_share"] > 0.5 or check["ground_truth_fid_in"] < 0.5
+    assert (check["warning"] is not None) == expected_warning
+    markdown = (folder / "metrics.md").read_text()
+    page = (folder / "report" / "index.html").read_text()
+    assert "## Classifier check" in markdown and "Classifier check" in page
+    assert "clean target events alone" in markdown and "clean target events alone" in page
+    if expected_warning:
+        assert "not informative for this classifier" in markdown
+        assert page.index("not informative for this classifier") < page.index("<h2>Summary")
+
+
+def test_all_ones_metrics_of_a_brain(tiny_piq, tiny_test_clips):
+    brain = tiny_piq["brain"]
+    outputs = brain.explain(tiny_test_clips[2])
+    values = eval_recipe.all_ones_metrics(brain, outputs)
+    assert (values["fid_in"] == 1).all()
+    for key in ("AI", "AD", "AG"):
+        assert (values[key] == 0).all(), key
+    expected = brain.class_probabilities(brain.classify(torch.zeros_like(outputs["X"]))[0])
+    p_c = outputs["probs"].gather(1, outputs["classes"].view(-1, 1)).squeeze(1)
+    removed_c = expected.gather(1, outputs["classes"].view(-1, 1)).squeeze(1)
+    assert values["faithfulness"].allclose(p_c - removed_c, atol=1e-5)
+
+
+def test_classifier_check_warns_when_masked_inputs_go_to_one_class():
+    names = ["dog", "rain", "siren"].__getitem__
+    one_class = eval_recipe.classifier_check(0.9, torch.tensor([1] * 7 + [0, 2]), names)
+    assert (one_class["masked_top_class"], one_class["masked_predictions"]) == ("rain", 9)
+    assert one_class["masked_top_class_share"] == pytest.approx(7 / 9)
+    assert "not informative for this classifier" in one_class["warning"]
+    assert "'rain'" in one_class["warning"] and "78 %" in one_class["warning"]
+    balanced = eval_recipe.classifier_check(
+        0.9, torch.tensor([0, 1, 2, 0, 1, 2]), names, target_accuracy=1.0, ground_truth_fid_in=0.8
+    )
+    assert balanced["warning"] is None and balanced["masked_top_class_share"] == pytest.approx(
+        1 / 3
+    )
+    half = eval_recipe.classifier_check(0.9, torch.tensor([0, 0, 1, 2]), names)
+    assert half["warning"] is None  # exactly half is not "more than half"
+    blind = eval_recipe.classifier_check(
+        0.9, torch.tensor([0, 1, 2]), names, ground_truth_fid_in=0.25
+    )
+    assert "ground-truth mask" in blind["warning"] and "0.25" in blind["warning"]
+    assert "more than half" not in blind["warning"]
+
+
+def _fake_evaluation(folder, interpreter, check, overlap_type="none"):
+    """A metrics.json with references and a classifier check, no clips."""
+    folder.mkdir(parents=True)
+    stats = {"fid_in": 0.5, "AD": 10.0}
+    evaluation = {
+        "interpreter": interpreter,
+        "overlap_type": overlap_type,
+        "wham_noise": False,
+        "data_folder": "/data",
+        "n_clips": 3,
+        "seed": 1,
+        "classifier": {"embedding_model": "e.ckpt", "classifier_model": "c.ckpt"},
+        "classifier_accuracy": 1.0,
+        "methods": {interpreter: stats, "random": stats},
+        "references": {"all_ones": {"fid_in": 1.0}, "ground_truth": {"fid_in": 0.9}},
+        "classifier_check": check,
+        "clips": [],
+    }
+    (folder / "metrics.json").write_text(json.dumps(evaluation))
+    return str(folder)
+
+
+def test_merged_report_shows_references_once_and_warnings_on_top(tmp_path):
+    good = {"accuracy": 1.0, "masked_top_class": "a", "masked_top_class_share": 0.4}
+    bad = {"masked_top_class": "b", "masked_top_class_share": 0.9, "masked_predictions": 10}
+    folders = [
+        _fake_evaluation(tmp_path / "l2i", "L2I", good),
+        _fake_evaluation(tmp_path / "piq", "PIQ", bad),
+        _fake_evaluation(tmp_path / "piq_mix", "PIQ", good, overlap_type="mixtures"),
+    ]
+    evaluations = [report.load_evaluation(folder) for folder in folders]
+    assert list(report.summary_rows(evaluations)) == [
+        "L2I",
+        "L2I: random mask",
+        "PIQ",
+        "PIQ: random mask",
+        "PIQ [mixtures]",
+        "PIQ [mixtures]: random mask",
+        "all ones",
+        "ground truth",
+        "all ones [mixtures]",
+        "ground truth [mixtures]",
+    ]
+    page = open(report.write_report(folders, str(tmp_path / "report"))).read()
+    assert page.count(">all ones</td>") == 1 and page.count('class="reference"') == 4
+    top = page[: page.index("<h2>Summary")]
+    assert top.count('class="warning"') == 1 and "Warning (PIQ)" in top
+    assert "90 % of its predictions on masked inputs (9 of 10," in top and "'b'" in top
+    assert "img { max-width: 100%; height: auto; }" in page  # the spectrograms fit the page
 
 
 @pytest.mark.parametrize("name", ["L2I", "PIQ"])
@@ -121,10 +250,12 @@ def test_report_merges_evaluations(evaluations, tmp_path, capsys):
     page = check_report(tmp_path / "merged" / "index.html")
     assert index == str(tmp_path / "merged" / "index.html")
     text = (tmp_path / "merged" / "index.html").read_text()
-    for row in ("L2I", "L2I: random mask", "PIQ: saliency (captum)"):
+    for row in ("L2I", "L2I: random mask", "PIQ: saliency (captum)", "all ones", "ground truth"):
         assert f">{row}</td>" in text
+    assert text.count(">all ones</td>") == 1 and text.count(">ground truth</td>") == 1
     assert sum(tag == "img" for tag, _ in page.tags) == 4
-    assert "| PIQ: random mask |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| PIQ: random mask |" in printed and printed.count("| ground truth |") == 1
 
 
 def test_report_of_a_missing_evaluation_says_what_to_run(tmp_path):
@@ -166,7 +297,11 @@ def test_out_of_distribution_overlaps(tiny_piq, tmp_path, speech_folder, overlap
     assert json.loads((eval_folder / "metrics.json").read_text())["overlap_type"] == overlap_type
     assert not (folder / "hyperparams.yaml").exists()  # the interpreter's folder is left alone
     assert not result["ground_truth"]  # defined for the dataset's own clips only
-    for stats in result["methods"].values():
+    assert list(result["references"]) == ["all_ones"]
+    check = result["classifier_check"]
+    assert check["target_accuracy"] is None and check["ground_truth_fid_in"] is None
+    assert check["masked_predictions"] == 3 * 3
+    for stats in [*result["methods"].values(), *result["references"].values()]:
         assert not set(GROUND_TRUTH_KEYS) & set(stats)
         assert all(np.isfinite(stats[key]) for key in SUITE_KEYS)
     check_report(eval_folder / "report" / "index.html")
