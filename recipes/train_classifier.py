@@ -17,21 +17,41 @@ best checkpoint (by valid accuracy) is evaluated on the test folds and
 exported next to the logs: `embedding_model.ckpt`, `classifier.ckpt`,
 `label_encoder.txt`, `test_accuracy.json`, `confusion_matrix.png`.
 
+Augmentation (off unless the yaml asks; `hparams/demo.yaml` switches it on).
+An interpreter's mask keeps part of the spectrogram and zeroes the rest, so a
+classifier that has only seen full mixtures cannot judge a masked input: it
+maps most of them to one class and Fid-In / AI / AD / AG say nothing. Two
+augmentations, built from `speechbrain.augment`, teach it the masked inputs:
+
+- `train_on_sources: True` (datasets with separate sources, i.e. the synthetic
+  set's `sources/`): every training batch is doubled with the clips' target
+  events alone plus a background of the training folds mixed in by
+  `AddNoise` at a random SNR from `background_snr_low` (as hard as the
+  mixtures) to `background_snr_high` (the background attenuated down to
+  nothing), peak-normalised, then scaled by a random gain (`RandAmp`, from
+  `source_gain_low` to `source_gain_high`: a masked-in event keeps the level
+  it had in the mixture); the mixtures themselves stay in the batch;
+- `spectrogram_augment: True`: random time and frequency bands of the
+  spectrogram are zeroed (`SpectrogramDrop` through an `Augmenter`).
+
 Authors
  * audio-interpret contributors 2026
 """
 
+import csv
 import json
 import os
 
+import soundfile as sf
 import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
+from data_prep.esc50_prepare import load_clip
 from data_prep.wham_prepare import combine_batches, prepare_wham
 from recipes.common import prepare_run, save_atomic
-from recipes.pipeline import class_probabilities, classify, spectrogram
+from recipes.pipeline import EPS, class_probabilities, classify, spectrogram
 
 logger = get_logger(__name__)
 
@@ -61,6 +81,104 @@ def confusion_matrix(predictions, targets, n_classes):
     return counts.view(n_classes, n_classes)
 
 
+GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")
+BACKGROUNDS_CSV = "train_backgrounds.csv"  # written into the manifest folder for AddNoise
+
+
+def read_source_paths(data_folder):
+    """{clip id: (target path, background path)} of a dataset with separate sources.
+
+    Raises a ValueError naming the fix when `data_folder` has no
+    `meta/ground_truth.csv` (ESC-50 itself has no separate sources).
+    """
+    path = os.path.join(data_folder, GROUND_TRUTH_CSV)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"train_on_sources: True needs the clips' separate sources, but {path} does not "
+            "exist (ESC-50 has none): use the synthetic dataset "
+            "(data_prep/synthetic_prepare.py), or set --train_on_sources False "
+            "(add_wham_noise mixes WHAM! noise into real clips)."
+        )
+    with open(path, newline="", encoding="utf-8") as fin:
+        return {
+            row["id"]: (
+                os.path.join(data_folder, row["target_path"]),
+                os.path.join(data_folder, row["background_path"]),
+            )
+            for row in csv.DictReader(fin)
+        }
+
+
+def prepare_source_augmentation(hparams, train_set):
+    """Adds "target_sig" (the target event alone) to the training clips and writes
+    the csv of their backgrounds that the yaml's `add_background` (AddNoise) reads.
+
+    Arguments
+    ---------
+    hparams : dict
+        Reads data_folder, manifest_folder, sample_rate, signal_length_s.
+    train_set : DynamicItemDataset
+        The training clips; gets the "target_sig" output key.
+
+    Returns
+    -------
+    str
+        The csv path (ID, duration, wav, wav_format, wav_opts), one row per clip.
+    """
+    sources = read_source_paths(hparams["data_folder"])
+    with train_set.output_keys_as(["id"]):
+        ids = [item["id"] for item in train_set]
+    missing = [clip_id for clip_id in ids if clip_id not in sources]
+    if missing:
+        raise ValueError(
+            f"{hparams['data_folder']}/{GROUND_TRUTH_CSV} has no sources for training clips "
+            f"{missing[:5]}: the audio and the sources come from different datasets; "
+            "regenerate the synthetic dataset."
+        )
+    sample_rate = int(hparams["sample_rate"])
+    n_samples = int(round(sample_rate * hparams["signal_length_s"]))
+    rates = {sf.info(sources[clip_id][1]).samplerate for clip_id in ids}
+    if rates != {sample_rate}:
+        raise ValueError(
+            f"The backgrounds in {hparams['data_folder']}/sources are at {sorted(rates)} Hz but "
+            f"the recipe runs at sample_rate {sample_rate}: generate the dataset at "
+            f"{sample_rate} Hz (synthetic_prepare.py --sample-rate) or set --sample_rate."
+        )
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("target_sig")
+    def target_pipeline(clip_id):
+        return load_clip(sources[clip_id][0], sample_rate, n_samples)
+
+    train_set.add_dynamic_item(target_pipeline)
+    train_set.set_output_keys(["id", "sig", "target_sig", "class_string", "class_string_encoded"])
+
+    path = os.path.join(hparams["manifest_folder"], BACKGROUNDS_CSV)
+    rows = ["ID,duration,wav,wav_format,wav_opts"]
+    for clip_id in ids:
+        background = os.path.abspath(sources[clip_id][1])
+        if "," in background:
+            raise ValueError(f"Cannot list {background} in a csv (it has a comma): move the data.")
+        rows.append(f"{clip_id},{sf.info(background).duration:.4f},{background},wav,")
+
+    def write_csv(tmp):
+        with open(tmp, "w", encoding="utf-8") as fout:
+            fout.write("\n".join(rows) + "\n")
+
+    if sb.utils.distributed.if_main_process():
+        save_atomic(write_csv, path)
+    sb.utils.distributed.ddp_barrier()
+    logger.info(
+        "Source augmentation: %d target events, backgrounds listed in %s", len(ids), path
+    )
+    return path
+
+
+def peak_normalise(wavs):
+    """Each waveform divided by its peak (as every clip is loaded); silence stays 0."""
+    return wavs / wavs.abs().amax(dim=1, keepdim=True).clamp(min=EPS)
+
+
 class ClassifierBrain(sb.Brain):
     """Trains embedding model + head on the classes of the data."""
 
@@ -77,13 +195,35 @@ class ClassifierBrain(sb.Brain):
                 wham_audio_folder=self.hparams.wham_audio_folder,
             )
 
-    def compute_forward(self, batch, stage):
-        """Waveforms -> (optional noise) -> log1p STFT -> class scores (B, N)."""
-        batch = batch.to(self.device)
-        wavs, _ = batch.sig  # (B, T)
-        if stage == sb.Stage.TRAIN and getattr(self, "noise_source", None) is not None:
+    def training_waveforms(self, batch):
+        """The training batch's waveforms (B', T), augmented as the yaml asks.
+
+        With `train_on_sources`, B' = 2 B: the mixtures, then the target events
+        with a random training background at a random SNR (AddNoise),
+        peak-normalised and scaled by a random gain (RandAmp).
+        """
+        wavs, lens = batch.sig  # (B, T)
+        if getattr(self, "noise_source", None) is not None:
             wavs = combine_batches(wavs, self.noise_source, snr_db=self.hparams.wham_snr_db)
-        X, _ = spectrogram(wavs, self.hparams.compute_stft)  # (B, frames, 513)
+        if self.hparams.train_on_sources:
+            targets, target_lens = batch.target_sig  # (B, T)
+            with_background = self.hparams.add_background(targets, target_lens)  # (B, T)
+            # RandAmp divides by the peak itself: 0 / 0 on a silent pair, hence nan_to_num
+            with_background = self.hparams.source_gain(peak_normalise(with_background)).nan_to_num(0.0)
+            wavs = torch.cat([wavs, with_background])  # (2B, T)
+        return wavs
+
+    def compute_forward(self, batch, stage):
+        """Waveforms -> (optional augmentation) -> log1p STFT -> class scores (B', N)."""
+        batch = batch.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            wavs = self.training_waveforms(batch)
+        else:
+            wavs, _ = batch.sig  # (B, T)
+        X, _ = spectrogram(wavs, self.hparams.compute_stft)  # (B', frames, 513)
+        if stage == sb.Stage.TRAIN and self.hparams.spectrogram_augment:
+            lengths = torch.ones(X.shape[0], device=X.device)
+            X, _ = self.hparams.spectrogram_augmenter(X, lengths)  # zeroed time / frequency bands
         scores, _ = classify(
             self.modules.embedding_model,
             self.modules.classifier,
@@ -96,6 +236,8 @@ class ClassifierBrain(sb.Brain):
     def compute_objectives(self, predictions, batch, stage):
         """Loss of the yaml (AAM softmax or cross-entropy); tracks the predictions."""
         targets = batch.class_string_encoded.data.to(self.device)  # (B, 1)
+        if predictions.shape[0] != targets.shape[0]:  # augmented copies follow the batch
+            targets = targets.repeat(predictions.shape[0] // targets.shape[0], 1)
         loss = self.hparams.compute_cost(predictions.unsqueeze(1), targets)
         probs = class_probabilities(predictions.detach(), self.hparams.classifier_temp)
         self.stage_predictions.append(probs.argmax(dim=1).cpu())
@@ -203,6 +345,8 @@ def export_results(brain, hparams, label_encoder):
 def main(argv=None):
     """Trains, tests and exports the classifier; returns the test summary dict."""
     hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=__file__)
+    if hparams["train_on_sources"]:
+        prepare_source_augmentation(hparams, datasets["train"])
     batch_size = hparams["train_dataloader_opts"]["batch_size"]
     if len(datasets["train"]) < batch_size:
         raise ValueError(

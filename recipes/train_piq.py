@@ -11,7 +11,9 @@ the classifier's predicted class (straight-through gradients), and decodes a
 mask over the spectrogram:
 
 - use_mask_output: True  -> mask = sigmoid(decoder); loss = rec_loss_coef * BCE
-  against the target mask (X above mask_th x its per-clip maximum);
+  against the target mask (X above mask_th x its per-clip maximum, or with
+  `mask_target: above_floor` the same on X minus each frequency's median
+  level in the clip: see `target_mask`);
 - use_mask_output: False -> softplus(decoder) is a spectrogram fitted to X by
   MSE; the mask is where it exceeds mask_th x its per-clip maximum;
 - use_vq: False          -> the codebook is bypassed;
@@ -34,15 +36,46 @@ from recipes.pipeline import match_frames
 logger = get_logger(__name__)
 
 
-def target_mask(X, mask_th):
-    """1 where X exceeds mask_th times its per-clip maximum, (B, frames, F).
+MASK_TARGETS = ("peak", "above_floor")
+
+
+def background_floor(X):
+    """Per-clip, per-frequency median of X over the frames, (B, 1, F).
+
+    The level a bin keeps for most of the clip: the stationary background
+    (hum, noise floor) of a clip whose events last less than half of it.
+    """
+    return X.median(dim=1, keepdim=True).values
+
+
+def target_mask(X, mask_th, mask_target="peak"):
+    """PIQ's binarised reconstruction target, (B, frames, F) in {0, 1}.
+
+    - "peak" (the reference recipe): 1 where X exceeds mask_th times its
+      per-clip maximum;
+    - "above_floor": the same rule on D = relu(X - background_floor(X)), what
+      rises above each frequency's usual level in the clip.
+
+    In log1p magnitude the loudest bins of most recordings are the low
+    frequencies (pink/brown noise, hum), whatever the class: with "peak" PIQ
+    learns to keep those on every clip. "above_floor" keeps the events instead.
 
     Example
     -------
-    >>> target_mask(torch.tensor([[[0.0, 1.0], [0.5, 2.0]]]), 0.35)
+    >>> X = torch.tensor([[[0.0, 1.0], [0.5, 2.0]]])
+    >>> target_mask(X, 0.35)
     tensor([[[0., 1.],
              [0., 1.]]])
+    >>> X = torch.tensor([[[3.0, 0.1], [3.0, 0.1], [3.2, 1.0]]])  # a steady bin, an event
+    >>> target_mask(X, 0.35, "above_floor")
+    tensor([[[0., 0.],
+             [0., 0.],
+             [0., 1.]]])
     """
+    if mask_target == "above_floor":
+        X = (X - background_floor(X)).clamp(min=0.0)
+    elif mask_target != "peak":
+        raise ValueError(f"mask_target {mask_target!r}: choose one of {MASK_TARGETS} (piq.yaml).")
     peak = X.flatten(1).amax(dim=1).view(-1, 1, 1)
     return (X > mask_th * peak).float()
 
@@ -53,7 +86,11 @@ class PIQ(InterpreterBrain):
     best_key = "fid_in"
 
     def load_frozen(self):
-        """Checks up front that the codebook can be split over the classes."""
+        """Checks up front the mask target and that the codebook can be split over the classes."""
+        if self.hparams.mask_target not in MASK_TARGETS:
+            raise ValueError(
+                f"mask_target {self.hparams.mask_target!r}: choose one of {MASK_TARGETS}."
+            )
         K, n_classes = self.hparams.K, self.hparams.out_n_neurons
         shared = self.hparams.shared_keys
         if self.hparams.use_vq and self.hparams.activate_class_partitioning and K - shared < n_classes:
@@ -90,7 +127,7 @@ class PIQ(InterpreterBrain):
             mask = torch.sigmoid(decoded)
         else:
             decoded = F.softplus(decoded)
-            mask = target_mask(decoded, self.hparams.mask_th)
+            mask = target_mask(decoded, self.hparams.mask_th)  # psi's own spectrogram
         # The decoder's frame count is fixed by the representation size: crop or
         # zero-pad the mask to the input's frames.
         return {"decoded": decoded, "h": h, "z_q": z_q, "mask": match_frames(mask, X.shape[1])}
@@ -100,7 +137,7 @@ class PIQ(InterpreterBrain):
         n = min(X.shape[1], decoded.shape[1])  # frames both cover
         X, decoded = X[:, :n], decoded[:, :n]
         if self.hparams.use_mask_output:
-            target = target_mask(X, self.hparams.mask_th)
+            target = target_mask(X, self.hparams.mask_th, self.hparams.mask_target)
             rec = F.binary_cross_entropy_with_logits(decoded, target)
         else:
             rec = F.mse_loss(decoded, X)
