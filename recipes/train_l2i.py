@@ -17,7 +17,8 @@ the classifier's softmax at temperature `classifier_temp`. The interpretation
 keeps the relevant components: r_k = z_k theta_{c,k} / max_l |z_l theta_{c,l}|
 (z = Theta's pooled activations, c = the classifier's class), L = {k: r_k >
 relevance_th}, mask = W_L H_L / (W H + eps), X_int = mask * X, inverted with
-the input phase.
+the input phase. For the first `fidelity_warmup_epochs` epochs L_FID trains
+Theta only (psi's activations detached in it); the yamls explain why.
 
 Authors
  * audio-interpret contributors 2026
@@ -120,7 +121,11 @@ class L2I(InterpreterBrain):
                 f"psi produces {H.shape[1]} components but the NMF dictionary has {self.W.shape[1]}: "
                 "psi's K and the dictionary's K must be the same yaml key K."
             )
-        theta_out = self.modules.theta(H)  # (B, N) probabilities
+        if stage == sb.Stage.TRAIN and self.in_fidelity_warmup():
+            # L_FID trains Theta only: psi learns the NMF decomposition first
+            theta_out = self.modules.theta(H.detach())  # (B, N) probabilities
+        else:
+            theta_out = self.modules.theta(H)  # (B, N) probabilities
         # W H once: the NMF loss, the mask's denominator, the metrics
         outputs = {"H": H, "theta_out": theta_out, "WH": self.reconstruction(H)}
         if stage != sb.Stage.TRAIN:
@@ -129,6 +134,10 @@ class L2I(InterpreterBrain):
             mask = soft_mask(self.W, H, selected, full=outputs["WH"])
             outputs.update(relevance=r, selected=selected, mask=mask)
         return outputs
+
+    def in_fidelity_warmup(self):
+        """True during the first `fidelity_warmup_epochs` epochs (see the yaml)."""
+        return self.hparams.epoch_counter.current <= self.hparams.fidelity_warmup_epochs
 
     def reconstruction(self, H):
         """W H as (B, frames, F)."""

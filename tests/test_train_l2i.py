@@ -164,3 +164,28 @@ def test_tensorboard_is_optional_with_a_clear_message(tiny_l2i, tmp_path):
     else:
         with pytest.raises(ImportError, match="pip install tensorboard"):
             train_l2i.main(argv)
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_fidelity_warmup_keeps_the_fidelity_gradient_out_of_psi(tiny_l2i, warmup):
+    """During fidelity_warmup_epochs L_FID trains Theta only; afterwards (and with 0) psi too."""
+    import speechbrain as sb
+
+    brain = tiny_l2i["brain"]
+    brain.hparams.fidelity_warmup_epochs = warmup
+    try:
+        brain.modules.train()
+        wavs = torch.randn(2, brain.hparams.sample_rate)
+        outputs = brain.forward_waveforms(wavs, sb.Stage.TRAIN)
+        terms = brain.interpretation_loss(outputs, None, sb.Stage.TRAIN)
+        brain.modules.zero_grad()
+        terms["loss_fid"].backward()
+        psi_grad = sum(p.grad.abs().sum() for p in brain.modules.psi.parameters() if p.grad is not None)
+        theta_grad = sum(p.grad.abs().sum() for p in brain.modules.theta.parameters() if p.grad is not None)
+        assert theta_grad > 0
+        # the fixture's epoch counter stands at 1: inside a 1-epoch warm-up, after a 0-epoch one
+        assert (psi_grad == 0) == (warmup == 1)
+    finally:
+        brain.hparams.fidelity_warmup_epochs = 0
+        brain.modules.zero_grad()
+        brain.modules.eval()
