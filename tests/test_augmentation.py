@@ -65,8 +65,9 @@ def test_source_augmentation_doubles_the_batch_with_targets_and_backgrounds(
     assert all(row["wav"].endswith("_background.wav") and Path(row["wav"]).is_file() for row in rows)
 
     # One training batch through the Brain's own augmentation path.
-    from recipes.common import prepare_run
     from speechbrain.dataio.dataloader import make_dataloader
+
+    from recipes.common import prepare_run
 
     hparams, run_opts, _, _, datasets, _ = prepare_run(argv)
     train_classifier.prepare_source_augmentation(hparams, datasets["train"])
