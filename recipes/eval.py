@@ -40,7 +40,9 @@ mask: gt_precision = gt_recall = 1).
 The classifier check ("classifier_check"): the classifier's accuracy on the
 evaluated clips and, with ground truth, on the clean target events alone and
 the ground-truth mask's Fid-In; and the most frequent class of its predictions
-on X_int = mask * X, pooled over the methods' masks and the clips. When one
+on X_int = mask * X, pooled over the clips and the masks that keep the clip's
+evidence in place (the interpreter's, saliency, ground truth; not the random
+permutation, which scatters it on purpose). When one
 class takes more than half of those, or the ground-truth mask's Fid-In is
 below 0.5, Fid-In / AI / AD / AG cannot judge the interpreter: metrics.md and
 the report say so (`recipes.report.classifier_warning`).
@@ -546,8 +548,8 @@ def classifier_check(
     accuracy : float
         The classifier's accuracy on the evaluated clips.
     masked_predictions : torch.Tensor
-        Its predicted class on X_int = mask * X, pooled over the methods' masks
-        (interpreter and baselines) and the clips, (M,).
+        Its predicted class on X_int = mask * X, pooled over the clips and the
+        interpreter's, saliency and ground-truth masks, (M,).
     class_name : callable
         Class index -> name.
     target_accuracy : float, optional
@@ -635,18 +637,22 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
             values = {name: brain.score(outputs, batch)}
             for baseline in BASELINES:  # the generic suite for masks without an interpreter
                 values[baseline] = InterpreterBrain.score(brain, method_outputs[baseline], batch)
-            # score() left each method's scores on X_int in its outputs: (n_methods * B,)
+            # score() left each method's scores on X_int in its outputs. The random
+            # permutation is left out: it scatters the clip's evidence on purpose, and a
+            # classifier may rightly call scattered bins one noise-like class.
             masked_predictions += [
-                out["scores_int"].argmax(dim=1).cpu() for out in method_outputs.values()
+                out["scores_int"].argmax(dim=1).cpu()
+                for method, out in method_outputs.items()
+                if method != "random"
             ]
             values["all_ones"] = all_ones_metrics(brain, outputs)
             target = None
             if ground_truth is not None:
                 target, background = ground_truth.sources(batch.id, wavs)
                 region = target_region(target, background, brain.hparams.compute_stft)
-                values["ground_truth"] = InterpreterBrain.score(
-                    brain, {**outputs, "mask": region}, batch
-                )
+                ground_truth_outputs = {**outputs, "mask": region}
+                values["ground_truth"] = InterpreterBrain.score(brain, ground_truth_outputs, batch)
+                masked_predictions.append(ground_truth_outputs["scores_int"].argmax(dim=1).cpu())
                 masks.update(all_ones=torch.ones_like(region), ground_truth=region)
                 for method, mask in masks.items():
                     audio = (

@@ -225,7 +225,7 @@ def classifier_warning(check):
     -------
     >>> print(classifier_warning({"masked_top_class": "dog", "masked_top_class_share": 0.9,
     ...                           "masked_predictions": 10, "ground_truth_fid_in": 0.8}))
-    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, all methods' masks) are class 'dog' (more than half).
+    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, interpreter, saliency and ground-truth masks) are class 'dog' (more than half).
     >>> classifier_warning({"masked_top_class_share": 0.4, "ground_truth_fid_in": 0.8}) is None
     True
     """
@@ -238,7 +238,7 @@ def classifier_warning(check):
         counted = f"{round(share * total)} of {total}, " if total else ""
         reasons.append(
             f"{100 * share:.0f} % of its predictions on masked inputs "
-            f"({counted}all methods' masks) are class "
+            f"({counted}interpreter, saliency and ground-truth masks) are class "
             f"'{check.get('masked_top_class')}' (more than half)"
         )
     fid_in = check.get("ground_truth_fid_in")
@@ -264,7 +264,7 @@ def classifier_check_lines(check):
     -------
     >>> classifier_check_lines({"accuracy": 0.5, "masked_top_class": "dog",
     ...                         "masked_top_class_share": 0.25, "masked_predictions": 8})
-    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (interpreter and baseline masks)"]
+    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (interpreter, saliency and ground-truth masks)"]
     """
     if not check:
         return []
@@ -281,7 +281,7 @@ def classifier_check_lines(check):
         lines.append(
             f"most frequent class on masked inputs: '{check['masked_top_class']}', "
             f"{100 * check['masked_top_class_share']:.1f} % of {check.get('masked_predictions')} "
-            "predictions (interpreter and baseline masks)"
+            "predictions (interpreter, saliency and ground-truth masks)"
         )
     return lines
 

@@ -134,7 +134,7 @@ def test_classifier_check_in_metrics_json_markdown_and_report(evaluations, name)
     assert check["accuracy"] == result["classifier_accuracy"]
     assert 0.0 <= check["target_accuracy"] <= 1.0
     assert check["ground_truth_fid_in"] == result["references"]["ground_truth"]["fid_in"]
-    assert check["masked_predictions"] == 3 * 3  # (interpreter + 2 baselines) x 3 clips
+    assert check["masked_predictions"] == 3 * 3  # (interpreter, saliency, ground truth) x 3 clips
     assert check["masked_top_class"] in ("steady_tone", "harmonic_stack", "up_chirp")
     assert 1 / 3 <= check["masked_top_class_share"] <= 1.0
     assert check["warning"] == report.classifier_warning(check)
@@ -300,7 +300,7 @@ def test_out_of_distribution_overlaps(tiny_piq, tmp_path, speech_folder, overlap
     assert list(result["references"]) == ["all_ones"]
     check = result["classifier_check"]
     assert check["target_accuracy"] is None and check["ground_truth_fid_in"] is None
-    assert check["masked_predictions"] == 3 * 3
+    assert check["masked_predictions"] == 2 * 3  # (interpreter, saliency) x 3 clips: no ground truth
     for stats in [*result["methods"].values(), *result["references"].values()]:
         assert not set(GROUND_TRUTH_KEYS) & set(stats)
         assert all(np.isfinite(stats[key]) for key in SUITE_KEYS)
