@@ -85,6 +85,7 @@ RATE_JITTER = 0.1  # +-10 % on click, pip, modulation and trill rates
 BURST_BAND_HZ = (6200.0, 7400.0)  # background bursts only; no class uses this band
 BURSTS_PER_S = 0.4  # mean number of background bursts per second
 PARAMS_FILE = "synthetic_params.json"
+GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")  # relative to the dataset root
 
 # The class signatures, in target-index order; `classes=N` uses the first N.
 SIGNATURES = (
@@ -576,6 +577,34 @@ def create_synthetic_dataset(
         time.perf_counter() - start_time,
     )
     return root
+
+
+def read_source_paths(data_folder):
+    """{clip id: (target path, background path)} of a dataset with separate sources.
+
+    Paths are joined to `data_folder`. Raises FileNotFoundError when it has no
+    `meta/ground_truth.csv` (ESC-50 itself has none).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     root = create_synthetic_dataset(tmp, classes=1, per_class=5, duration_s=0.5)
+    ...     paths = read_source_paths(root)
+    ...     print(len(paths), Path(paths["1-100000-A-0"][0]).name)
+    5 1-100000-A-0_target.wav
+    """
+    path = os.path.join(data_folder, GROUND_TRUTH_CSV)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist: the dataset has no separate sources.")
+    with open(path, newline="", encoding="utf-8") as fin:
+        return {
+            row["id"]: (
+                os.path.join(data_folder, row["target_path"]),
+                os.path.join(data_folder, row["background_path"]),
+            )
+            for row in csv.DictReader(fin)
+        }
 
 
 def _parse_args(argv=None):

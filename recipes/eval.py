@@ -74,7 +74,6 @@ Authors
 """
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -91,6 +90,7 @@ from speechbrain.processing.features import spectral_magnitude
 from speechbrain.utils.logger import get_logger
 
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE, load_clip, pad_or_crop
+from data_prep.synthetic_prepare import GROUND_TRUTH_CSV, read_source_paths
 from recipes import metrics
 from recipes.baselines import BASELINES, baseline_masks
 from recipes.common import prepare_run
@@ -110,7 +110,6 @@ logger = get_logger(__name__)
 OVERLAP_TYPES = ("none", "mixtures", "white_noise", "speech")
 CLIP_WEIGHT = 0.8  # out-of-distribution mixtures: 0.8 clip + 0.2 interference (unit norms)
 SOURCE_CHECK_ATOL = 1e-3  # target + background must give the clip within this (16-bit files)
-GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")
 
 
 # ---------------------------------------------------------------------------
@@ -403,11 +402,7 @@ class GroundTruth:
     def __init__(self, data_folder, sample_rate, n_samples):
         self.data_folder = Path(data_folder)
         self.sample_rate, self.n_samples = sample_rate, n_samples
-        with open(self.data_folder / GROUND_TRUTH_CSV, newline="", encoding="utf-8") as fin:
-            self.paths = {
-                row["id"]: (row["target_path"], row["background_path"])
-                for row in csv.DictReader(fin)
-            }
+        self.paths = read_source_paths(self.data_folder)
 
     @staticmethod
     def available(data_folder):
@@ -416,9 +411,9 @@ class GroundTruth:
             os.path.join(data_folder, GROUND_TRUTH_CSV)
         )
 
-    def _read(self, relative_path):
+    def _read(self, path):
         """A source as the clip was read (mono, resampled, padded / cropped), not normalised."""
-        data, rate = sf.read(str(self.data_folder / relative_path), dtype="float32", always_2d=True)
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         sig = torch.from_numpy(data).mean(dim=1)  # (T,)
         if rate != self.sample_rate:
             sig = torchaudio.functional.resample(sig, rate, self.sample_rate)

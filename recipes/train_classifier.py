@@ -38,7 +38,6 @@ Authors
  * audio-interpret contributors 2026
 """
 
-import csv
 import json
 import os
 
@@ -48,6 +47,7 @@ import torch
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
+from data_prep import synthetic_prepare
 from data_prep.esc50_prepare import load_clip
 from data_prep.wham_prepare import combine_batches, prepare_wham
 from recipes.common import prepare_run, save_atomic
@@ -81,32 +81,20 @@ def confusion_matrix(predictions, targets, n_classes):
     return counts.view(n_classes, n_classes)
 
 
-GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")
 BACKGROUNDS_CSV = "train_backgrounds.csv"  # written into the manifest folder for AddNoise
 
 
 def read_source_paths(data_folder):
-    """{clip id: (target path, background path)} of a dataset with separate sources.
-
-    Raises a ValueError naming the fix when `data_folder` has no
-    `meta/ground_truth.csv` (ESC-50 itself has no separate sources).
-    """
-    path = os.path.join(data_folder, GROUND_TRUTH_CSV)
-    if not os.path.isfile(path):
+    """{clip id: (target path, background path)}, or a ValueError naming the fix
+    when the dataset has no separate sources (ESC-50 has none)."""
+    try:
+        return synthetic_prepare.read_source_paths(data_folder)
+    except FileNotFoundError as error:
         raise ValueError(
-            f"train_on_sources: True needs the clips' separate sources, but {path} does not "
-            "exist (ESC-50 has none): use the synthetic dataset "
-            "(data_prep/synthetic_prepare.py), or set --train_on_sources False "
-            "(add_wham_noise mixes WHAM! noise into real clips)."
-        )
-    with open(path, newline="", encoding="utf-8") as fin:
-        return {
-            row["id"]: (
-                os.path.join(data_folder, row["target_path"]),
-                os.path.join(data_folder, row["background_path"]),
-            )
-            for row in csv.DictReader(fin)
-        }
+            f"train_on_sources: True needs the clips' separate sources ({error}): use the "
+            "synthetic dataset (data_prep/synthetic_prepare.py), or set --train_on_sources "
+            "False (add_wham_noise mixes WHAM! noise into real clips)."
+        ) from error
 
 
 def prepare_source_augmentation(hparams, train_set):
@@ -131,7 +119,7 @@ def prepare_source_augmentation(hparams, train_set):
     missing = [clip_id for clip_id in ids if clip_id not in sources]
     if missing:
         raise ValueError(
-            f"{hparams['data_folder']}/{GROUND_TRUTH_CSV} has no sources for training clips "
+            f"{hparams['data_folder']}/{synthetic_prepare.GROUND_TRUTH_CSV} has no sources for training clips "
             f"{missing[:5]}: the audio and the sources come from different datasets; "
             "regenerate the synthetic dataset."
         )
