@@ -190,7 +190,7 @@ class ClassifierBrain(sb.Brain):
         with a random training background at a random SNR (AddNoise),
         peak-normalised and scaled by a random gain (RandAmp).
         """
-        wavs, lens = batch.sig  # (B, T)
+        wavs, _ = batch.sig  # (B, T)
         if getattr(self, "noise_source", None) is not None:
             wavs = combine_batches(wavs, self.noise_source, snr_db=self.hparams.wham_snr_db)
         if self.hparams.train_on_sources:
