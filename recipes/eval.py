@@ -649,12 +649,12 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                 values["ground_truth"] = InterpreterBrain.score(brain, ground_truth_outputs, batch)
                 masked_predictions.append(ground_truth_outputs["scores_int"].argmax(dim=1).cpu())
                 masks.update(all_ones=torch.ones_like(region), ground_truth=region)
+                # the interpreter's audio is already inverted, and keeping everything is the clip
+                audio_of = {name: outputs["audio"], "all_ones": wavs}
                 for method, mask in masks.items():
-                    audio = (
-                        outputs["audio"]
-                        if method == name
-                        else brain.invert(mask * outputs["X"], outputs["X_stft"], wavs.shape[-1])
-                    )
+                    audio = audio_of.get(method)
+                    if audio is None:
+                        audio = brain.invert(mask * outputs["X"], outputs["X_stft"], wavs.shape[-1])
                     values[method].update(
                         ground_truth_metrics(mask, outputs["X"], audio, wavs, target, region)
                     )
