@@ -1,4 +1,4 @@
-"""Shared set-up of the speed benchmarks: data, stand-in checkpoints, Brains, timers.
+"""Shared set-up of the speed benchmarks: data, stand-in checkpoints, Brains, timers, options.
 
 The benchmarks measure the real recipes (`recipes/train_l2i.py`,
 `recipes/train_piq.py`, `InterpreterBrain.explain`) at the configuration of the
@@ -21,6 +21,17 @@ depend on the weights, so the benchmarks save randomly initialised modules
 built from the recipe yamls (`embedding_model.ckpt`, `classifier.ckpt`,
 `nmf_decoder.ckpt`) and load them through the recipes' normal path.
 
+Speed options (`--options`): the recipes run with three CPU settings (issue 8);
+each option switches one off again, to measure what it brings (the figures and
+the options measured and not adopted are in bench/README.md):
+
+    glibc_malloc    the allocator as glibc sets it (KEEP_FREED_MEMORY=0): large
+                    activations are fresh mmap()s, zero-filled at every call
+    plain_final     the decoders' last layer (dim -> 1 channel, 12 x 12 in L2I) as a
+                    plain nn.ConvTranspose2d (oneDNN, slow for one output channel)
+    contiguous      classifier and interpreter weights in the default (contiguous)
+                    memory format instead of channels-last
+
 Not a test: nothing here asserts.
 
 Authors
@@ -31,6 +42,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import resource
 import statistics
@@ -39,12 +51,15 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 from hyperpyyaml import load_hyperpyyaml
 
 from data_prep.esc50_prepare import prepare_esc50
+from data_prep.files import write_atomic, write_json, write_text
 from data_prep.synthetic_prepare import create_synthetic_dataset
-from recipes.common import prepare_run
-from recipes.interpreter_brain import build_interpreter  # noqa: E402
+from models.layers import SingleChannelConvTranspose2d
+from recipes.brains import build_brain as build_recipe_brain
+from recipes.startup import prepare_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HPARAMS = {
@@ -68,6 +83,96 @@ WEIGHTS_NOTE = (
     "Weights are random (modules built from the yamls, saved and loaded as the recipes do): "
     "timings do not depend on training."
 )
+
+# The speed options (see the module docstring); all three: the recipe before issue 8.
+OPTIONS = ("glibc_malloc", "plain_final", "contiguous")
+
+
+def add_run_arguments(parser):
+    """--options, --device and --precision, the same in run_all.py and measure.py."""
+    parser.add_argument(
+        "--options",
+        default="",
+        help=f"comma-separated speed options to switch off, of {', '.join(OPTIONS)}",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda:0 (SpeechBrain's --device)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast of training and explain() (SpeechBrain's --precision / --eval_precision)",
+    )
+
+
+def parse_options(text):
+    """The option names of a comma-separated --options value; unknown names are an error."""
+    options = [name for name in text.split(",") if name]
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown --options {sorted(unknown)}; choose from {OPTIONS}")
+    return options
+
+
+def apply_process_options(options):
+    """Applies glibc_malloc; call before the Brain is built (prepare_run reads it)."""
+    if "glibc_malloc" in options:
+        os.environ["KEEP_FREED_MEMORY"] = "0"  # read by recipes.startup.prepare_run
+        return ["glibc_malloc"]
+    return []
+
+
+def apply_model_options(brain, options):
+    """Applies plain_final and contiguous to a built interpreter Brain (in place)."""
+    done = []
+    if "plain_final" in options:
+        swapped = 0
+        for child in brain.modules["psi"].modules():
+            if type(child) is SingleChannelConvTranspose2d and child.out_channels == 1:
+                child.__class__ = nn.ConvTranspose2d  # same parameters, oneDNN's path
+                swapped += 1
+        done.append(f"plain_final: {swapped} layer(s)")
+    if "contiguous" in options:
+        brain.classifier_modules.to(memory_format=torch.contiguous_format)
+        brain.modules.to(memory_format=torch.contiguous_format)
+        done.append("contiguous")
+    return done
+
+
+def settings_on(brain):
+    """What the measured Brain actually runs with, read from the objects, for the output.
+
+    Returns a list of short strings: allocator, class of the decoders' last
+    one-channel layer, memory format of the convolution weights, threads.
+    """
+    allocator = (
+        "glibc defaults"
+        if os.environ.get("KEEP_FREED_MEMORY", "1") == "0"
+        else "keeps freed memory"
+    )
+    last = sorted(
+        {
+            type(m).__name__
+            for m in brain.modules["psi"].modules()
+            if isinstance(m, nn.ConvTranspose2d) and m.out_channels == 1
+        }
+    )
+    weights = [
+        p
+        for modules in (brain.classifier_modules, brain.modules)
+        for p in modules.parameters()
+        # a layout is only visible on kernels larger than 1 x 1 with several input channels
+        if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1
+    ]
+    channels_last = sum(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in weights
+    )
+    return [
+        f"allocator: {allocator}",
+        f"last layer: {', '.join(last) or 'none'}",
+        f"channels-last conv weights: {channels_last}/{len(weights)}",
+        f"threads: {torch.get_num_threads()}",
+    ]
 
 
 def quiet_console():
@@ -131,9 +236,7 @@ def _cut_manifest(path, per_class=1):
         if count.get(label, 0) < per_class:
             kept[clip_id] = entries[clip_id]
             count[label] = count.get(label, 0) + 1
-    with open(str(path) + ".part", "w", encoding="utf-8") as fout:
-        json.dump(kept, fout, indent=2)
-    os.replace(str(path) + ".part", path)
+    write_json(kept, path)
     return len(kept)
 
 
@@ -169,7 +272,7 @@ def prepare_workspace(root):
         )
         _cut_manifest(manifests["valid"])
         _cut_manifest(manifests["test"])
-        done.write_text("60 train / 10 valid / 10 test\n")
+        write_text("60 train / 10 valid / 10 test\n", done)
     counts = {}
     for split, path in manifests.items():
         with open(path, encoding="utf-8") as fin:
@@ -194,7 +297,6 @@ def save_stand_in_checkpoints(root, size):
     }
     if all(path.is_file() for path in files.values()):
         return files
-    folder.mkdir(parents=True, exist_ok=True)
     overrides = {
         "data_folder": str(root / "data"),
         "output_folder": str(root / "yaml_only"),
@@ -205,8 +307,8 @@ def save_stand_in_checkpoints(root, size):
     with open(HPARAMS["l2i"], encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     for name, path in files.items():
-        torch.save(hparams[name].state_dict(), str(path) + ".part")
-        os.replace(str(path) + ".part", path)
+        state = hparams[name].state_dict()
+        write_atomic(path, lambda tmp, state=state: torch.save(state, tmp))
     return files
 
 
@@ -247,7 +349,7 @@ def build_brain(method, workspace, size="cpu", brain_class=None, output_folder=N
         hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
     quiet_console()
     brain_class = brain_class or hparams["interpreter_class"]
-    brain = build_interpreter(brain_class, hparams, run_opts, label_encoder)
+    brain = build_recipe_brain(brain_class, hparams, run_opts, label_encoder=label_encoder)
     return brain, hparams, datasets
 
 
@@ -321,10 +423,18 @@ def stage_timed(brain_class):
     return StageTimed
 
 
-def write_json(path, data):
-    """Writes a result file atomically (read by run_all.py)."""
-    if path is None:
-        return
-    with open(str(path) + ".part", "w", encoding="utf-8") as fout:
-        json.dump(data, fout, indent=2)
-    os.replace(str(path) + ".part", path)
+def finite_or_none(data):
+    """`data` with every NaN / inf float replaced by None (what write_json accepts)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(value) for value in data]
+    return data
+
+
+def write_result(path, data):
+    """Writes a measurement's result file atomically (read by run_all.py); nothing if no path."""
+    if path is not None:
+        write_json(finite_or_none(data), path)

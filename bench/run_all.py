@@ -7,6 +7,9 @@
     python bench/run_all.py --device cuda:0 --precision bf16   # on a GPU, with bf16 autocast
     python bench/run_all.py --quiet_wait 120      # shared machine: start each run in a quiet moment
 
+bench/README.md says what each option brings and which were measured and not
+adopted.
+
 Configuration of the reference figures (the public recipe this project
 replaces, measured on a 2-core CPU): 10 classes x 8 clips of 5 s (60 train /
 10 valid), 16 kHz, Conv2d classifier with embedding dim 32, batch 8, L2I K 100,
@@ -16,11 +19,11 @@ synthetic set, generated in a temp folder (bench/bench_common.py says how the
 modules built from the yamls and loaded as the recipes load checkpoints:
 timings do not depend on training.
 
-Every measurement runs in its own process (bench/train_speed.py,
-bench/interpretation_latency.py), so each reports its own peak RSS. Timings
-are wall clock: other processes on the cores inflate them, several-fold with
-two threads (the idle share of the CPUs before each run is printed; with
---quiet_wait each run waits for a quiet moment). Not a test: it asserts nothing.
+Every measurement runs in its own process (bench/measure.py), so each
+reports its own peak RSS. Timings are wall clock: other processes on the
+cores inflate them, several-fold with two threads (the idle share of the CPUs
+before each run is printed; with --quiet_wait each run waits for a quiet
+moment). Not a test: it asserts nothing.
 
 Authors
  * audio-interpret contributors 2026
@@ -36,7 +39,6 @@ import time
 from pathlib import Path
 
 import bench_common
-import speed_options
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,7 +62,7 @@ REFERENCE = {
 # Share of idle CPU time just before each measurement (filled by _run).
 IDLE_BEFORE = []
 
-# Column name -> the speed settings its runs reported (bench/speed_options.settings_on).
+# Column name -> the speed settings its runs reported (bench_common.settings_on).
 SETTINGS = {}
 
 # Row order of the table (per method; L2I first).
@@ -84,7 +86,7 @@ def _parse_args(argv=None):
         "--workspace", help="benchmark workspace (created there); temp dir if unset"
     )
     # --options: a second column, measured with these speed options
-    speed_options.add_run_arguments(parser)
+    bench_common.add_run_arguments(parser)
     parser.add_argument("--skip_full", action="store_true", help="skip the full-size latency runs")
     parser.add_argument("--runs", type=int, default=7, help="timed explain() calls at batch 1")
     parser.add_argument(
@@ -99,14 +101,14 @@ def _parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _run(script, arguments, json_file, timeout, quiet_wait=0):
-    """Runs one benchmark script in its own process; returns its JSON result or an error."""
+def _run(what, arguments, json_file, timeout, quiet_wait=0):
+    """Runs one measurement (bench/measure.py) in its own process; returns its result or an error."""
     idle = (
         bench_common.wait_for_quiet(quiet_wait)
         if quiet_wait > 0
         else bench_common.cpu_idle_fraction(1.0)
     )
-    command = [sys.executable, str(HERE / script), *arguments, "--json", str(json_file)]
+    command = [sys.executable, str(HERE / "measure.py"), what, *arguments, "--json", str(json_file)]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -130,7 +132,7 @@ def measure_all(args, workspace, folder, options, column):
     for method in ("l2i", "piq"):
         name = method.upper()
         result = _run(
-            "train_speed.py",
+            "train",
             [
                 "--method", method,
                 "--workspace", str(workspace),
@@ -162,7 +164,7 @@ def measure_all(args, workspace, folder, options, column):
         for method in ("l2i", "piq"):
             name = method.upper()
             result = _run(
-                "interpretation_latency.py",
+                "explain",
                 [
                     "--method", method,
                     "--size", size,
@@ -255,7 +257,7 @@ def print_table(columns):
 
 def main(argv=None):
     args = _parse_args(argv)
-    speed_options.parse_options(args.options)  # an unknown name fails now, not minutes later
+    bench_common.parse_options(args.options)  # an unknown name fails now, not minutes later
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         workspace = Path(args.workspace) if args.workspace else Path(tmp) / "workspace"

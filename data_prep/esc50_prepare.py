@@ -51,6 +51,8 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
 
+from data_prep.files import write_atomic, write_text
+
 logger = get_logger(__name__)
 
 ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
@@ -185,7 +187,8 @@ def prepare_esc50(
         )
 
     for split, entries in manifests.items():
-        _write_json_atomic(entries, save_json[split])
+        # json.dumps, not write_json: the manifests keep their bytes (no final newline).
+        write_text(json.dumps(entries, indent=2), save_json[split])
         logger.info(
             "Wrote %d clips (folds %s) to %s.", len(entries), folds[split], save_json[split]
         )
@@ -320,21 +323,6 @@ def _manifest_prefix(data_folder, audio_folder):
         return _escape_braces(audio) + "/"
     relative = "" if relative == os.curdir else _escape_braces(Path(relative).as_posix()) + "/"
     return "{" + DATA_ROOT_KEY + "}/" + relative
-
-
-def _write_json_atomic(data, path):
-    """Writes JSON to a temporary file beside `path`, then renames it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fout:
-            json.dump(data, fout, indent=2)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
 
 
 def download_esc50(data_folder, url=ESC50_URL):
@@ -567,10 +555,7 @@ def dataio_prep(hparams):
     else:
         for name in classes:
             label_encoder.add_label(name)
-        encoder_path.parent.mkdir(parents=True, exist_ok=True)
-        part = encoder_path.with_name(f".{encoder_path.name}.part")
-        label_encoder.save(part)
-        os.replace(part, encoder_path)
+        write_atomic(encoder_path, label_encoder.save)
         logger.info("Saved the label encoder (%d classes) to %s.", len(label_encoder), encoder_path)
     label_encoder.expect_len(len(label_encoder))
     return datasets, label_encoder

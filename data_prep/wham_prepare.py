@@ -319,3 +319,46 @@ def combine_batches(clean, noise_source, snr_db=0.0, generator=None):
     gain = torch.where(power_clean > SILENCE_POWER, gain, gain_silent_clean)
     gain = torch.where(power_noise > SILENCE_POWER, gain, torch.zeros_like(gain))
     return clean + gain[:, None] * noise  # (B, T)
+
+
+class WhamMixer:
+    """The recipes' one WHAM! mixer: a noise source and an SNR, set up from a yaml.
+
+    `WhamMixer.from_hparams(hparams)` is None when the yaml says
+    `add_wham_noise: False`; otherwise it reads `wham_folder`,
+    `wham_audio_folder` (downloading WHAM! noise when missing, see
+    `prepare_wham`), `sample_rate`, `signal_length_s` and `wham_snr_db`.
+    Calling it adds noise to a batch (`combine_batches`).
+
+    Example
+    -------
+    >>> mixer = WhamMixer(torch.randn(3, 50), snr_db=10.0)
+    >>> mixer(torch.sin(torch.arange(100.0))[None]).shape
+    torch.Size([1, 100])
+    """
+
+    def __init__(self, noise_source, snr_db=0.0):
+        self.noise_source = noise_source
+        self.snr_db = snr_db
+
+    @classmethod
+    def from_hparams(cls, hparams):
+        """The mixer a loaded yaml (dict or Brain hparams namespace) asks for, or None."""
+
+        def get(key):
+            return hparams[key] if isinstance(hparams, dict) else getattr(hparams, key)
+
+        if not get("add_wham_noise"):
+            return None
+        source = prepare_wham(
+            get("wham_folder"),
+            True,
+            get("sample_rate"),
+            get("signal_length_s"),
+            get("wham_audio_folder"),
+        )
+        return cls(source, get("wham_snr_db"))
+
+    def __call__(self, wavs, generator=None):
+        """`wavs` (B, T) with a random noise crop added to each clip at `snr_db`."""
+        return combine_batches(wavs, self.noise_source, self.snr_db, generator)

@@ -906,6 +906,24 @@ class VectorQuantizedPSI_Audio(nn.Module):
             return x_tilde, hcat, z_q_x, indices
         return x_tilde, hcat, z_q_x
 
+    def forward_without_vq(self, hs):
+        """The decoder path of `forward` with the codebook left out (the no-VQ ablation).
+
+        Arguments
+        ---------
+        hs : torch.Tensor
+            Classifier representations, ``(B, dim, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The decoded output ``(B, 1, T, F)``, as `forward`'s first output.
+        """
+        h = self.adapter(hs) if self.use_adapter else hs
+        if self.adapter_reduce_dim:
+            h = self.up(self.down(h))
+        return self.decoder(h)
+
 
 class VectorQuantizedPSIFocalNet_Audio(VectorQuantizedPSI_Audio):
     """PIQ interpreter for FocalNet classifier representations.

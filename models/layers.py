@@ -10,7 +10,7 @@ channel and a large kernel runs at a few GFLOP/s; in the benchmark of issue 8
 it was about 70 % of an interpretation's time. Split by kernel rows the same
 computation is a transposed convolution with ``kh`` output channels and a
 ``1 x kw`` kernel (a shape oneDNN runs at GEMM speed) followed by ``kh``
-shifted additions. ``bench/interpretation_speed.py --options plain_final``
+shifted additions. ``bench/run_all.py --options plain_final``
 measures the plain layer for comparison.
 
 Authors

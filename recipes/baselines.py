@@ -137,7 +137,7 @@ def baseline_masks(brain, outputs, generator=None):
             hparams.classifier,
             outputs["X"],
             outputs["classes"],
-            compute_fbank=getattr(hparams, "compute_fbank", None),
-            use_melspectra=getattr(hparams, "use_melspectra", False),
+            compute_fbank=hparams.compute_fbank,
+            use_melspectra=hparams.use_melspectra,
         ),
     }

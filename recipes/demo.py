@@ -41,6 +41,7 @@ import time
 import yaml
 from speechbrain.utils.logger import get_logger
 
+from data_prep.files import write_json, write_text
 from recipes.report import load_evaluation, markdown_table, summary_rows, write_report
 
 logger = get_logger(__name__)
@@ -174,11 +175,7 @@ class Stage:
         missing = [path for path in self.outputs if not os.path.isfile(path)]
         if missing:
             raise RuntimeError(f"demo: stage {self.name} finished without writing {missing}.")
-        os.makedirs(self.folder, exist_ok=True)
-        record = os.path.join(self.folder, STAGE_RECORD)
-        with open(record + ".part", "w", encoding="utf-8") as fout:
-            json.dump(self.settings, fout, indent=2)
-        os.replace(record + ".part", record)
+        write_json(self.settings, os.path.join(self.folder, STAGE_RECORD))
         return elapsed
 
 
@@ -317,11 +314,7 @@ def run_demo(config, output_folder):
         "cpu_times": cpu_times,
         "classifier_accuracy": accuracy,
     }
-    with open(os.path.join(output_folder, "summary.md.part"), "w", encoding="utf-8") as fout:
-        fout.write(f"# {REPORT_TITLE}\n\n{summary}\n")
-    os.replace(
-        os.path.join(output_folder, "summary.md.part"), os.path.join(output_folder, "summary.md")
-    )
+    write_text(f"# {REPORT_TITLE}\n\n{summary}\n", os.path.join(output_folder, "summary.md"))
     return result
 
 

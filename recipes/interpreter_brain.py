@@ -1,15 +1,20 @@
 """InterpreterBrain: the base of every interpreter recipe (L2I, PIQ).
 
-It owns, once, the steps of the data flow (see DESIGN.md):
+It owns, once, the named steps of the data flow (the "Data flow" of the
+project's design card, repeated in the README):
 
     preprocess (STFT, log1p magnitude, phase)
     -> classify (frozen classifier: eval mode, no grad; log-mel when it wants it)
     -> interpret (abstract: the subclass's psi gives a mask in [0, 1] over X)
-    -> invert (mask * X with the input phase, ISTFT)
-    -> score (the metric suite of recipes/metrics.py, batched)
+    -> apply_mask (X_int = mask * X)
+    -> interpretation_audio (X_int with the input phase, ISTFT)
+    -> score (score_mask: the metric suite of recipes/metrics.py for any mask,
+       batched; then the subclass's interpreter_metrics)
 
-A subclass provides `interpret` and `interpretation_loss`, and names the
-logged validation statistic that selects its best checkpoint (`best_key`).
+A subclass provides `interpret` and `interpretation_loss`, may add metrics of
+its own in `interpreter_metrics`, and names the logged validation statistic
+that selects its best checkpoint (`best_key`). Baselines and reference masks
+are scored through the same public `score_mask`.
 Statistics of the valid and test stages come from one code path
 (`on_stage_end`), and interpretations (PNG + wavs) are written for
 `n_interpretations_to_save` clips every `interpret_period` epochs.
@@ -18,108 +23,27 @@ Authors
  * audio-interpret contributors 2026
 """
 
-import json
 import os
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
+from data_prep.files import write_atomic, write_json
+from data_prep.wham_prepare import WhamMixer
 from recipes import metrics
-from recipes.common import CPUFriendlyDDP, load_state_dict_file, save_atomic
+from recipes.brains import (
+    CPUFriendlyDDP,
+    build_brain,
+    freeze,
+    load_pretrained,
+    load_state_dict_file,
+)
 from recipes.pipeline import class_probabilities, classify, invert_to_audio, spectrogram
 
 logger = get_logger(__name__)
 
 
-class StageStats:
-    """Accumulates per-clip values and per-batch scalars over one stage.
-
-    `add_values` takes (B,) tensors (one value per clip); `add_scalar` takes a
-    batch mean and its batch size. `summary()` averages everything, except the
-    names in `median_names`, whose median over clips is reported.
-    """
-
-    def __init__(self, median_names=()):
-        self.values = {}
-        self.scalars = {}
-        self.median_names = set(median_names)
-
-    def add_values(self, values):
-        for name, value in values.items():
-            self.values.setdefault(name, []).append(value.detach().float().cpu().reshape(-1))
-
-    def add_scalar(self, name, value, count):
-        total, n = self.scalars.get(name, (0.0, 0))
-        self.scalars[name] = (total + float(value) * count, n + count)
-
-    def _gathered(self):
-        """Values and scalars of every process (DDP splits a stage's clips)."""
-        values = {name: torch.cat(chunks) for name, chunks in self.values.items()}
-        scalars = dict(self.scalars)
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return values, scalars
-        everyone = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(everyone, (values, scalars))
-        values = {name: torch.cat([part[0][name] for part in everyone if name in part[0]]) for name in values}
-        scalars = {
-            name: (sum(part[1][name][0] for part in everyone), sum(part[1][name][1] for part in everyone))
-            for name in scalars
-        }
-        return values, scalars
-
-    def summary(self):
-        all_values, scalars = self._gathered()
-        stats = {name: total / max(n, 1) for name, (total, n) in scalars.items()}
-        for name, values in all_values.items():
-            values = values[torch.isfinite(values)]
-            if values.numel() == 0:
-                stats[name] = float("nan")
-            elif name in self.median_names:
-                stats[name] = values.median().item()
-            else:
-                stats[name] = values.mean().item()
-        return stats
-
-
-def load_pretrained(pretrainer, paths, what="classifier"):
-    """Collects and loads pretrained modules, strictly and with weights_only=True.
-
-    Local paths are used as they are; anything that is not a local file is
-    fetched through SpeechBrain's hub machinery (real download when online), and
-    a failure says which file is missing and how to produce it.
-    """
-    missing_local = {
-        name: path for name, path in paths.items() if not _hub_id(path) and not os.path.exists(str(path))
-    }
-    if missing_local:
-        names = ", ".join(f"{name}: {path}" for name, path in missing_local.items())
-        raise FileNotFoundError(
-            f"Pretrained {what} file(s) not found ({names}). Train them first "
-            "(python recipes/train_classifier.py hparams/classifier_conv2d.yaml --data_folder DIR, "
-            "see README) or point --embedding_model_path/--classifier_model_path at them."
-        )
-
-    def strict_hook(module, path):
-        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-
-    pretrainer.add_custom_hooks({name: strict_hook for name in pretrainer.loadables})
-    try:
-        run_on_main(pretrainer.collect_files)
-    except Exception as error:  # network or hub errors: name the files
-        raise RuntimeError(
-            f"Could not fetch the pretrained {what} ({dict(paths)}): {error}. Offline? Use local "
-            "checkpoints trained by recipes/train_classifier.py."
-        ) from error
-    pretrainer.load_collected()
-
-
-def _hub_id(path):
-    """True for "owner/repo/file.ckpt" that is not a local file: fetched from the hub."""
-    path = str(path)
-    parts = path.split("/")
-    return not os.path.exists(path) and len(parts) == 3 and not path.startswith((".", "/", "~"))
 
 
 def interpreter_file(module_name):
@@ -127,22 +51,14 @@ def interpreter_file(module_name):
     return "psi_model.ckpt" if module_name == "psi" else f"{module_name}.ckpt"
 
 
-def freeze(module):
-    """Eval mode and no gradients, for good."""
-    module.eval()
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    return module
-
-
 class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     """Base Brain of the interpreters. See the module docstring for the flow.
 
-    Expects in hparams: compute_stft, compute_istft, compute_fbank,
-    embedding_model, classifier, pretrainer (or use_pretrained: False),
-    embedding_model_path, classifier_model_path, classifier_temp,
-    use_melspectra, train_logger, and optionally add_wham_noise/wham_folder,
-    n_interpretations_to_save, interpret_period, use_tensorboard.
+    Reads from hparams (every interpreter yaml defines them): compute_stft,
+    compute_istft, compute_fbank, use_melspectra, embedding_model, classifier,
+    use_pretrained, pretrainer, embedding_model_path, classifier_model_path,
+    classifier_temp, train_logger, the WHAM! keys (add_wham_noise, ...),
+    lr_annealing, n_interpretations_to_save, interpret_period, use_tensorboard.
     """
 
     #: Name of the logged valid statistic that selects the best checkpoint.
@@ -159,7 +75,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
                 "classifier": self.hparams.classifier,
             }
         )
-        if getattr(self.hparams, "use_pretrained", True):
+        if self.hparams.use_pretrained:
             load_pretrained(
                 self.hparams.pretrainer,
                 {
@@ -175,7 +91,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.classifier_modules.to(memory_format=torch.channels_last)
             self.modules.to(memory_format=torch.channels_last)
             logger.info("CPU: classifier and interpreter in channels-last memory format")
-        self.noise_source = self._prepare_noise()
+        self.wham_mixer = WhamMixer.from_hparams(self.hparams)  # None without WHAM! noise
         self.tensorboard = self._tensorboard_logger()
 
     # ------------------------------------------------------------------ set-up
@@ -191,21 +107,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             raise ValueError(f"{what} at {path} does not fit the yaml's set-up: {error}") from error
         return freeze(module).to(self.device)
 
-    def _prepare_noise(self):
-        if not getattr(self.hparams, "add_wham_noise", False):
-            return None
-        from data_prep.wham_prepare import prepare_wham
-
-        return prepare_wham(
-            self.hparams.wham_folder,
-            True,
-            self.hparams.sample_rate,
-            self.hparams.signal_length_s,
-            getattr(self.hparams, "wham_audio_folder", None),
-        )
-
     def _tensorboard_logger(self):
-        if not getattr(self.hparams, "use_tensorboard", False):
+        if not self.hparams.use_tensorboard:
             return None
         try:
             from speechbrain.utils.train_logger import TensorboardLogger
@@ -235,7 +138,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.hparams.classifier,
             X,
             compute_fbank=self.hparams.compute_fbank,
-            use_melspectra=getattr(self.hparams, "use_melspectra", False),
+            use_melspectra=self.hparams.use_melspectra,
         )
 
     def class_probabilities(self, scores):
@@ -255,17 +158,24 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         """The subclass's loss terms, {name: scalar tensor}; their sum is minimised."""
         raise NotImplementedError("An interpreter must implement interpretation_loss()")
 
+    @staticmethod
+    def apply_mask(X, mask):
+        """The interpretation spectrogram X_int = mask * X, (B, frames, F)."""
+        return mask * X
+
     def invert(self, X, X_stft, length=None):
         """Waveform of a log1p magnitude X with the input phase (B, T)."""
         return invert_to_audio(X, X_stft, self.hparams.compute_istft, length)
 
+    def interpretation_audio(self, X, X_stft, mask, length=None):
+        """The interpretation's waveform: apply_mask, then invert with the input phase, (B, T)."""
+        return self.invert(self.apply_mask(X, mask), X_stft, length)
+
     def input_waveforms(self, batch, stage):
         """The batch's waveforms, mixed with WHAM! noise in training when asked."""
         wavs = batch.sig[0].to(self.device)  # (B, T)
-        if stage == sb.Stage.TRAIN and self.noise_source is not None:
-            from data_prep.wham_prepare import combine_batches
-
-            wavs = combine_batches(wavs, self.noise_source, snr_db=getattr(self.hparams, "wham_snr_db", 0.0))
+        if stage == sb.Stage.TRAIN and self.wham_mixer is not None:
+            wavs = self.wham_mixer(wavs)
         return wavs
 
     def forward_waveforms(self, wavs, stage):
@@ -293,27 +203,56 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         with self.evaluation_ctx:
             outputs = self.forward_waveforms(wavs.to(self.device), sb.Stage.TEST)
         outputs["mask"] = outputs["mask"].float()
-        outputs["X_int"] = outputs["mask"] * outputs["X"]
+        outputs["X_int"] = self.apply_mask(outputs["X"], outputs["mask"])
         outputs["audio"] = self.invert(outputs["X_int"], outputs["X_stft"], wavs.shape[-1])
         outputs["probs"] = self.class_probabilities(outputs["scores"])
         return outputs
 
     # ------------------------------------------------------------------ scoring
-    def score(self, outputs, batch):
-        """The metric suite for one batch, {name: (B,) values}.
+    def score_mask(self, outputs, mask):
+        """The generic metric suite of any mask over a batch: the interpreter's,
+        a baseline's or a reference mask.
 
-        The extra classifier passes (on X_int and on X - X_int) are made here
-        only, in one batched call; their scores are kept in `outputs`
-        ("scores_int", "scores_removed") for a subclass's metrics to reuse.
+        Arguments
+        ---------
+        outputs : dict
+            Forward outputs of the batch: "X", "scores" (the classifier on X)
+            and "classes".
+        mask : torch.Tensor
+            (B, frames, F) in [0, 1].
+
+        Returns
+        -------
+        values : dict
+            {metric: (B,) values} (`recipes.metrics.mask_metrics`).
+        scores : dict
+            The classifier's scores on X_int ("int") and on X - X_int
+            ("removed"), (B, N) each: one batched pass for both.
         """
-        X, mask = outputs["X"], outputs["mask"]
-        X_int = mask * X
+        X = outputs["X"]
+        X_int = self.apply_mask(X, mask)
         scores_pair, _ = self.classify(torch.cat([X_int, X - X_int]))  # (2B, N)
-        outputs["scores_int"], outputs["scores_removed"] = scores_pair.chunk(2)
+        scores = dict(zip(("int", "removed"), scores_pair.chunk(2)))
         probs = self.class_probabilities(outputs["scores"])
-        probs_int = self.class_probabilities(outputs["scores_int"])
-        probs_removed = self.class_probabilities(outputs["scores_removed"])
-        return metrics.mask_metrics(probs, probs_int, probs_removed, outputs["classes"], mask)
+        probs_int = self.class_probabilities(scores["int"])
+        probs_removed = self.class_probabilities(scores["removed"])
+        values = metrics.mask_metrics(probs, probs_int, probs_removed, outputs["classes"], mask)
+        return values, scores
+
+    def interpreter_metrics(self, outputs, scores):
+        """Hook: the subclass's own metrics, {name: (B,) values} (e.g. L2I's Theta fidelity).
+
+        `scores` are `score_mask`'s classifier scores of the interpreter's mask,
+        for reuse.
+        """
+        return {}
+
+    def score(self, outputs):
+        """The interpreter's metrics for one batch: `score_mask` of its mask, then
+        `interpreter_metrics`. Returns (values, scores) as `score_mask` does."""
+        values, scores = self.score_mask(outputs, outputs["mask"])
+        values.update(self.interpreter_metrics(outputs, scores))
+        return values, scores
 
     def compute_objectives(self, outputs, batch, stage):
         terms = self.interpretation_loss(outputs, batch, stage)
@@ -323,13 +262,13 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.stage_stats.add_scalar(name, value.detach(), batch_size)
         if stage != sb.Stage.TRAIN:
             with torch.no_grad():
-                self.stage_stats.add_values(self.score(outputs, batch))
+                self.stage_stats.add_values(self.score(outputs)[0])
                 self.save_interpretations(outputs, batch, stage)
         return loss
 
     # ------------------------------------------------------------------ stages
     def on_stage_start(self, stage, epoch=None):
-        self.stage_stats = StageStats(self.median_stats)
+        self.stage_stats = metrics.StageStats(self.median_stats)
         self.n_saved = 0
 
     def stage_extra_stats(self):
@@ -343,7 +282,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             return
         if stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"]  # the lr this epoch was trained with
-            annealing = getattr(self.hparams, "lr_annealing", None)
+            annealing = self.hparams.lr_annealing
             if annealing is not None:
                 # ReduceLROnPlateau only computes (current, next): the next lr is set here
                 lr, next_lr = annealing([self.optimizer], epoch, stage_loss)
@@ -360,13 +299,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
             self.test_stats = stats
             if sb.utils.distributed.if_main_process():
-                path = os.path.join(self.hparams.output_folder, "test_metrics.json")
-
-                def write_stats(tmp):
-                    with open(tmp, "w", encoding="utf-8") as fout:
-                        json.dump(stats, fout, indent=2)
-
-                save_atomic(write_stats, path)
+                write_json(metrics.finite_or_none(stats), os.path.join(self.hparams.output_folder, "test_metrics.json"))
                 self.export_interpreter(self.hparams.output_folder)
 
     def export_interpreter(self, folder):
@@ -374,7 +307,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         `psi_model.ckpt` (and `theta.ckpt` for L2I), what eval.py --pretrained_interpreter takes."""
         for name in self.modules:
             state = self.unwrapped(name).state_dict()
-            save_atomic(lambda tmp, state=state: torch.save(state, tmp), os.path.join(folder, interpreter_file(name)))
+            write_atomic(os.path.join(folder, interpreter_file(name)), lambda tmp, state=state: torch.save(state, tmp))
         logger.info("Exported the interpreter (%s) to %s", ", ".join(self.modules), folder)
 
     def load_interpreter(self, path):
@@ -400,19 +333,19 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
 
     # ---------------------------------------------------------- interpretations
     def _due_for_saving(self, stage):
-        n_wanted = getattr(self.hparams, "n_interpretations_to_save", 0)
+        n_wanted = self.hparams.n_interpretations_to_save
         if self.n_saved >= n_wanted or not sb.utils.distributed.if_main_process():
             return False
         if stage == sb.Stage.TEST:
             return True
-        period = max(1, getattr(self.hparams, "interpret_period", 1))
+        period = max(1, self.hparams.interpret_period)
         return self.hparams.epoch_counter.current % period == 0
 
     def save_interpretations(self, outputs, batch, stage):
         """Writes PNG + original/interpretation wavs for the first clips of the stage."""
         if not self._due_for_saving(stage):
             return
-        from recipes.reporting import save_interpretation
+        from recipes.figures import save_interpretation
 
         n_wanted = self.hparams.n_interpretations_to_save
         take = min(n_wanted - self.n_saved, outputs["X"].shape[0])
@@ -421,7 +354,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         else:
             epoch = self.hparams.epoch_counter.current
             folder = os.path.join(self.hparams.output_folder, "interpretations", f"epoch_{epoch}")
-        X_int = outputs["mask"][:take] * outputs["X"][:take]
+        X_int = self.apply_mask(outputs["X"][:take], outputs["mask"][:take])
         audio = self.invert(X_int, outputs["X_stft"][:take], outputs["wavs"].shape[-1])
         probs = self.class_probabilities(outputs["scores"][:take])
         for i in range(take):  # file writing, not tensor work: one file set per clip
@@ -445,26 +378,14 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         return str(self.label_encoder.ind2lab.get(int(index), index))
 
 
-def build_interpreter(brain_class, hparams, run_opts, label_encoder):
-    """An interpreter Brain built from a loaded yaml (modules, optimiser, checkpointer)."""
-    return brain_class(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-        label_encoder=label_encoder,
-    )
-
-
 def fit_interpreter(brain, hparams, datasets):
     """The recipes' training loop: train fold, valid fold, the yaml's loader options."""
     brain.fit(
         epoch_counter=hparams["epoch_counter"],
         train_set=datasets["train"],
         valid_set=datasets["valid"],
-        train_loader_kwargs=hparams["dataloader_options"],
-        valid_loader_kwargs=hparams["test_dataloader_options"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
     )
 
 
@@ -484,12 +405,12 @@ def train_interpreter(brain_class, argv=None, recipe_file=None):
     -------
     The trained Brain (its best checkpoint loaded and tested).
     """
-    from recipes.common import prepare_run
+    from recipes.startup import prepare_run
 
     hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=recipe_file)
-    brain = build_interpreter(brain_class, hparams, run_opts, label_encoder)
+    brain = build_brain(brain_class, hparams, run_opts, label_encoder=label_encoder)
     fit_interpreter(brain, hparams, datasets)
     brain.evaluate(
-        datasets["test"], max_key=brain_class.best_key, test_loader_kwargs=hparams["test_dataloader_options"]
+        datasets["test"], max_key=brain_class.best_key, test_loader_kwargs=hparams["test_dataloader_opts"]
     )
     return brain

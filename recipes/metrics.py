@@ -14,11 +14,23 @@ stage's figure is the mean (or median) of the values of all its clips. With
 - `topk_fidelity`: 1 where c is among the top-k classes of a surrogate (L2I's Theta).
 - `si_sdr`: scale-invariant SDR of an estimate against a reference, in dB.
 
+With ground truth (the synthetic dataset's separate sources,
+`data_prep.ground_truth`), `ground_truth_metrics` scores a mask against the
+target-dominant region R (`target_region`): SI-SDR and SI-SDRi of the
+interpretation audio against the target event, and the share of the kept
+energy that lies in R (precision) and of R's energy that is kept (recall).
+
+`StageStats` gathers the per-clip values of a whole stage (across processes
+under DDP) into one figure per metric.
+
 Authors
  * audio-interpret contributors 2026
 """
 
+import math
+
 import torch
+from speechbrain.processing.features import spectral_magnitude
 
 from recipes.pipeline import EPS
 
@@ -183,3 +195,138 @@ def mask_metrics(probs, probs_int, probs_removed, classes, mask):
         "SPS": sparseness(mask),
         "COMP": complexity(mask),
     }
+
+
+def target_region(target, background, compute_stft):
+    """1 where the target's |STFT| exceeds the background's, (B, frames, F).
+
+    Example
+    -------
+    >>> from speechbrain.processing.features import STFT
+    >>> stft = STFT(sample_rate=16000, n_fft=1024, hop_length=11.6099, win_length=23.2199)
+    >>> tone = torch.sin(torch.arange(16000) * 0.3).unsqueeze(0)
+    >>> region = target_region(tone, 0.01 * torch.randn(1, 16000), stft)
+    >>> region.shape, bool(region[0, 40, 49] == 1)
+    (torch.Size([1, 87, 513]), True)
+    """
+    target_mag = spectral_magnitude(compute_stft(target), power=0.5)  # (B, frames, F)
+    background_mag = spectral_magnitude(compute_stft(background), power=0.5)
+    return (target_mag > background_mag).float()
+
+
+def ground_truth_metrics(X_int, X, audio, clips, target, region):
+    """SI-SDR, SI-SDRi and mask energy precision / recall per clip.
+
+    - `si_sdr`: SI-SDR of the interpretation audio against the target event (dB);
+    - `si_sdri`: its improvement over the clip, si_sdr - SI-SDR(clip, target);
+    - `gt_precision`: share of the kept log-magnitude X_int that lies in the
+      target-dominant region R: sum(X_int R) / sum(X_int) (0 for an all-zero mask);
+    - `gt_recall`: share of the clip's log-magnitude in R that is kept:
+      sum(X_int R) / sum(X R).
+
+    Arguments
+    ---------
+    X_int : torch.Tensor
+        The interpretation spectrogram mask * X, (B, frames, F).
+    X : torch.Tensor
+        The clips' log1p magnitude (B, frames, F).
+    audio : torch.Tensor
+        The interpretation audio (B, T).
+    clips : torch.Tensor
+        The evaluated clips (B, T).
+    target : torch.Tensor
+        The target events, scaled like the clips (B, T).
+    region : torch.Tensor
+        `target_region(...)`, (B, frames, F).
+
+    Returns
+    -------
+    dict
+        "si_sdr", "si_sdri", "gt_precision", "gt_recall": (B,) each.
+
+    Example
+    -------
+    >>> X, region = torch.ones(1, 2, 2), torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    >>> clip = torch.randn(1, 100)
+    >>> gt = ground_truth_metrics(region * X, X, clip, clip, clip, region)
+    >>> gt["gt_precision"], gt["gt_recall"], gt["si_sdri"]
+    (tensor([1.]), tensor([1.]), tensor([0.]))
+    """
+    kept = X_int  # (B, frames, F)
+    kept_in_region = (kept * region).flatten(1).sum(dim=1)  # (B,)
+    precision = kept_in_region / kept.flatten(1).sum(dim=1).clamp(min=EPS)
+    recall = kept_in_region / (X * region).flatten(1).sum(dim=1).clamp(min=EPS)
+    sdr = si_sdr(audio, target)
+    return {
+        "si_sdr": sdr,
+        "si_sdri": sdr - si_sdr(clips, target),
+        "gt_precision": precision,
+        "gt_recall": recall,
+    }
+
+
+def finite_or_none(data):
+    """`data` with every non-finite float replaced by None (JSON has no NaN).
+
+    Example
+    -------
+    >>> finite_or_none({"a": [1.0, float("nan")]})
+    {'a': [1.0, None]}
+    """
+    if isinstance(data, dict):
+        return {key: finite_or_none(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_none(value) for value in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+class StageStats:
+    """Accumulates per-clip values and per-batch scalars over one stage.
+
+    `add_values` takes (B,) tensors (one value per clip); `add_scalar` takes a
+    batch mean and its batch size. `summary()` averages everything, except the
+    names in `median_names`, whose median over clips is reported.
+    """
+
+    def __init__(self, median_names=()):
+        self.values = {}
+        self.scalars = {}
+        self.median_names = set(median_names)
+
+    def add_values(self, values):
+        for name, value in values.items():
+            self.values.setdefault(name, []).append(value.detach().float().cpu().reshape(-1))
+
+    def add_scalar(self, name, value, count):
+        total, n = self.scalars.get(name, (0.0, 0))
+        self.scalars[name] = (total + float(value) * count, n + count)
+
+    def _gathered(self):
+        """Values and scalars of every process (DDP splits a stage's clips)."""
+        values = {name: torch.cat(chunks) for name, chunks in self.values.items()}
+        scalars = dict(self.scalars)
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return values, scalars
+        everyone = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(everyone, (values, scalars))
+        values = {name: torch.cat([part[0][name] for part in everyone if name in part[0]]) for name in values}
+        scalars = {
+            name: (sum(part[1][name][0] for part in everyone), sum(part[1][name][1] for part in everyone))
+            for name in scalars
+        }
+        return values, scalars
+
+    def summary(self):
+        all_values, scalars = self._gathered()
+        stats = {name: total / max(n, 1) for name, (total, n) in scalars.items()}
+        for name, values in all_values.items():
+            values = values[torch.isfinite(values)]
+            if values.numel() == 0:
+                stats[name] = float("nan")
+            elif name in self.median_names:
+                stats[name] = values.median().item()
+            else:
+                stats[name] = values.mean().item()
+        return stats

@@ -29,6 +29,8 @@ import urllib.parse
 
 from speechbrain.utils.logger import get_logger
 
+from data_prep.files import write_text
+
 logger = get_logger(__name__)
 
 #: Known metrics in table order: key -> (column title, definition).
@@ -459,10 +461,27 @@ def write_report(eval_folders, report_folder, title="Interpretation report"):
     evaluations = [load_evaluation(folder) for folder in eval_folders]
     os.makedirs(report_folder, exist_ok=True)
     path = os.path.join(report_folder, "index.html")
-    with open(path + ".part", "w", encoding="utf-8") as fout:
-        fout.write(render_html(evaluations, report_folder, title))
-    os.replace(path + ".part", path)
-    return path
+    return write_text(render_html(evaluations, report_folder, title), path)
+
+
+def metrics_markdown(result):
+    """One evaluation as markdown: the classifier-check warning (if any), the table
+    (methods and reference masks x metrics) and the classifier check."""
+    header = (
+        f"# {result['interpreter']} on {result['n_clips']} clips "
+        f"(overlap_type: {result['overlap_type']}, classifier accuracy "
+        f"{100 * result['classifier_accuracy']:.1f} %)\n\n"
+    )
+    check = result.get("classifier_check")
+    warning = classifier_warning(check)
+    if warning:
+        header += f"**Warning: {warning}**\n\n"
+    rows = {**result["methods"], **reference_rows(result.get("references", {}))}
+    lines = classifier_check_lines(check)
+    check_text = (
+        "\n## Classifier check\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
+    )
+    return header + markdown_table(rows) + "\n" + check_text
 
 
 def main(argv=None):

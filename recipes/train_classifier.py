@@ -38,7 +38,6 @@ Authors
  * audio-interpret contributors 2026
 """
 
-import json
 import os
 
 import soundfile as sf
@@ -49,9 +48,12 @@ from speechbrain.utils.logger import get_logger
 
 from data_prep import synthetic_prepare
 from data_prep.esc50_prepare import load_clip
-from data_prep.wham_prepare import combine_batches, prepare_wham
-from recipes.common import prepare_run, save_atomic
+from data_prep.files import write_atomic, write_json, write_text
+from data_prep.wham_prepare import WhamMixer
+from recipes.brains import build_brain
+from recipes.figures import plot_confusion_matrix
 from recipes.pipeline import EPS, class_probabilities, classify, spectrogram
+from recipes.startup import prepare_run
 
 logger = get_logger(__name__)
 
@@ -149,12 +151,8 @@ def prepare_source_augmentation(hparams, train_set):
             raise ValueError(f"Cannot list {background} in a csv (it has a comma): move the data.")
         rows.append(f"{clip_id},{sf.info(background).duration:.4f},{background},wav,")
 
-    def write_csv(tmp):
-        with open(tmp, "w", encoding="utf-8") as fout:
-            fout.write("\n".join(rows) + "\n")
-
     if sb.utils.distributed.if_main_process():
-        save_atomic(write_csv, path)
+        write_text("\n".join(rows) + "\n", path)
     sb.utils.distributed.ddp_barrier()
     logger.info(
         "Source augmentation: %d target events, backgrounds listed in %s", len(ids), path
@@ -170,18 +168,9 @@ def peak_normalise(wavs):
 class ClassifierBrain(sb.Brain):
     """Trains embedding model + head on the classes of the data."""
 
-    def on_fit_start(self):
-        """Builds the optional WHAM! noise source, then the SpeechBrain defaults."""
-        super().on_fit_start()
-        self.noise_source = None
-        if self.hparams.add_wham_noise:
-            self.noise_source = prepare_wham(
-                wham_folder=self.hparams.wham_folder,
-                add_wham_noise=self.hparams.add_wham_noise,
-                sample_rate=self.hparams.sample_rate,
-                signal_length_s=self.hparams.signal_length_s,
-                wham_audio_folder=self.hparams.wham_audio_folder,
-            )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wham_mixer = WhamMixer.from_hparams(self.hparams)  # None without WHAM! noise
 
     def training_waveforms(self, batch):
         """The training batch's waveforms (B', T), augmented as the yaml asks.
@@ -191,8 +180,8 @@ class ClassifierBrain(sb.Brain):
         peak-normalised and scaled by a random gain (RandAmp).
         """
         wavs, _ = batch.sig  # (B, T)
-        if getattr(self, "noise_source", None) is not None:
-            wavs = combine_batches(wavs, self.noise_source, snr_db=self.hparams.wham_snr_db)
+        if self.wham_mixer is not None:
+            wavs = self.wham_mixer(wavs)
         if self.hparams.train_on_sources:
             targets, target_lens = batch.target_sig  # (B, T)
             with_background = self.hparams.add_background(targets, target_lens)  # (B, T)
@@ -216,7 +205,7 @@ class ClassifierBrain(sb.Brain):
             self.modules.embedding_model,
             self.modules.classifier,
             X,
-            compute_fbank=getattr(self.hparams, "compute_fbank", None),
+            compute_fbank=self.hparams.compute_fbank,
             use_melspectra=self.hparams.use_melspectra,
         )
         return scores  # (B, N)
@@ -267,41 +256,13 @@ class ClassifierBrain(sb.Brain):
             )
 
 
-def plot_confusion_matrix(counts, class_names, path):
-    """Writes the confusion matrix as a PNG with the class names on both axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_classes = len(class_names)
-    size = max(4.0, 0.3 * n_classes + 2.0)
-    fig, ax = plt.subplots(figsize=(size, size))
-    image = ax.imshow(counts.numpy(), cmap="Blues")
-    ax.set_xticks(range(n_classes))
-    ax.set_yticks(range(n_classes))
-    ax.set_xticklabels(class_names, rotation=90, fontsize=7)
-    ax.set_yticklabels(class_names, fontsize=7)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    accuracy = counts.diag().sum().item() / max(1, counts.sum().item())
-    ax.set_title(f"test confusion matrix (accuracy {100 * accuracy:.1f} %)")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    save_atomic(lambda tmp: fig.savefig(tmp, format="png", dpi=100), path)
-    plt.close(fig)
-
-
 def export_results(brain, hparams, label_encoder):
     """Writes the best checkpoint's weights, the label encoder and the test figures."""
     output_folder = hparams["output_folder"]
     for name in ("embedding_model", "classifier"):
         state = brain.modules[name].state_dict()
-        save_atomic(
-            lambda tmp, state=state: torch.save(state, tmp),
-            os.path.join(output_folder, f"{name}.ckpt"),
-        )
-    save_atomic(label_encoder.save, os.path.join(output_folder, "label_encoder.txt"))
+        write_atomic(os.path.join(output_folder, f"{name}.ckpt"), lambda tmp, state=state: torch.save(state, tmp))
+    write_atomic(os.path.join(output_folder, "label_encoder.txt"), label_encoder.save)
 
     n_classes = len(label_encoder)
     class_names = [str(label_encoder.ind2lab[index]) for index in range(n_classes)]
@@ -315,11 +276,7 @@ def export_results(brain, hparams, label_encoder):
         "confusion_matrix": counts.tolist(),
     }
 
-    def write_json(tmp):
-        with open(tmp, "w", encoding="utf-8") as fout:
-            json.dump(summary, fout, indent=2)
-
-    save_atomic(write_json, os.path.join(output_folder, "test_accuracy.json"))
+    write_json(summary, os.path.join(output_folder, "test_accuracy.json"))
     plot_confusion_matrix(counts, class_names, os.path.join(output_folder, "confusion_matrix.png"))
     logger.info(
         "Test accuracy %.2f %% (%d clips); classifier exported to %s",
@@ -348,13 +305,7 @@ def main(argv=None):
                 f"present in {hparams['data_folder']}/meta/esc50.csv."
             )
 
-    brain = ClassifierBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-    )
+    brain = build_brain(ClassifierBrain, hparams, run_opts)
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],

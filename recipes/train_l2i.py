@@ -153,8 +153,9 @@ class L2I(InterpreterBrain):
             "loss_l1": self.hparams.beta * outputs["H"].abs().mean(),
         }
 
-    def score(self, outputs, batch):
-        values = super().score(outputs, batch)
+    def interpreter_metrics(self, outputs, scores):
+        """Theta's top-k fidelity, the NMF error, and the paper's faithfulness."""
+        values = {}
         classes, X = outputs["classes"], outputs["X"]
         for k in (1, 3, 5):
             values[f"theta_top{k}"] = metrics.topk_fidelity(outputs["theta_out"], classes, k)
@@ -167,12 +168,12 @@ class L2I(InterpreterBrain):
         random_mask = soft_mask(
             self.W, outputs["H"], random_selection(outputs["selected"]), full=outputs["WH"]
         )
-        scores_random, _ = self.classify((1 - random_mask) * X)
+        scores_random, _ = self.classify(self.apply_mask(X, 1 - random_mask))
 
         def logit_c(scores):
             return (scores / self.hparams.classifier_temp).gather(1, classes.view(-1, 1)).squeeze(1)
 
-        values["ff_components"] = logit_c(outputs["scores"]) - logit_c(outputs["scores_removed"])
+        values["ff_components"] = logit_c(outputs["scores"]) - logit_c(scores["removed"])
         values["ff_random"] = logit_c(outputs["scores"]) - logit_c(scores_random)
         return values
 
@@ -200,9 +201,9 @@ class L2I(InterpreterBrain):
         H = outputs["H"][0, chosen]  # (L, frames)
         X = outputs["X"][0]  # (frames, F)
         full = outputs["WH"][0]  # (frames, F)
-        parts = torch.einsum("fl,lt->ltf", self.W[:, chosen], H) / (full + EPS) * X  # (L, frames, F)
+        masks = torch.einsum("fl,lt->ltf", self.W[:, chosen], H) / (full + EPS)  # (L, frames, F)
         X_stft = outputs["X_stft"].expand(len(chosen), *outputs["X_stft"].shape[1:])
-        audio = self.invert(parts, X_stft, wav.shape[-1])  # (L, T)
+        audio = self.interpretation_audio(X, X_stft, masks, wav.shape[-1])  # (L, T)
         r = outputs["relevance"][0, chosen]
         return [(int(k), float(rk), a) for k, rk, a in zip(chosen, r, audio)], outputs
 

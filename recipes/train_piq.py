@@ -106,14 +106,11 @@ class PIQ(InterpreterBrain):
 
     def decode(self, representations, classes):
         """psi's decoder output (B, frames', F), its pre-VQ h and quantized z_q."""
-        psi = self.unwrapped("psi")
         if self.hparams.use_vq:
             decoded, h, z_q, codes = self.modules.psi(representations, classes, return_indices=True)
             self.codes_used |= torch.bincount(codes.flatten().cpu(), minlength=self.hparams.K) > 0
         else:  # the same path without the codebook
-            h = psi.adapter(representations) if psi.use_adapter else representations
-            z = psi.up(psi.down(h)) if psi.adapter_reduce_dim else h
-            decoded, z_q = psi.decoder(z), None
+            decoded, h, z_q = self.unwrapped("psi").forward_without_vq(representations), None, None
         return decoded.squeeze(1), h, z_q
 
     def interpret(self, X, representations, classes, stage):

@@ -67,7 +67,7 @@ def test_source_augmentation_doubles_the_batch_with_targets_and_backgrounds(
     # One training batch through the Brain's own augmentation path.
     from speechbrain.dataio.dataloader import make_dataloader
 
-    from recipes.common import prepare_run
+    from recipes.startup import prepare_run
 
     hparams, run_opts, _, _, datasets, _ = prepare_run(argv)
     train_classifier.prepare_source_augmentation(hparams, datasets["train"])

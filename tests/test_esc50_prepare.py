@@ -238,6 +238,40 @@ def test_bad_folds_raise_and_keep_manifests(tmp_path, kwargs, argument):
     } == before
 
 
+def test_manifests_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    before = _prepare(data, tmp_path / "manifest")
+    assert sorted(p.name for p in (tmp_path / "manifest").iterdir()) == [
+        "test.json",
+        "train.json",
+        "valid.json",
+    ]  # no temporary file left behind
+
+    (data / "audio" / _default_clips()[0]["filename"]).unlink()  # the rerun drops a clip
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if os.fspath(dst).endswith("valid.json"):
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        _prepare(data, tmp_path / "manifest")
+    monkeypatch.undo()
+    after = {
+        split: json.loads(path.read_text())
+        for split, path in _manifests(tmp_path / "manifest").items()
+    }
+    assert len(after["train"]) == len(before["train"]) - 1  # written before the failure
+    assert after["valid"] == before["valid"] and after["test"] == before["test"]
+    assert sorted(p.name for p in (tmp_path / "manifest").iterdir()) == [
+        "test.json",
+        "train.json",
+        "valid.json",
+    ]
+
+
 def test_check_folds_accepts_int_and_lists():
     assert check_folds("train_fold_nums", 2) == [2]
     assert check_folds("train_fold_nums", [2, 1]) == [1, 2]
@@ -391,6 +425,7 @@ def test_label_encoder_is_reused_and_checked(tmp_path):
     _, encoder = dataio_prep(hparams)
     assert encoder.decode_ndim([0, 1]) == ["rooster", "cow"]  # sorted by target: 1, 3
     saved = tmp_path / "save" / "label_encoder.txt"
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary file
     saved.write_text(saved.read_text().replace("'cow'", "'sheep'"))
     with pytest.raises(ValueError, match=r"lacks the classes \['cow'\]"):
         dataio_prep(hparams)

@@ -12,8 +12,9 @@ import re
 import pytest
 from conftest import piq_argv, with_flag
 
-from recipes.common import prepare_run
-from recipes.interpreter_brain import build_interpreter, fit_interpreter
+from recipes.brains import build_brain
+from recipes.interpreter_brain import fit_interpreter
+from recipes.startup import prepare_run
 from recipes.train_piq import PIQ
 
 PATIENCE = 1
@@ -29,7 +30,7 @@ def logged_lrs(train_log):
 def fit_piq(argv, endless_plateau=False):
     """Builds the PIQ Brain of `argv` (resuming its folder's checkpoint) and fits it."""
     hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv)
-    brain = build_interpreter(PIQ, hparams, run_opts, label_encoder)
+    brain = build_brain(PIQ, hparams, run_opts, label_encoder=label_encoder)
     if endless_plateau:  # no valid loss ever improves on it (saved with the scheduler)
         hparams["lr_annealing"].anchor = float("-inf")
     fit_interpreter(brain, hparams, datasets)

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,13 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep.synthetic_prepare import (
-    ESC50_COLUMNS,
-    GROUND_TRUTH_COLUMNS,
-    SIGNATURES,
-    create_synthetic_dataset,
-    main,
-)
+from data_prep.files import partial_path
+from data_prep.synthesis import SIGNATURES, synthesize_clip
+from data_prep.synthetic_prepare import create_synthetic_dataset, main, read_source_paths
 
 INT16_TOLERANCE = 1.5 / 32768  # the documented bound; the writer is in fact exact
 
@@ -52,24 +49,12 @@ def _targets_by_id(root):
     return {row["filename"][: -len(".wav")]: int(row["target"]) for row in rows}
 
 
-def test_layout_and_columns(tiny_synthetic):
+def test_layout_and_columns(tiny_synthetic, esc50_sample_dir):
     root = tiny_synthetic
     header, rows = _read_csv(root / "meta" / "esc50.csv")
-    assert (
-        header
-        == ESC50_COLUMNS
-        == [
-            "filename",
-            "fold",
-            "target",
-            "category",
-            "esc10",
-            "src_file",
-            "take",
-        ]
-    )
-    truth_header, truth = _read_csv(root / "meta" / "ground_truth.csv")
-    assert truth_header == GROUND_TRUTH_COLUMNS
+    real_header, _ = _read_csv(esc50_sample_dir / "meta" / "esc50.csv")
+    assert header == real_header  # the csv of the real ESC-50
+    _, truth = _read_csv(root / "meta" / "ground_truth.csv")
     assert len(rows) == len(truth) == 3 * 5
     assert [r["filename"] for r in rows] == sorted(r["filename"] for r in rows)
     assert [r["id"] + ".wav" for r in truth] == [r["filename"] for r in rows]
@@ -91,8 +76,25 @@ def test_layout_and_columns(tiny_synthetic):
     assert len(list((root / "audio").iterdir())) == 15
     assert len(list((root / "sources").iterdir())) == 30
     assert sorted(p.name for p in root.iterdir()) == ["audio", "meta", "sources"]
+    assert sorted(p.name for p in (root / "meta").iterdir()) == [
+        "esc50.csv",
+        "ground_truth.csv",
+        "synthetic_params.json",
+    ]  # no temporary file left behind
     params = json.loads((root / "meta" / "synthetic_params.json").read_text())
     assert params["class_names"] == list(SIGNATURES[:3])
+
+
+def test_read_source_paths_gives_each_clips_sources(tiny_synthetic, tmp_path):
+    paths = read_source_paths(tiny_synthetic)
+    assert sorted(paths) == sorted(_targets_by_id(tiny_synthetic))
+    for clip_id, (target_path, background_path) in paths.items():
+        mixture, _ = sf.read(tiny_synthetic / "audio" / f"{clip_id}.wav", dtype="int16")
+        target, _ = sf.read(target_path, dtype="int16")
+        background, _ = sf.read(background_path, dtype="int16")
+        assert np.array_equal(mixture.astype(np.int32), target.astype(np.int32) + background)
+    with pytest.raises(FileNotFoundError, match="no separate sources"):
+        read_source_paths(tmp_path)
 
 
 def test_classes_balanced_over_folds(all_classes, tmp_path):
@@ -141,6 +143,20 @@ def test_ground_truth_consistent(all_classes):
         # The recorded SNR is the target / background power ratio over the event.
         measured = 10 * np.log10(energy / np.sum(background[start:stop] ** 2))
         assert abs(measured - snr_db) < 0.1
+
+
+@pytest.mark.parametrize("name", ["steady_tone", "noise_pulses"])
+def test_synthesize_clip_is_a_function_of_the_generator_state(name):
+    first = synthesize_clip(name, np.random.default_rng(5), 8000, 16000, (-5.0, 5.0))
+    again = synthesize_clip(name, np.random.default_rng(5), 8000, 16000, (-5.0, 5.0))
+    other = synthesize_clip(name, np.random.default_rng(6), 8000, 16000, (-5.0, 5.0))
+    for signal in ("target", "background", "mixture"):
+        assert np.array_equal(getattr(first, signal), getattr(again, signal))
+        assert not np.array_equal(getattr(first, signal), getattr(other, signal))
+        assert getattr(first, signal).dtype == np.int16 and len(getattr(first, signal)) == 8000
+    assert (first.onset, first.offset, first.snr_db) == (again.onset, again.offset, again.snr_db)
+    assert not first.target[: first.onset].any() and not first.target[first.offset :].any()
+    assert np.array_equal(first.mixture, first.target.astype(np.int32) + first.background)
 
 
 def test_same_seed_same_bytes_other_seed_differs(tiny_synthetic, tmp_path):
@@ -265,9 +281,17 @@ def test_rerun_reuses_and_refuses_to_mix(tmp_path):
         create_synthetic_dataset(out, **{**args, "seed": 4})
     assert _file_hashes(out) == hashes
 
-    # Interrupted run (no params file, a half-written wav): cleared and rewritten.
+    # Killed run (no params file, half-written files left by the atomic writer, one
+    # file missing): cleared and rewritten.
     (out / "meta" / "synthetic_params.json").unlink()
-    (out / "audio" / "1-100000-A-0.wav.tmp").write_bytes(b"partial")
+    for name in ("audio/1-100000-A-0.wav", "sources/2-100001-A-0_background.wav"):
+        (out / name).unlink()
+        with open(partial_path(out / name), "wb") as fout:
+            fout.write(b"partial")
+    for name in ("meta/esc50.csv", "meta/synthetic_params.json"):
+        with open(partial_path(out / name), "wb") as fout:
+            fout.write(b"partial")
+    (out / "audio" / "3-100002-A-0.wav.tmp").write_bytes(b"partial")  # earlier versions' name
     (out / "sources" / "1-100000-A-0_target.wav").unlink()
     create_synthetic_dataset(out, **args)
     assert _file_hashes(out) == hashes
@@ -285,6 +309,15 @@ def test_rerun_reuses_and_refuses_to_mix(tmp_path):
     (foreign / "audio" / "dog.wav").write_bytes(b"")
     with pytest.raises(ValueError, match="not part of a synthetic dataset"):
         create_synthetic_dataset(foreign, **args)
+
+    # A leftover of someone else's atomic write is not ours either.
+    other = tmp_path / "other"
+    (other / "audio").mkdir(parents=True)
+    with open(partial_path(other / "audio" / "dog.wav"), "wb") as fout:
+        fout.write(b"partial")
+    with pytest.raises(ValueError, match="not part of a synthetic dataset"):
+        create_synthetic_dataset(other, **args)
+    assert os.path.isfile(partial_path(other / "audio" / "dog.wav"))
 
 
 def test_cli(repo_root, tmp_path):

@@ -1,6 +1,5 @@
 """Tiny end-to-end runs of recipes/train_classifier.py (conv2d and cnn14 yamls)."""
 
-import doctest
 import json
 import os
 import signal
@@ -88,10 +87,6 @@ def _check_exports_load_strictly(output, yaml_file, n_classes, **sizes):
             assert torch.equal(value, from_checkpoint[key]), f"{name}.{key} is not the best one"
     return hparams
 
-
-def test_doctests():
-    result = doctest.testmod(train_classifier, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_conv2d_resumes_after_kill_and_exports(tiny_synthetic, tmp_path):

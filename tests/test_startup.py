@@ -1,4 +1,4 @@
-"""Tests for recipes/common.py's allocator setting (keep_freed_memory)."""
+"""Tests for recipes/startup.py's allocator setting (keep_freed_memory)."""
 
 import subprocess
 import sys
@@ -12,7 +12,7 @@ from conftest import REPO_ROOT
 _PROBE = textwrap.dedent(
     """
     import resource, sys, torch
-    from recipes.common import keep_freed_memory
+    from recipes.startup import keep_freed_memory
     print(keep_freed_memory())
     for _ in range(20):
         torch.empty(16 * 2**20).fill_(1.0)

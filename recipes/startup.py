@@ -1,4 +1,4 @@
-"""Start-up shared by every recipe: arguments, yaml, data, class count.
+"""Start-up of every recipe: arguments, yaml, data, class count, allocator.
 
 `prepare_run(argv)` reads straight down, the SpeechBrain way:
 
@@ -19,7 +19,6 @@ import os
 import shutil
 
 import speechbrain as sb
-import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
@@ -39,7 +38,7 @@ def keep_freed_memory():
     zero-filled page by page at first touch and unmapped when freed: at every
     training step and every interpretation. Serving every block from the heap
     and trimming only above 1 GiB made batch-1 interpretation 1.6-1.7x faster on CPU
-    (bench/interpretation_speed.py, where option `glibc_malloc` turns it off),
+    (bench/README.md; `bench/run_all.py --options glibc_malloc` turns it off),
     for a few hundred MB more peak RSS. Set KEEP_FREED_MEMORY=0 to leave the
     allocator alone.
 
@@ -173,51 +172,3 @@ def _overrides_keys(overrides):
         if ":" in line and not line.startswith(" "):
             keys.add(line.split(":", 1)[0].strip())
     return keys
-
-
-class CPUFriendlyDDP:
-    """Brain mixin: multi-process training that also works on CPU.
-
-    SpeechBrain 1.1.2 converts every BatchNorm to SyncBatchNorm before wrapping a
-    module in DDP, and SyncBatchNorm refuses CPU modules ("SyncBatchNorm layers
-    only work with GPU modules"). On CPU (gloo) the modules are wrapped in DDP
-    as they are, each process keeping its own BatchNorm statistics; on GPU the
-    SpeechBrain behaviour, SyncBatchNorm included, is unchanged.
-    """
-
-    def _wrap_distributed(self):
-        if not self.distributed_launch or torch.device(self.device).type != "cpu":
-            return super()._wrap_distributed()
-        from torch.nn.parallel import DistributedDataParallel
-
-        for name, module in self.modules.items():
-            if any(p.requires_grad for p in module.parameters()):
-                self.modules[name] = DistributedDataParallel(
-                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
-                )
-
-
-def load_state_dict_file(path, what):
-    """Loads a plain state dict with `weights_only=True` and a clear error."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{what} checkpoint not found: {path}. Train it first (see README) or pass "
-            "the right path on the command line."
-        )
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def save_atomic(save_fn, path):
-    """Calls `save_fn(temporary_path)` then moves the result onto `path`.
-
-    A run killed while writing leaves the previous file (or none), never a
-    half-written one.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    partial = os.path.join(directory, f".{name}.partial")
-    try:
-        save_fn(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)

@@ -1,0 +1,85 @@
+"""The separate sources of the synthetic dataset, read aligned with its clips.
+
+`data_prep/synthetic_prepare.py` saves, for each clip, the target event and
+the background (`sources/<id>_target.wav`, `sources/<id>_background.wav`,
+listed in `meta/ground_truth.csv`), whose sum is the clip. `GroundTruth` reads
+them as the clip was read (mono, resampled, padded / cropped) and scaled by the
+clip's peak-normalisation gain, and checks that they still sum to the clip.
+The metrics computed against them are in `recipes/metrics.py`.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+from pathlib import Path
+
+import soundfile as sf
+import torch
+import torchaudio
+
+from data_prep.esc50_prepare import pad_or_crop
+from data_prep.synthetic_prepare import GROUND_TRUTH_CSV, read_source_paths
+
+SOURCE_CHECK_ATOL = 1e-3  # target + background must give the clip within this (16-bit files)
+EPS = 1e-10  # guards the gain of a silent clip
+
+
+class GroundTruth:
+    """The separate sources of a synthetic dataset, aligned with its clips.
+
+    Arguments
+    ---------
+    data_folder : str
+        The dataset root, holding `meta/ground_truth.csv` and `sources/`.
+    sample_rate, n_samples : int
+        The clips' rate and length (the recipe's).
+    """
+
+    def __init__(self, data_folder, sample_rate, n_samples):
+        self.data_folder = Path(data_folder)
+        self.sample_rate, self.n_samples = sample_rate, n_samples
+        self.paths = read_source_paths(self.data_folder)
+
+    @staticmethod
+    def available(data_folder):
+        """True when `data_folder` has the synthetic dataset's ground truth."""
+        return data_folder is not None and os.path.isfile(
+            os.path.join(data_folder, GROUND_TRUTH_CSV)
+        )
+
+    def _read(self, path):
+        """A source as the clip was read (mono, resampled, padded / cropped), not normalised."""
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        sig = torch.from_numpy(data).mean(dim=1)  # (T,)
+        if rate != self.sample_rate:
+            sig = torchaudio.functional.resample(sig, rate, self.sample_rate)
+        return pad_or_crop(sig, self.n_samples)
+
+    def sources(self, ids, clips):
+        """Target and background of each clip, scaled like the clip: (B, T) each.
+
+        The clip was peak-normalised when loaded (`load_clip`); both sources get
+        the same gain, 1 / max |target + background|, so they sum to the clip.
+        A mismatch (sources of other audio) is a ValueError, never a wrong score.
+        """
+        missing = [clip_id for clip_id in ids if clip_id not in self.paths]
+        if missing:
+            raise ValueError(
+                f"{self.data_folder / GROUND_TRUTH_CSV} has no row for clip(s) {missing}: the "
+                "audio and the ground truth come from different datasets; regenerate the "
+                "synthetic dataset (data_prep/synthetic_prepare.py)."
+            )
+        target = torch.stack([self._read(self.paths[clip_id][0]) for clip_id in ids])  # (B, T)
+        background = torch.stack([self._read(self.paths[clip_id][1]) for clip_id in ids])
+        gain = 1.0 / (target + background).abs().amax(dim=1, keepdim=True).clamp(min=EPS)
+        target, background = gain * target, gain * background
+        error = ((target + background) - clips.cpu()).abs().amax(dim=1)  # (B,)
+        if (error > SOURCE_CHECK_ATOL).any():
+            bad = [clip_id for clip_id, e in zip(ids, error.tolist()) if e > SOURCE_CHECK_ATOL]
+            raise ValueError(
+                f"The sources of clip(s) {bad} do not sum to the clip (max error "
+                f"{error.max().item():.3g}): the audio/ and sources/ folders of "
+                f"{self.data_folder} do not match; regenerate the synthetic dataset."
+            )
+        return target.to(clips.device), background.to(clips.device)

@@ -1,0 +1,179 @@
+"""What an evaluation mixes into the clips it explains: interference and WHAM! noise.
+
+`Interference` is the signal path of one evaluation set-up (`recipes/eval.py
+--overlap_type`):
+
+- `none`: the clips as they are, mixed with WHAM! noise when the yaml says
+  `add_wham_noise: True` (in distribution);
+- `mixtures | white_noise | speech` (out of distribution): each clip x and an
+  interfering signal n are scaled to unit L2 norm, mixed as 0.8 x + 0.2 n and
+  peak-normalised like every clip (`overlap_mix`). n is another clip of a
+  different class (pairing drawn once from the seed), white noise, or a speech
+  recording of a folder of wavs (e.g. LJSpeech's wavs/; chosen per clip from
+  the seed).
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+from pathlib import Path
+
+import torch
+
+from data_prep.esc50_prepare import load_clip
+
+OVERLAP_TYPES = ("none", "mixtures", "white_noise", "speech")
+CLIP_WEIGHT = 0.8  # out-of-distribution mixtures: 0.8 clip + 0.2 interference (unit norms)
+EPS = 1e-10  # guards the norms of silent clips
+
+
+def dataset_labels(dataset):
+    """Class index of every clip of a dataset, (N,) (reads no audio)."""
+    with dataset.output_keys_as(["class_string_encoded"]):
+        return torch.cat([item["class_string_encoded"].view(-1) for item in dataset])
+
+
+def overlap_mix(clips, interference, clip_weight=CLIP_WEIGHT):
+    """clip_weight x + (1 - clip_weight) n with unit-norm x and n, then peak-normalised.
+
+    Arguments
+    ---------
+    clips, interference : torch.Tensor
+        (B, T) each.
+    clip_weight : float
+
+    Returns
+    -------
+    torch.Tensor
+        (B, T), max |.| = 1 per clip (zeros stay zeros).
+
+    Example
+    -------
+    >>> x = torch.tensor([[3.0, 0.0, 0.0, 0.0]])
+    >>> overlap_mix(x, torch.tensor([[0.0, 2.0, 0.0, 0.0]]))
+    tensor([[1.0000, 0.2500, 0.0000, 0.0000]])
+    """
+    clips = clips / clips.norm(dim=1, keepdim=True).clamp(min=EPS)
+    interference = interference / interference.norm(dim=1, keepdim=True).clamp(min=EPS)
+    mixed = clip_weight * clips + (1.0 - clip_weight) * interference  # (B, T)
+    return mixed / mixed.abs().amax(dim=1, keepdim=True).clamp(min=EPS)
+
+
+def pair_different_classes(labels, generator=None):
+    """For each clip, a random other clip of a different class.
+
+    Arguments
+    ---------
+    labels : torch.Tensor
+        Class index per clip, (N,).
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    torch.Tensor
+        (N,) partner indices with labels[partner] != labels.
+
+    Example
+    -------
+    >>> labels = torch.tensor([0, 0, 1, 2])
+    >>> partner = pair_different_classes(labels, torch.Generator().manual_seed(0))
+    >>> bool((labels[partner] != labels).all())
+    True
+    """
+    different = (labels.view(-1, 1) != labels.view(1, -1)).float()  # (N, N)
+    if labels.numel() == 0 or (different.sum(dim=1) == 0).any():
+        raise ValueError(
+            "--overlap_type mixtures pairs every clip with a clip of another class, but the "
+            "evaluated set has a single class: evaluate on folds with two classes or more, or "
+            "use --overlap_type white_noise / speech."
+        )
+    return torch.multinomial(different, 1, generator=generator).squeeze(1)
+
+
+def speech_files(folder):
+    """The wav files under `folder` (recursively, sorted), or a FileNotFoundError saying what to do."""
+    hint = (
+        "--overlap_type speech needs --speech_folder, a folder of speech recordings (.wav), "
+        "e.g. LJSpeech's LJSpeech-1.1/wavs (https://keithito.com/LJ-Speech-Dataset/)"
+    )
+    if not folder:
+        raise FileNotFoundError(hint + ".")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"--speech_folder {folder} does not exist: {hint}.")
+    files = sorted(Path(folder).rglob("*.wav"))
+    if not files:
+        raise FileNotFoundError(f"--speech_folder {folder} holds no .wav file: {hint}.")
+    return files
+
+
+
+
+
+
+class Interference:
+    """The signal path of one evaluation set-up: what is added to each test batch.
+
+    Arguments
+    ---------
+    overlap_type : str
+        One of OVERLAP_TYPES.
+    dataset : DynamicItemDataset
+        The evaluated set (mixtures take their partners from it).
+    seed : int
+        Makes pairings, speech choices, noise and WHAM! crops reproducible.
+    sample_rate : int
+    n_samples : int
+        Clip length.
+    speech_folder : str, optional
+        For overlap_type speech.
+    wham_mixer : data_prep.wham_prepare.WhamMixer, optional
+        WHAM! noise (the brain's `wham_mixer`) for overlap_type none.
+    """
+
+    def __init__(
+        self,
+        overlap_type,
+        dataset,
+        seed,
+        sample_rate,
+        n_samples,
+        speech_folder=None,
+        wham_mixer=None,
+    ):
+        if overlap_type not in OVERLAP_TYPES:
+            raise ValueError(f"overlap_type {overlap_type!r}: choose one of {OVERLAP_TYPES}.")
+        self.overlap_type = overlap_type
+        self.dataset = dataset
+        self.sample_rate, self.n_samples = sample_rate, n_samples
+        self.wham_mixer = wham_mixer if overlap_type == "none" else None
+        self.generator = torch.Generator().manual_seed(int(seed))
+        if overlap_type == "mixtures":
+            self.partner = pair_different_classes(dataset_labels(dataset), self.generator)  # (N,)
+        elif overlap_type == "speech":
+            self.speech = speech_files(speech_folder)
+            self.choice = torch.randint(len(self.speech), (len(dataset),), generator=self.generator)
+
+    @property
+    def keeps_ground_truth(self):
+        """True when the evaluated clips are the dataset's mixtures themselves."""
+        return self.overlap_type == "none" and self.wham_mixer is None
+
+    def interference(self, start, count):
+        """The (count, T) signals mixed into the clips start .. start + count - 1."""
+        if self.overlap_type == "white_noise":
+            return torch.randn(count, self.n_samples, generator=self.generator)
+        if self.overlap_type == "mixtures":
+            with self.dataset.output_keys_as(["sig"]):  # file reads, one per clip
+                return torch.stack(
+                    [self.dataset[int(j)]["sig"] for j in self.partner[start : start + count]]
+                )
+        files = [self.speech[int(j)] for j in self.choice[start : start + count]]
+        return torch.stack([load_clip(path, self.sample_rate, self.n_samples) for path in files])
+
+    def __call__(self, wavs, start):
+        """The evaluated waveforms (B, T) for clips start .. start + B - 1."""
+        if self.overlap_type == "none":
+            return wavs if self.wham_mixer is None else self.wham_mixer(wavs, self.generator)
+        interference = self.interference(start, wavs.shape[0]).to(wavs)
+        return overlap_mix(wavs, interference)

@@ -1,0 +1,122 @@
+"""Building the recipes' Brains: one builder, DDP that works on CPU, frozen modules.
+
+- `build_brain`: the one place a recipe's Brain is made from its loaded yaml
+  (modules, optimiser and checkpointer for training; none of those for evaluation).
+- `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
+- `load_state_dict_file`, `load_pretrained`, `freeze`: checkpoints in, with
+  `weights_only=True`, strict key checks and errors that say what to do.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+
+import torch
+from speechbrain.utils.distributed import run_on_main
+
+
+def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
+    """The Brain `brain_class` made from a loaded yaml.
+
+    Arguments
+    ---------
+    brain_class : type
+        A `speechbrain.core.Brain` subclass.
+    hparams : dict
+        The loaded yaml: `modules`, and for training `opt_class` and `checkpointer`.
+    run_opts : dict
+        From `recipes.startup.prepare_run`.
+    train : bool
+        False builds it for evaluation only: no optimiser, no checkpointer (the
+        weights come from exported files).
+    **kwargs
+        Passed on (e.g. `label_encoder` for the interpreters).
+    """
+    return brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"] if train else None,
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"] if train else None,
+        **kwargs,
+    )
+
+
+class CPUFriendlyDDP:
+    """Brain mixin: multi-process training that also works on CPU.
+
+    SpeechBrain 1.1.2 converts every BatchNorm to SyncBatchNorm before wrapping a
+    module in DDP, and SyncBatchNorm refuses CPU modules ("SyncBatchNorm layers
+    only work with GPU modules"). On CPU (gloo) the modules are wrapped in DDP
+    as they are, each process keeping its own BatchNorm statistics; on GPU the
+    SpeechBrain behaviour, SyncBatchNorm included, is unchanged.
+    """
+
+    def _wrap_distributed(self):
+        if not self.distributed_launch or torch.device(self.device).type != "cpu":
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel
+
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
+                )
+
+
+def load_state_dict_file(path, what):
+    """Loads a plain state dict with `weights_only=True` and a clear error."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{what} checkpoint not found: {path}. Train it first (see README) or pass "
+            "the right path on the command line."
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_pretrained(pretrainer, paths, what="classifier"):
+    """Collects and loads pretrained modules, strictly and with weights_only=True.
+
+    Local paths are used as they are; anything that is not a local file is
+    fetched through SpeechBrain's hub machinery (real download when online), and
+    a failure says which file is missing and how to produce it.
+    """
+    missing_local = {
+        name: path for name, path in paths.items() if not _hub_id(path) and not os.path.exists(str(path))
+    }
+    if missing_local:
+        names = ", ".join(f"{name}: {path}" for name, path in missing_local.items())
+        raise FileNotFoundError(
+            f"Pretrained {what} file(s) not found ({names}). Train them first "
+            "(python recipes/train_classifier.py hparams/classifier_conv2d.yaml --data_folder DIR, "
+            "see README) or point --embedding_model_path/--classifier_model_path at them."
+        )
+
+    def strict_hook(module, path):
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+
+    pretrainer.add_custom_hooks({name: strict_hook for name in pretrainer.loadables})
+    try:
+        run_on_main(pretrainer.collect_files)
+    except Exception as error:  # network or hub errors: name the files
+        raise RuntimeError(
+            f"Could not fetch the pretrained {what} ({dict(paths)}): {error}. Offline? Use local "
+            "checkpoints trained by recipes/train_classifier.py."
+        ) from error
+    pretrainer.load_collected()
+
+
+def _hub_id(path):
+    """True for "owner/repo/file.ckpt" that is not a local file: fetched from the hub."""
+    path = str(path)
+    parts = path.split("/")
+    return not os.path.exists(path) and len(parts) == 3 and not path.startswith((".", "/", "~"))
+
+
+def freeze(module):
+    """Eval mode and no gradients, for good."""
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module

@@ -1,0 +1,319 @@
+"""The test-set evaluation: every method and reference mask scored over a dataset.
+
+`run_evaluation` is what `recipes/eval.py` runs on the test folds: it sets up
+the interference (`data_prep.interference`) and, on the synthetic dataset, the
+ground truth (`data_prep.ground_truth`), then `evaluate` goes batch by batch:
+
+    explain (the interpreter's mask, X_int, audio)
+    -> baseline masks (recipes/baselines.py)
+    -> score: the interpreter (`brain.score`), the baselines and the reference
+       masks "all ones" and "ground truth" (`brain.score_mask`)
+    -> ground-truth metrics of every mask (recipes/metrics.py)
+    -> the classifier check (can this classifier judge masks?)
+    -> PNG and wavs of the clips shown in the report
+
+and writes `metrics.md`, `metrics.json` and `report/index.html` into the eval
+folder. See `recipes/eval.py` for the command line and the definitions.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+
+import torch
+from speechbrain.dataio.dataloader import make_dataloader
+from speechbrain.utils.logger import get_logger
+
+from data_prep.files import write_json, write_text
+from data_prep.ground_truth import GroundTruth
+from data_prep.interference import Interference, dataset_labels
+from recipes import metrics
+from recipes.baselines import BASELINES, baseline_masks
+from recipes.figures import save_interpretation, write_wav
+from recipes.report import classifier_warning, metrics_markdown, write_report
+
+logger = get_logger(__name__)
+
+
+def report_clip_positions(labels, count):
+    """Positions of `count` clips to show, the classes taken in turn (first clip of each, ...).
+
+    Example
+    -------
+    >>> report_clip_positions(torch.tensor([0, 0, 0, 1, 1, 2]), 4)
+    [0, 3, 5, 1]
+    """
+    if count <= 0 or labels.numel() == 0:
+        return []
+    one_hot = torch.nn.functional.one_hot(labels)  # (N, C)
+    rank_in_class = one_hot.cumsum(dim=0).gather(1, labels.view(-1, 1)).squeeze(1) - 1  # (N,)
+    position = torch.arange(labels.numel())
+    order = torch.argsort(rank_in_class * labels.numel() + position)
+    return order[:count].tolist()
+
+
+def interpreter_name(brain):
+    """The name the tables use for the interpreter: its Brain class (L2I, PIQ)."""
+    return type(brain).__name__
+
+
+def all_ones_metrics(brain, outputs):
+    """The metric suite of the all-ones mask (keep everything), {name: (B,) values}.
+
+    X_int = X exactly, so the classifier's scores on X are reused for X_int:
+    Fid-In = 1 and AI = AD = AG = 0 by construction, not up to float rounding of
+    another classifier pass. X - X_int is all zeros (one pass, broadcast).
+    """
+    X, classes = outputs["X"], outputs["classes"]
+    scores_zero, _ = brain.classify(torch.zeros_like(X[:1]))  # (1, N)
+    probs = brain.class_probabilities(outputs["scores"])  # (B, N)
+    probs_removed = brain.class_probabilities(scores_zero).expand_as(probs)
+    return metrics.mask_metrics(probs, probs, probs_removed, classes, torch.ones_like(X))
+
+
+def classifier_check(
+    accuracy, masked_predictions, class_name=str, target_accuracy=None, ground_truth_fid_in=None
+):
+    """Can this classifier judge masks? The "classifier_check" block of metrics.json.
+
+    Arguments
+    ---------
+    accuracy : float
+        The classifier's accuracy on the evaluated clips.
+    masked_predictions : torch.Tensor
+        Its predicted class on X_int = mask * X, pooled over the clips and the
+        interpreter's, saliency and ground-truth masks, (M,).
+    class_name : callable
+        Class index -> name.
+    target_accuracy : float, optional
+        Its accuracy on the clean target events alone (data with sources).
+    ground_truth_fid_in : float, optional
+        Fid-In of the ground-truth mask (data with sources).
+
+    Returns
+    -------
+    dict
+        The figures above, the most frequent masked-input class and its share,
+        and "warning" (`recipes.report.classifier_warning`, None when none).
+
+    Example
+    -------
+    >>> check = classifier_check(0.9, torch.tensor([2, 2, 2, 1]))
+    >>> check["masked_top_class"], check["masked_top_class_share"]
+    ('2', 0.75)
+    >>> check["warning"].startswith("masked-input metrics")
+    True
+    """
+    counts = torch.bincount(masked_predictions.reshape(-1).long().cpu())
+    top = int(counts.argmax()) if counts.numel() else None
+    check = {
+        "accuracy": accuracy,
+        "target_accuracy": target_accuracy,
+        "ground_truth_fid_in": ground_truth_fid_in,
+        "masked_predictions": int(counts.sum()),
+        "masked_top_class": None if top is None else class_name(top),
+        "masked_top_class_share": None if top is None else counts[top].item() / counts.sum().item(),
+    }
+    check["warning"] = classifier_warning(check)
+    return check
+
+
+def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_folder, n_clips):
+    """Scores the interpreter, the baselines and the reference masks over `dataset`, batch by batch.
+
+    Arguments
+    ---------
+    brain : InterpreterBrain
+        With its interpreter loaded.
+    dataset : DynamicItemDataset
+    loader_options : dict
+        DataLoader options (not shuffled: the interference is indexed by position).
+    interference : Interference
+    ground_truth : GroundTruth or None
+    clips_folder : str
+        Where the PNG and wavs of the shown clips go.
+    n_clips : int
+        Clips shown in the report: the first clip of each class, then the second, ...
+
+    Returns
+    -------
+    stats : dict
+        {method: {metric: value}}, interpreter first, then BASELINES.
+    references : dict
+        {reference: {metric: value}}: "all_ones", and "ground_truth" (the
+        target-dominant region as the mask) with ground truth.
+    check : dict
+        `classifier_check(...)` of the evaluated clips.
+    clips : list of dict
+        The clips written for the report (paths relative to clips_folder's parent).
+    """
+    name = interpreter_name(brain)
+    stats = {name: metrics.StageStats(brain.median_stats), **{b: metrics.StageStats() for b in BASELINES}}
+    references = {"all_ones": metrics.StageStats()}
+    if ground_truth is not None:
+        references["ground_truth"] = metrics.StageStats()
+    generator = torch.Generator().manual_seed(int(brain.hparams.seed))
+    loader = make_dataloader(dataset, **{**loader_options, "shuffle": False})
+    shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
+    correct, target_correct, start, shown, masked_predictions = 0, 0, 0, [], []
+    for batch in loader:
+        wavs = interference(batch.sig[0].to(brain.device), start)  # (B, T)
+        outputs = brain.explain(wavs)
+        labels = batch.class_string_encoded.data.view(-1).to(brain.device)  # (B,)
+        correct += int((outputs["classes"] == labels).sum())
+        with torch.no_grad():
+            masks = {name: outputs["mask"], **baseline_masks(brain, outputs, generator)}
+            values, scores = {}, {}
+            values[name], scores[name] = brain.score(outputs)
+            for baseline in BASELINES:  # the generic suite for masks without an interpreter
+                values[baseline], scores[baseline] = brain.score_mask(outputs, masks[baseline])
+            # The classifier on X_int of each method. The random permutation is left out:
+            # it scatters the clip's evidence on purpose, and a classifier may rightly call
+            # scattered bins one noise-like class.
+            masked_predictions += [
+                method_scores["int"].argmax(dim=1).cpu()
+                for method, method_scores in scores.items()
+                if method != "random"
+            ]
+            values["all_ones"] = all_ones_metrics(brain, outputs)
+            target = None
+            if ground_truth is not None:
+                target, background = ground_truth.sources(batch.id, wavs)
+                region = metrics.target_region(target, background, brain.hparams.compute_stft)
+                values["ground_truth"], ground_truth_scores = brain.score_mask(outputs, region)
+                masked_predictions.append(ground_truth_scores["int"].argmax(dim=1).cpu())
+                masks.update(all_ones=torch.ones_like(region), ground_truth=region)
+                # the interpreter's audio is already inverted, and keeping everything is the clip
+                audio_of = {name: outputs["audio"], "all_ones": wavs}
+                for method, mask in masks.items():
+                    audio = audio_of.get(method)
+                    if audio is None:
+                        audio = brain.interpretation_audio(
+                            outputs["X"], outputs["X_stft"], mask, wavs.shape[-1]
+                        )
+                    X_int = brain.apply_mask(outputs["X"], mask)
+                    values[method].update(
+                        metrics.ground_truth_metrics(X_int, outputs["X"], audio, wavs, target, region)
+                    )
+                X_target, _ = brain.preprocess(target)  # the clean target events alone
+                target_scores, _ = brain.classify(X_target)  # (B, N)
+                target_correct += int((target_scores.argmax(dim=1) == labels).sum())
+        for method, method_values in values.items():
+            (references if method in references else stats)[method].add_values(method_values)
+        in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
+        shown += save_report_clips(brain, batch, outputs, labels, target, clips_folder, in_batch)
+        start += wavs.shape[0]
+    references = {reference: s.summary() for reference, s in references.items()}
+    n_evaluated = max(start, 1)
+    with_sources = ground_truth is not None
+    check = classifier_check(
+        correct / n_evaluated,
+        torch.cat(masked_predictions) if masked_predictions else torch.zeros(0, dtype=torch.long),
+        class_name=brain.class_name,
+        target_accuracy=target_correct / n_evaluated if with_sources else None,
+        ground_truth_fid_in=references["ground_truth"]["fid_in"] if with_sources else None,
+    )
+    return {method: s.summary() for method, s in stats.items()}, references, check, shown
+
+
+def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
+    """Writes PNG + original / interpretation (/ target) wavs for the clips `indices` of a batch."""
+    sample_rate = brain.hparams.sample_rate
+    written = []
+    for i in indices:  # file writing, not tensor work: one file set per clip
+        clip_id, c = batch.id[i], int(outputs["classes"][i])
+        probability = float(outputs["probs"][i, c])
+        title = f"{clip_id}: {brain.class_name(c)} (p={probability:.2f})"
+        paths = save_interpretation(
+            folder,
+            clip_id,
+            X=outputs["X"][i],
+            mask=outputs["mask"][i],
+            X_int=outputs["X_int"][i],
+            original=outputs["wavs"][i],
+            interpretation=outputs["audio"][i],
+            sample_rate=sample_rate,
+            title=title,
+        )
+        if target is not None:
+            paths["target"] = os.path.join(folder, f"{clip_id}_target.wav")
+            write_wav(paths["target"], target[i], sample_rate)
+        base = os.path.dirname(os.path.abspath(folder))
+        written.append(
+            {
+                "id": clip_id,
+                "class": brain.class_name(c),
+                "true_class": brain.class_name(int(labels[i])),
+                "probability": probability,
+                **{key: os.path.relpath(os.path.abspath(p), base) for key, p in paths.items()},
+            }
+        )
+    return written
+
+
+def _local_or_hub(path):
+    """A local file's absolute path; anything else (a hub id) as it is."""
+    path = str(path)
+    return os.path.abspath(path) if os.path.exists(path) else path
+
+
+def run_evaluation(brain, hparams, datasets, args, eval_folder):
+    """The test-fold evaluation: metrics.json, metrics.md, clips and the HTML report."""
+    n_samples = int(round(hparams["sample_rate"] * hparams["signal_length_s"]))
+    dataset = datasets["test"]
+    interference = Interference(
+        args.overlap_type,
+        dataset,
+        hparams["seed"],
+        hparams["sample_rate"],
+        n_samples,
+        speech_folder=args.speech_folder,
+        wham_mixer=brain.wham_mixer,
+    )
+    ground_truth = None
+    if GroundTruth.available(hparams["data_folder"]):
+        if interference.keeps_ground_truth:
+            ground_truth = GroundTruth(hparams["data_folder"], hparams["sample_rate"], n_samples)
+        else:
+            logger.info(
+                "Ground truth is defined for the dataset's clips as they are; with "
+                "overlap_type=%s%s it is skipped.",
+                args.overlap_type,
+                " and WHAM! noise" if brain.wham_mixer is not None else "",
+            )
+    stats, references, check, clips = evaluate(
+        brain,
+        dataset,
+        hparams["test_dataloader_opts"],
+        interference,
+        ground_truth,
+        os.path.join(eval_folder, "clips"),
+        args.n_report_clips,
+    )
+    result = {
+        "interpreter": interpreter_name(brain),
+        "hparams_file": os.path.abspath(args.hparams_file),
+        "pretrained_interpreter": os.path.abspath(args.pretrained_interpreter),
+        "data_folder": os.path.abspath(hparams["data_folder"]),
+        "overlap_type": args.overlap_type,
+        "wham_noise": brain.wham_mixer is not None,
+        "n_clips": len(dataset),
+        "seed": hparams["seed"],
+        "classifier": {
+            name: _local_or_hub(hparams[f"{name}_path"])
+            for name in ("embedding_model", "classifier_model")
+        },
+        "classifier_accuracy": check["accuracy"],
+        "ground_truth": ground_truth is not None,
+        "methods": stats,
+        "references": references,
+        "classifier_check": check,
+        "clips": clips,
+    }
+    write_text(metrics_markdown(result), os.path.join(eval_folder, "metrics.md"))
+    # metrics.json last: its presence marks a finished evaluation (make demo reuses it)
+    write_json(metrics.finite_or_none(result), os.path.join(eval_folder, "metrics.json"))
+    report = write_report([eval_folder], os.path.join(eval_folder, "report"))
+    logger.info("Evaluation written to %s (report: %s)", eval_folder, report)
+    return result
