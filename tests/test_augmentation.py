@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.batch import PaddedBatch
 
 from recipes import train_classifier
 from recipes.train_piq import target_mask
@@ -23,11 +24,21 @@ def _yaml(tmp_path, **overrides):
 
 
 @pytest.mark.parametrize("yaml_name", ["classifier_conv2d.yaml", "classifier_cnn14.yaml"])
-def test_augmentation_is_off_unless_asked(yaml_name):
+def test_augmentation_is_off_unless_asked(yaml_name, tmp_path):
+    """The yamls as shipped train on the clips as they are: same waveforms, same spectrogram."""
     with open(REPO / "hparams" / yaml_name, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, {"data_folder": "unused"})
-    assert hparams["train_on_sources"] is False
-    assert hparams["spectrogram_augment"] is False
+        hparams = load_hyperpyyaml(
+            fin, {"data_folder": "unused", "output_folder": str(tmp_path), "emb_dim": 8, "out_n_neurons": 3}
+        )
+    brain = train_classifier.ClassifierBrain(modules=hparams["modules"], hparams=hparams)
+    clips = [{"id": str(i), "sig": torch.randn(8000)} for i in range(3)]
+    batch = PaddedBatch(clips)
+    assert torch.equal(brain.training_waveforms(batch), batch.sig[0])
+    brain.modules.eval()  # same scores twice: nothing random on the spectrogram either
+    with torch.no_grad():
+        first = brain.compute_forward(batch, train_classifier.sb.Stage.TRAIN)
+        second = brain.compute_forward(batch, train_classifier.sb.Stage.TRAIN)
+    assert first.shape[0] == 3 and torch.equal(first, second)
 
 
 def test_spectrogram_augmenter_keeps_shapes_and_zeroes_bands(tmp_path):

@@ -125,11 +125,32 @@ def test_inconsistent_sizes_are_a_clear_error():
         demo.check_config(config)
 
 
-def test_demo_config_and_make_target(repo_root):
-    config = demo.load_config()  # the real demo: checked, not run
-    assert (config["dataset"]["classes"], config["dataset"]["per_class"]) == (10, 40)
-    assert config["stages"]["classifier"]["hparams"] == "hparams/classifier_conv2d.yaml"
-    assert config["output_folder"] == "results/demo"
-    makefile = (repo_root / "Makefile").read_text()
-    target = makefile.split("\ndemo:")[1].split("\n\n")[0]
-    assert "recipes/demo.py" in target
+def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_path):
+    """The real demo (checked, not run): each stage's arguments build its yaml, eval's
+    arguments parse, and `make demo` runs recipes/demo.py."""
+    import subprocess
+
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+
+    from recipes import eval as eval_recipe
+
+    config = demo.load_config()
+    stages, _ = demo.build_stages(config, tmp_path / "demo")
+    assert [stage.name for stage in stages] == [
+        "data", "classifier", "nmf", "l2i", "piq", "eval_l2i", "eval_piq"
+    ]
+    for stage in stages[1:]:
+        argv = stage.settings
+        if stage.name.startswith("eval_"):
+            args, argv = eval_recipe.parse_eval_arguments(argv)
+            assert args.pretrained_interpreter.endswith("psi_model.ckpt")
+            argv += ["--data_folder", args.data_folder, "--output_folder", args.eval_folder]
+        hparams_file, _, overrides = sb.parse_arguments(argv)
+        with open(hparams_file, encoding="utf-8") as fin:  # an unknown key is a KeyError
+            hparams = load_hyperpyyaml(fin, overrides)
+        assert hparams["output_folder"].startswith(str(tmp_path)), stage.name
+    dry_run = subprocess.run(
+        ["make", "-n", "demo"], cwd=repo_root, capture_output=True, text=True, check=True
+    )
+    assert "recipes/demo.py" in dry_run.stdout

@@ -5,7 +5,6 @@ shapes, loads a reference state dict with strict=True and then gives the same
 output. Plus the reference defects we fixed, and Theta's pooling options.
 """
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -167,8 +166,20 @@ def test_nmf_decoder_device_argument_is_accepted_and_ignored():
     assert decoder.W.device.type == "cpu"
 
 
-def test_no_hard_coded_cuda():
-    assert "cuda" not in Path(ours.__file__).read_text()
+def test_modules_follow_the_default_device(cnn14_reps):
+    """No hard-coded device: built and run under a default device, everything stays there."""
+    with torch.device("meta"):
+        reps = [torch.rand(h.shape) for h in cnn14_reps[:3]]
+        modules = {
+            "psi": (ours.Psi(n_comp=8, T=30, in_emb_dims=[64, 32, 16]), reps),
+            "theta": (ours.Theta(n_comp=8, T=30, num_classes=3), torch.rand(2, 8, 30)),
+            "decoder": (ours.NMFDecoderAudio(8, 20), torch.rand(2, 8, 30)),
+        }
+        for name, (module, inputs) in modules.items():
+            tensors = list(module.parameters()) + list(module.buffers())
+            assert all(t.device.type == "meta" for t in tensors), name
+            if inputs is not None:
+                assert module(inputs).device.type == "meta", name
 
 
 def test_psi_rejects_mismatched_inputs(cnn14_reps):
