@@ -12,7 +12,9 @@ Manifest entries look like::
                      "class_string": "dog", "fold": 1, "duration": 5.0}
 
 `{data_root}` is replaced by `data_folder` when the manifest is loaded, so a
-dataset that moved still works with the same manifest.
+dataset that moved still works with the same manifest. The audio may be any
+format soundfile reads (`AUDIO_EXTENSIONS`: wav, flac, ogg, mp3), mixed or not;
+the manifest key stays "wav".
 
 Without internet, put ESC-50 at `<data_folder>/meta/esc50.csv` and
 `<data_folder>/audio/*.wav` by hand, or run the embedded synthetic dataset
@@ -62,6 +64,10 @@ ESC50_CSV_COLUMNS = ("filename", "fold", "target", "category")
 DATA_ROOT_KEY = "data_root"  # manifest placeholder, replaced by data_folder on loading
 LABEL_ENCODER_FILE = "label_encoder.txt"
 EPS = 1e-10  # peak-normalisation floor: a silent clip stays zeros
+#: Audio files a dataset may hold (soundfile reads each of them; rows may mix them).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+#: What soundfile raises on a file it cannot read as audio.
+AUDIO_READ_ERRORS = (RuntimeError, OSError, TypeError)
 
 OFFLINE_HELP = (
     "Put ESC-50 there by hand ({data_folder}/meta/esc50.csv and {data_folder}/audio/*.wav, "
@@ -96,7 +102,8 @@ def prepare_esc50(
         ESC-50 root, holding `meta/esc50.csv` and `audio/`. When the csv is
         missing, the archive is downloaded from `download_url` and unpacked here.
     audio_data_folder : str or Path or None
-        Folder of the wav files; None means `<data_folder>/audio`.
+        Folder of the audio files (any of AUDIO_EXTENSIONS, mixed or not); None means
+        `<data_folder>/audio`.
     save_json_train, save_json_valid, save_json_test : str or Path
         Where the manifests go (folders are created).
     train_fold_nums, valid_fold_nums, test_fold_nums : int or list of int
@@ -140,13 +147,14 @@ def prepare_esc50(
         download_esc50(data_folder, ESC50_URL if download_url is None else download_url)
     if not audio_folder.is_dir():
         raise FileNotFoundError(
-            f"The ESC-50 audio folder {audio_folder} does not exist: put the wav files there, "
+            f"The ESC-50 audio folder {audio_folder} does not exist: put the audio files there, "
             "or set audio_data_folder to where they are."
         )
 
-    if not any(audio_folder.glob("*.wav")):
+    if not any(path.suffix.lower() in AUDIO_EXTENSIONS for path in audio_folder.iterdir()):
         raise FileNotFoundError(
-            f"The ESC-50 audio folder {audio_folder} has no .wav file: put the ESC-50 clips "
+            f"The ESC-50 audio folder {audio_folder} has no .wav file (nor "
+            f"{', '.join(AUDIO_EXTENSIONS[1:-1])} or {AUDIO_EXTENSIONS[-1]}): put the ESC-50 clips "
             "there (or set audio_data_folder). Existing manifests were left untouched."
         )
     rows = read_esc50_csv(csv_path)
@@ -182,7 +190,7 @@ def prepare_esc50(
         details = "; ".join(f"{split} (folds {folds[split]})" for split in empty)
         raise ValueError(
             f"No readable clip for {details} in {audio_folder} (listed in {csv_path}): put the "
-            "ESC-50 wav files in the audio folder, or choose folds that have clips. Existing "
+            "ESC-50 audio files in the audio folder, or choose folds that have clips. Existing "
             "manifests were left untouched."
         )
 
@@ -302,7 +310,7 @@ def _clip_duration(wav_path):
         return None, "file not found"
     try:
         info = sf.info(str(wav_path))
-    except (RuntimeError, OSError, TypeError) as err:
+    except AUDIO_READ_ERRORS as err:
         return None, f"unreadable ({err})"
     if info.frames <= 0 or info.samplerate <= 0:
         return None, "zero-length audio"
@@ -443,6 +451,47 @@ def pad_or_crop(sig, length):
     return torch.nn.functional.pad(sig, (0, length - sig.shape[-1]))
 
 
+def read_audio(path, sample_rate):
+    """Reads a whole audio file as it is: mono, resampled, not padded nor normalised.
+
+    Arguments
+    ---------
+    path : str or Path
+        Audio file (anything soundfile reads: wav, flac, ogg, mp3, ...).
+    sample_rate : int
+        Output sample rate.
+
+    Returns
+    -------
+    torch.Tensor
+        (T,) float32 signal; T = 0 for a file without samples.
+
+    Raises
+    ------
+    AUDIO_READ_ERRORS
+        As soundfile raises them, for a file it cannot read as audio; callers
+        say what that means where they are (`load_clip`: a manifest out of date).
+    """
+    data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+    sig = torch.from_numpy(data).mean(dim=1)  # (T,)
+    sig = torch.nan_to_num(sig, nan=0.0, posinf=0.0, neginf=0.0)
+    if file_rate != sample_rate and sig.numel():
+        sig = torchaudio.functional.resample(sig, file_rate, sample_rate)
+    return sig
+
+
+def peak_normalise(sig):
+    """sig / max |sig| over the last dimension; a silent signal stays zeros.
+
+    Example
+    -------
+    >>> peak_normalise(torch.tensor([[0.5, -0.25], [0.0, 0.0]]))
+    tensor([[ 1.0000, -0.5000],
+            [ 0.0000,  0.0000]])
+    """
+    return sig / sig.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
+
+
 def load_clip(path, sample_rate, n_samples):
     """Reads a clip: mono, resampled, padded / cropped, peak-normalised (silence stays 0).
 
@@ -461,18 +510,13 @@ def load_clip(path, sample_rate, n_samples):
         (n_samples,) float32 signal with max |sig| = 1, or zeros for a silent clip.
     """
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
-    except (RuntimeError, OSError, TypeError) as err:
+        sig = read_audio(path, sample_rate)
+    except AUDIO_READ_ERRORS as err:
         raise RuntimeError(
             f"Cannot read {path} ({err}): the file changed since the manifest was written; "
             "rerun prepare_esc50 (skip_manifest_creation: False)."
         ) from err
-    sig = torch.from_numpy(data).mean(dim=1)  # (T,)
-    sig = torch.nan_to_num(sig, nan=0.0, posinf=0.0, neginf=0.0)
-    if file_rate != sample_rate:
-        sig = torchaudio.functional.resample(sig, file_rate, sample_rate)
-    sig = pad_or_crop(sig, n_samples)
-    return sig / sig.abs().max().clamp_min(EPS)
+    return peak_normalise(pad_or_crop(sig, n_samples))
 
 
 def _positive(hparams, key, kind):

@@ -1,7 +1,9 @@
 """Building the recipes' Brains: one builder, DDP that works on CPU, frozen modules.
 
 - `build_brain`: the one place a recipe's Brain is made from its loaded yaml
-  (modules, optimiser and checkpointer for training; none of those for evaluation).
+  (modules, optimiser and checkpointer for training; none of those for
+  evaluation). For training it refuses fewer than 1 epoch and moves aside the
+  checkpoints a killed run left incomplete (`recipes.run_guard`).
 - `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
 - `load_state_dict_file`, `load_pretrained`, `freeze`: checkpoints in, with
   `weights_only=True`, strict key checks and errors that say what to do.
@@ -11,9 +13,13 @@ Authors
 """
 
 import os
+import pickle
+import zipfile
 
 import torch
 from speechbrain.utils.distributed import run_on_main
+
+from recipes.run_guard import quarantine_incomplete_checkpoints
 
 
 def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
@@ -33,6 +39,16 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
     **kwargs
         Passed on (e.g. `label_encoder` for the interpreters).
     """
+    if train:
+        limit = hparams["epoch_counter"].limit
+        if limit < 1:
+            raise ValueError(
+                f"--number_of_epochs {limit}: a training run needs at least 1 epoch. To score "
+                "an interpreter checkpoint without training it, use recipes/eval.py "
+                "--pretrained_interpreter PATH."
+            )
+        # a run killed while writing a checkpoint must not be resumed from it
+        run_on_main(quarantine_incomplete_checkpoints, args=[hparams["checkpointer"]])
     return brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"] if train else None,
@@ -54,6 +70,8 @@ class CPUFriendlyDDP:
     """
 
     def _wrap_distributed(self):
+        if self.distributed_launch and self.opt_class is None:
+            return  # evaluation only (build_brain(train=False)): nothing to synchronise
         if not self.distributed_launch or torch.device(self.device).type != "cpu":
             return super()._wrap_distributed()
         from torch.nn.parallel import DistributedDataParallel
@@ -72,7 +90,37 @@ def load_state_dict_file(path, what):
             f"{what} checkpoint not found: {path}. Train it first (see README) or pass "
             "the right path on the command line."
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only refuses pickled objects
+        raise ValueError(
+            f"{what} checkpoint {path} holds more than tensors, which weights_only=True refuses "
+            f"({error}); export a plain state dict (torch.save(module.state_dict(), path))."
+        ) from error
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{what} checkpoint {path} cannot be read: it is truncated or not a torch checkpoint "
+            f"({type(error).__name__}: {error}). Copy it again, or train / export it anew."
+        ) from error
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{what} checkpoint {path} is not a state dict (it holds a {type(state).__name__}); "
+            "export one with torch.save(module.state_dict(), path)."
+        )
+    return state
+
+
+def load_state_dict_strict(module, path, what):
+    """`load_state_dict_file` into `module` (strict), with an error naming the file on mismatch."""
+    state = load_state_dict_file(path, what)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{what} at {path} does not fit the module the yaml builds (other sizes or another "
+            f"model; give the yaml the sizes it was trained with): {error}"
+        ) from error
+    return module
 
 
 def load_pretrained(pretrainer, paths, what="classifier"):
@@ -93,10 +141,13 @@ def load_pretrained(pretrainer, paths, what="classifier"):
             "see README) or point --embedding_model_path/--classifier_model_path at them."
         )
 
-    def strict_hook(module, path):
-        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    def strict_hook(name):
+        def load(module, path):  # `path` is the collected copy: name the file the user gave
+            load_state_dict_strict(module, path, f"{what} {name} (from {paths.get(name, path)})")
 
-    pretrainer.add_custom_hooks({name: strict_hook for name in pretrainer.loadables})
+        return load
+
+    pretrainer.add_custom_hooks({name: strict_hook(name) for name in pretrainer.loadables})
     try:
         run_on_main(pretrainer.collect_files)
     except Exception as error:  # network or hub errors: name the files

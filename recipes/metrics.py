@@ -20,6 +20,27 @@ target-dominant region R (`target_region`): SI-SDR and SI-SDRi of the
 interpretation audio against the target event, and the share of the kept
 energy that lies in R (precision) and of R's energy that is kept (recall).
 
+Undefined values. A per-clip value whose definition divides by a quantity of
+the clip (its reference) that is zero has no value: it is NaN, never a huge
+number from a clamped denominator. `StageStats` leaves NaN out of the means and
+medians and counts it (`StageStats.n_undefined`, "n_undefined" in metrics.json
+and test_metrics.json). The cases:
+
+- `si_sdr` / `si_sdri` against a silent target (no target energy);
+- `gt_recall` where the target-dominant region holds no energy of X (an empty
+  region, or a silent clip), and `gt_precision` where neither the mask nor the
+  region keeps any energy (a bin of X at the floor of silence, `SILENT_X`,
+  holds none: `silent_spectrogram`);
+- `SPS` and `COMP` of an all-zero mask (no distribution to be sparse or
+  complex; scoring it as flat would rank "keeps nothing" with "keeps everything");
+- `AD` where p_c(X) = 0 and `AG` where p_c(X) = 1 (no confidence to lose / gain);
+- L2I's `nmf_rel_error` of a silent clip (||X|| = 0, `recipes/train_l2i.py`).
+
+An empty *estimate* against a non-empty reference is defined and gets the
+metric's floor: a silent interpretation against a non-silent target scores
+-SI_SDR_CLIP_DB dB, and a mask that keeps nothing of a clip whose region holds
+energy has gt_precision = gt_recall = 0.
+
 `StageStats` gathers the per-clip values of a whole stage (across processes
 under DDP) into one figure per metric.
 
@@ -35,6 +56,37 @@ from speechbrain.processing.features import spectral_magnitude
 from recipes.pipeline import EPS
 
 SI_SDR_CLIP_DB = 100.0  # an exact match is reported as this, not +inf
+# log1p |STFT| of an all-zero clip is not 0 but log1p(sqrt(1e-14)) ~ 1e-7 in every bin
+# (spectral_magnitude's eps); a bin of X at most this holds no energy. One 16-bit step of
+# noise gives ~1e-3.
+SILENT_X = 1e-6
+
+
+def _ratio(numerator, denominator):
+    """numerator / denominator, NaN where the denominator is not positive (undefined, not huge).
+
+    Example
+    -------
+    >>> _ratio(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0]))
+    tensor([0.5000,    nan])
+    """
+    defined = denominator > 0
+    return torch.where(defined, numerator / torch.where(defined, denominator, 1.0), math.nan)
+
+
+def silent_spectrogram(X):
+    """True per clip where every bin of X (log1p |STFT|) is at the floor of silence, (B,).
+
+    Example
+    -------
+    >>> from speechbrain.processing.features import STFT
+    >>> from recipes.pipeline import spectrogram
+    >>> stft = STFT(sample_rate=16000, n_fft=1024, hop_length=11.6099, win_length=23.2199)
+    >>> X, _ = spectrogram(torch.stack([torch.zeros(16000), 1e-4 * torch.randn(16000)]), stft)
+    >>> silent_spectrogram(X)
+    tensor([ True, False])
+    """
+    return X.flatten(start_dim=1).amax(dim=1) <= SILENT_X
 
 
 def _class_prob(probs, classes):
@@ -78,17 +130,21 @@ def average_increase(probs, probs_int, classes):
 def average_drop(probs, probs_int, classes):
     """100 * max(0, p_c(X) - p_c(X_int)) / p_c(X): confidence lost on the interpretation.
 
+    Undefined (NaN) where p_c(X) = 0.
+
     Example
     -------
     >>> average_drop(torch.tensor([[0.8, 0.2]]), torch.tensor([[0.4, 0.6]]), torch.tensor([0]))
     tensor([50.])
     """
     p, p_int = _class_prob(probs, classes), _class_prob(probs_int, classes)
-    return 100.0 * (p - p_int).clamp(min=0.0) / p.clamp(min=EPS)
+    return _ratio(100.0 * (p - p_int).clamp(min=0.0), p)
 
 
 def average_gain(probs, probs_int, classes):
     """100 * max(0, p_c(X_int) - p_c(X)) / (1 - p_c(X)): confidence gained.
+
+    Undefined (NaN) where p_c(X) = 1: there is no confidence left to gain.
 
     Example
     -------
@@ -96,11 +152,13 @@ def average_gain(probs, probs_int, classes):
     tensor([50.])
     """
     p, p_int = _class_prob(probs, classes), _class_prob(probs_int, classes)
-    return 100.0 * (p_int - p).clamp(min=0.0) / (1.0 - p).clamp(min=EPS)
+    return _ratio(100.0 * (p_int - p).clamp(min=0.0), 1.0 - p)
 
 
 def sparseness(mask):
     """Gini index of |mask| per clip, as quantus' Sparseness (1: one bin, 0: flat).
+
+    An all-zero mask has no distribution: NaN (undefined).
 
     Example
     -------
@@ -114,13 +172,14 @@ def sparseness(mask):
     ranks = torch.arange(1, n + 1, device=values.device, dtype=values.dtype)
     weights = 2.0 * ranks - n - 1.0
     gini = (values * weights).sum(dim=1) / (n * values.sum(dim=1))
-    return gini.to(mask.dtype)
+    empty = mask.flatten(start_dim=1).abs().sum(dim=1) == 0  # (B,)
+    return torch.where(empty, math.nan, gini).to(mask.dtype)
 
 
 def complexity(mask):
     """Entropy (nats) of |mask| normalised to sum 1 per clip, as quantus' Complexity.
 
-    An all-zero mask has no distribution; it is scored as flat (log of its size).
+    An all-zero mask has no distribution: NaN (undefined).
 
     Example
     -------
@@ -129,11 +188,10 @@ def complexity(mask):
     1.870783
     """
     values = mask.abs().flatten(start_dim=1).double()  # (B, D)
-    total = values.sum(dim=1, keepdim=True)
-    flat = torch.full_like(values, 1.0 / values.shape[1])
-    p = torch.where(total > 0, values / total.clamp(min=1e-300), flat)
+    total = values.sum(dim=1, keepdim=True)  # (B, 1)
+    p = values / torch.where(total > 0, total, 1.0)
     entropy = -(torch.special.xlogy(p, p)).sum(dim=1)
-    return entropy.to(mask.dtype)
+    return torch.where(total.squeeze(1) > 0, entropy, math.nan).to(mask.dtype)
 
 
 def topk_fidelity(surrogate_logits, classes, k):
@@ -152,7 +210,8 @@ def topk_fidelity(surrogate_logits, classes, k):
 def si_sdr(estimate, reference):
     """Scale-invariant SDR (dB) per clip; an exact match is clipped to SI_SDR_CLIP_DB.
 
-    A silent reference or estimate has no defined SI-SDR: it is scored -SI_SDR_CLIP_DB.
+    A silent reference has no SI-SDR: NaN (undefined). A silent estimate against a
+    non-silent reference is the floor, -SI_SDR_CLIP_DB.
 
     Example
     -------
@@ -170,8 +229,8 @@ def si_sdr(estimate, reference):
     noise_energy = (noise**2).sum(dim=-1)
     ratio = 10.0 * torch.log10(target_energy.clamp(min=EPS) / noise_energy.clamp(min=EPS))
     ratio = ratio.clamp(min=-SI_SDR_CLIP_DB, max=SI_SDR_CLIP_DB)
-    silent = (ref_energy.squeeze(-1) <= EPS) | ((estimate**2).sum(dim=-1) <= EPS)
-    return torch.where(silent, torch.full_like(ratio, -SI_SDR_CLIP_DB), ratio)
+    ratio = torch.where((estimate**2).sum(dim=-1) <= EPS, -SI_SDR_CLIP_DB, ratio)
+    return torch.where(ref_energy.squeeze(-1) <= EPS, math.nan, ratio)
 
 
 def mask_metrics(probs, probs_int, probs_removed, classes, mask):
@@ -220,9 +279,13 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
     - `si_sdr`: SI-SDR of the interpretation audio against the target event (dB);
     - `si_sdri`: its improvement over the clip, si_sdr - SI-SDR(clip, target);
     - `gt_precision`: share of the kept log-magnitude X_int that lies in the
-      target-dominant region R: sum(X_int R) / sum(X_int) (0 for an all-zero mask);
+      target-dominant region R: sum(X_int R) / sum(X_int) (0 for an all-zero mask
+      when R holds energy of X, NaN when it holds none either);
     - `gt_recall`: share of the clip's log-magnitude in R that is kept:
-      sum(X_int R) / sum(X R).
+      sum(X_int R) / sum(X R) (NaN when R holds no energy of X).
+
+    A silent target (SI-SDR, SI-SDRi) or an empty region is undefined: NaN (see
+    the module docstring).
 
     Arguments
     ---------
@@ -254,8 +317,11 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
     """
     kept = X_int  # (B, frames, F)
     kept_in_region = (kept * region).flatten(1).sum(dim=1)  # (B,)
-    precision = kept_in_region / kept.flatten(1).sum(dim=1).clamp(min=EPS)
-    recall = kept_in_region / (X * region).flatten(1).sum(dim=1).clamp(min=EPS)
+    region_energy = torch.where(silent_spectrogram(X * region), 0.0, (X * region).flatten(1).sum(dim=1))
+    kept_energy = torch.where(silent_spectrogram(kept), 0.0, kept.flatten(1).sum(dim=1))  # (B,)
+    precision = _ratio(kept_in_region, kept_energy)
+    precision = torch.where(precision.isnan() & (region_energy > 0), 0.0, precision)  # kept nothing
+    recall = _ratio(kept_in_region, region_energy)
     sdr = si_sdr(audio, target)
     return {
         "si_sdr": sdr,
@@ -287,13 +353,24 @@ class StageStats:
 
     `add_values` takes (B,) tensors (one value per clip); `add_scalar` takes a
     batch mean and its batch size. `summary()` averages everything, except the
-    names in `median_names`, whose median over clips is reported.
+    names in `median_names`, whose median over clips is reported. Undefined
+    (non-finite) values are left out and counted: after `summary()`,
+    `n_undefined` is {name: count} of the names with at least one (over every
+    process, so it can be read on the main process alone).
+
+    Example
+    -------
+    >>> stats = StageStats()
+    >>> stats.add_values({"nmf_rel_error": torch.tensor([0.5, float("nan"), 1.5])})
+    >>> stats.summary(), stats.n_undefined
+    ({'nmf_rel_error': 1.0}, {'nmf_rel_error': 1})
     """
 
     def __init__(self, median_names=()):
         self.values = {}
         self.scalars = {}
         self.median_names = set(median_names)
+        self.n_undefined = {}
 
     def add_values(self, values):
         for name, value in values.items():
@@ -321,8 +398,12 @@ class StageStats:
     def summary(self):
         all_values, scalars = self._gathered()
         stats = {name: total / max(n, 1) for name, (total, n) in scalars.items()}
+        self.n_undefined = {}
         for name, values in all_values.items():
-            values = values[torch.isfinite(values)]
+            finite = torch.isfinite(values)
+            if not finite.all():
+                self.n_undefined[name] = int((~finite).sum())
+            values = values[finite]
             if values.numel() == 0:
                 stats[name] = float("nan")
             elif name in self.median_names:

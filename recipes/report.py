@@ -259,6 +259,24 @@ def classifier_warning(check):
     )
 
 
+def undefined_line(n_undefined):
+    """metrics.json's "n_undefined" as one line of text, or None when every value is defined.
+
+    Example
+    -------
+    >>> print(undefined_line({"L2I": {"nmf_rel_error": 1}, "ground_truth": {"SPS": 1, "COMP": 1}}))
+    undefined values, left out of the means (clips): L2I: nmf_rel_error 1; ground truth: SPS 1, COMP 1
+    """
+    if not n_undefined:
+        return None
+    parts = [
+        f"{REFERENCE_LABELS.get(method, BASELINE_LABELS.get(method, method))}: "
+        + ", ".join(f"{metric} {count}" for metric, count in counts.items())
+        for method, counts in n_undefined.items()
+    ]
+    return "undefined values, left out of the means (clips): " + "; ".join(parts)
+
+
 def classifier_check_lines(check):
     """The classifier check as short lines of text (empty for an evaluation without one).
 
@@ -378,6 +396,9 @@ def _evaluation_html(evaluation, report_folder):
         f"interpreter {html.escape(str(evaluation.get('pretrained_interpreter', '')))}, "
         f"yaml {html.escape(str(evaluation.get('hparams_file', '')))}</p>"
     )
+    undefined = undefined_line(evaluation.get("n_undefined"))
+    if undefined:
+        meta += f'<p class="meta">{html.escape(undefined, quote=False)}</p>'
     check = evaluation.get("classifier_check")
     lines = classifier_check_lines(check)
     if lines:
@@ -477,11 +498,13 @@ def metrics_markdown(result):
     if warning:
         header += f"**Warning: {warning}**\n\n"
     rows = {**result["methods"], **reference_rows(result.get("references", {}))}
+    undefined = undefined_line(result.get("n_undefined"))
+    table_note = f"\n{undefined}.\n" if undefined else ""
     lines = classifier_check_lines(check)
     check_text = (
         "\n## Classifier check\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
     )
-    return header + markdown_table(rows) + "\n" + check_text
+    return header + markdown_table(rows) + "\n" + table_note + check_text
 
 
 def main(argv=None):

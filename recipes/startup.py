@@ -2,7 +2,8 @@
 
 `prepare_run(argv)` reads straight down, the SpeechBrain way:
 
-    parse_arguments -> load_hyperpyyaml -> create_experiment_directory
+    parse_arguments -> check_override_types -> load_hyperpyyaml
+    -> lock the output folder (recipes.run_guard) -> create_experiment_directory
     -> run_on_main(prepare_esc50) -> dataio_prep -> class count from the data
 
 The yaml builds its models with `out_n_neurons` classes. That number is not a
@@ -15,15 +16,23 @@ Authors
 
 import ctypes
 import ctypes.util
+import errno
 import os
+import re
 import shutil
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
+from recipes.run_guard import lock_output_folder
+
 logger = get_logger(__name__)
+
+OUTPUT_FOLDER_FLAG = "--output_folder (for recipes/eval.py: --eval_folder)"
 
 
 # glibc mallopt parameter numbers (malloc.h)
@@ -58,9 +67,22 @@ def keep_freed_memory():
     return "allocator left as it is (glibc refused the mallopt settings)"
 
 
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
+
+
 def _load_yaml(hparams_file, overrides):
+    """The yaml with its overrides; folders the yaml's objects cannot create get a clear error."""
     with open(hparams_file, encoding="utf-8") as fin:
-        return load_hyperpyyaml(fin, overrides)
+        try:
+            return load_hyperpyyaml(fin, overrides)
+        except OSError as error:  # e.g. the Checkpointer or the train logger making their folders
+            if error.errno not in _UNWRITABLE:
+                raise
+            raise PermissionError(
+                f"Cannot write to {error.filename} ({error.strerror}): the run writes its "
+                f"checkpoints, logs and results under its output folder. Pass {OUTPUT_FOLDER_FLAG} "
+                "with a folder you can write to."
+            ) from error
 
 
 def _with_override(overrides, key, value):
@@ -100,8 +122,72 @@ def _write_label_encoder(hparams):
     dataio_prep(hparams)
 
 
+_YAML = YAML(typ="safe", pure=True)  # YAML 1.2, as hyperpyyaml reads (1e-4 is a number)
+_TOP_LEVEL_SCALAR = re.compile(r"^([A-Za-z_]\w*):[ \t]+([^!#\s][^#]*?)\s*(#.*)?$")
+
+
+def _kind(value):
+    """The kind of a yaml default the type check enforces, or None for any value."""
+    if isinstance(value, bool):
+        return "True or False"
+    if isinstance(value, (int, float)):  # an integer default may take a float (5 s -> 0.5 s)
+        return "a number"
+    return None
+
+
+def check_override_types(hparams_file, overrides):
+    r"""A ValueError naming the key when an override does not fit the yaml's scalar default.
+
+    Numbers must stay numbers and booleans booleans: `--lr abc` would otherwise
+    fail deep inside the optimiser.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    ...     _ = f.write("lr: 0.001  # Adam\nnumber_of_epochs: 5\n")
+    >>> check_override_types(f.name, "lr: 1e-4\nnumber_of_epochs: 3\n")
+    >>> check_override_types(f.name, "number_of_epochs: abc\n")
+    Traceback (most recent call last):
+    ...
+    ValueError: --number_of_epochs 'abc': number_of_epochs is a number in ... (there: 5); give a number, e.g. --number_of_epochs 5.
+    """
+    if isinstance(overrides, dict):
+        given = overrides
+    else:
+        try:
+            given = _YAML.load(overrides or "") or {}
+        except YAMLError:
+            return  # hyperpyyaml reports its own syntax errors
+    if not isinstance(given, dict) or not given:
+        return
+    defaults = {}
+    with open(hparams_file, encoding="utf-8") as fin:
+        for line in fin:
+            match = _TOP_LEVEL_SCALAR.match(line.rstrip("\n"))
+            if match:
+                try:
+                    defaults[match.group(1)] = _YAML.load(match.group(2))
+                except YAMLError:
+                    continue
+    for key, value in given.items():
+        kind = _kind(defaults.get(key))
+        if kind is None:
+            continue
+        fits = isinstance(value, bool) if kind == "True or False" else (
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+        )
+        if not fits:
+            raise ValueError(
+                f"--{key} {value!r}: {key} is {kind} in {hparams_file} (there: "
+                f"{defaults[key]}); give {kind}, e.g. --{key} {defaults[key]}."
+            )
+
+
 def _start_experiment(hparams, hparams_file, overrides, recipe_file):
-    """Output folder, log file, resolved hyperparams.yaml, and a copy of the recipe."""
+    """Output folder (locked for this run), log file, resolved hyperparams.yaml, recipe copy."""
+    if sb.utils.distributed.if_main_process():
+        lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -140,6 +226,7 @@ def prepare_run(argv=None, prepare=True, recipe_file=None):
     user_set_classes = "out_n_neurons" in _overrides_keys(overrides)
     # The class count is unknown until the data is read: the first pass builds
     # the modules for one class (every size check passes), the second for the data.
+    check_override_types(hparams_file, overrides)
     first_pass = overrides if user_set_classes or not prepare else _with_override(overrides, "out_n_neurons", 1)
     hparams = _load_yaml(hparams_file, first_pass)
     _start_experiment(hparams, hparams_file, first_pass, recipe_file)

@@ -160,7 +160,9 @@ class L2I(InterpreterBrain):
         for k in (1, 3, 5):
             values[f"theta_top{k}"] = metrics.topk_fidelity(outputs["theta_out"], classes, k)
         residual = X - outputs["WH"]
-        values["nmf_rel_error"] = residual.flatten(1).norm(dim=1) / X.flatten(1).norm(dim=1).clamp(min=EPS)
+        relative = residual.flatten(1).norm(dim=1) / X.flatten(1).norm(dim=1).clamp(min=EPS)  # (B,)
+        # ||X|| ~ 0 on a silent clip: the relative error is undefined (NaN), not huge
+        values["nmf_rel_error"] = torch.where(metrics.silent_spectrogram(X), torch.nan, relative)
         values["n_selected"] = outputs["selected"].sum(dim=1)
         # The paper's faithfulness: logit drop when the relevant components are
         # removed (X - X_int, already classified by the base), next to removing

@@ -1,6 +1,6 @@
 """The interpreters' lr schedule (ReduceLROnPlateau) is applied, logged and resumed.
 
-A tiny PIQ run on the tiny set with `patience: 1, dont_halve_until_epoch: 0`.
+A tiny PIQ run on the tiny set with `--lr_patience 1 --lr_first_halving_epoch 0`.
 The valid loss of a real run may go either way, so the scheduler is given a
 plateau that never ends (its anchor, the best loss seen, is -inf): every epoch
 counts as one without improvement, and the lr halves every `patience + 1`
@@ -18,7 +18,7 @@ from recipes.startup import prepare_run
 from recipes.train_piq import PIQ
 
 PATIENCE = 1
-ANNEALING = f"{{patience: {PATIENCE}, dont_halve_until_epoch: 0}}"
+SCHEDULE = ["--lr_patience", str(PATIENCE), "--lr_first_halving_epoch", "0"]  # top-level keys
 
 
 def logged_lrs(train_log):
@@ -39,10 +39,10 @@ def fit_piq(argv, endless_plateau=False):
 
 def test_lr_halves_after_patience_and_a_resumed_run_goes_on_from_there(tiny_pretrained, tmp_path):
     folder = tmp_path / "run"
-    argv = piq_argv(tiny_pretrained) + ["--lr_annealing", ANNEALING, "--output_folder", str(folder)]
+    argv = piq_argv(tiny_pretrained) + [*SCHEDULE, "--output_folder", str(folder)]
     hparams, brain = fit_piq(with_flag(argv, "--number_of_epochs", PATIENCE + 1), endless_plateau=True)
     lr = hparams["lr"]
-    assert hparams["lr_annealing"].patience == PATIENCE  # the nested override took
+    assert hparams["lr_annealing"].patience == PATIENCE  # the top-level key reached the scheduler
     # epochs 1 .. patience + 1 ran at the initial lr; the last one halved it
     assert logged_lrs(folder / "train_log.txt") == pytest.approx({1: lr, 2: lr}, rel=1e-2)
     assert brain.optimizer.param_groups[0]["lr"] == pytest.approx(lr / 2)

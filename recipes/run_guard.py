@@ -1,0 +1,200 @@
+"""What keeps a run's folder sound: one run per folder, no resuming from a torn checkpoint.
+
+- `lock_output_folder(folder)`: one run per output folder. The lock is an
+  exclusive `flock` on `<folder>/.run.lock`, held until the process ends (the
+  kernel releases it when the process dies, even by SIGKILL). A second run on
+  a busy folder stops at once with an error naming the folder and the process
+  holding it; a lock file left by a process that is gone is taken over with a
+  warning.
+- `quarantine_incomplete_checkpoints(checkpointer)`: SpeechBrain's
+  Checkpointer writes `CKPT.yaml` first and the parameter files after it, so a
+  run killed in the middle of a checkpoint leaves a folder that looks like a
+  checkpoint but cannot be loaded (an empty `CKPT.yaml`, missing or truncated
+  parameter files). Before a recipe builds its Brain, every such folder is
+  renamed `incomplete-CKPT+...` (kept, not deleted, so nothing is lost), with a
+  warning; the run then resumes from the newest complete checkpoint.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import atexit
+import fcntl
+import os
+import socket
+import time
+import zipfile
+from pathlib import Path
+
+import yaml
+from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+LOCK_FILE = ".run.lock"
+QUARANTINE_PREFIX = "incomplete-"
+
+_held_locks = {}  # folder -> open file object holding the flock (one per folder per process)
+
+
+def _writable_folder_error(folder, error, flag):
+    return PermissionError(
+        f"Cannot write to {folder} ({error.strerror or error}): the run writes its checkpoints, "
+        f"logs and results there. Pass {flag} with a folder you can write to."
+    )
+
+
+def lock_output_folder(folder, flag="--output_folder"):
+    """Takes the run lock of `folder` (created when missing) for this process.
+
+    Arguments
+    ---------
+    folder : str
+        The run's output folder.
+    flag : str
+        The command-line option that sets the folder, for the messages.
+
+    Returns
+    -------
+    str
+        The lock file's path.
+
+    Raises
+    ------
+    RuntimeError
+        Another live process holds the folder.
+    PermissionError
+        The folder cannot be created or written.
+    """
+    folder = os.path.abspath(folder)
+    if folder in _held_locks:
+        return os.path.join(folder, LOCK_FILE)
+    path = os.path.join(folder, LOCK_FILE)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as error:
+        raise _writable_folder_error(folder, error, flag) from error
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RuntimeError(
+            f"{folder} is in use by another run ({holder}). Wait for it to finish, stop it, "
+            f"or pass another {flag}."
+        ) from None
+    handle.seek(0)
+    previous = handle.read().strip()
+    if previous:
+        logger.warning(
+            "Took over the lock of %s, left by a run that is gone (%s).", folder, previous
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    handle.flush()
+    _held_locks[folder] = handle
+    return path
+
+
+def _release_all():
+    """At exit: the lock files are emptied (a clean end leaves no stale holder) and released."""
+    for handle in _held_locks.values():
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.close()
+        except OSError:
+            pass
+    _held_locks.clear()
+
+
+atexit.register(_release_all)
+
+
+def _paramfile_problem(path):
+    """Why a parameter file cannot be loaded, or None when it looks whole."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    if path.stat().st_size == 0:
+        return f"{path.name} is empty"
+    with open(path, "rb") as fin:
+        is_zip = fin.read(2) == b"PK"
+    if is_zip:  # torch.save's format: the central directory and CRCs catch a truncation
+        try:
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            return f"{path.name} is truncated or corrupt ({error})"
+        if broken is not None:
+            return f"{path.name} is corrupt (member {broken})"
+    return None
+
+
+def checkpoint_problem(ckpt_dir, recoverable_names):
+    """Why the checkpoint folder `ckpt_dir` cannot be resumed from, or None when it is complete.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = Path(tmp) / "CKPT+x"
+    ...     folder.mkdir()
+    ...     _ = (folder / "CKPT.yaml").write_text("unixtime: 1\\n")
+    ...     checkpoint_problem(folder, ["psi"])
+    'psi.ckpt is missing'
+    """
+    ckpt_dir = Path(ckpt_dir)
+    try:
+        meta = yaml.safe_load((ckpt_dir / METAFNAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        return f"{METAFNAME} cannot be read ({error})"
+    if not isinstance(meta, dict):
+        return f"{METAFNAME} is empty or not a mapping"
+    for name in recoverable_names:
+        problem = _paramfile_problem(ckpt_dir / f"{name}{PARAMFILE_EXT}")
+        if problem:
+            return problem
+    return None
+
+
+def quarantine_incomplete_checkpoints(checkpointer):
+    """Renames every incomplete checkpoint folder of `checkpointer` aside, with a warning.
+
+    Arguments
+    ---------
+    checkpointer : speechbrain.utils.checkpoints.Checkpointer or None
+
+    Returns
+    -------
+    list of Path
+        The folders moved aside (now `incomplete-CKPT+...`).
+    """
+    if checkpointer is None or not Path(checkpointer.checkpoints_dir).is_dir():
+        return []
+    moved = []
+    names = list(checkpointer.recoverables)
+    for ckpt_dir in sorted(Path(checkpointer.checkpoints_dir).iterdir()):
+        if not (ckpt_dir.is_dir() and ckpt_dir.name.startswith(CKPT_PREFIX)):
+            continue
+        problem = checkpoint_problem(ckpt_dir, names)
+        if problem is None:
+            continue
+        target = ckpt_dir.with_name(QUARANTINE_PREFIX + ckpt_dir.name)
+        n = 1
+        while target.exists():
+            n += 1
+            target = ckpt_dir.with_name(f"{QUARANTINE_PREFIX}{n}-{ckpt_dir.name}")
+        ckpt_dir.rename(target)
+        logger.warning(
+            "Checkpoint %s is incomplete (%s), probably written by a run that was killed: "
+            "moved aside to %s; resuming from the newest complete checkpoint, if any.",
+            ckpt_dir,
+            problem,
+            target.name,
+        )
+        moved.append(target)
+    return moved
