@@ -12,7 +12,8 @@ Stages, each the project's own recipe called with the sizes of
     nmf         recipes/train_nmf.py              <out>/nmf
     l2i         recipes/train_l2i.py              <out>/l2i
     piq         recipes/train_piq.py              <out>/piq
-    eval        recipes/eval.py (L2I and PIQ, baselines, ground truth)  <out>/{l2i,piq}/eval
+    lmac        recipes/train_lmac.py             <out>/lmac
+    eval        recipes/eval.py (L2I, PIQ and L-MAC, baselines, ground truth)  <out>/{l2i,piq,lmac}/eval
     report      recipes/report.py                 <out>/report/index.html
 
 A stage whose outputs exist (classifier.ckpt, nmf_decoder.ckpt,
@@ -49,7 +50,8 @@ logger = get_logger(__name__)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "hparams", "demo.yaml")
 STAGE_RECORD = "demo_stage.json"
-REPORT_TITLE = "make demo: L2I and PIQ on the synthetic dataset"
+INTERPRETERS = ("l2i", "piq", "lmac")  # their stages (and eval folders), in the report's order
+REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
 
 
 def deep_merge(base, update):
@@ -87,8 +89,8 @@ def check_config(config, path="the demo config"):
     stages = config["stages"]
     overrides = {name: stage.get("overrides", {}) for name, stage in stages.items()}
     must_match = [
-        ("emb_dim", ("classifier", "l2i", "piq")),
-        ("lin_neurons", ("classifier", "l2i", "piq")),
+        ("emb_dim", ("classifier", "l2i", "piq", "lmac")),
+        ("lin_neurons", ("classifier", "l2i", "piq", "lmac")),
         ("K", ("nmf", "l2i")),
     ]
     for key, names in must_match:
@@ -183,11 +185,11 @@ def build_stages(config, output_folder):
     """The chain's stages for a config (see `load_config`) writing under `output_folder`."""
     from data_prep.synthetic_prepare import create_synthetic_dataset
     from recipes import eval as eval_recipe
-    from recipes import train_classifier, train_l2i, train_nmf, train_piq
+    from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
 
     out = os.path.abspath(output_folder)
     folders = {
-        name: os.path.join(out, name) for name in ("data", "classifier", "nmf", "l2i", "piq")
+        name: os.path.join(out, name) for name in ("data", "classifier", "nmf", *INTERPRETERS)
     }
     dataset = config["dataset"]
     stages_config = config["stages"]
@@ -219,10 +221,13 @@ def build_stages(config, output_folder):
         "piq": recipe_argv(
             hparams_path("piq"), overrides("piq", output_folder=folders["piq"], **classifier_paths)
         ),
+        "lmac": recipe_argv(
+            hparams_path("lmac"), overrides("lmac", output_folder=folders["lmac"], **classifier_paths)
+        ),
     }
     eval_options = ["--n_report_clips", str(config.get("eval", {}).get("n_report_clips", 4))]
-    eval_folders = {name: os.path.join(folders[name], "eval") for name in ("l2i", "piq")}
-    for name in ("l2i", "piq"):
+    eval_folders = {name: os.path.join(folders[name], "eval") for name in INTERPRETERS}
+    for name in INTERPRETERS:
         argv[f"eval_{name}"] = argv[name] + [
             "--pretrained_interpreter",
             os.path.join(folders[name], "psi_model.ckpt"),
@@ -270,8 +275,15 @@ def build_stages(config, output_folder):
             lambda: train_piq.main(argv["piq"]),
             argv["piq"],
         ),
+        Stage(
+            "lmac",
+            folders["lmac"],
+            [os.path.join(folders["lmac"], "psi_model.ckpt")],
+            lambda: train_lmac.main(argv["lmac"]),
+            argv["lmac"],
+        ),
     ]
-    for name in ("l2i", "piq"):
+    for name in INTERPRETERS:
         stages.append(
             Stage(
                 f"eval_{name}",
@@ -281,7 +293,7 @@ def build_stages(config, output_folder):
                 argv[f"eval_{name}"],
             )
         )
-    return stages, [eval_folders["l2i"], eval_folders["piq"]]
+    return stages, [eval_folders[name] for name in INTERPRETERS]
 
 
 def run_demo(config, output_folder):

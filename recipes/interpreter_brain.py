@@ -37,7 +37,7 @@ from recipes.brains import (
     build_brain,
     freeze,
     load_pretrained,
-    load_state_dict_file,
+    load_state_dict_strict,
 )
 from recipes.pipeline import class_probabilities, classify, invert_to_audio, spectrogram
 
@@ -65,6 +65,9 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     best_key = "fid_in"
     #: Statistics reported as a median over clips instead of a mean.
     median_stats = ()
+    #: Valid statistic whose plateau halves the lr (maximised: the scheduler gets
+    #: its negative); None: the valid loss.
+    lr_plateau_key = None
 
     def __init__(self, *args, label_encoder=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -100,12 +103,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
 
     def load_frozen_state(self, module, path, what):
         """Loads a frozen module's state dict strictly, with a clear error on mismatch."""
-        state = load_state_dict_file(path, what)
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise ValueError(f"{what} at {path} does not fit the yaml's set-up: {error}") from error
-        return freeze(module).to(self.device)
+        return freeze(load_state_dict_strict(module, path, what)).to(self.device)
 
     def _tensorboard_logger(self):
         if not self.hparams.use_tensorboard:
@@ -285,7 +283,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             annealing = self.hparams.lr_annealing
             if annealing is not None:
                 # ReduceLROnPlateau only computes (current, next): the next lr is set here
-                lr, next_lr = annealing([self.optimizer], epoch, stage_loss)
+                plateau = stage_loss if self.lr_plateau_key is None else -stats[self.lr_plateau_key]
+                lr, next_lr = annealing([self.optimizer], epoch, plateau)
                 sb.nnet.schedulers.update_learning_rate(self.optimizer, next_lr)
             meta = {"epoch": epoch, "lr": lr}
             self.log_stats(meta, train_stats=getattr(self, "train_stats", None), valid_stats=stats)
@@ -299,7 +298,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
             self.test_stats = stats
             if sb.utils.distributed.if_main_process():
-                write_json(metrics.finite_or_none(stats), os.path.join(self.hparams.output_folder, "test_metrics.json"))
+                undefined = {"n_undefined": self.stage_stats.n_undefined}  # {metric: clips}, out of the means
+                write_json(metrics.finite_or_none({**stats, **undefined}), os.path.join(self.hparams.output_folder, "test_metrics.json"))
                 self.export_interpreter(self.hparams.output_folder)
 
     def export_interpreter(self, folder):
@@ -309,6 +309,11 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             state = self.unwrapped(name).state_dict()
             write_atomic(os.path.join(folder, interpreter_file(name)), lambda tmp, state=state: torch.save(state, tmp))
         logger.info("Exported the interpreter (%s) to %s", ", ".join(self.modules), folder)
+        from recipes.inference_export import (  # (it imports this module)
+            INFERENCE_FOLDER,
+            export_inference,
+        )
+        export_inference(self, os.path.join(folder, INFERENCE_FOLDER))  # AudioInterpreter.from_hparams
 
     def load_interpreter(self, path):
         """Loads exported interpreter weights (strict, weights_only=True).
@@ -319,7 +324,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         folder = path if os.path.isdir(path) else os.path.dirname(path)
         for name in self.modules:
             file = os.path.join(folder, interpreter_file(name))
-            self.unwrapped(name).load_state_dict(load_state_dict_file(file, f"interpreter {name}"), strict=True)
+            load_state_dict_strict(self.unwrapped(name), file, f"interpreter {name}")
         logger.info("Loaded the interpreter (%s) from %s", ", ".join(self.modules), folder)
 
     def log_stats(self, meta, **stage_stats):

@@ -116,3 +116,22 @@ def tiny_piq(tiny_pretrained, tmp_path_factory):
     argv = piq_argv(tiny_pretrained)
     brain = train_piq.main(argv + ["--output_folder", str(out)])
     return {"folder": out, "brain": brain, "argv": argv}
+
+
+def lmac_argv(tiny_pretrained):
+    """The tiny L-MAC command line (conv2d yaml) on the tiny set, without --output_folder."""
+    overrides = list(tiny_pretrained["overrides"])
+    nmf_at = overrides.index("--nmf_decoder_path")
+    del overrides[nmf_at : nmf_at + 2]  # L-MAC has no dictionary
+    return [str(HPARAMS / "lmac_conv2d.yaml"), "--lr", "0.001"] + overrides
+
+
+@pytest.fixture(scope="session")
+def tiny_lmac(tiny_pretrained, tmp_path_factory):
+    """One epoch of L-MAC (conv2d yaml) on the tiny set: {"folder", "brain", "argv"}."""
+    from recipes import train_lmac
+
+    out = tmp_path_factory.mktemp("lmac") / "run"
+    argv = lmac_argv(tiny_pretrained)
+    brain = train_lmac.main(argv + ["--output_folder", str(out)])
+    return {"folder": out, "brain": brain, "argv": argv}

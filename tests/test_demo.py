@@ -39,8 +39,10 @@ def test_smoke_demo_runs_every_stage_within_budget(smoke):
         "nmf",
         "l2i",
         "piq",
+        "lmac",
         "eval_l2i",
         "eval_piq",
+        "eval_lmac",
     ]
     assert all(seconds is not None for seconds in result["timings"].values())  # nothing reused
     for path in (
@@ -51,8 +53,10 @@ def test_smoke_demo_runs_every_stage_within_budget(smoke):
         "l2i/psi_model.ckpt",
         "l2i/theta.ckpt",
         "piq/psi_model.ckpt",
+        "lmac/psi_model.ckpt",
         "l2i/eval/metrics.json",
         "piq/eval/metrics.json",
+        "lmac/eval/metrics.json",
         "report/index.html",
         "summary.md",
     ):
@@ -61,7 +65,7 @@ def test_smoke_demo_runs_every_stage_within_budget(smoke):
     assert (params["classes"], params["per_class"], params["duration_s"]) == (3, 5, 1.0)
 
 
-def test_summary_has_both_interpreters_baselines_and_ground_truth(smoke):
+def test_summary_has_every_interpreter_baselines_and_ground_truth(smoke):
     out, result, _ = smoke
     rows = [line.split("|")[1].strip() for line in result["summary"].splitlines()[2:]]
     assert rows == [
@@ -71,11 +75,14 @@ def test_summary_has_both_interpreters_baselines_and_ground_truth(smoke):
         "PIQ",
         "PIQ: random mask",
         "PIQ: saliency (captum)",
-        "all ones",  # the references: the same for both interpreters, shown once
+        "LMAC",
+        "LMAC: random mask",
+        "LMAC: saliency (captum)",
+        "all ones",  # the references: the same for every interpreter, shown once
         "ground truth",
     ]
     assert "SI-SDRi dB" in result["summary"] and "GT precision" in result["summary"]
-    for name in ("l2i", "piq"):
+    for name in ("l2i", "piq", "lmac"):
         evaluation = json.loads((out / name / "eval" / "metrics.json").read_text())
         assert evaluation["ground_truth"] and evaluation["n_clips"] == 3
         assert list(evaluation["references"]) == ["all_ones", "ground_truth"]
@@ -88,7 +95,7 @@ def test_merged_report_links_existing_files_only(smoke):
     assert result["report"] == str(index)
     parser = _Links()
     parser.feed(index.read_text(encoding="utf-8"))
-    assert len(parser.links) == 2 * 2 * 4  # 2 interpreters x 2 clips x (3 wavs + 1 PNG)
+    assert len(parser.links) == 3 * 2 * 4  # 3 interpreters x 2 clips x (3 wavs + 1 PNG)
     for link in parser.links:
         assert "://" not in link and (index.parent / urllib.parse.unquote(link)).is_file(), link
 
@@ -138,7 +145,7 @@ def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_pat
     config = demo.load_config()
     stages, _ = demo.build_stages(config, tmp_path / "demo")
     assert [stage.name for stage in stages] == [
-        "data", "classifier", "nmf", "l2i", "piq", "eval_l2i", "eval_piq"
+        "data", "classifier", "nmf", "l2i", "piq", "lmac", "eval_l2i", "eval_piq", "eval_lmac"
     ]
     for stage in stages[1:]:
         argv = stage.settings

@@ -1,0 +1,90 @@
+"""L-MAC (Listenable Maps for Audio Classifiers): the mask decoder of the Conv2d classifier.
+
+L-MAC (Paissan et al., ICML 2024, arXiv 2403.13086) decodes the frozen
+classifier's hidden representations into the logits of a mask over the
+linear-frequency log1p |STFT|; the recipe (`recipes/train_lmac.py`) applies
+the sigmoid and trains the decoder through the classifier's decision on the
+masked-in and masked-out spectrograms.
+
+- CNN14: the reference decoder, ``speechbrain.lobes.models.Cnn14.CNN14PSI_stft``
+  (``hparams/lmac_cnn14.yaml`` builds it from SpeechBrain, so the published
+  L-MAC checkpoints load). It is not ``models.L2I.CNN14PSI_stft``: that one
+  (same name and docstring in the seed API) gives K NMF activations over time
+  only, (B, K, frames), and no frequency axis.
+- Conv2d (``Conv2dEncoder_v2``): :class:`Conv2dMaskDecoder` below, PIQ's
+  decoder without its quantiser.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import torch.nn as nn
+
+from models.PIQ import (
+    ResBlockAudio,
+    VectorQuantizedPSI_Audio,
+    _transposed_conv_decoder,
+    weights_init,
+)
+
+
+class Conv2dMaskDecoder(nn.Module):
+    """Mask logits over the log1p |STFT| from ``Conv2dEncoder_v2`` representations.
+
+    PIQ's decoder (:class:`models.PIQ.VectorQuantizedPSI_Audio`) without the
+    codebook: an optional residual adapter, then the same transposed
+    convolutions, from the encoder's (T/16, F/16) map to one time-frequency
+    map of 513 bins (n_fft 1024). The parameter names are PIQ's (`adapter.*`,
+    `decoder.*`), so a PIQ checkpoint's decoder loads into it
+    (``load_state_dict(..., strict=False)`` leaves the codebook out).
+
+    Arguments
+    ---------
+    dim : int
+        Channels of the classifier's representations (its emb_dim).
+    use_adapter : bool
+        If True, a learned :class:`models.PIQ.ResBlockAudio` adapts the
+        representations before decoding.
+
+    Example
+    -------
+    >>> import torch
+    >>> decoder = Conv2dMaskDecoder(dim=16)
+    >>> decoder(torch.randn(2, 16, 26, 32)).shape  # a 5 s clip: 431 frames -> 26 x 32
+    torch.Size([2, 1, 417, 513])
+    """
+
+    def __init__(self, dim=256, use_adapter=True):
+        super().__init__()
+        self.dim = dim
+        self.use_adapter = use_adapter
+        if use_adapter:
+            self.adapter = ResBlockAudio(dim)
+        self.decoder = _transposed_conv_decoder(
+            dim,
+            VectorQuantizedPSI_Audio.decoder_stages,
+            VectorQuantizedPSI_Audio.decoder_out_kernel,
+        )
+        self.apply(weights_init)
+
+    def forward(self, hs):
+        """Decodes the mask logits.
+
+        Arguments
+        ---------
+        hs : torch.Tensor
+            Classifier representations, ``(B, dim, T', F')``.
+
+        Returns
+        -------
+        torch.Tensor
+            Mask logits ``(B, 1, frames', 16 F' + 1)`` (513 bins for F' = 32).
+        """
+        if hs.ndim != 4 or hs.shape[1] != self.dim:
+            raise ValueError(
+                f"Conv2dMaskDecoder(dim={self.dim}) expects representations of shape "
+                f"(B, {self.dim}, T', F'), got {tuple(hs.shape)}: set the yaml's emb_dim to "
+                "the classifier's."
+            )
+        h = self.adapter(hs) if self.use_adapter else hs  # (B, dim, T', F')
+        return self.decoder(h)  # (B, 1, frames', F)
