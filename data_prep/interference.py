@@ -147,7 +147,8 @@ class Interference:
         self.dataset = dataset
         self.sample_rate, self.n_samples = sample_rate, n_samples
         self.wham_mixer = wham_mixer if overlap_type == "none" else None
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)  # pairings and speech choices
         if overlap_type == "mixtures":
             self.partner = pair_different_classes(dataset_labels(dataset), self.generator)  # (N,)
         elif overlap_type == "speech":
@@ -159,10 +160,15 @@ class Interference:
         """True when the evaluated clips are the dataset's mixtures themselves."""
         return self.overlap_type == "none" and self.wham_mixer is None
 
+    def batch_generator(self, start):
+        """The generator of the batch starting at clip `start`: noise and crops depend on
+        the clips' positions only, so a run sharded over processes draws what one process does."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + int(start))
+
     def interference(self, start, count):
         """The (count, T) signals mixed into the clips start .. start + count - 1."""
         if self.overlap_type == "white_noise":
-            return torch.randn(count, self.n_samples, generator=self.generator)
+            return torch.randn(count, self.n_samples, generator=self.batch_generator(start))
         if self.overlap_type == "mixtures":
             with self.dataset.output_keys_as(["sig"]):  # file reads, one per clip
                 return torch.stack(
@@ -174,6 +180,8 @@ class Interference:
     def __call__(self, wavs, start):
         """The evaluated waveforms (B, T) for clips start .. start + B - 1."""
         if self.overlap_type == "none":
-            return wavs if self.wham_mixer is None else self.wham_mixer(wavs, self.generator)
+            if self.wham_mixer is None:
+                return wavs
+            return self.wham_mixer(wavs, self.batch_generator(start))
         interference = self.interference(start, wavs.shape[0]).to(wavs)
         return overlap_mix(wavs, interference)

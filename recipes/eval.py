@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Evaluates a trained interpreter (L2I or PIQ) with baselines, ground truth and a report.
+"""Evaluates a trained interpreter (L2I, PIQ or L-MAC) with baselines, ground truth and a report.
 
 Run from the repository root, with the yaml the interpreter was trained with
 (and the same size overrides, e.g. --emb_dim 32 --K 256):
@@ -11,6 +11,7 @@ Run from the repository root, with the yaml the interpreter was trained with
     python recipes/eval.py hparams/piq.yaml --data_folder DIR --pretrained_interpreter ... \\
         --overlap_type speech --speech_folder LJSpeech-1.1/wavs
     python recipes/eval.py hparams/l2i_conv2d.yaml --pretrained_interpreter ... --single_sample clip.wav
+    python recipes/eval.py hparams/piq.yaml --pretrained_interpreter ... --single_sample long.flac --window
 
 The yaml's `interpreter_class` is the Brain that is built; the interpreter's
 weights come from `--pretrained_interpreter` (a `psi_model.ckpt` file or the
@@ -61,13 +62,23 @@ clip), then
 - `gt_recall`: share of the clip's log-magnitude in R that the mask keeps:
   sum(mask X R) / sum(X R).
 
+A value undefined on a clip (SI-SDR against a silent target, recall of an empty
+region, SPS / COMP of an all-zero mask, L2I's NMF error of a silent clip, ...;
+the rule is in recipes/metrics.py) is left out of the means and counted in
+metrics.json's "n_undefined" ({method: {metric: clips}}) and in metrics.md.
+
 Writes into the eval folder (default `<output_folder>/eval[_<overlap>]`, with
 `output_folder` the interpreter's folder unless given): `metrics.json`,
 `metrics.md`, `clips/` (PNG and wavs of the first `--n_report_clips` clips) and
 `report/index.html`. `--single_sample FILE.wav` instead explains one file and
 writes into `<eval_folder>/<file stem>/` (default eval folder
 `<output_folder>/single_sample`); without `--data_folder` the class names come
-from the `save/label_encoder.txt` of the interpreter's training run.
+from the `save/label_encoder.txt` of the interpreter's training run. A file
+soundfile cannot read, or without a sample, is refused before any set-up; a
+silent file, or one longer than `signal_length_s` (only its first
+`signal_length_s` is explained), gets a warning (logged and in
+prediction.json). `--window` explains the whole file in consecutive windows of
+`signal_length_s` instead (recipes/explain_file.py).
 
 Authors
  * audio-interpret contributors 2026
@@ -82,7 +93,7 @@ import speechbrain as sb
 
 from data_prep.interference import OVERLAP_TYPES, speech_files
 from recipes.brains import build_brain
-from recipes.explain_file import explain_single_sample, single_sample_setup
+from recipes.explain_file import check_audio_file, explain_single_sample, single_sample_setup
 from recipes.interpreter_brain import interpreter_file
 from recipes.report import metrics_markdown
 from recipes.scoring import run_evaluation
@@ -104,7 +115,7 @@ def parse_eval_arguments(argv=None):
     Returns
     -------
     args : argparse.Namespace
-        pretrained_interpreter, overlap_type, speech_folder, single_sample,
+        pretrained_interpreter, overlap_type, speech_folder, single_sample, window,
         eval_folder, n_report_clips, output_folder, data_folder.
     recipe_argv : list of str
         `[hparams.yaml, --key, value, ...]` for `recipes.startup.prepare_run`
@@ -129,6 +140,11 @@ def parse_eval_arguments(argv=None):
     parser.add_argument("--overlap_type", choices=OVERLAP_TYPES, default="none")
     parser.add_argument("--speech_folder", help="folder of speech wavs (--overlap_type speech)")
     parser.add_argument("--single_sample", help="explain this one audio file instead")
+    parser.add_argument(
+        "--window",
+        action="store_true",
+        help="with --single_sample: explain the whole file in consecutive windows of signal_length_s",
+    )
     parser.add_argument("--eval_folder", help="where to write (default: see the docstring)")
     parser.add_argument(
         "--n_report_clips", type=int, default=4, help="clips shown in the report (PNG + audio)"
@@ -147,7 +163,7 @@ def interpreter_folder(path):
     if not os.path.isfile(os.path.join(folder, interpreter_file("psi"))):
         raise FileNotFoundError(
             f"--pretrained_interpreter {path}: no {interpreter_file('psi')} there. Give the "
-            "psi_model.ckpt that recipes/train_l2i.py or recipes/train_piq.py exported into "
+            "psi_model.ckpt that recipes/train_l2i.py, train_piq.py or train_lmac.py exported into "
             "its output folder (or that folder)."
         )
     return folder
@@ -172,7 +188,7 @@ def interpreter_class(hparams):
         raise ValueError(
             "The yaml has no `interpreter_class` (the Brain to build, e.g. "
             "`interpreter_class: !name:recipes.train_piq.PIQ`): evaluate with an interpreter "
-            "yaml (hparams/l2i_conv2d.yaml, hparams/l2i_cnn14.yaml, hparams/piq.yaml)."
+            "yaml (hparams/l2i_conv2d.yaml, l2i_cnn14.yaml, piq.yaml, lmac_conv2d.yaml, lmac_cnn14.yaml)."
         )
     return hparams["interpreter_class"]
 
@@ -196,6 +212,10 @@ def main(argv=None):
         raise FileNotFoundError(
             f"--single_sample {args.single_sample} does not exist: give an audio file."
         )
+    if args.window and not single:
+        raise ValueError("--window explains one long file: it needs --single_sample FILE.")
+    if single:
+        check_audio_file(args.single_sample)  # not audio, or no sample: refused before any set-up
     if single and args.overlap_type != "none":
         raise ValueError(
             "--single_sample explains the file as it is: drop --overlap_type (or mix the "
@@ -224,15 +244,18 @@ def main(argv=None):
             hparams,
             args.single_sample,
             os.path.join(eval_folder, Path(args.single_sample).stem),
+            window=args.window,
         )
+        windows = f", mean of {len(result['windows'])} windows" if args.window else ""
         print(
-            f"{args.single_sample}: {result['class']} (p={result['probability']:.3f}); "
+            f"{args.single_sample}: {result['class']} (p={result['probability']:.3f}{windows}); "
             f"interpretation written to {result['files']['interpretation']}"
         )
         return result
 
+    # every torchrun process scores its share of the clips; the main one writes the files
+    result = run_evaluation(brain, hparams, datasets, args, eval_folder)
     if sb.utils.distributed.if_main_process():
-        result = run_evaluation(brain, hparams, datasets, args, eval_folder)
         print(metrics_markdown(result))
         print(f"Report: {os.path.join(eval_folder, 'report', 'index.html')}")
         return result

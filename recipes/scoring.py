@@ -23,6 +23,7 @@ import os
 
 import torch
 from speechbrain.dataio.dataloader import make_dataloader
+from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
@@ -31,7 +32,7 @@ from data_prep.interference import Interference, dataset_labels
 from recipes import metrics
 from recipes.baselines import BASELINES, baseline_masks
 from recipes.figures import save_interpretation, write_wav
-from recipes.report import classifier_warning, metrics_markdown, write_report
+from recipes.report import classifier_warning, metrics_markdown, undefined_line, write_report
 
 logger = get_logger(__name__)
 
@@ -119,6 +120,45 @@ def classifier_check(
     return check
 
 
+def _distributed():
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def shard_batch_starts(n_clips, batch_size, rank=None, world_size=None):
+    """The first clip of each batch this process evaluates.
+
+    The test set is cut into the batches one process would make, and the
+    batches are dealt out to the torchrun processes in turn, so every batch,
+    and every random draw seeded by its position, is what a single process
+    gets: the figures equal a single-process run on the same clips.
+
+    Example
+    -------
+    >>> shard_batch_starts(10, 4, rank=0, world_size=2), shard_batch_starts(10, 4, rank=1, world_size=2)
+    ([0, 8], [4])
+    """
+    if rank is None:
+        rank = torch.distributed.get_rank() if _distributed() else 0
+        world_size = torch.distributed.get_world_size() if _distributed() else 1
+    return list(range(rank * batch_size, n_clips, world_size * batch_size))
+
+
+def _gathered(correct, target_correct, n_evaluated, shown, masked_predictions):
+    """The per-process counts summed, the shown clips and masked predictions pooled."""
+    masked = torch.cat(masked_predictions) if masked_predictions else torch.zeros(0, dtype=torch.long)
+    if not _distributed():
+        return correct, target_correct, n_evaluated, shown, masked
+    everyone = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, (correct, target_correct, n_evaluated, shown, masked))
+    return (
+        sum(part[0] for part in everyone),
+        sum(part[1] for part in everyone),
+        sum(part[2] for part in everyone),
+        [clip for part in everyone for clip in part[3]],
+        torch.cat([part[4] for part in everyone]),
+    )
+
+
 def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_folder, n_clips):
     """Scores the interpreter, the baselines and the reference masks over `dataset`, batch by batch.
 
@@ -147,18 +187,25 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         `classifier_check(...)` of the evaluated clips.
     clips : list of dict
         The clips written for the report (paths relative to clips_folder's parent).
+    n_undefined : dict
+        {method or reference: {metric: count}}: the clips whose value is undefined
+        (e.g. SI-SDR against a silent target), left out of the means; empty for none.
     """
     name = interpreter_name(brain)
     stats = {name: metrics.StageStats(brain.median_stats), **{b: metrics.StageStats() for b in BASELINES}}
     references = {"all_ones": metrics.StageStats()}
     if ground_truth is not None:
         references["ground_truth"] = metrics.StageStats()
-    generator = torch.Generator().manual_seed(int(brain.hparams.seed))
-    loader = make_dataloader(dataset, **{**loader_options, "shuffle": False})
+    batch_size = int(loader_options["batch_size"])
+    starts = shard_batch_starts(len(dataset), batch_size)  # this process's batches
+    positions = [p for start in starts for p in range(start, min(start + batch_size, len(dataset)))]
+    loader = make_dataloader(dataset, **{**loader_options, "shuffle": False, "sampler": positions})
     shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
-    correct, target_correct, start, shown, masked_predictions = 0, 0, 0, [], []
-    for batch in loader:
+    correct, target_correct, n_evaluated, shown, masked_predictions = 0, 0, 0, [], []
+    for start, batch in zip(starts, loader):
         wavs = interference(batch.sig[0].to(brain.device), start)  # (B, T)
+        # the random baseline's draws depend on the batch's position only (see shard_batch_starts)
+        generator = torch.Generator().manual_seed(int(brain.hparams.seed) * 1_000_003 + start)
         outputs = brain.explain(wavs)
         labels = batch.class_string_encoded.data.view(-1).to(brain.device)  # (B,)
         correct += int((outputs["classes"] == labels).sum())
@@ -202,19 +249,27 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         for method, method_values in values.items():
             (references if method in references else stats)[method].add_values(method_values)
         in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
-        shown += save_report_clips(brain, batch, outputs, labels, target, clips_folder, in_batch)
-        start += wavs.shape[0]
-    references = {reference: s.summary() for reference, s in references.items()}
-    n_evaluated = max(start, 1)
+        written = save_report_clips(brain, batch, outputs, labels, target, clips_folder, in_batch)
+        shown += [(start + i, clip) for i, clip in zip(in_batch, written)]
+        n_evaluated += wavs.shape[0]
+    # every process's counts (one process: as they are)
+    correct, target_correct, n_evaluated, shown, masked_predictions = _gathered(
+        correct, target_correct, n_evaluated, shown, masked_predictions
+    )
+    shown = [clip for _, clip in sorted(shown, key=lambda pair: pair[0])]
+    summaries = {method: s.summary() for method, s in {**stats, **references}.items()}
+    n_undefined = {method: s.n_undefined for method, s in {**stats, **references}.items() if s.n_undefined}
+    references = {reference: summaries[reference] for reference in references}
+    n_evaluated = max(n_evaluated, 1)
     with_sources = ground_truth is not None
     check = classifier_check(
         correct / n_evaluated,
-        torch.cat(masked_predictions) if masked_predictions else torch.zeros(0, dtype=torch.long),
+        masked_predictions,
         class_name=brain.class_name,
         target_accuracy=target_correct / n_evaluated if with_sources else None,
         ground_truth_fid_in=references["ground_truth"]["fid_in"] if with_sources else None,
     )
-    return {method: s.summary() for method, s in stats.items()}, references, check, shown
+    return {method: summaries[method] for method in stats}, references, check, shown, n_undefined
 
 
 def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
@@ -282,7 +337,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
                 args.overlap_type,
                 " and WHAM! noise" if brain.wham_mixer is not None else "",
             )
-    stats, references, check, clips = evaluate(
+    stats, references, check, clips, n_undefined = evaluate(
         brain,
         dataset,
         hparams["test_dataloader_opts"],
@@ -308,9 +363,14 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         "ground_truth": ground_truth is not None,
         "methods": stats,
         "references": references,
+        "n_undefined": n_undefined,
         "classifier_check": check,
         "clips": clips,
     }
+    if not if_main_process():  # under torchrun the main process writes the files
+        return result
+    if n_undefined:
+        logger.warning("%s (see recipes/metrics.py's docstring).", undefined_line(n_undefined))
     write_text(metrics_markdown(result), os.path.join(eval_folder, "metrics.md"))
     # metrics.json last: its presence marks a finished evaluation (make demo reuses it)
     write_json(metrics.finite_or_none(result), os.path.join(eval_folder, "metrics.json"))
