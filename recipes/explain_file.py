@@ -52,17 +52,18 @@ from recipes.startup import prepare_run
 logger = get_logger(__name__)
 
 
-def _not_audio(path, err):
+SINGLE_SAMPLE = "--single_sample "  # how eval's messages name the file
+
+
+def _not_audio(path, err, prefix=SINGLE_SAMPLE):
     return ValueError(
-        f"--single_sample {path} is not audio that soundfile can read ({err}): give an audio "
+        f"{prefix}{path} is not audio that soundfile can read ({err}): give an audio "
         f"file ({', '.join(AUDIO_EXTENSIONS)})."
     )
 
 
-def _no_samples(path):
-    return ValueError(
-        f"--single_sample {path} holds no audio (0 samples): there is nothing to explain."
-    )
+def _no_samples(path, prefix=SINGLE_SAMPLE):
+    return ValueError(f"{prefix}{path} holds no audio (0 samples): there is nothing to explain.")
 
 
 def check_audio_file(path):
@@ -78,15 +79,15 @@ def check_audio_file(path):
         raise _no_samples(path)
 
 
-def read_single_file(path, sample_rate):
+def read_single_file(path, sample_rate, prefix=SINGLE_SAMPLE):
     """The whole file, mono at `sample_rate` (T,), not padded nor normalised; ValueError as
-    `check_audio_file` for what is not audio or has no sample."""
+    `check_audio_file` for what is not audio or has no sample (`prefix` starts the message)."""
     try:
         sig = read_audio(path, sample_rate)
     except AUDIO_READ_ERRORS as err:
-        raise _not_audio(path, err) from err
+        raise _not_audio(path, err, prefix) from err
     if sig.numel() == 0:
-        raise _no_samples(path)
+        raise _no_samples(path, prefix)
     return sig
 
 

@@ -32,15 +32,13 @@ from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
 from data_prep.esc50_prepare import (
-    AUDIO_EXTENSIONS,
-    AUDIO_READ_ERRORS,
     EPS,
     LABEL_ENCODER_FILE,
     pad_or_crop,
     peak_normalise,
-    read_audio,
 )
 from recipes.brains import build_brain
+from recipes.explain_file import read_single_file
 from recipes.inference_export import HPARAMS_FILE, INFERENCE_FOLDER, inference_spec
 
 logger = get_logger(__name__)
@@ -216,16 +214,7 @@ class AudioInterpreter(Pretrained):
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist (or is not a file): give an audio file.")
-        try:
-            sig = read_audio(path, self.sample_rate)
-        except AUDIO_READ_ERRORS as err:
-            raise ValueError(
-                f"{path} is not audio that soundfile can read ({err}): give an audio file "
-                f"({', '.join(AUDIO_EXTENSIONS)})."
-            ) from err
-        if sig.numel() == 0:
-            raise ValueError(f"{path} holds no audio (0 samples): there is nothing to explain.")
-        return sig
+        return read_single_file(path, self.sample_rate, prefix="")  # eval's reader and messages
 
     def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None):
         """Clips as the classifier was trained on: (B, n_samples), and warnings.
