@@ -99,12 +99,17 @@ def tiny_l2i(tiny_pretrained, tmp_path_factory):
     return {"folder": out, "brain": brain, "argv": argv}
 
 
-def piq_argv(tiny_pretrained):
-    """The tiny PIQ command line (K 30) on the tiny set, without --output_folder."""
+def overrides_without_dictionary(tiny_pretrained):
+    """The tiny overrides without --nmf_decoder_path (PIQ and L-MAC have no dictionary)."""
     overrides = list(tiny_pretrained["overrides"])
     nmf_at = overrides.index("--nmf_decoder_path")
-    del overrides[nmf_at : nmf_at + 2]  # PIQ has no dictionary
-    return [str(HPARAMS / "piq.yaml"), "--K", "30"] + overrides
+    del overrides[nmf_at : nmf_at + 2]
+    return overrides
+
+
+def piq_argv(tiny_pretrained):
+    """The tiny PIQ command line (K 30) on the tiny set, without --output_folder."""
+    return [str(HPARAMS / "piq.yaml"), "--K", "30"] + overrides_without_dictionary(tiny_pretrained)
 
 
 @pytest.fixture(scope="session")
@@ -120,10 +125,9 @@ def tiny_piq(tiny_pretrained, tmp_path_factory):
 
 def lmac_argv(tiny_pretrained):
     """The tiny L-MAC command line (conv2d yaml) on the tiny set, without --output_folder."""
-    overrides = list(tiny_pretrained["overrides"])
-    nmf_at = overrides.index("--nmf_decoder_path")
-    del overrides[nmf_at : nmf_at + 2]  # L-MAC has no dictionary
-    return [str(HPARAMS / "lmac_conv2d.yaml"), "--lr", "0.001"] + overrides
+    return [str(HPARAMS / "lmac_conv2d.yaml"), "--lr", "0.001"] + overrides_without_dictionary(
+        tiny_pretrained
+    )
 
 
 @pytest.fixture(scope="session")

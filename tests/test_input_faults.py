@@ -25,6 +25,24 @@ from recipes import metrics
 
 SAMPLE_RATE = 16000  # the tiny runs: 1 s clips at 16 kHz
 
+def _prepared_manifests(data, tmp_path):
+    """prepare_esc50's manifests of `data` in tmp_path, and the hparams dataio_prep reads."""
+    hparams = {
+        "data_folder": str(data),
+        "save_folder": str(tmp_path / "save"),
+        "sample_rate": SAMPLE_RATE,
+        "signal_length_s": 1,
+        **{
+            f"{split}_annotation": str(tmp_path / f"{split}.json")
+            for split in ("train", "valid", "test")
+        },
+    }
+    prepare_esc50(
+        data, None, *(hparams[f"{split}_annotation"] for split in ("train", "valid", "test"))
+    )
+    return hparams
+
+
 
 def eval_argv(trained, eval_folder, *extra):
     """The eval command line of a tiny trained interpreter."""
@@ -139,19 +157,7 @@ def test_silent_clip_is_counted_in_the_training_recipes_test_metrics(
 ):
     """The training recipe's test stage (test_metrics.json) leaves the silent clip out and counts it."""
     data, _ = silent_clip_data
-    hparams = {
-        "data_folder": str(data),
-        "save_folder": str(tmp_path / "save"),
-        "sample_rate": SAMPLE_RATE,
-        "signal_length_s": 1,
-        **{
-            f"{split}_annotation": str(tmp_path / f"{split}.json")
-            for split in ("train", "valid", "test")
-        },
-    }
-    prepare_esc50(
-        data, None, *(hparams[f"{split}_annotation"] for split in ("train", "valid", "test"))
-    )
+    hparams = _prepared_manifests(data, tmp_path)
     test_set = dataio_prep(hparams)[0]["test"]
     brain = tiny_l2i["brain"]
     monkeypatch.setattr(
@@ -297,19 +303,7 @@ def test_dataset_of_flac_or_mp3_is_prepared(tiny_synthetic, tmp_path, extension)
         writer = csv.DictWriter(fout, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    hparams = {
-        "data_folder": str(data),
-        "save_folder": str(tmp_path / "save"),
-        "sample_rate": SAMPLE_RATE,
-        "signal_length_s": 1,
-        **{
-            f"{split}_annotation": str(tmp_path / f"{split}.json")
-            for split in ("train", "valid", "test")
-        },
-    }
-    prepare_esc50(
-        data, None, *(hparams[f"{split}_annotation"] for split in ("train", "valid", "test"))
-    )
+    hparams = _prepared_manifests(data, tmp_path)
     datasets, label_encoder = dataio_prep(hparams)
     assert [len(datasets[split]) for split in ("train", "valid", "test")] == [9, 3, 3]
     assert len(label_encoder) == 3
