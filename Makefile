@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test test-slow lint demo bench clean
+.PHONY: setup test test-slow lint demo compare bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ lint: setup
 
 demo: setup
 	$(PY) recipes/demo.py
+
+compare: setup
+	$(PY) recipes/compare.py
 
 bench: setup
 	$(PY) bench/run_all.py

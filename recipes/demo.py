@@ -123,6 +123,34 @@ def recipe_argv(hparams_file, overrides):
     return argv
 
 
+def eval_flags(eval_config, interpreter):
+    """recipes/eval.py's own flags for one interpreter's evaluation.
+
+    `eval_config` is the demo config's `eval:` section: `n_report_clips`, then
+    `options` ({flag: value} for every evaluation) and `<interpreter>_options`
+    (the same, for that interpreter's evaluation only, over `options`). A value
+    True is a bare flag, False or None leaves the flag out.
+
+    Example
+    -------
+    >>> eval_flags({"n_report_clips": 2, "options": {"sanity_check": False},
+    ...             "piq_options": {"baselines": "random"}}, "piq")
+    ['--n_report_clips', '2', '--baselines', 'random']
+    """
+    flags = {
+        "n_report_clips": eval_config.get("n_report_clips", 4),
+        **(eval_config.get("options") or {}),
+        **(eval_config.get(f"{interpreter}_options") or {}),
+    }
+    argv = []
+    for flag, value in flags.items():
+        if value is True:
+            argv.append(f"--{flag}")
+        elif value is not False and value is not None:
+            argv += [f"--{flag}", str(value)]
+    return argv
+
+
 class Stage:
     """One step of the chain: its outputs, how to run it, and the record of its arguments.
 
@@ -181,16 +209,34 @@ class Stage:
         return elapsed
 
 
-def build_stages(config, output_folder):
-    """The chain's stages for a config (see `load_config`) writing under `output_folder`."""
+def build_stages(config, output_folder, interpreter_folder=None, interpreter_seed=None):
+    """The chain's stages for a config (see `load_config`) writing under `output_folder`.
+
+    Arguments
+    ---------
+    config : dict
+    output_folder : str
+        Gets data/, classifier/, nmf/ (and, by default, the interpreters' folders).
+    interpreter_folder : str, optional
+        Where the interpreters' folders {l2i,piq,lmac}/ (and their eval/) go
+        instead of `output_folder` (recipes/compare.py: one per training seed).
+    interpreter_seed : int, optional
+        The interpreter stages' and their evaluations' `--seed` instead of the
+        config's `common: seed` (the data, classifier and NMF stages keep it).
+
+    Returns
+    -------
+    tuple
+        (list of Stage, eval folders of the interpreters in INTERPRETERS order).
+    """
     from data_prep.synthetic_prepare import create_synthetic_dataset
     from recipes import eval as eval_recipe
     from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
 
     out = os.path.abspath(output_folder)
-    folders = {
-        name: os.path.join(out, name) for name in ("data", "classifier", "nmf", *INTERPRETERS)
-    }
+    interpreter_base = os.path.abspath(interpreter_folder) if interpreter_folder else out
+    folders = {name: os.path.join(out, name) for name in ("data", "classifier", "nmf")}
+    folders.update({name: os.path.join(interpreter_base, name) for name in INTERPRETERS})
     dataset = config["dataset"]
     stages_config = config["stages"]
 
@@ -198,12 +244,15 @@ def build_stages(config, output_folder):
         return os.path.join(REPO_ROOT, stages_config[name]["hparams"])
 
     def overrides(name, **paths):
-        return {
+        merged = {
             **config["common"],
             **stages_config[name].get("overrides", {}),
             "data_folder": folders["data"],
             **paths,
         }
+        if name in INTERPRETERS and interpreter_seed is not None:
+            merged["seed"] = int(interpreter_seed)  # in common's place: same argv at its seed
+        return merged
 
     classifier_paths = {"classifier_folder": folders["classifier"]}
     nmf_path = os.path.join(folders["nmf"], "nmf_decoder.ckpt")
@@ -225,7 +274,6 @@ def build_stages(config, output_folder):
             hparams_path("lmac"), overrides("lmac", output_folder=folders["lmac"], **classifier_paths)
         ),
     }
-    eval_options = ["--n_report_clips", str(config.get("eval", {}).get("n_report_clips", 4))]
     eval_folders = {name: os.path.join(folders[name], "eval") for name in INTERPRETERS}
     for name in INTERPRETERS:
         argv[f"eval_{name}"] = argv[name] + [
@@ -233,7 +281,7 @@ def build_stages(config, output_folder):
             os.path.join(folders[name], "psi_model.ckpt"),
             "--eval_folder",
             eval_folders[name],
-            *eval_options,
+            *eval_flags(config.get("eval", {}), name),
         ]
     stages = [
         Stage(

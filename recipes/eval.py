@@ -30,9 +30,27 @@ What is evaluated (the test folds, batch by batch):
   wavs/; chosen per clip from the seed).
 
 Scores, per method (the interpreter and the baselines of recipes/baselines.py:
-a random permutation of the interpreter's mask, and captum gradient
-saliency), the metric suite of recipes/metrics.py, with the brain's own
-extras (L2I: Theta top-k fidelity, component-removal faithfulness as a median).
+a random permutation of the interpreter's mask, and four captum attributions
+of the classifier: saliency, Integrated Gradients, SmoothGrad and occlusion;
+`--baselines` picks a subset), the metric suite of recipes/metrics.py, with
+the brain's own extras (L2I: Theta top-k fidelity, component-removal
+faithfulness as a median), and the deletion and insertion curves of
+recipes/curves.py (p_c as the mask's top 0, 5, ..., 100 % of the bins are
+removed / revealed; a removed bin is `--deletion_value zero` or the clip's
+`noise_floor`): `deletion_auc` (lower is better) and `insertion_auc` (higher
+is better) per clip, the mean curves in metrics.json ("curves") and in
+`curves.png`. Every mean gets a 95 % bootstrap confidence interval
+(`--n_bootstrap` resamples of the clips, 1000 by default, seeded by the yaml's
+seed): "intervals" in metrics.json ({method: {metric: {low, high}}}), ± half
+its width in metrics.md and the report.
+
+`--sanity_check` adds the model-randomisation check of recipes/sanity.py on
+the first `--sanity_clips` clips (16): the classifier's layers are randomised
+cumulatively from the top down, each method's mask is recomputed (the
+interpreter keeps its trained weights), and the Spearman rank correlation and
+the SSIM with the original mask are reported per step ("sanity_check" in
+metrics.json, a table in metrics.md and the report, `sanity_check.png`); a
+method whose mask does not change fails.
 The same suite scores two reference masks ("references" in metrics.json):
 `all ones` (keep everything: Fid-In = 1, AI = AD = AG = 0, SI-SDRi = 0) and,
 with ground truth, `ground truth` (the target-dominant region R below as the
@@ -69,7 +87,8 @@ metrics.json's "n_undefined" ({method: {metric: clips}}) and in metrics.md.
 
 Writes into the eval folder (default `<output_folder>/eval[_<overlap>]`, with
 `output_folder` the interpreter's folder unless given): `metrics.json`,
-`metrics.md`, `clips/` (PNG and wavs of the first `--n_report_clips` clips) and
+`metrics.md`, `curves.png`, `clips/` (PNG and wavs of the first
+`--n_report_clips` clips), `sanity_check.png` (with --sanity_check) and
 `report/index.html`. `--single_sample FILE.wav` instead explains one file and
 writes into `<eval_folder>/<file stem>/` (default eval folder
 `<output_folder>/single_sample`); without `--data_folder` the class names come
@@ -92,9 +111,12 @@ from pathlib import Path
 import speechbrain as sb
 
 from data_prep.interference import OVERLAP_TYPES, speech_files
+from recipes.baselines import parse_baselines
 from recipes.brains import build_brain
+from recipes.curves import DELETION_VALUES
 from recipes.explain_file import check_audio_file, explain_single_sample, single_sample_setup
 from recipes.interpreter_brain import interpreter_file
+from recipes.metrics import BOOTSTRAP_RESAMPLES
 from recipes.report import metrics_markdown
 from recipes.scoring import run_evaluation
 from recipes.startup import prepare_run
@@ -116,7 +138,8 @@ def parse_eval_arguments(argv=None):
     -------
     args : argparse.Namespace
         pretrained_interpreter, overlap_type, speech_folder, single_sample, window,
-        eval_folder, n_report_clips, output_folder, data_folder.
+        eval_folder, n_report_clips, baselines, deletion_value, n_bootstrap,
+        sanity_check, sanity_clips, output_folder, data_folder.
     recipe_argv : list of str
         `[hparams.yaml, --key, value, ...]` for `recipes.startup.prepare_run`
         (without --output_folder / --data_folder, which main() adds back).
@@ -148,6 +171,29 @@ def parse_eval_arguments(argv=None):
     parser.add_argument("--eval_folder", help="where to write (default: see the docstring)")
     parser.add_argument(
         "--n_report_clips", type=int, default=4, help="clips shown in the report (PNG + audio)"
+    )
+    parser.add_argument(
+        "--baselines",
+        default="all",
+        help="baselines to score, comma-separated (random, saliency, integrated_gradients, "
+        "smoothgrad, occlusion), or all / none",
+    )
+    parser.add_argument(
+        "--deletion_value",
+        choices=DELETION_VALUES,
+        default="zero",
+        help="what a bin removed by the deletion / insertion curves becomes",
+    )
+    parser.add_argument(
+        "--n_bootstrap", type=int, default=BOOTSTRAP_RESAMPLES, help="bootstrap resamples per interval"
+    )
+    parser.add_argument(
+        "--sanity_check",
+        action="store_true",
+        help="also run the model-randomisation sanity check (recipes/sanity.py)",
+    )
+    parser.add_argument(
+        "--sanity_clips", type=int, default=16, help="clips of the sanity check (the first ones)"
     )
     parser.add_argument("--output_folder", help="base of the default eval folder")
     parser.add_argument("--data_folder", help="dataset root (ESC-50 layout)")
@@ -204,6 +250,11 @@ def main(argv=None):
     args.hparams_file = recipe_argv[0]
     if args.n_report_clips < 0:
         raise ValueError(f"--n_report_clips {args.n_report_clips} must be >= 0.")
+    parse_baselines(args.baselines)  # an unknown name is refused before any set-up
+    if args.n_bootstrap < 1:
+        raise ValueError(f"--n_bootstrap {args.n_bootstrap} must be >= 1 (1000 is the default).")
+    if args.sanity_check and args.sanity_clips < 1:
+        raise ValueError(f"--sanity_clips {args.sanity_clips} must be >= 1.")
     folder = interpreter_folder(args.pretrained_interpreter)
     if args.overlap_type == "speech":
         speech_files(args.speech_folder)  # fail before any set-up when the speech is missing

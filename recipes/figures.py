@@ -169,3 +169,56 @@ def plot_confusion_matrix(counts, class_names, path):
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     save_figure(fig, path, dpi=100, tight=False)
+
+
+def plot_curves(curves, path, interpreter=None):
+    """The mean deletion and insertion curves of one evaluation, every method on one plot.
+
+    Arguments
+    ---------
+    curves : dict
+        metrics.json's "curves": "fractions", "deletion_value" and "methods"
+        ({method: {"deletion": [...], "insertion": [...]}}).
+    path : str
+        The PNG to write.
+    interpreter : str, optional
+        The interpreter's method name (drawn thick).
+
+    Returns
+    -------
+    str
+        `path`.
+    """
+    from recipes.report import BASELINE_LABELS, REFERENCE_LABELS
+
+    fractions = np.asarray(curves["fractions"]) * 100
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    palette = plt.get_cmap("tab10")
+    for position, (method, method_curves) in enumerate(curves["methods"].items()):
+        style = {"color": palette(position % 10), "linewidth": 1.4}
+        if method == interpreter:
+            style.update(linewidth=2.8)
+        elif method == "ground_truth":
+            style.update(color="black", linestyle="--")
+        elif method == "random":
+            style.update(color="grey", linestyle=":")
+        label = REFERENCE_LABELS.get(method, BASELINE_LABELS.get(method, method))
+        for ax, kind in zip(axes, ("deletion", "insertion")):
+            values = np.asarray(method_curves[kind], dtype=float)
+            auc = float(np.trapezoid(values, fractions / 100))
+            ax.plot(fractions, values, label=f"{label} (AUC {auc:.3f})", **style)
+    value = curves.get("deletion_value", "zero")
+    titles = {
+        "deletion": f"deletion: top bins set to {value} (lower is better)",
+        "insertion": f"insertion: top bins revealed on {value} (higher is better)",
+    }
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        ax.set_title(titles[kind], fontsize=10)
+        ax.set_xlabel("bins removed / revealed, best-ranked first (%)")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right" if kind == "deletion" else "lower right")
+    axes[0].set_ylabel("p_c, mean over clips")
+    save_figure(fig, path, dpi=90)
+    return path

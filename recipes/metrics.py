@@ -42,7 +42,10 @@ metric's floor: a silent interpretation against a non-silent target scores
 energy has gt_precision = gt_recall = 0.
 
 `StageStats` gathers the per-clip values of a whole stage (across processes
-under DDP) into one figure per metric.
+under DDP) into one figure per metric and, when asked, its 95 % bootstrap
+confidence interval (`bootstrap_interval`: `BOOTSTRAP_RESAMPLES` resamples of
+the clips with replacement, from a seed, the 2.5 and 97.5 percentiles of the
+resampled means, or medians for a median statistic).
 
 Authors
  * audio-interpret contributors 2026
@@ -60,6 +63,10 @@ SI_SDR_CLIP_DB = 100.0  # an exact match is reported as this, not +inf
 # (spectral_magnitude's eps); a bin of X at most this holds no energy. One 16-bit step of
 # noise gives ~1e-3.
 SILENT_X = 1e-6
+#: Resamples of the clips behind each confidence interval.
+BOOTSTRAP_RESAMPLES = 1000
+#: The confidence level of the intervals.
+CONFIDENCE_LEVEL = 0.95
 
 
 def _ratio(numerator, denominator):
@@ -331,6 +338,51 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
     }
 
 
+def bootstrap_interval(values, n_resamples=BOOTSTRAP_RESAMPLES, seed=0, median=False, level=CONFIDENCE_LEVEL):
+    """Percentile bootstrap confidence interval of the mean (or median) of per-clip values.
+
+    The clips are resampled with replacement `n_resamples` times from a
+    generator seeded with `seed` (the same seed gives the same interval); the
+    interval is the central `level` share of the resampled statistics,
+    computed in float64.
+
+    Arguments
+    ---------
+    values : torch.Tensor
+        The finite per-clip values (n,).
+    n_resamples : int
+    seed : int
+    median : bool
+        The statistic is the median instead of the mean.
+    level : float
+
+    Returns
+    -------
+    tuple of float
+        (low, high); (nan, nan) for no value.
+
+    Example
+    -------
+    >>> bootstrap_interval(torch.full((50,), 0.25))
+    (0.25, 0.25)
+    >>> low, high = bootstrap_interval(torch.arange(100.0))
+    >>> bool(low < 49.5 < high)
+    True
+    """
+    values = values.detach().reshape(-1).double().cpu()
+    if values.numel() == 0:
+        return float("nan"), float("nan")
+    generator = torch.Generator().manual_seed(int(seed))
+    draws = torch.randint(values.numel(), (n_resamples, values.numel()), generator=generator)
+    resampled = values[draws]  # (n_resamples, n)
+    statistics = resampled.median(dim=1).values if median else resampled.mean(dim=1)
+    tail = (1.0 - level) / 2.0
+    low, high = torch.quantile(statistics, torch.tensor([tail, 1.0 - tail], dtype=torch.float64))
+    # a constant's interval is that constant, not the constant up to summation rounding
+    low, high = max(low.item(), values.min().item()), min(high.item(), values.max().item())
+    return low, high
+
+
 def finite_or_none(data):
     """`data` with every non-finite float replaced by None (JSON has no NaN).
 
@@ -356,7 +408,10 @@ class StageStats:
     names in `median_names`, whose median over clips is reported. Undefined
     (non-finite) values are left out and counted: after `summary()`,
     `n_undefined` is {name: count} of the names with at least one (over every
-    process, so it can be read on the main process alone).
+    process, so it can be read on the main process alone). With
+    `summary(bootstrap_seed=seed)`, `intervals` is {name: (low, high)}, the
+    95 % bootstrap interval of each per-clip statistic (`bootstrap_interval`;
+    none for the per-batch scalars).
 
     Example
     -------
@@ -371,6 +426,7 @@ class StageStats:
         self.scalars = {}
         self.median_names = set(median_names)
         self.n_undefined = {}
+        self.intervals = {}
 
     def add_values(self, values):
         for name, value in values.items():
@@ -395,15 +451,19 @@ class StageStats:
         }
         return values, scalars
 
-    def summary(self):
+    def summary(self, bootstrap_seed=None, n_resamples=BOOTSTRAP_RESAMPLES):
         all_values, scalars = self._gathered()
         stats = {name: total / max(n, 1) for name, (total, n) in scalars.items()}
-        self.n_undefined = {}
+        self.n_undefined, self.intervals = {}, {}
         for name, values in all_values.items():
             finite = torch.isfinite(values)
             if not finite.all():
                 self.n_undefined[name] = int((~finite).sum())
             values = values[finite]
+            if bootstrap_seed is not None:
+                self.intervals[name] = bootstrap_interval(
+                    values, n_resamples, bootstrap_seed, median=name in self.median_names
+                )
             if values.numel() == 0:
                 stats[name] = float("nan")
             elif name in self.median_names:

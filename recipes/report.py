@@ -20,6 +20,7 @@ Authors
 """
 
 import argparse
+import collections
 import html
 import json
 import math
@@ -64,6 +65,14 @@ METRICS = {
         "GT recall",
         "share of the target-dominant magnitude that the mask keeps (synthetic data)",
     ),
+    "deletion_auc": (
+        "Deletion AUC",
+        "area under p_c as the mask's top bins are removed, 5 % at a time (lower is better)",
+    ),
+    "insertion_auc": (
+        "Insertion AUC",
+        "area under p_c as the mask's top bins are revealed, 5 % at a time (higher is better)",
+    ),
     "theta_top1": ("Theta top-1", "L2I: the classifier's class is Theta's top-1"),
     "theta_top3": ("Theta top-3", "L2I: the classifier's class is in Theta's top-3"),
     "theta_top5": ("Theta top-5", "L2I: the classifier's class is in Theta's top-5"),
@@ -72,7 +81,28 @@ METRICS = {
     "n_selected": ("components", "L2I: mean number of relevant components"),
     "nmf_rel_error": ("NMF error", "L2I: relative error of the NMF reconstruction W H"),
 }
-BASELINE_LABELS = {"random": "random mask", "saliency": "saliency (captum)"}
+BASELINE_LABELS = {
+    "random": "random mask",
+    "saliency": "saliency (captum)",
+    "integrated_gradients": "Integrated Gradients (captum)",
+    "smoothgrad": "SmoothGrad (captum)",
+    "occlusion": "occlusion (captum)",
+}
+#: Baselines of the classifier alone (recipes.baselines.CLASSIFIER_BASELINES): the same for
+#: every interpreter on the same classifier and clips, so shown once per classifier and data.
+CLASSIFIER_BASELINES = ("saliency", "integrated_gradients", "smoothgrad", "occlusion")
+#: The metrics whose method rankings are compared (Kendall tau), +1 higher is better, -1 lower.
+AGREEMENT_METRICS = {
+    "faithfulness": 1,
+    "fid_in": 1,
+    "AD": -1,
+    "deletion_auc": -1,
+    "insertion_auc": 1,
+    "si_sdri": 1,
+    "gt_precision": 1,
+}
+#: The ground-truth metric the others are compared with.
+AGREEMENT_REFERENCE = "gt_precision"
 #: Reference masks (recipes/eval.py "references"): key -> row label.
 REFERENCE_LABELS = {"all_ones": "all ones", "ground_truth": "ground truth"}
 #: A classifier that gives one class to more than this share of the masked inputs
@@ -96,6 +126,7 @@ img { max-width: 100%; height: auto; }
 audio { width: 220px; }
 .meta { color: #555; font-size: 90%; }
 .warning { background: #fff3cd; border: 1px solid #d9a400; padding: 0.5em 0.8em; }
+.ci { color: #666; font-size: 80%; }
 """
 
 
@@ -169,43 +200,200 @@ def _reference_group(evaluation):
     )
 
 
-def _summary_entries(evaluations):
-    """(row label, stats, kind) of the summary table, kind "interpreter", "baseline" or "reference".
+class SummaryRow(collections.namedtuple("SummaryRow", "label stats kind intervals group")):
+    """One row of the summary table.
 
-    Every method of every evaluation, then the reference masks once per
-    classifier and evaluated data (the same for every interpreter): labelled
-    'all ones' / 'ground truth' (with the set-up, e.g. '[mixtures]'), or with the
-    evaluation's label in front when two groups would share a label.
+    label: the row label; stats: {metric: value}; kind: "interpreter",
+    "baseline" (the interpreter's random mask), "classifier_baseline" (a
+    captum baseline) or "reference"; intervals: {metric: {"low", "high"}};
+    group: the classifier and data it was evaluated on (`_reference_group`).
     """
-    entries = [
-        (
-            method_label(evaluation, method),
-            stats,
-            "interpreter" if method == evaluation["interpreter"] else "baseline",
-        )
-        for evaluation in evaluations
-        for method, stats in evaluation["methods"].items()
-    ]
-    groups, used = set(), {label for label, _, _ in entries}
+
+
+def _summary_entries(evaluations):
+    """The `SummaryRow`s of the summary table, in order.
+
+    Every interpreter and its random mask, then, once per classifier and
+    evaluated data (they do not depend on the interpreter), the captum
+    baselines and the reference masks `all ones` / `ground truth`, each taken
+    from the first evaluation that has it: labelled with the set-up (e.g.
+    '[mixtures]'), or with the evaluation's label in front when two groups
+    would share a label.
+    """
+    entries = []
     for evaluation in evaluations:
         group = _reference_group(evaluation)
-        if group in groups:
-            continue
-        groups.add(group)
-        for key, stats in evaluation.get("references", {}).items():
-            name = REFERENCE_LABELS.get(key, key)
+        intervals = evaluation.get("intervals", {})
+        for method, stats in evaluation["methods"].items():
+            if method in CLASSIFIER_BASELINES:
+                continue
+            kind = "interpreter" if method == evaluation["interpreter"] else "baseline"
+            label = method_label(evaluation, method)
+            entries.append(SummaryRow(label, stats, kind, intervals.get(method, {}), group))
+    used = {entry.label for entry in entries}
+    shared = {}  # group -> {(kind, method): row}
+    for evaluation in evaluations:
+        group = _reference_group(evaluation)
+        rows = shared.setdefault(group, {})
+        intervals = evaluation.get("intervals", {})
+        candidates = [
+            ("classifier_baseline", method, BASELINE_LABELS.get(method, method), stats)
+            for method, stats in evaluation["methods"].items()
+            if method in CLASSIFIER_BASELINES
+        ] + [
+            ("reference", key, REFERENCE_LABELS.get(key, key), stats)
+            for key, stats in evaluation.get("references", {}).items()
+        ]
+        for kind, method, name, stats in candidates:
+            if (kind, method) in rows:
+                continue
             label = _with_setup(name, evaluation)
             if label in used:
                 label = f"{setup_label(evaluation)}: {name}"
             used.add(label)
-            entries.append((label, stats, "reference"))
+            rows[(kind, method)] = SummaryRow(label, stats, kind, intervals.get(method, {}), group)
+    for rows in shared.values():
+        ordered = sorted(rows.items(), key=lambda item: item[0][0] == "reference")  # baselines first
+        entries += [row for _, row in ordered]
     return entries
 
 
 def summary_rows(evaluations):
     """{row label: {metric: value}} over all methods of all evaluations, in order,
-    then the reference masks (all ones, ground truth) once per classifier and data."""
-    return {label: stats for label, stats, _ in _summary_entries(evaluations)}
+    then the captum baselines and the reference masks (all ones, ground truth)
+    once per classifier and data."""
+    return {entry.label: entry.stats for entry in _summary_entries(evaluations)}
+
+
+def summary_intervals(evaluations):
+    """{row label: {metric: {"low", "high"}}} of `summary_rows` (bootstrap intervals)."""
+    return {entry.label: entry.intervals for entry in _summary_entries(evaluations)}
+
+
+def kendall_tau(a, b):
+    """Kendall's tau-b between two rankings (ties counted as in scipy), None when undefined.
+
+    Example
+    -------
+    >>> kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]), kendall_tau([1, 2, 3], [3, 2, 1])
+    (1.0, -1.0)
+    >>> kendall_tau([1, 1, 1], [1, 2, 3]) is None
+    True
+    """
+    from scipy.stats import kendalltau
+
+    if len(a) < 3:
+        return None
+    tau = kendalltau(a, b).statistic
+    return None if tau is None or not math.isfinite(tau) else float(tau)
+
+
+def metric_agreement(rows, metrics=AGREEMENT_METRICS):
+    """Kendall tau between the method rankings that each pair of metrics gives.
+
+    Arguments
+    ---------
+    rows : dict
+        {method label: {metric: value}}: the methods ranked (not the references).
+    metrics : dict
+        {metric: +1 when higher is better, -1 when lower is}; a metric is
+        turned into "higher is better" before ranking, so tau = 1 means the two
+        metrics order the methods the same way.
+
+    Returns
+    -------
+    dict
+        "metrics": the metrics with a value for at least 3 methods; "methods":
+        the number of methods; "tau": {metric: {metric: tau or None}}, over the
+        methods where both metrics are defined (None for fewer than 3 or a
+        metric constant over them).
+
+    Example
+    -------
+    >>> rows = {"a": {"AD": 10.0, "fid_in": 0.9}, "b": {"AD": 50.0, "fid_in": 0.5},
+    ...         "c": {"AD": 90.0, "fid_in": 0.1}}
+    >>> metric_agreement(rows)["tau"]["AD"]["fid_in"]
+    1.0
+    """
+
+    def value(stats, metric):
+        v = stats.get(metric)
+        return v * metrics[metric] if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    present = [
+        metric
+        for metric in metrics
+        if sum(value(stats, metric) is not None for stats in rows.values()) >= 3
+    ]
+    tau = {}
+    for first in present:
+        tau[first] = {}
+        for second in present:
+            pairs = [
+                (value(stats, first), value(stats, second))
+                for stats in rows.values()
+                if value(stats, first) is not None and value(stats, second) is not None
+            ]
+            tau[first][second] = kendall_tau([p[0] for p in pairs], [p[1] for p in pairs])
+    return {"metrics": present, "methods": len(rows), "tau": tau}
+
+
+def agreement_groups(evaluations):
+    """`metric_agreement` per classifier and data: [(group label, agreement)], methods only."""
+    groups = {}
+    for entry in _summary_entries(evaluations):
+        if entry.kind != "reference":
+            groups.setdefault(entry.group, {})[entry.label] = entry.stats
+    labels = {}
+    for evaluation in evaluations:
+        labels.setdefault(_reference_group(evaluation), _with_setup("", evaluation).strip() or "clips as they are")
+    return [(labels[group], metric_agreement(rows)) for group, rows in groups.items()]
+
+
+def agreement_markdown(agreement):
+    """The Kendall tau matrix of `metric_agreement` as markdown (empty without 2 metrics).
+
+    Example
+    -------
+    >>> rows = {m: {"AD": ad, "fid_in": f} for m, ad, f in (("a", 1.0, 0.9), ("b", 2.0, 0.8), ("c", 3.0, 0.95))}
+    >>> print(agreement_markdown(metric_agreement(rows)))
+    | Kendall τ (3 methods) | Fid-In | AD % |
+    |---|---|---|
+    | Fid-In | 1.00 | -0.33 |
+    | AD % | -0.33 | 1.00 |
+    """
+    present = agreement["metrics"]
+    if len(present) < 2:
+        return ""
+    titles = [METRICS.get(m, (m, ""))[0] for m in present]
+    lines = [
+        f"| Kendall τ ({agreement['methods']} methods) | " + " | ".join(titles) + " |",
+        "|" + "---|" * (len(present) + 1),
+    ]
+    for metric, title in zip(present, titles):
+        cells = [_tau_cell(agreement["tau"][metric][other]) for other in present]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _tau_cell(tau):
+    return "-" if tau is None else f"{tau:.2f}"
+
+
+def agreement_line(agreement, reference=AGREEMENT_REFERENCE):
+    """One sentence: how each metric's ranking agrees with the ground truth's, best first."""
+    if reference not in agreement["metrics"]:
+        return None
+    taus = [
+        (tau, metric)
+        for metric, tau in agreement["tau"][reference].items()
+        if metric != reference and tau is not None
+    ]
+    if not taus:
+        return None
+    parts = [f"{METRICS.get(m, (m, ''))[0]} {tau:+.2f}" for tau, m in sorted(taus, reverse=True)]
+    title = METRICS.get(reference, (reference, ""))[0]
+    return f"Kendall τ of each metric's method ranking with {title}'s (the ground truth): " + ", ".join(parts)
 
 
 def classifier_warning(check):
@@ -325,8 +513,42 @@ def format_value(value):
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
-def markdown_table(rows):
+def interval_half_width(interval):
+    """Half the width of a {"low", "high"} interval, None when it has none.
+
+    Example
+    -------
+    >>> interval_half_width({"low": 0.5, "high": 0.7})
+    0.09999999999999998
+    """
+    if not interval:
+        return None
+    low, high = interval.get("low"), interval.get("high")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+        return None
+    return (high - low) / 2
+
+
+def format_cell(value, interval=None):
+    """`format_value`, with ± half the bootstrap interval's width when there is one.
+
+    Example
+    -------
+    >>> format_cell(0.5, {"low": 0.4, "high": 0.6}), format_cell(0.5)
+    ('0.500 ± 0.100', '0.500')
+    """
+    half = interval_half_width(interval)
+    text = format_value(value)
+    if half is None or text == "-":
+        return text
+    return f"{text} ± {format_value(half)}"
+
+
+def markdown_table(rows, intervals=None):
     """A markdown table of {row label: {metric: value}} (rows x metrics).
+
+    `intervals` ({row label: {metric: {"low", "high"}}}) adds ± half of each
+    bootstrap interval's width.
 
     Example
     -------
@@ -334,7 +556,12 @@ def markdown_table(rows):
     | method | Fid-In | AD % |
     |---|---|---|
     | PIQ | 0.900 | 12.0 |
+    >>> print(markdown_table({"PIQ": {"fid_in": 0.9}}, {"PIQ": {"fid_in": {"low": 0.8, "high": 1.0}}}))
+    | method | Fid-In |
+    |---|---|
+    | PIQ | 0.900 ± 0.100 |
     """
+    intervals = intervals or {}
     columns = metric_columns(rows)
     titles = [METRICS.get(key, (key, ""))[0] for key in columns]
     lines = [
@@ -342,7 +569,7 @@ def markdown_table(rows):
         "|" + "---|" * (len(columns) + 1),
     ]
     for label, stats in rows.items():
-        cells = [format_value(stats.get(key)) for key in columns]
+        cells = [format_cell(stats.get(key), intervals.get(label, {}).get(key)) for key in columns]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -355,17 +582,22 @@ def _link(path, report_folder):
 
 def _summary_html(evaluations):
     entries = _summary_entries(evaluations)
-    columns = metric_columns({label: stats for label, stats, _ in entries})
+    columns = metric_columns({entry.label: entry.stats for entry in entries})
     head = "".join(
         f'<th title="{html.escape(METRICS.get(key, (key, key))[1])}">'
         f"{html.escape(METRICS.get(key, (key, ''))[0])}</th>"
         for key in columns
     )
     body = []
-    for label, stats, kind in entries:
-        css = f' class="{kind}"' if kind != "baseline" else ""
-        cells = "".join(f"<td>{format_value(stats.get(key))}</td>" for key in columns)
-        body.append(f'<tr{css}><td class="label">{html.escape(label)}</td>{cells}</tr>')
+    for entry in entries:
+        css = f' class="{entry.kind}"' if entry.kind in ("interpreter", "reference") else ""
+        cells = []
+        for key in columns:
+            half = interval_half_width(entry.intervals.get(key))
+            text = format_value(entry.stats.get(key))
+            ci = f'<br><span class="ci">± {format_value(half)}</span>' if half is not None and text != "-" else ""
+            cells.append(f"<td>{text}{ci}</td>")
+        body.append(f'<tr{css}><td class="label">{html.escape(entry.label)}</td>{"".join(cells)}</tr>')
     definitions = "".join(
         f"<dt>{html.escape(METRICS[key][0])}</dt><dd>{html.escape(METRICS[key][1])}</dd>"
         for key in columns
@@ -376,6 +608,88 @@ def _summary_html(evaluations):
         + "".join(body)
         + "</table></div>"
         + f"<details><summary>Metric definitions</summary><dl>{definitions}</dl></details>"
+    )
+
+
+def _agreement_html(evaluations):
+    """The "Do the metrics agree?" section: Kendall tau matrices per classifier and data."""
+    parts = []
+    for label, agreement in agreement_groups(evaluations):
+        present = agreement["metrics"]
+        if len(present) < 2:
+            continue
+        titles = [METRICS.get(m, (m, ""))[0] for m in present]
+        head = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
+        rows = "".join(
+            f'<tr><td class="label">{html.escape(title)}</td>'
+            + "".join(f"<td>{_tau_cell(agreement['tau'][metric][other])}</td>" for other in present)
+            + "</tr>"
+            for metric, title in zip(present, titles)
+        )
+        line = agreement_line(agreement)
+        parts.append(
+            f"<h3>{html.escape(label)}: {agreement['methods']} methods</h3>"
+            + (f"<p>{html.escape(line, quote=False)}.</p>" if line else "")
+            + f'<table><tr><th class="label">Kendall τ</th>{head}</tr>{rows}</table>'
+        )
+    if not parts:
+        return ""
+    intro = (
+        '<p class="meta">Each metric ranks the methods (interpreters, random masks, captum '
+        "baselines; AD and deletion AUC turned so that higher is better); the table gives "
+        "Kendall's tau-b between the rankings of each pair of metrics: 1 = the same order, "
+        "-1 = reversed. The row of GT precision says which metrics agree with the ground truth.</p>"
+    )
+    return "<h2>Do the metrics agree?</h2>" + intro + "".join(parts)
+
+
+def _curves_html(evaluation, report_folder):
+    curves = evaluation.get("curves") or {}
+    if not curves.get("png"):
+        return ""
+    png = _link(os.path.join(evaluation["folder"], curves["png"]), report_folder)
+    return (
+        f"<p>Deletion and insertion curves (removed bins set to "
+        f"{html.escape(str(curves.get('deletion_value', 'zero')))}; mean over the clips):</p>"
+        f'<img src="{png}" alt="mean deletion and insertion curves">'
+    )
+
+
+def _sanity_html(evaluation, report_folder):
+    sanity = evaluation.get("sanity_check")
+    if not sanity:
+        return ""
+    steps = sanity["steps"]
+    head = "".join(f"<th>{html.escape(step)}</th>" for step in steps)
+    rows = []
+    for method, values in sanity["methods"].items():
+        name = BASELINE_LABELS.get(method, method)
+        flag = " (FAILED: the mask did not change)" if method in sanity["failed"] else ""
+        cells = "".join(
+            f"<td>ρ {format_value(r)}<br>SSIM {format_value(q)}</td>"
+            for r, q in zip(values["spearman"], values["ssim"])
+        )
+        rows.append(f'<tr><td class="label">{html.escape(name + flag)}</td>{cells}</tr>')
+    kept = "".join(f"<td>{format_value(v)}</td>" for v in sanity["class_kept"])
+    rows.append(f'<tr><td class="label">class kept (share of clips)</td>{kept}</tr>')
+    failed = sanity["failed"]
+    verdict = (
+        f'<p class="warning"><strong>Sanity check failed</strong> for '
+        f"{html.escape(', '.join(BASELINE_LABELS.get(m, m) for m in failed))}: with the whole "
+        "classifier randomised, the mask stays the same (Spearman and SSIM with the original "
+        f"&ge; {sanity['max_similarity']}); it does not depend on what the classifier learned.</p>"
+        if failed
+        else "<p>Sanity check passed: every method's mask changed when the classifier was randomised.</p>"
+    )
+    png = ""
+    if sanity.get("png"):
+        src = _link(os.path.join(evaluation["folder"], sanity["png"]), report_folder)
+        png = f'<img src="{src}" alt="sanity check: similarity to the original mask per step">'
+    return (
+        f"<h3>Sanity check: cumulative classifier randomisation, top layer first "
+        f"({sanity['clips']} clips)</h3>{verdict}"
+        f'<div class="wide"><table><tr><th class="label">method</th>{head}</tr>{"".join(rows)}</table></div>'
+        f"{png}"
     )
 
 
@@ -412,6 +726,7 @@ def _evaluation_html(evaluation, report_folder):
         meta += (
             f'<p class="warning"><strong>Warning:</strong> {html.escape(warning, quote=False)}</p>'
         )
+    meta += _curves_html(evaluation, report_folder) + _sanity_html(evaluation, report_folder)
     clips = evaluation.get("clips", [])
     if not clips:
         return f"<h2>{title}</h2>{meta}<p>No clip shown (--n_report_clips 0).</p>"
@@ -464,13 +779,16 @@ def render_html(evaluations, report_folder, title="Interpretation report"):
         f"<h1>{html.escape(title)}</h1>",
         _warnings_html(evaluations),
         "<h2>Summary</h2>",
-        '<p class="meta">Means over the clips (L2I\'s FF_x: medians). Baselines: the '
-        "interpreter's mask with its values randomly permuted (same sparsity), and captum "
-        "gradient saliency of the predicted class normalised to [0, 1]. References (italic, "
-        "the same for every interpreter on the same classifier and clips): all ones (keep "
-        "everything: Fid-In 1, AI = AD = AG = 0, SI-SDRi 0, the floor of precision) and, "
+        '<p class="meta">Means over the clips (L2I\'s FF_x: medians), ± half the 95 % '
+        "bootstrap confidence interval (1,000 resamples of the clips). Baselines: the "
+        "interpreter's mask with its values randomly permuted (same sparsity), and four captum "
+        "attributions of the predicted class normalised to [0, 1] (saliency, Integrated "
+        "Gradients, SmoothGrad, occlusion), shown once per classifier and clips. References "
+        "(italic, the same for every interpreter on the same classifier and clips): all ones "
+        "(keep everything: Fid-In 1, AI = AD = AG = 0, SI-SDRi 0, the floor of precision) and, "
         "with sources, ground truth (the target-dominant region as the mask: the ceiling).</p>",
         _summary_html(evaluations),
+        _agreement_html(evaluations),
     ]
     parts += [_evaluation_html(evaluation, report_folder) for evaluation in evaluations]
     parts.append("</body></html>")
@@ -487,7 +805,8 @@ def write_report(eval_folders, report_folder, title="Interpretation report"):
 
 def metrics_markdown(result):
     """One evaluation as markdown: the classifier-check warning (if any), the table
-    (methods and reference masks x metrics) and the classifier check."""
+    (methods and reference masks x metrics, ± half the bootstrap intervals), the
+    metrics' agreement, the sanity check (when run) and the classifier check."""
     header = (
         f"# {result['interpreter']} on {result['n_clips']} clips "
         f"(overlap_type: {result['overlap_type']}, classifier accuracy "
@@ -497,14 +816,41 @@ def metrics_markdown(result):
     warning = classifier_warning(check)
     if warning:
         header += f"**Warning: {warning}**\n\n"
-    rows = {**result["methods"], **reference_rows(result.get("references", {}))}
+    references = result.get("references", {})
+    rows = {**result["methods"], **reference_rows(references)}
+    intervals = result.get("intervals", {})
+    intervals = {REFERENCE_LABELS.get(key, key): value for key, value in intervals.items()}
+    notes = []
+    if intervals:
+        bootstrap = result.get("bootstrap", {})
+        notes.append(
+            f"± is half the {100 * bootstrap.get('level', 0.95):.0f} % bootstrap confidence interval "
+            f"({bootstrap.get('resamples', '?')} resamples of the clips; low / high in metrics.json)."
+        )
+    if result.get("curves"):
+        notes.append(
+            "Deletion / insertion AUC: removed bins set to "
+            f"{result['curves'].get('deletion_value', 'zero')} (mean curves: curves.png)."
+        )
     undefined = undefined_line(result.get("n_undefined"))
-    table_note = f"\n{undefined}.\n" if undefined else ""
+    if undefined:
+        notes.append(f"{undefined}.")
+    table_note = "".join(f"\n{note}\n" for note in notes)
+    agreement = metric_agreement(result["methods"])
+    agreement_text = agreement_markdown(agreement)
+    if agreement_text:
+        line = agreement_line(agreement)
+        agreement_text = "\n## Do the metrics agree?\n\n" + (f"{line}.\n\n" if line else "") + agreement_text + "\n"
+    sanity_text = ""
+    if result.get("sanity_check"):
+        from recipes.sanity import sanity_markdown
+
+        sanity_text = "\n" + sanity_markdown(result["sanity_check"]) + "\n"
     lines = classifier_check_lines(check)
     check_text = (
         "\n## Classifier check\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
     )
-    return header + markdown_table(rows) + "\n" + table_note + check_text
+    return header + markdown_table(rows, intervals) + "\n" + table_note + agreement_text + sanity_text + check_text
 
 
 def main(argv=None):

@@ -25,13 +25,20 @@ import torch
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
+from tqdm import tqdm
 
 from data_prep.files import write_json, write_text
 from data_prep.ground_truth import GroundTruth
 from data_prep.interference import Interference, dataset_labels
-from recipes import metrics
-from recipes.baselines import BASELINES, baseline_masks
-from recipes.figures import save_interpretation, write_wav
+from recipes import curves, metrics
+from recipes.baselines import (
+    BASELINES,
+    CLASSIFIER_BASELINES,
+    attribution_mask,
+    baseline_masks,
+    parse_baselines,
+)
+from recipes.figures import plot_curves, save_interpretation, write_wav
 from recipes.report import classifier_warning, metrics_markdown, undefined_line, write_report
 
 logger = get_logger(__name__)
@@ -159,7 +166,29 @@ def _gathered(correct, target_correct, n_evaluated, shown, masked_predictions):
     )
 
 
-def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_folder, n_clips):
+class EvaluationOptions:
+    """What `evaluate` scores beyond the metric suite (eval.py's flags).
+
+    Arguments
+    ---------
+    baselines : tuple of str
+        The baselines (`recipes.baselines.BASELINES` names) to score.
+    deletion_value : str
+        The deletion value of the curves (`recipes.curves.DELETION_VALUES`).
+    seed : int
+        Seeds the batches' random draws and the bootstrap.
+    n_resamples : int
+        Bootstrap resamples of each confidence interval.
+    """
+
+    def __init__(self, baselines=BASELINES, deletion_value="zero", seed=0, n_resamples=metrics.BOOTSTRAP_RESAMPLES):
+        self.baselines = tuple(baselines)
+        self.deletion_value = deletion_value
+        self.seed = int(seed)
+        self.n_resamples = int(n_resamples)
+
+
+def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_folder, n_clips, options=None):
     """Scores the interpreter, the baselines and the reference masks over `dataset`, batch by batch.
 
     Arguments
@@ -175,53 +204,62 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         Where the PNG and wavs of the shown clips go.
     n_clips : int
         Clips shown in the report: the first clip of each class, then the second, ...
+    options : EvaluationOptions, optional
+        Baselines, deletion value, seed (default: every baseline, zero, the yaml's seed).
 
     Returns
     -------
-    stats : dict
-        {method: {metric: value}}, interpreter first, then BASELINES.
-    references : dict
-        {reference: {metric: value}}: "all_ones", and "ground_truth" (the
-        target-dominant region as the mask) with ground truth.
-    check : dict
-        `classifier_check(...)` of the evaluated clips.
-    clips : list of dict
-        The clips written for the report (paths relative to clips_folder's parent).
-    n_undefined : dict
-        {method or reference: {metric: count}}: the clips whose value is undefined
-        (e.g. SI-SDR against a silent target), left out of the means; empty for none.
+    dict
+        "methods": {method: {metric: value}}, interpreter first, then the baselines;
+        "references": {reference: {metric: value}}: "all_ones", and "ground_truth"
+        (the target-dominant region as the mask) with ground truth;
+        "intervals": {method or reference: {metric: {"low", "high"}}}, the 95 %
+        bootstrap intervals of the per-clip means;
+        "curves": {"fractions", "deletion_value", "methods": {method: {"deletion":
+        [...], "insertion": [...]}}}, the mean deletion / insertion curves (every
+        method and the ground truth; not "all ones", whose ranking is all ties);
+        "classifier_check": `classifier_check(...)` of the evaluated clips;
+        "clips": the clips written for the report (paths relative to clips_folder's parent);
+        "n_undefined": {method or reference: {metric: count}}: the clips whose value is
+        undefined (e.g. SI-SDR against a silent target), left out of the means; empty for none.
     """
+    if options is None:
+        options = EvaluationOptions(seed=brain.hparams.seed)
     name = interpreter_name(brain)
-    stats = {name: metrics.StageStats(brain.median_stats), **{b: metrics.StageStats() for b in BASELINES}}
+    stats = {name: metrics.StageStats(brain.median_stats), **{b: metrics.StageStats() for b in options.baselines}}
     references = {"all_ones": metrics.StageStats()}
     if ground_truth is not None:
         references["ground_truth"] = metrics.StageStats()
+    curve_stats = {method: metrics.StageStats() for method in [*stats, *references] if method != "all_ones"}
     batch_size = int(loader_options["batch_size"])
     starts = shard_batch_starts(len(dataset), batch_size)  # this process's batches
     positions = [p for start in starts for p in range(start, min(start + batch_size, len(dataset)))]
     loader = make_dataloader(dataset, **{**loader_options, "shuffle": False, "sampler": positions})
     shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
     correct, target_correct, n_evaluated, shown, masked_predictions = 0, 0, 0, [], []
-    for start, batch in zip(starts, loader):
+
+    def probabilities(X):
+        return brain.class_probabilities(brain.classify(X)[0])
+
+    batches = tqdm(zip(starts, loader), total=len(starts), desc="eval", disable=not if_main_process())
+    for start, batch in batches:
         wavs = interference(batch.sig[0].to(brain.device), start)  # (B, T)
-        # the random baseline's draws depend on the batch's position only (see shard_batch_starts)
-        generator = torch.Generator().manual_seed(int(brain.hparams.seed) * 1_000_003 + start)
+        # the batch's random draws depend on its position only (see shard_batch_starts)
+        generator = torch.Generator().manual_seed(options.seed * 1_000_003 + start)
         outputs = brain.explain(wavs)
         labels = batch.class_string_encoded.data.view(-1).to(brain.device)  # (B,)
         correct += int((outputs["classes"] == labels).sum())
+        masks = {name: outputs["mask"], **baseline_masks(brain, outputs, generator, options.baselines)}
         with torch.no_grad():
-            masks = {name: outputs["mask"], **baseline_masks(brain, outputs, generator)}
             values, scores = {}, {}
             values[name], scores[name] = brain.score(outputs)
-            for baseline in BASELINES:  # the generic suite for masks without an interpreter
+            for baseline in options.baselines:  # the generic suite for masks without an interpreter
                 values[baseline], scores[baseline] = brain.score_mask(outputs, masks[baseline])
-            # The classifier on X_int of each method. The random permutation is left out:
-            # it scatters the clip's evidence on purpose, and a classifier may rightly call
-            # scattered bins one noise-like class.
+            # The classifier on X_int of the interpreter, saliency and ground truth. The random
+            # permutation is left out: it scatters the clip's evidence on purpose, and a
+            # classifier may rightly call scattered bins one noise-like class.
             masked_predictions += [
-                method_scores["int"].argmax(dim=1).cpu()
-                for method, method_scores in scores.items()
-                if method != "random"
+                scores[method]["int"].argmax(dim=1).cpu() for method in (name, "saliency") if method in scores
             ]
             values["all_ones"] = all_ones_metrics(brain, outputs)
             target = None
@@ -230,10 +268,10 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                 region = metrics.target_region(target, background, brain.hparams.compute_stft)
                 values["ground_truth"], ground_truth_scores = brain.score_mask(outputs, region)
                 masked_predictions.append(ground_truth_scores["int"].argmax(dim=1).cpu())
-                masks.update(all_ones=torch.ones_like(region), ground_truth=region)
+                masks["ground_truth"] = region
                 # the interpreter's audio is already inverted, and keeping everything is the clip
                 audio_of = {name: outputs["audio"], "all_ones": wavs}
-                for method, mask in masks.items():
+                for method, mask in {**masks, "all_ones": torch.ones_like(region)}.items():
                     audio = audio_of.get(method)
                     if audio is None:
                         audio = brain.interpretation_audio(
@@ -246,6 +284,12 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                 X_target, _ = brain.preprocess(target)  # the clean target events alone
                 target_scores, _ = brain.classify(X_target)  # (B, N)
                 target_correct += int((target_scores.argmax(dim=1) == labels).sum())
+            for method, mask in masks.items():  # deletion / insertion along each mask's ranking
+                method_curves = curves.probability_curves(
+                    probabilities, outputs["X"], mask, outputs["classes"], options.deletion_value, generator
+                )
+                values[method].update(curves.curve_metrics(method_curves))
+                curve_stats[method].add_values(curves.curve_step_values(method_curves))
         for method, method_values in values.items():
             (references if method in references else stats)[method].add_values(method_values)
         in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
@@ -257,9 +301,13 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         correct, target_correct, n_evaluated, shown, masked_predictions
     )
     shown = [clip for _, clip in sorted(shown, key=lambda pair: pair[0])]
-    summaries = {method: s.summary() for method, s in {**stats, **references}.items()}
-    n_undefined = {method: s.n_undefined for method, s in {**stats, **references}.items() if s.n_undefined}
-    references = {reference: summaries[reference] for reference in references}
+    everything = {**stats, **references}
+    summaries = {method: s.summary(options.seed, options.n_resamples) for method, s in everything.items()}
+    intervals = {
+        method: {metric: {"low": low, "high": high} for metric, (low, high) in s.intervals.items()}
+        for method, s in everything.items()
+    }
+    n_undefined = {method: s.n_undefined for method, s in everything.items() if s.n_undefined}
     n_evaluated = max(n_evaluated, 1)
     with_sources = ground_truth is not None
     check = classifier_check(
@@ -267,9 +315,21 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         masked_predictions,
         class_name=brain.class_name,
         target_accuracy=target_correct / n_evaluated if with_sources else None,
-        ground_truth_fid_in=references["ground_truth"]["fid_in"] if with_sources else None,
+        ground_truth_fid_in=summaries["ground_truth"]["fid_in"] if with_sources else None,
     )
-    return {method: summaries[method] for method in stats}, references, check, shown, n_undefined
+    return {
+        "methods": {method: summaries[method] for method in stats},
+        "references": {reference: summaries[reference] for reference in references},
+        "intervals": intervals,
+        "curves": {
+            "fractions": list(curves.CURVE_FRACTIONS),
+            "deletion_value": options.deletion_value,
+            "methods": {method: curves.mean_curves(s.summary()) for method, s in curve_stats.items()},
+        },
+        "classifier_check": check,
+        "clips": shown,
+        "n_undefined": n_undefined,
+    }
 
 
 def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
@@ -307,6 +367,40 @@ def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
     return written
 
 
+def run_sanity_check(brain, dataset, interference, baselines, n_clips, seed):
+    """The model-randomisation check (`recipes.sanity`) on the first `n_clips` clips.
+
+    The masks recomputed at each step: the interpreter's (its weights kept)
+    and the captum baselines among `baselines` (the random permutation only
+    reshuffles the interpreter's mask, so it says nothing of its own).
+    """
+    from recipes.sanity import model_randomisation_check
+
+    n_clips = min(int(n_clips), len(dataset))
+    if n_clips < 1:
+        raise ValueError(f"--sanity_clips {n_clips} must be >= 1.")
+    positions = list(range(n_clips))
+    loader = make_dataloader(dataset, batch_size=n_clips, shuffle=False, sampler=positions)
+    batch = next(iter(loader))
+    wavs = interference(batch.sig[0].to(brain.device), 0)  # (n_clips, T)
+
+    def interpreter_mask(clips):
+        return brain.explain(clips)["mask"]
+
+    def baseline(name):
+        def mask(clips):
+            X, _ = brain.preprocess(clips)
+            classes = brain.classify(X)[0].argmax(dim=1)
+            return attribution_mask(brain, name, X, classes, seed)
+
+        return mask
+
+    mask_functions = {interpreter_name(brain): interpreter_mask}
+    mask_functions.update({name: baseline(name) for name in baselines if name in CLASSIFIER_BASELINES})
+    logger.info("Sanity check: randomising the classifier from the top down, %d clips", n_clips)
+    return model_randomisation_check(brain, wavs, mask_functions, seed=seed)
+
+
 def _local_or_hub(path):
     """A local file's absolute path; anything else (a hub id) as it is."""
     path = str(path)
@@ -337,7 +431,10 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
                 args.overlap_type,
                 " and WHAM! noise" if brain.wham_mixer is not None else "",
             )
-    stats, references, check, clips, n_undefined = evaluate(
+    options = EvaluationOptions(
+        parse_baselines(args.baselines), args.deletion_value, hparams["seed"], args.n_bootstrap
+    )
+    scored = evaluate(
         brain,
         dataset,
         hparams["test_dataloader_opts"],
@@ -345,7 +442,9 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         ground_truth,
         os.path.join(eval_folder, "clips"),
         args.n_report_clips,
+        options,
     )
+    check = scored["classifier_check"]
     result = {
         "interpreter": interpreter_name(brain),
         "hparams_file": os.path.abspath(args.hparams_file),
@@ -361,16 +460,28 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         },
         "classifier_accuracy": check["accuracy"],
         "ground_truth": ground_truth is not None,
-        "methods": stats,
-        "references": references,
-        "n_undefined": n_undefined,
-        "classifier_check": check,
-        "clips": clips,
+        "baselines": list(options.baselines),
+        "bootstrap": {"resamples": options.n_resamples, "level": metrics.CONFIDENCE_LEVEL, "seed": options.seed},
+        **scored,
     }
+    n_undefined = result["n_undefined"]
+    if args.sanity_check and if_main_process():
+        result["sanity_check"] = run_sanity_check(
+            brain, dataset, interference, options.baselines, args.sanity_clips, options.seed
+        )
     if not if_main_process():  # under torchrun the main process writes the files
         return result
     if n_undefined:
         logger.warning("%s (see recipes/metrics.py's docstring).", undefined_line(n_undefined))
+    result["curves"]["png"] = os.path.relpath(
+        plot_curves(result["curves"], os.path.join(eval_folder, "curves.png"), result["interpreter"]),
+        eval_folder,
+    )
+    if "sanity_check" in result:
+        from recipes.sanity import plot_sanity
+
+        png = plot_sanity(result["sanity_check"], os.path.join(eval_folder, "sanity_check.png"))
+        result["sanity_check"]["png"] = os.path.relpath(png, eval_folder)
     write_text(metrics_markdown(result), os.path.join(eval_folder, "metrics.md"))
     # metrics.json last: its presence marks a finished evaluation (make demo reuses it)
     write_json(metrics.finite_or_none(result), os.path.join(eval_folder, "metrics.json"))

@@ -71,22 +71,28 @@ def test_summary_has_every_interpreter_baselines_and_ground_truth(smoke):
     assert rows == [
         "L2I",
         "L2I: random mask",
-        "L2I: saliency (captum)",
         "PIQ",
         "PIQ: random mask",
-        "PIQ: saliency (captum)",
         "LMAC",
         "LMAC: random mask",
-        "LMAC: saliency (captum)",
-        "all ones",  # the references: the same for every interpreter, shown once
+        # the captum baselines and the references: the same for every interpreter, shown
+        # once (the demo's L2I evaluation scores the captum baselines, see demo.yaml)
+        "saliency (captum)",
+        "Integrated Gradients (captum)",
+        "SmoothGrad (captum)",
+        "occlusion (captum)",
+        "all ones",
         "ground truth",
     ]
-    assert "SI-SDRi dB" in result["summary"] and "GT precision" in result["summary"]
+    for column in ("SI-SDRi dB", "GT precision", "Deletion AUC", "Insertion AUC"):
+        assert column in result["summary"]
     for name in ("l2i", "piq", "lmac"):
         evaluation = json.loads((out / name / "eval" / "metrics.json").read_text())
         assert evaluation["ground_truth"] and evaluation["n_clips"] == 3
         assert list(evaluation["references"]) == ["all_ones", "ground_truth"]
         assert "classifier_check" in evaluation
+        assert (out / name / "eval" / evaluation["curves"]["png"]).is_file()
+        assert set(evaluation["intervals"]) == set(evaluation["methods"]) | set(evaluation["references"])
 
 
 def test_merged_report_links_existing_files_only(smoke):
@@ -95,7 +101,9 @@ def test_merged_report_links_existing_files_only(smoke):
     assert result["report"] == str(index)
     parser = _Links()
     parser.feed(index.read_text(encoding="utf-8"))
-    assert len(parser.links) == 3 * 2 * 4  # 3 interpreters x 2 clips x (3 wavs + 1 PNG)
+    # 3 interpreters x (2 clips x (3 wavs + 1 PNG) + the curves' PNG)
+    assert len(parser.links) == 3 * (2 * 4 + 1)
+    assert "Do the metrics agree?" in index.read_text(encoding="utf-8")
     for link in parser.links:
         assert "://" not in link and (index.parent / urllib.parse.unquote(link)).is_file(), link
 

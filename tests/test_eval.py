@@ -19,7 +19,7 @@ from speechbrain.processing.features import ISTFT, STFT
 from data_prep import interference
 from data_prep.esc50_prepare import dataio_prep, load_clip, prepare_esc50
 from data_prep.ground_truth import GroundTruth
-from recipes import baselines, metrics, report, scoring
+from recipes import baselines, curves, metrics, report, scoring
 from recipes import eval as eval_recipe
 from recipes.pipeline import invert_to_audio, spectrogram
 
@@ -68,9 +68,10 @@ def check_report(index_html):
 def evaluations(tiny_l2i, tiny_piq, tmp_path_factory):
     """In-distribution evaluations of both tiny interpreters (with ground truth)."""
     out = tmp_path_factory.mktemp("evaluations")
+    sanity = ["--sanity_check", "--sanity_clips", "2"]  # PIQ's also runs the sanity check
     return {
         "L2I": (out / "l2i", eval_recipe.main(eval_argv(tiny_l2i, out / "l2i"))),
-        "PIQ": (out / "piq", eval_recipe.main(eval_argv(tiny_piq, out / "piq"))),
+        "PIQ": (out / "piq", eval_recipe.main(eval_argv(tiny_piq, out / "piq", *sanity))),
     }
 
 
@@ -78,12 +79,13 @@ def evaluations(tiny_l2i, tiny_piq, tmp_path_factory):
 @pytest.mark.parametrize("name", ["L2I", "PIQ"])
 def test_in_distribution_scores_interpreter_baselines_and_ground_truth(evaluations, name):
     folder, result = evaluations[name]
-    assert list(result["methods"]) == [name, "random", "saliency"]
+    assert list(result["methods"]) == [name, *baselines.BASELINES]
     assert result["n_clips"] == 3 and result["ground_truth"] and result["overlap_type"] == "none"
     for method, stats in result["methods"].items():
-        for key in SUITE_KEYS + GROUND_TRUTH_KEYS:
+        for key in SUITE_KEYS + GROUND_TRUTH_KEYS + curves.CURVE_METRICS:
             assert np.isfinite(stats[key]), (method, key)
         assert 0.0 <= stats["gt_precision"] <= 1.0 and 0.0 <= stats["gt_recall"] <= 1.0
+        assert 0.0 <= stats["deletion_auc"] <= 1.0 and 0.0 <= stats["insertion_auc"] <= 1.0
     interpreter, random = result["methods"][name], result["methods"]["random"]
     # the random baseline is a permutation of the interpreter's mask: same sparsity
     assert random["SPS"] == pytest.approx(interpreter["SPS"], abs=1e-4)
@@ -96,10 +98,54 @@ def test_in_distribution_scores_interpreter_baselines_and_ground_truth(evaluatio
     table = (folder / "metrics.md").read_text()
     assert "| random |" in table and "| saliency |" in table and "SI-SDRi" in table
     assert "| all ones |" in table and "| ground truth |" in table
+    assert "| occlusion |" in table and "Deletion AUC" in table and " ± " in table
     assert len(saved["clips"]) == 2
     for clip in saved["clips"]:
         for key in ("png", "original", "interpretation", "target"):
             assert (folder / clip[key]).is_file()
+
+
+@pytest.mark.parametrize("name", ["L2I", "PIQ"])
+def test_intervals_and_mean_curves_in_metrics_json(evaluations, name):
+    folder, result = evaluations[name]
+    saved = json.loads((folder / "metrics.json").read_text())
+    rows = {**saved["methods"], **saved["references"]}
+    assert set(saved["intervals"]) == set(rows)
+    assert saved["bootstrap"]["resamples"] == metrics.BOOTSTRAP_RESAMPLES
+    for method, stats in rows.items():
+        for metric, interval in saved["intervals"][method].items():
+            if stats.get(metric) is not None:  # low <= mean <= high (up to rounding)
+                assert interval["low"] - 1e-9 <= stats[metric] <= interval["high"] + 1e-9, (method, metric)
+    drawn = saved["curves"]
+    assert drawn["fractions"] == list(curves.CURVE_FRACTIONS) and drawn["deletion_value"] == "zero"
+    # every method and the ground truth; "all ones" ranks nothing (all ties)
+    assert list(drawn["methods"]) == [name, *baselines.BASELINES, "ground_truth"]
+    for method, method_curves in drawn["methods"].items():
+        for kind in ("deletion", "insertion"):
+            values = np.asarray(method_curves[kind])
+            assert values.shape == (21,) and ((0 <= values) & (values <= 1)).all()
+            # the AUC of the mean curve is the mean of the clips' AUCs (both linear)
+            assert np.trapezoid(values, drawn["fractions"]) == pytest.approx(
+                rows[method][f"{kind}_auc"], abs=1e-5
+            )
+        # nothing removed: p_c of the clip; nothing revealed: p_c of silence (the same for all)
+        assert method_curves["deletion"][0] == pytest.approx(drawn["methods"][name]["deletion"][0])
+        assert method_curves["insertion"][0] == pytest.approx(drawn["methods"][name]["insertion"][0])
+    assert (folder / drawn["png"]).is_file()
+
+
+def test_sanity_check_in_metrics_json_markdown_and_report(evaluations):
+    folder, result = evaluations["PIQ"]
+    sanity = json.loads((folder / "metrics.json").read_text())["sanity_check"]
+    assert sanity["clips"] == 2 and sanity["steps"][0] == "none" and len(sanity["steps"]) > 2
+    # the interpreter and the captum baselines (not the random permutation)
+    assert list(sanity["methods"]) == ["PIQ", *baselines.CLASSIFIER_BASELINES]
+    for figures in sanity["methods"].values():
+        assert len(figures["spearman"]) == len(figures["ssim"]) == len(sanity["steps"])
+    assert (folder / sanity["png"]).is_file()
+    assert "Sanity check" in (folder / "metrics.md").read_text()
+    assert "Sanity check" in (folder / "report" / "index.html").read_text()
+    assert "sanity_check" not in json.loads((evaluations["L2I"][0] / "metrics.json").read_text())
 
 
 @pytest.mark.parametrize("name", ["L2I", "PIQ"])
@@ -235,7 +281,8 @@ def test_report_of_one_evaluation_opens_offline(evaluations, name):
     parser = check_report(folder / "report" / "index.html")
     n_audio = sum(tag == "audio" for tag, _ in parser.tags)
     assert n_audio == 2 * 3  # 2 clips x (original, interpretation, target)
-    assert sum(tag == "img" for tag, _ in parser.tags) == 2
+    # 2 clips, the curves (and PIQ's sanity check)
+    assert sum(tag == "img" for tag, _ in parser.tags) == 2 + 1 + (name == "PIQ")
 
 
 def test_report_merges_evaluations(evaluations, tmp_path, capsys):
@@ -244,10 +291,14 @@ def test_report_merges_evaluations(evaluations, tmp_path, capsys):
     page = check_report(tmp_path / "merged" / "index.html")
     assert index == str(tmp_path / "merged" / "index.html")
     text = (tmp_path / "merged" / "index.html").read_text()
-    for row in ("L2I", "L2I: random mask", "PIQ: saliency (captum)", "all ones", "ground truth"):
+    for row in ("L2I", "L2I: random mask", "saliency (captum)", "occlusion (captum)", "all ones", "ground truth"):
         assert f">{row}</td>" in text
-    assert text.count(">all ones</td>") == 1 and text.count(">ground truth</td>") == 1
-    assert sum(tag == "img" for tag, _ in page.tags) == 4
+    # what does not depend on the interpreter is shown once in the summary table
+    summary = text.split("<h2>Summary</h2>")[1].split("</table>")[0]
+    for row in ("all ones", "ground truth", "saliency (captum)", "SmoothGrad (captum)"):
+        assert summary.count(f">{row}</td>") == 1, row
+    assert sum(tag == "img" for tag, _ in page.tags) == 2 * (2 + 1) + 1  # clips, curves, sanity
+    assert "Do the metrics agree?" in text and "Kendall" in text
     printed = capsys.readouterr().out
     assert "| PIQ: random mask |" in printed and printed.count("| ground truth |") == 1
 

@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""`make compare`: the demo's interpreters over several training seeds, mean ± std.
+
+    python recipes/compare.py                      # hparams/demo.yaml, 3 seeds -> results/demo/
+    python recipes/compare.py --seeds 1234 1235    # these interpreter-training seeds
+    python recipes/compare.py --smoke --output_folder /tmp/cmp --interpreters lmac --n_seeds 2
+
+The data, the classifier and the NMF dictionary are the demo's (recipes/demo.py,
+the config's `common: seed`, in `<out>/data`, `<out>/classifier`, `<out>/nmf`):
+made once and shared. Only the interpreters (L2I, PIQ, L-MAC, or the subset of
+`--interpreters`) are trained and evaluated once per seed, with `--seed s`:
+
+    seed = common seed     <out>/{l2i,piq,lmac}           (the demo's own folders)
+    any other seed s       <out>/seeds/<s>/{l2i,piq,lmac}
+                           (each with its eval/ folder, as in the demo)
+
+Default seeds: the common seed, then common + 1, ... (`--n_seeds`, 3). Every
+stage is the demo's `Stage`: one whose outputs exist is reused (so after `make
+demo` only the new seeds are trained), an interrupted one resumes, and one
+made with other settings stops with the demo's message naming the folder to
+delete.
+
+Then, from every seed's `eval/metrics.json` ("methods" and "references" only;
+non-numeric values are left out), for each row of the report's summary table
+(recipes/report.py: the interpreters, their baselines, the reference masks) and
+each metric: the mean and the sample standard deviation (ddof 1) over the
+seeds that have a value (`n`); with one value there is no std (null in the
+json, no "± std" in the table). Writes into `<out>/compare/`:
+
+    per_seed.csv    one row per (seed, interpreter, row): seed, interpreter, method, metrics
+    summary.json    {row: {metric: {"mean", "std", "n"}}}
+    summary.md      the mean ± std table, the seeds and the wall times
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import argparse
+import csv
+import io
+import math
+import os
+import statistics
+import sys
+import time
+
+from speechbrain.utils.logger import get_logger
+
+from data_prep.files import write_json, write_text
+from recipes.demo import DEFAULT_CONFIG, INTERPRETERS, build_stages, load_config
+from recipes.report import (
+    METRICS,
+    format_value,
+    load_evaluation,
+    method_label,
+    metric_columns,
+    reference_rows,
+    summary_rows,
+)
+
+logger = get_logger(__name__)
+
+DEFAULT_N_SEEDS = 3
+COMPARE_FOLDER = "compare"  # under the output folder: the tables
+SEEDS_FOLDER = "seeds"  # under the output folder: <seed>/{l2i,piq,lmac} for the other seeds
+SHARED_STAGES = ("data", "classifier", "nmf")
+
+
+def resolve_seeds(common_seed, n_seeds=None, seeds=None):
+    """The interpreter-training seeds: `seeds` as given, or `n_seeds` from the common seed on.
+
+    Example
+    -------
+    >>> resolve_seeds(1234), resolve_seeds(1234, n_seeds=1), resolve_seeds(1234, seeds=[7, 1234])
+    ([1234, 1235, 1236], [1234], [7, 1234])
+    """
+    if seeds is not None:
+        seeds = [int(seed) for seed in seeds]
+        if not seeds:
+            raise ValueError("--seeds needs at least one seed.")
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(
+                f"--seeds lists {', '.join(map(str, repeated))} more than once: each seed "
+                "trains the interpreters once, give every seed once."
+            )
+        return seeds
+    n_seeds = DEFAULT_N_SEEDS if n_seeds is None else int(n_seeds)
+    if n_seeds < 1:
+        raise ValueError(f"--n_seeds must be at least 1 (got {n_seeds}).")
+    return [int(common_seed) + offset for offset in range(n_seeds)]
+
+
+def resolve_interpreters(names=None):
+    """The interpreter stage names asked for (any case, 'L-MAC' = 'lmac'), in the demo's order.
+
+    Example
+    -------
+    >>> resolve_interpreters(["L-MAC", "l2i"]), resolve_interpreters()
+    (['l2i', 'lmac'], ['l2i', 'piq', 'lmac'])
+    """
+    if names is None:
+        return list(INTERPRETERS)
+    wanted = {str(name).lower().replace("-", "") for name in names}
+    unknown = sorted(wanted - set(INTERPRETERS))
+    if unknown:
+        raise ValueError(
+            f"unknown interpreter {', '.join(repr(name) for name in unknown)}: "
+            f"--interpreters takes {', '.join(INTERPRETERS)}."
+        )
+    return [name for name in INTERPRETERS if name in wanted]
+
+
+def interpreter_base(output_folder, seed, common_seed):
+    """Where one seed's interpreter folders go: the demo's for the common seed, else seeds/<seed>.
+
+    Example
+    -------
+    >>> interpreter_base("out", 1234, 1234), interpreter_base("out", 7, 1234)
+    ('out', 'out/seeds/7')
+    """
+    if int(seed) == int(common_seed):
+        return output_folder
+    return os.path.join(output_folder, SEEDS_FOLDER, str(seed))
+
+
+def plan_stages(config, output_folder, seeds, interpreters):
+    """The stages to run, in order, and where each seed's evaluations land.
+
+    Returns
+    -------
+    tuple
+        (list of (label, Stage): the shared stages once, then per seed the
+        interpreters' training and evaluation stages; {seed: {interpreter:
+        eval folder}}).
+    """
+    common_seed = config["common"]["seed"]
+    shared = [name for name in SHARED_STAGES if name != "nmf" or "l2i" in interpreters]
+    plan, eval_folders = [], {}
+    for index, seed in enumerate(seeds):
+        base = interpreter_base(output_folder, seed, common_seed)
+        stages, folders = build_stages(
+            config, output_folder, interpreter_folder=base, interpreter_seed=seed
+        )
+        by_name = {stage.name: stage for stage in stages}
+        if index == 0:  # the same for every seed
+            plan += [(name, by_name[name]) for name in shared]
+        names = list(interpreters) + [f"eval_{name}" for name in interpreters]
+        plan += [(f"{name} [seed {seed}]", by_name[name]) for name in names]
+        eval_folders[seed] = {
+            name: folder for name, folder in zip(INTERPRETERS, folders) if name in interpreters
+        }
+    return plan, eval_folders
+
+
+def is_number(value):
+    """True for a finite int or float (not a bool): what the tables average.
+
+    Example
+    -------
+    >>> [is_number(v) for v in (0.5, 3, float("nan"), None, True, "0.5", [1])]
+    [True, True, False, False, False, False, False]
+    """
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def numeric_stats(stats):
+    """{metric: value} of a row with its non-numeric values left out."""
+    if not isinstance(stats, dict):
+        return {}
+    return {key: value for key, value in stats.items() if is_number(value)}
+
+
+def evaluation_rows(evaluation):
+    """{row label: {metric: value}} of one evaluation: its methods, then its references.
+
+    Example
+    -------
+    >>> evaluation_rows({"interpreter": "PIQ", "methods": {"PIQ": {"fid_in": 0.5, "x": "a"},
+    ...                  "random": {"fid_in": 0.25}}, "references": {"all_ones": {"fid_in": 1}}})
+    {'PIQ': {'fid_in': 0.5}, 'PIQ: random mask': {'fid_in': 0.25}, 'all ones': {'fid_in': 1}}
+    """
+    rows = {
+        method_label(evaluation, method): numeric_stats(stats)
+        for method, stats in (evaluation.get("methods") or {}).items()
+    }
+    references = reference_rows(evaluation.get("references") or {})
+    rows.update({label: numeric_stats(stats) for label, stats in references.items()})
+    return rows
+
+
+def mean_std(values):
+    """(mean, sample std with ddof 1, n) of the numeric values; std None for one value.
+
+    Example
+    -------
+    >>> mean_std([1.0, 2.0, 3.0]), mean_std([2.0, None]), mean_std([])
+    ((2.0, 1.0, 3), (2.0, None, 1), (None, None, 0))
+    """
+    values = [float(value) for value in values if is_number(value)]
+    if not values:
+        return None, None, 0
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return mean, std, len(values)
+
+
+def aggregate(rows_per_seed):
+    """{row: {metric: {"mean", "std", "n"}}} over a list of {row: {metric: value}} (one per seed).
+
+    Rows and metrics in order of first appearance; `n` counts the seeds with a value.
+
+    Example
+    -------
+    >>> aggregate([{"PIQ": {"fid_in": 0.5}}, {"PIQ": {"fid_in": 1.0, "AD": 3.0}}])
+    {'PIQ': {'fid_in': {'mean': 0.75, 'std': 0.3535533905932738, 'n': 2}, 'AD': {'mean': 3.0, 'std': None, 'n': 1}}}
+    """
+    keys = {}
+    for rows in rows_per_seed:
+        for label, stats in rows.items():
+            keys.setdefault(label, {}).update(dict.fromkeys(stats))
+    summary = {}
+    for label, metrics in keys.items():
+        summary[label] = {}
+        for metric in metrics:
+            values = [rows.get(label, {}).get(metric) for rows in rows_per_seed]
+            mean, std, n = mean_std(values)
+            summary[label][metric] = {"mean": mean, "std": std, "n": n}
+    return summary
+
+
+def format_cell(cell, n_seeds):
+    """One table cell: 'mean ± std', '(n=k)' when fewer seeds than `n_seeds` have a value.
+
+    Example
+    -------
+    >>> format_cell({"mean": 0.5, "std": 0.125, "n": 2}, 2), format_cell({"mean": 12.0, "std": None, "n": 1}, 3)
+    ('0.500 ± 0.125', '12.0 (n=1)')
+    >>> format_cell(None, 2), format_cell({"mean": 0.5, "std": None, "n": 1}, 1)
+    ('-', '0.500')
+    """
+    if not cell or cell.get("mean") is None:
+        return "-"
+    text = format_value(cell["mean"])
+    if cell.get("std") is not None:
+        text += f" ± {format_value(cell['std'])}"
+    if cell.get("n", n_seeds) < n_seeds:
+        text += f" (n={cell['n']})"
+    return text
+
+
+def summary_table(summary, n_seeds):
+    """A markdown table of `aggregate`'s result: rows x metrics (the report's titles and order).
+
+    Example
+    -------
+    >>> print(summary_table({"PIQ": {"fid_in": {"mean": 0.5, "std": 0.125, "n": 2}}}, 2))
+    | mean ± std over 2 seeds | Fid-In |
+    |---|---|
+    | PIQ | 0.500 ± 0.125 |
+    """
+    columns = metric_columns(summary)
+    titles = [METRICS.get(key, (key, ""))[0] for key in columns]
+    seeds = f"{n_seeds} seed" + ("s" if n_seeds != 1 else "")
+    lines = [
+        f"| mean ± std over {seeds} | " + " | ".join(titles) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for label, cells in summary.items():
+        lines.append(
+            f"| {label} | "
+            + " | ".join(format_cell(cells.get(key), n_seeds) for key in columns)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def per_seed_csv(records):
+    """The per-seed table as csv text; `records` is a list of (seed, interpreter, row, stats).
+
+    Example
+    -------
+    >>> print(per_seed_csv([(1, "piq", "PIQ", {"fid_in": 0.5}), (2, "piq", "PIQ", {})]), end="")
+    seed,interpreter,method,fid_in
+    1,piq,PIQ,0.5
+    2,piq,PIQ,
+    """
+    columns = metric_columns({index: stats for index, (*_, stats) in enumerate(records)})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["seed", "interpreter", "method", *columns])
+    for seed, interpreter, label, stats in records:
+        cells = [repr(float(stats[key])) if is_number(stats.get(key)) else "" for key in columns]
+        writer.writerow([seed, interpreter, label, *cells])
+    return buffer.getvalue()
+
+
+def format_times(timings, cpu_times):
+    """'name reused' / 'name 12 s (CPU 20 s)' for each stage, comma-separated (as make demo)."""
+    return ", ".join(
+        f"{name} " + ("reused" if wall is None else f"{wall:.0f} s (CPU {cpu_times[name]:.0f} s)")
+        for name, wall in timings.items()
+    )
+
+
+def run_compare(config, output_folder, seeds, interpreters, start=None):
+    """Runs (or reuses) every stage for every seed, then writes the tables in <out>/compare.
+
+    Returns
+    -------
+    dict
+        "seeds", "interpreters", "summary" ({row: {metric: {mean, std, n}}}),
+        "table" (markdown), "per_seed_csv", "summary_json", "summary_md" (paths),
+        "eval_folders" ({seed: {interpreter: folder}}), "timings" / "cpu_times"
+        ({stage label: seconds, None when reused}), "total_s".
+    """
+    start = time.perf_counter() if start is None else start
+    plan, eval_folders = plan_stages(config, output_folder, seeds, interpreters)
+    timings, cpu_times = {}, {}
+    for label, stage in plan:
+        times = stage.run()
+        timings[label], cpu_times[label] = times if times else (None, None)
+
+    records, rows_per_seed = [], []
+    for seed in seeds:
+        evaluations = []
+        for name, folder in eval_folders[seed].items():
+            evaluation = load_evaluation(folder)
+            evaluations.append(evaluation)
+            records += [
+                (seed, name, label, stats) for label, stats in evaluation_rows(evaluation).items()
+            ]
+        for evaluation in evaluations:  # summary_rows reads "methods" and "references" only
+            evaluation.setdefault("methods", {})
+        rows_per_seed.append(
+            {label: numeric_stats(stats) for label, stats in summary_rows(evaluations).items()}
+        )
+    summary = aggregate(rows_per_seed)
+    table = summary_table(summary, len(seeds))
+
+    folder = os.path.join(output_folder, COMPARE_FOLDER)
+    csv_path = write_text(per_seed_csv(records), os.path.join(folder, "per_seed.csv"))
+    json_path = write_json(summary, os.path.join(folder, "summary.json"))
+    total = time.perf_counter() - start
+    common_seed = config["common"]["seed"]
+    text = (
+        f"# make compare: {', '.join(interpreters)} over {len(seeds)} interpreter-training seeds\n\n"
+        f"Seeds: {', '.join(map(str, seeds))} (interpreter training and evaluation; the data, "
+        f"the classifier and the NMF dictionary are fixed, seed {common_seed}).\n"
+        "Mean ± sample std (ddof 1) over the seeds; a cell with one value has no std; "
+        "(n=k): only k seeds have a value. Per seed: per_seed.csv.\n\n"
+        f"{table}\n\n"
+        f"Wall time: {total:.0f} s. Stages (wall time, CPU time of all threads): "
+        f"{format_times(timings, cpu_times)}\n"
+    )
+    md_path = write_text(text, os.path.join(folder, "summary.md"))
+    return {
+        "seeds": list(seeds),
+        "interpreters": list(interpreters),
+        "summary": summary,
+        "table": table,
+        "per_seed_csv": os.path.abspath(csv_path),
+        "summary_json": os.path.abspath(json_path),
+        "summary_md": os.path.abspath(md_path),
+        "eval_folders": eval_folders,
+        "timings": timings,
+        "cpu_times": cpu_times,
+        "total_s": total,
+    }
+
+
+def main(argv=None):
+    """Command line: runs the comparison, prints the timings, the table and the files."""
+    parser = argparse.ArgumentParser(
+        description="The demo's interpreters over several training seeds: mean ± std."
+    )
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="demo yaml (stage overrides)")
+    parser.add_argument("--smoke", action="store_true", help="use the config's smoke: sizes")
+    parser.add_argument("--output_folder", help="the demo's folder (default: the config's)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--n_seeds",
+        type=int,
+        help=f"seeds common, common+1, ... (default {DEFAULT_N_SEEDS})",
+    )
+    which.add_argument("--seeds", type=int, nargs="+", help="the interpreter-training seeds")
+    parser.add_argument(
+        "--interpreters", nargs="+", help=f"a subset of {' '.join(INTERPRETERS)} (default all)"
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    start = time.perf_counter()
+    try:
+        interpreters = resolve_interpreters(args.interpreters)
+        config = load_config(args.config, smoke=args.smoke)
+        seeds = resolve_seeds(config["common"]["seed"], args.n_seeds, args.seeds)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    output_folder = args.output_folder or config["output_folder"]
+    if not os.path.isabs(output_folder):
+        output_folder = os.path.join(os.getcwd(), output_folder)
+    result = run_compare(config, output_folder, seeds, interpreters, start=start)
+    print(
+        "\nStages (wall time, CPU time of all threads): "
+        + format_times(result["timings"], result["cpu_times"])
+    )
+    print(f"\n{result['table']}\n")
+    print(f"Per seed: {result['per_seed_csv']}")
+    print(f"Summary: {result['summary_md']}, {result['summary_json']}")
+    print(f"Seeds {', '.join(map(str, seeds))}: total {result['total_s']:.0f} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()

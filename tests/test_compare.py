@@ -1,0 +1,217 @@
+"""`make compare` (recipes/compare.py): the demo's interpreters over training seeds, mean ± std."""
+
+import csv
+import json
+import statistics
+import subprocess
+
+import pytest
+import speechbrain.utils.logger
+import torch
+import yaml
+
+from recipes import compare, demo
+
+SMOKE_COMMON_SEED = demo.load_config(smoke=True)["common"]["seed"]
+OTHER_SEED = SMOKE_COMMON_SEED + 7
+LIGHT_EVAL = {"baselines": "random", "n_bootstrap": 20}  # recipes/eval.py flags
+
+
+def light_smoke_config(folder):
+    """hparams/demo.yaml with a lighter smoke evaluation (the random-mask baseline only, few
+    bootstrap resamples): the evaluation is tested in tests/test_eval.py, and its captum
+    baselines take most of its time."""
+    with open(demo.DEFAULT_CONFIG, encoding="utf-8") as fin:
+        config = yaml.safe_load(fin)
+    config["smoke"].setdefault("eval", {})["options"] = dict(LIGHT_EVAL)
+    path = folder / "demo_light.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Smoke L-MAC at the common seed, then again with a second seed added (reusing the first).
+
+    Returns (output folder, first result, second result, mtimes after the first run).
+    """
+    root = tmp_path_factory.mktemp("compare")
+    out = root / "smoke"
+    config = light_smoke_config(root)
+    argv = [
+        "--config",
+        str(config),
+        "--smoke",
+        "--output_folder",
+        str(out),
+        "--interpreters",
+        "lmac",
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        # SpeechBrain's env.log runs `pip freeze` for every stage folder (~1 s each): not tested here
+        patch.setattr(speechbrain.utils.logger, "get_environment_description", lambda: "test\n")
+        first = compare.main(argv + ["--seeds", str(SMOKE_COMMON_SEED)])
+        mtimes = {
+            path: (out / path).stat().st_mtime_ns
+            for path in (
+                "classifier/classifier.ckpt",
+                "data/meta/ground_truth.csv",
+                "lmac/psi_model.ckpt",
+            )
+        }
+        second = compare.main(argv + ["--seeds", str(SMOKE_COMMON_SEED), str(OTHER_SEED)])
+    return out, first, second, mtimes
+
+
+def _metrics(folder):
+    return json.loads((folder / "eval" / "metrics.json").read_text())
+
+
+def test_second_seed_trains_only_its_interpreter(two_runs):
+    out, first, second, mtimes = two_runs
+    assert list(first["timings"]) == [
+        "data",
+        "classifier",
+        f"lmac [seed {SMOKE_COMMON_SEED}]",
+        f"eval_lmac [seed {SMOKE_COMMON_SEED}]",
+    ]  # no NMF stage without L2I
+    assert all(seconds is not None for seconds in first["timings"].values())
+    ran = {name for name, seconds in second["timings"].items() if seconds is not None}
+    assert ran == {f"lmac [seed {OTHER_SEED}]", f"eval_lmac [seed {OTHER_SEED}]"}
+    for path, mtime in mtimes.items():  # shared stages and the common seed's L-MAC: not rewritten
+        assert (out / path).stat().st_mtime_ns == mtime, path
+
+
+def test_data_and_classifier_are_shared_interpreters_are_per_seed(two_runs):
+    out, _, second, _ = two_runs
+    records = {
+        path.parent.relative_to(out).as_posix(): json.loads(path.read_text())
+        for path in out.rglob(demo.STAGE_RECORD)
+    }
+    assert set(records) == {
+        "data",
+        "classifier",
+        "lmac",
+        "lmac/eval",
+        f"seeds/{OTHER_SEED}/lmac",
+        f"seeds/{OTHER_SEED}/lmac/eval",
+    }
+    assert not (out / "seeds" / str(SMOKE_COMMON_SEED)).exists()  # the demo's own folders
+    assert not (out / "nmf").exists()
+
+    def flag(argv, name):
+        return argv[argv.index(name) + 1]
+
+    assert flag(records["classifier"], "--seed") == str(SMOKE_COMMON_SEED)
+    assert records["data"]["seed"] == SMOKE_COMMON_SEED
+    for folder, seed in (("lmac", SMOKE_COMMON_SEED), (f"seeds/{OTHER_SEED}/lmac", OTHER_SEED)):
+        for argv in (records[folder], records[f"{folder}/eval"]):
+            assert flag(argv, "--seed") == str(seed)
+            assert flag(argv, "--classifier_folder") == str(out / "classifier")
+            assert flag(argv, "--data_folder") == str(out / "data")
+        assert _metrics(out / folder)["seed"] == seed
+    assert second["eval_folders"] == {
+        SMOKE_COMMON_SEED: {"lmac": str(out / "lmac" / "eval")},
+        OTHER_SEED: {"lmac": str(out / "seeds" / str(OTHER_SEED) / "lmac" / "eval")},
+    }
+
+
+def test_the_seed_changes_the_trained_interpreter(two_runs):
+    out, _, _, _ = two_runs
+    first = torch.load(out / "lmac" / "psi_model.ckpt", map_location="cpu")
+    other = torch.load(
+        out / "seeds" / str(OTHER_SEED) / "lmac" / "psi_model.ckpt", map_location="cpu"
+    )
+    assert first.keys() == other.keys()
+    assert any(not torch.equal(first[key], other[key]) for key in first)
+
+
+def test_per_seed_csv_has_every_seed_and_row(two_runs):
+    out, _, second, _ = two_runs
+    path = out / "compare" / "per_seed.csv"
+    assert second["per_seed_csv"] == str(path)
+    with open(path, encoding="utf-8", newline="") as fin:
+        rows = list(csv.DictReader(fin))
+    assert list(rows[0])[:3] == ["seed", "interpreter", "method"]
+    for seed, folder in (
+        (SMOKE_COMMON_SEED, out / "lmac"),
+        (OTHER_SEED, out / "seeds" / str(OTHER_SEED) / "lmac"),
+    ):
+        mine = {row["method"]: row for row in rows if row["seed"] == str(seed)}
+        assert {row["interpreter"] for row in mine.values()} == {"lmac"}
+        assert {"LMAC", "LMAC: random mask", "all ones", "ground truth"} <= set(mine)
+        evaluation = _metrics(folder)
+        assert float(mine["LMAC"]["SPS"]) == pytest.approx(evaluation["methods"]["LMAC"]["SPS"])
+        assert float(mine["ground truth"]["gt_precision"]) == pytest.approx(1.0)
+
+
+def test_summary_is_the_mean_and_std_over_the_seeds(two_runs):
+    out, first, second, _ = two_runs
+    summary = json.loads((out / "compare" / "summary.json").read_text())
+    assert summary == second["summary"]
+    assert list(summary)[0] == "LMAC" and "all ones" in summary
+    evaluations = [_metrics(out / "lmac"), _metrics(out / "seeds" / str(OTHER_SEED) / "lmac")]
+    checked = 0
+    for metric in evaluations[0]["methods"]["LMAC"]:
+        values = [evaluation["methods"]["LMAC"].get(metric) for evaluation in evaluations]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        cell = summary["LMAC"][metric]
+        assert cell["n"] == 2
+        assert cell["mean"] == pytest.approx(statistics.fmean(values), abs=1e-12), metric
+        assert cell["std"] == pytest.approx(statistics.stdev(values), abs=1e-12), metric
+        checked += 1
+    assert checked >= 5
+    assert summary["LMAC"]["SPS"]["std"] > 0  # the seeds' masks differ
+    one_seed = first["summary"]["LMAC"]["SPS"]
+    assert one_seed["n"] == 1 and one_seed["std"] is None  # one seed: no std
+    assert one_seed["mean"] == pytest.approx(evaluations[0]["methods"]["LMAC"]["SPS"])
+    text = (out / "compare" / "summary.md").read_text()
+    assert "| mean ± std over 2 seeds | Fid-In |" in text
+    assert f"Seeds: {SMOKE_COMMON_SEED}, {OTHER_SEED}" in text and "Wall time: " in text
+    sps = compare.format_value(summary["LMAC"]["SPS"]["mean"])
+    assert "| LMAC | " in text and f" {sps} ± " in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n_seeds", "0"], "--n_seeds must be at least 1"),
+        (["--seeds", "5", "6", "5"], "lists 5 more than once"),
+        (["--interpreters", "lmac", "gradcam"], "unknown interpreter 'gradcam'"),
+        (["--n_seeds", "2", "--seeds", "1", "2"], "not allowed with argument"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        compare.main(argv + ["--smoke", "--output_folder", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_common_seed_reuses_the_demo_stages_and_make_runs_it(repo_root, tmp_path):
+    """With the real demo config (planned, not run): the common seed's stages are the demo's
+    (same folders and settings, so `make compare` after `make demo` reuses them)."""
+    config = demo.load_config()
+    common = config["common"]["seed"]
+    assert compare.resolve_seeds(common) == [common, common + 1, common + 2]
+    plan, eval_folders = compare.plan_stages(
+        config, str(tmp_path), compare.resolve_seeds(common), list(demo.INTERPRETERS)
+    )
+    demo_stages = {stage.name: stage for stage in demo.build_stages(config, str(tmp_path))[0]}
+    planned = dict(plan)
+    assert len(planned) == 3 + 3 * 6
+    for name, stage in demo_stages.items():
+        label = name if name in compare.SHARED_STAGES else f"{name} [seed {common}]"
+        assert (planned[label].folder, planned[label].settings) == (stage.folder, stage.settings)
+    other = planned[f"piq [seed {common + 2}]"]
+    assert other.folder == str(tmp_path / "seeds" / str(common + 2) / "piq")
+    assert other.settings[other.settings.index("--seed") + 1] == str(common + 2)
+    assert eval_folders[common + 1]["l2i"] == str(
+        tmp_path / "seeds" / str(common + 1) / "l2i" / "eval"
+    )
+    dry_run = subprocess.run(
+        ["make", "-n", "compare"], cwd=repo_root, capture_output=True, text=True, check=True
+    )
+    assert "recipes/compare.py" in dry_run.stdout
