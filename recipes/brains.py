@@ -18,8 +18,11 @@ import zipfile
 
 import torch
 from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.logger import get_logger
 
 from recipes.run_guard import quarantine_incomplete_checkpoints
+
+logger = get_logger(__name__)
 
 
 def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
@@ -171,3 +174,38 @@ def freeze(module):
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module
+
+
+def fused_for_inference(module):
+    """A frozen copy of `module` with every BatchNorm folded into the convolution before it.
+
+    In eval mode BN(conv(x)) is one convolution with rescaled weights and a
+    new bias (the same function up to float rounding, ~1e-6), so the copy
+    skips the BatchNorm passes: about a quarter of the Conv2d encoder's time
+    on CPU. Used where the frozen classifier runs many times without learning
+    anything (the deletion / insertion curves). The copy does not follow later
+    changes of `module` (e.g. the sanity check's randomisation). A module that
+    torch.fx cannot trace (e.g. one whose forward branches on its input's
+    shape) is returned as it is.
+
+    Example
+    -------
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    >>> fused = fused_for_inference(net)
+    >>> x = torch.rand(1, 1, 5, 5)
+    >>> torch.allclose(net(x), fused(x), atol=1e-5), sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    (True, 0)
+    """
+    import copy
+
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        fused = fuse(copy.deepcopy(module).eval())
+    except Exception as error:  # torch.fx raises several kinds on untraceable code
+        logger.info("%s is not traceable (%s): used without BatchNorm folding", type(module).__name__, error)
+        return module
+    fused = freeze(fused)
+    if next(fused.parameters()).device.type == "cpu":
+        fused.to(memory_format=torch.channels_last)
+    return fused

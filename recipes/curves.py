@@ -67,7 +67,9 @@ def bin_ranks(mask, generator=None):
 
     Equal values (e.g. the zeros of a sparse mask) are ranked in a random
     order from `generator`, not by position, which would delete the clip's
-    start first.
+    start first. One sort of a 64-bit key per clip: the float32 value's bits
+    made order-preserving in the high half, a random 32-bit tie-breaker in
+    the low half.
 
     Example
     -------
@@ -75,15 +77,17 @@ def bin_ranks(mask, generator=None):
     tensor([[[2, 0],
              [1, 3]]])
     """
-    flat = mask.detach().flatten(start_dim=1).float()  # (B, D)
-    shuffle = torch.rand(flat.shape, generator=generator).argsort(dim=1).to(flat.device)  # (B, D)
-    # the shuffled values sorted (stable): ties keep their random order
-    order_in_shuffle = torch.sort(-flat.gather(1, shuffle), dim=1, stable=True).indices
-    order = shuffle.gather(1, order_in_shuffle)  # (B, D) bin indices, best first
+    flat = mask.detach().flatten(start_dim=1).float().cpu() + 0.0  # (B, D); -0.0 -> 0.0
+    bits = flat.view(torch.int32).long()
+    # IEEE-754 order: positive floats sort as their bits, negative ones reversed
+    ordered = torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # (B, D), monotonic in the value
+    ties = torch.randint(0, 2**31, flat.shape, generator=generator, dtype=torch.long)
+    key = ordered * 2**31 + ties
+    order = torch.argsort(key, dim=1, descending=True)  # (B, D) bin indices, best first
     ranks = torch.empty_like(order)
-    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    positions = torch.arange(flat.shape[1]).expand_as(order)
     ranks.scatter_(1, order, positions)
-    return ranks.view(mask.shape)
+    return ranks.view(mask.shape).to(mask.device)
 
 
 def step_counts(n_bins, fractions=CURVE_FRACTIONS):

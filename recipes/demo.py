@@ -43,7 +43,16 @@ import yaml
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
-from recipes.report import load_evaluation, markdown_table, summary_rows, write_report
+from recipes.agreement import agreement_line, agreement_markdown
+from recipes.report import (
+    agreement_groups,
+    load_evaluation,
+    markdown_table,
+    metric_title,
+    summary_intervals,
+    summary_rows,
+    write_report,
+)
 
 logger = get_logger(__name__)
 
@@ -361,7 +370,7 @@ def run_demo(config, output_folder):
         timings[stage.name], cpu_times[stage.name] = times if times else (None, None)
     report = write_report(eval_folders, os.path.join(output_folder, "report"), REPORT_TITLE)
     evaluations = [load_evaluation(folder) for folder in eval_folders]
-    summary = markdown_table(summary_rows(evaluations))
+    summary = markdown_table(summary_rows(evaluations), summary_intervals(evaluations))
     accuracy_file = os.path.join(output_folder, "classifier", "test_accuracy.json")
     accuracy = None
     if os.path.isfile(accuracy_file):
@@ -374,7 +383,16 @@ def run_demo(config, output_folder):
         "cpu_times": cpu_times,
         "classifier_accuracy": accuracy,
     }
-    write_text(f"# {REPORT_TITLE}\n\n{summary}\n", os.path.join(output_folder, "summary.md"))
+    agreement = "".join(
+        f"\n## Do the metrics agree? ({label})\n\n"
+        + (f"{agreement_line(values, metric_title)}.\n\n" if agreement_line(values, metric_title) else "")
+        + agreement_markdown(values, metric_title)
+        + "\n"
+        for label, values in agreement_groups(evaluations)
+        if agreement_markdown(values)
+    )
+    note = "\n± is half the 95 % bootstrap confidence interval over the clips.\n"
+    write_text(f"# {REPORT_TITLE}\n\n{summary}\n{note}{agreement}", os.path.join(output_folder, "summary.md"))
     return result
 
 

@@ -218,7 +218,7 @@ def plot_curves(curves, path, interpreter=None):
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right" if kind == "deletion" else "lower right")
+        ax.legend(fontsize=7, loc="best", framealpha=0.7)
     axes[0].set_ylabel("p_c, mean over clips")
     save_figure(fig, path, dpi=90)
     return path

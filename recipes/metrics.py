@@ -342,9 +342,9 @@ def bootstrap_interval(values, n_resamples=BOOTSTRAP_RESAMPLES, seed=0, median=F
     """Percentile bootstrap confidence interval of the mean (or median) of per-clip values.
 
     The clips are resampled with replacement `n_resamples` times from a
-    generator seeded with `seed` (the same seed gives the same interval); the
-    interval is the central `level` share of the resampled statistics,
-    computed in float64.
+    generator seeded with `seed` (the same seed and values, in any order, give
+    the same interval); the interval is the central `level` share of the
+    resampled statistics, computed in float64.
 
     Arguments
     ---------
@@ -369,7 +369,9 @@ def bootstrap_interval(values, n_resamples=BOOTSTRAP_RESAMPLES, seed=0, median=F
     >>> bool(low < 49.5 < high)
     True
     """
-    values = values.detach().reshape(-1).double().cpu()
+    # sorted: the interval depends on the values, not on their order (e.g. how torchrun
+    # processes gathered them)
+    values = values.detach().reshape(-1).double().cpu().sort().values
     if values.numel() == 0:
         return float("nan"), float("nan")
     generator = torch.Generator().manual_seed(int(seed))

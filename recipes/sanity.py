@@ -408,6 +408,44 @@ def model_randomisation_check(brain, wavs, mask_functions, seed=0):
     return result
 
 
+def sanity_check_of_evaluation(brain, dataset, interference, baselines, n_clips, seed):
+    """`model_randomisation_check` of an evaluation (eval.py --sanity_check) on its first `n_clips` clips.
+
+    The clips are taken as the evaluation sees them (`interference` applied).
+
+    The masks recomputed at each step: the interpreter's (its weights kept)
+    and the captum baselines among `baselines` (the random permutation only
+    reshuffles the interpreter's mask, so it says nothing of its own).
+    """
+    from speechbrain.dataio.dataloader import make_dataloader
+
+    from recipes.baselines import CLASSIFIER_BASELINES, attribution_mask
+
+    n_clips = min(int(n_clips), len(dataset))
+    if n_clips < 1:
+        raise ValueError(f"--sanity_clips {n_clips} must be >= 1.")
+    positions = list(range(n_clips))
+    loader = make_dataloader(dataset, batch_size=n_clips, shuffle=False, sampler=positions)
+    batch = next(iter(loader))
+    wavs = interference(batch.sig[0].to(brain.device), 0)  # (n_clips, T)
+
+    def interpreter_mask(clips):
+        return brain.explain(clips)["mask"]
+
+    def baseline(name):
+        def mask(clips):
+            X, _ = brain.preprocess(clips)
+            classes = brain.classify(X)[0].argmax(dim=1)
+            return attribution_mask(brain, name, X, classes, seed)
+
+        return mask
+
+    mask_functions = {type(brain).__name__: interpreter_mask}  # the tables' interpreter name
+    mask_functions.update({name: baseline(name) for name in baselines if name in CLASSIFIER_BASELINES})
+    logger.info("Sanity check: randomising the classifier from the top down, %d clips", n_clips)
+    return model_randomisation_check(brain, wavs, mask_functions, seed=seed)
+
+
 # ------------------------------------------------------------------ rendering
 def _cell(text):
     return str(text).replace("|", "\\|")
@@ -518,3 +556,43 @@ def plot_sanity(result, path):
     finally:
         plt.close(fig)
     return str(path)
+
+
+def sanity_html(sanity, png=None):
+    """The report's section of a `model_randomisation_check` result: verdict, table, PNG.
+
+    `png` is the PNG's link relative to the report (none: no image).
+    """
+    import html
+
+    from recipes.tables import BASELINE_LABELS, format_value
+
+    steps = sanity["steps"]
+    head = "".join(f"<th>{html.escape(step)}</th>" for step in steps)
+    rows = []
+    for method, values in sanity["methods"].items():
+        name = BASELINE_LABELS.get(method, method)
+        flag = " (FAILED: the mask did not change)" if method in sanity["failed"] else ""
+        cells = "".join(
+            f"<td>ρ {format_value(r)}<br>SSIM {format_value(q)}</td>"
+            for r, q in zip(values["spearman"], values["ssim"])
+        )
+        rows.append(f'<tr><td class="label">{html.escape(name + flag)}</td>{cells}</tr>')
+    kept = "".join(f"<td>{format_value(v)}</td>" for v in sanity["class_kept"])
+    rows.append(f'<tr><td class="label">class kept (share of clips)</td>{kept}</tr>')
+    failed = sanity["failed"]
+    verdict = (
+        f'<p class="warning"><strong>Sanity check failed</strong> for '
+        f"{html.escape(', '.join(BASELINE_LABELS.get(m, m) for m in failed))}: with the whole "
+        "classifier randomised, the mask stays the same (Spearman and SSIM with the original "
+        f"&ge; {sanity['max_similarity']}); it does not depend on what the classifier learned.</p>"
+        if failed
+        else "<p>Sanity check passed: every method's mask changed when the classifier was randomised.</p>"
+    )
+    image = f'<img src="{png}" alt="sanity check: similarity to the original mask per step">' if png else ""
+    return (
+        f"<h3>Sanity check: cumulative classifier randomisation, top layer first "
+        f"({sanity['clips']} clips)</h3>{verdict}"
+        f'<div class="wide"><table><tr><th class="label">method</th>{head}</tr>{"".join(rows)}</table></div>'
+        f"{image}"
+    )

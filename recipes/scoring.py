@@ -5,13 +5,16 @@ the interference (`data_prep.interference`) and, on the synthetic dataset, the
 ground truth (`data_prep.ground_truth`), then `evaluate` goes batch by batch:
 
     explain (the interpreter's mask, X_int, audio)
-    -> baseline masks (recipes/baselines.py)
+    -> baseline masks (recipes/baselines.py: random permutation, captum)
     -> score: the interpreter (`brain.score`), the baselines and the reference
        masks "all ones" and "ground truth" (`brain.score_mask`)
     -> ground-truth metrics of every mask (recipes/metrics.py)
+    -> deletion / insertion curves of every mask (recipes/curves.py)
     -> the classifier check (can this classifier judge masks?)
     -> PNG and wavs of the clips shown in the report
 
+then the means with their bootstrap intervals (`metrics.StageStats`), the
+mean curves (`curves.png`), optionally the sanity check (recipes/sanity.py),
 and writes `metrics.md`, `metrics.json` and `report/index.html` into the eval
 folder. See `recipes/eval.py` for the command line and the definitions.
 
@@ -31,14 +34,10 @@ from data_prep.files import write_json, write_text
 from data_prep.ground_truth import GroundTruth
 from data_prep.interference import Interference, dataset_labels
 from recipes import curves, metrics
-from recipes.baselines import (
-    BASELINES,
-    CLASSIFIER_BASELINES,
-    attribution_mask,
-    baseline_masks,
-    parse_baselines,
-)
+from recipes.baselines import BASELINES, baseline_masks, parse_baselines
+from recipes.brains import fused_for_inference
 from recipes.figures import plot_curves, save_interpretation, write_wav
+from recipes.pipeline import classify
 from recipes.report import classifier_warning, metrics_markdown, undefined_line, write_report
 
 logger = get_logger(__name__)
@@ -188,6 +187,15 @@ class EvaluationOptions:
         self.n_resamples = int(n_resamples)
 
 
+def _gathered_list(items):
+    """A list's items of every torchrun process, concatenated (one process: the list)."""
+    if not _distributed():
+        return items
+    everyone = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, items)
+    return [item for part in everyone for item in part]
+
+
 def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_folder, n_clips, options=None):
     """Scores the interpreter, the baselines and the reference masks over `dataset`, batch by batch.
 
@@ -216,8 +224,10 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         "intervals": {method or reference: {metric: {"low", "high"}}}, the 95 %
         bootstrap intervals of the per-clip means;
         "curves": {"fractions", "deletion_value", "methods": {method: {"deletion":
-        [...], "insertion": [...]}}}, the mean deletion / insertion curves (every
-        method and the ground truth; not "all ones", whose ranking is all ties);
+        [...], "insertion": [...]}}, "per_clip": {"ids": [...], method:
+        {"deletion_auc": [...], "insertion_auc": [...]}}}: the mean deletion /
+        insertion curves and every clip's AUCs (every method and the ground
+        truth; not "all ones", whose ranking is all ties);
         "classifier_check": `classifier_check(...)` of the evaluated clips;
         "clips": the clips written for the report (paths relative to clips_folder's parent);
         "n_undefined": {method or reference: {metric: count}}: the clips whose value is
@@ -237,9 +247,16 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     loader = make_dataloader(dataset, **{**loader_options, "shuffle": False, "sampler": positions})
     shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
     correct, target_correct, n_evaluated, shown, masked_predictions = 0, 0, 0, [], []
+    per_clip_auc = []  # (position, id, {method: [deletion AUC, insertion AUC]})
 
+    # the curves' many classifier calls: the same classifier with its BatchNorms folded
+    curve_model = fused_for_inference(brain.hparams.embedding_model)
+
+    @torch.no_grad()
     def probabilities(X):
-        return brain.class_probabilities(brain.classify(X)[0])
+        hparams = brain.hparams
+        scores, _ = classify(curve_model, hparams.classifier, X, hparams.compute_fbank, hparams.use_melspectra)
+        return brain.class_probabilities(scores)
 
     batches = tqdm(zip(starts, loader), total=len(starts), desc="eval", disable=not if_main_process())
     for start, batch in batches:
@@ -284,12 +301,17 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                 X_target, _ = brain.preprocess(target)  # the clean target events alone
                 target_scores, _ = brain.classify(X_target)  # (B, N)
                 target_correct += int((target_scores.argmax(dim=1) == labels).sum())
+            ends = curves.endpoint_probabilities(probabilities, outputs["X"], outputs["classes"], options.deletion_value)
             for method, mask in masks.items():  # deletion / insertion along each mask's ranking
                 method_curves = curves.probability_curves(
-                    probabilities, outputs["X"], mask, outputs["classes"], options.deletion_value, generator
+                    probabilities, outputs["X"], mask, outputs["classes"], options.deletion_value, generator, ends=ends
                 )
                 values[method].update(curves.curve_metrics(method_curves))
                 curve_stats[method].add_values(curves.curve_step_values(method_curves))
+            per_clip_auc += [
+                (start + i, clip_id, {m: [float(values[m][k][i]) for k in curves.CURVE_METRICS] for m in masks})
+                for i, clip_id in enumerate(batch.id)
+            ]
         for method, method_values in values.items():
             (references if method in references else stats)[method].add_values(method_values)
         in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
@@ -301,6 +323,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         correct, target_correct, n_evaluated, shown, masked_predictions
     )
     shown = [clip for _, clip in sorted(shown, key=lambda pair: pair[0])]
+    per_clip_auc = sorted(_gathered_list(per_clip_auc), key=lambda entry: entry[0])
     everything = {**stats, **references}
     summaries = {method: s.summary(options.seed, options.n_resamples) for method, s in everything.items()}
     intervals = {
@@ -325,6 +348,17 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
             "fractions": list(curves.CURVE_FRACTIONS),
             "deletion_value": options.deletion_value,
             "methods": {method: curves.mean_curves(s.summary()) for method, s in curve_stats.items()},
+            # the AUCs of every clip, in the test set's order
+            "per_clip": {
+                "ids": [clip_id for _, clip_id, _ in per_clip_auc],
+                **{
+                    method: {
+                        metric: [aucs[method][k] for _, _, aucs in per_clip_auc]
+                        for k, metric in enumerate(curves.CURVE_METRICS)
+                    }
+                    for method in curve_stats
+                },
+            },
         },
         "classifier_check": check,
         "clips": shown,
@@ -365,40 +399,6 @@ def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
             }
         )
     return written
-
-
-def run_sanity_check(brain, dataset, interference, baselines, n_clips, seed):
-    """The model-randomisation check (`recipes.sanity`) on the first `n_clips` clips.
-
-    The masks recomputed at each step: the interpreter's (its weights kept)
-    and the captum baselines among `baselines` (the random permutation only
-    reshuffles the interpreter's mask, so it says nothing of its own).
-    """
-    from recipes.sanity import model_randomisation_check
-
-    n_clips = min(int(n_clips), len(dataset))
-    if n_clips < 1:
-        raise ValueError(f"--sanity_clips {n_clips} must be >= 1.")
-    positions = list(range(n_clips))
-    loader = make_dataloader(dataset, batch_size=n_clips, shuffle=False, sampler=positions)
-    batch = next(iter(loader))
-    wavs = interference(batch.sig[0].to(brain.device), 0)  # (n_clips, T)
-
-    def interpreter_mask(clips):
-        return brain.explain(clips)["mask"]
-
-    def baseline(name):
-        def mask(clips):
-            X, _ = brain.preprocess(clips)
-            classes = brain.classify(X)[0].argmax(dim=1)
-            return attribution_mask(brain, name, X, classes, seed)
-
-        return mask
-
-    mask_functions = {interpreter_name(brain): interpreter_mask}
-    mask_functions.update({name: baseline(name) for name in baselines if name in CLASSIFIER_BASELINES})
-    logger.info("Sanity check: randomising the classifier from the top down, %d clips", n_clips)
-    return model_randomisation_check(brain, wavs, mask_functions, seed=seed)
 
 
 def _local_or_hub(path):
@@ -466,7 +466,9 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
     }
     n_undefined = result["n_undefined"]
     if args.sanity_check and if_main_process():
-        result["sanity_check"] = run_sanity_check(
+        from recipes.sanity import sanity_check_of_evaluation
+
+        result["sanity_check"] = sanity_check_of_evaluation(
             brain, dataset, interference, options.baselines, args.sanity_clips, options.seed
         )
     if not if_main_process():  # under torchrun the main process writes the files

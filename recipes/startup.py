@@ -17,6 +17,7 @@ Authors
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import re
 import shutil
@@ -184,8 +185,23 @@ def check_override_types(hparams_file, overrides):
             )
 
 
+def describe_environment_once():
+    """Makes SpeechBrain's environment description (env.log) a once-per-process computation.
+
+    `create_experiment_directory` writes `env.log` (the Python version, `pip
+    freeze`, the git revision) into every run's folder; `pip freeze` takes
+    about 1 s. A process that starts several runs (`make demo`: 9 stages;
+    `make compare`; the test suite: dozens of tiny runs) now computes it once:
+    every folder still gets its env.log, with the same text.
+    """
+    describe = sb.utils.logger.get_environment_description
+    if not hasattr(describe, "cache_info"):  # not cached yet
+        sb.utils.logger.get_environment_description = functools.lru_cache(maxsize=1)(describe)
+
+
 def _start_experiment(hparams, hparams_file, overrides, recipe_file):
     """Output folder (locked for this run), log file, resolved hyperparams.yaml, recipe copy."""
+    describe_environment_once()
     if sb.utils.distributed.if_main_process():
         lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
     sb.create_experiment_directory(

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from recipes import baselines, curves, metrics, report
+from recipes import agreement, baselines, curves, metrics, report
 
 FRAMES, BINS = 20, 16
 EVIDENCE = (7, 5)  # the one bin the hand-made classifier reads
@@ -155,18 +155,19 @@ def test_metric_agreement_turns_lower_is_better_metrics_around():
         for i in range(5)
     }
     rows["m0"]["gt_precision"] = 0.35  # one disagreement
-    agreement = report.metric_agreement(rows)
-    assert agreement["methods"] == 5
-    assert agreement["tau"]["faithfulness"]["AD"] == pytest.approx(1.0)
-    assert agreement["tau"]["AD"]["deletion_auc"] == pytest.approx(1.0)
+    result = agreement.metric_agreement(rows)
+    assert result["methods"] == 5
+    assert result["tau"]["faithfulness"]["AD"] == pytest.approx(1.0)
+    assert result["tau"]["AD"]["deletion_auc"] == pytest.approx(1.0)
     ff = [rows[m]["faithfulness"] for m in rows]
     gt = [rows[m]["gt_precision"] for m in rows]
-    assert agreement["tau"]["faithfulness"]["gt_precision"] == pytest.approx(kendalltau(ff, gt).statistic)
-    assert "Fid-In" not in report.agreement_markdown(agreement)  # no value: not ranked
-    assert "GT precision" in report.agreement_line(agreement)
+    assert result["tau"]["faithfulness"]["gt_precision"] == pytest.approx(kendalltau(ff, gt).statistic)
+    table = agreement.agreement_markdown(result, report.metric_title)
+    assert "Fid-In" not in table and "| AD % | 1.00 |" in table  # Fid-In has no value: not ranked
+    assert "GT precision" in agreement.agreement_line(result, report.metric_title)
 
 
 def test_metric_agreement_needs_three_methods():
     rows = {"a": {"fid_in": 1.0, "AD": 1.0}, "b": {"fid_in": 0.5, "AD": 2.0}}
-    assert report.metric_agreement(rows)["metrics"] == []
-    assert report.agreement_markdown(report.metric_agreement(rows)) == ""
+    assert agreement.metric_agreement(rows)["metrics"] == []
+    assert agreement.agreement_markdown(agreement.metric_agreement(rows)) == ""

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from conftest import HPARAMS, REPO_ROOT, with_flag
 
 
@@ -69,6 +70,16 @@ def test_torchrun_eval_shards_the_clips_and_equals_one_process(tiny_piq, tmp_pat
                 else:
                     assert abs(sharded[group][method][metric] - value) <= 1e-5 * max(1.0, abs(value)), (
                         method, metric, sharded[group][method][metric], value)  # fmt: skip
+    # the bootstrap intervals (over the same values in another order) and the mean curves too
+    assert sharded["intervals"].keys() == single["intervals"].keys()
+    for method, intervals in single["intervals"].items():
+        for metric, interval in intervals.items():
+            for end in ("low", "high"):
+                if interval[end] is not None:
+                    assert sharded["intervals"][method][metric][end] == pytest.approx(interval[end], abs=1e-5)
+    for method, drawn in single["curves"]["methods"].items():
+        for kind in ("deletion", "insertion"):
+            assert sharded["curves"]["methods"][method][kind] == pytest.approx(drawn[kind], abs=1e-5)
     assert [clip["id"] for clip in sharded["clips"]] == [clip["id"] for clip in single["clips"]]
 
 
