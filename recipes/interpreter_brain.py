@@ -61,8 +61,10 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     lr_annealing, n_interpretations_to_save, interpret_period, use_tensorboard.
     """
 
-    #: Name of the logged valid statistic that selects the best checkpoint.
+    #: Name of the logged valid statistic that selects the best checkpoint ...
     best_key = "fid_in"
+    #: ... the highest one, or the lowest one when True (e.g. the valid loss).
+    best_key_is_lower = False
     #: Statistics reported as a median over clips instead of a mean.
     median_stats = ()
     #: Valid statistic whose plateau halves the lr (maximised: the scheduler gets
@@ -291,8 +293,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             logger.info("Best checkpoint is selected by valid %s = %.4f", self.best_key, stats[self.best_key])
             self.checkpointer.save_and_keep_only(
                 meta={self.best_key: stats[self.best_key], "epoch": epoch},
-                max_keys=[self.best_key],
                 num_to_keep=1,
+                **{"min_keys" if self.best_key_is_lower else "max_keys": [self.best_key]},
             )
         else:
             self.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
@@ -334,7 +336,13 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             self.tensorboard.log_stats(stats_meta=meta, **stage_stats)
 
     def on_evaluate_start(self, max_key=None, min_key=None):
-        super().on_evaluate_start(max_key=max_key or self.best_key, min_key=min_key)
+        """Loads the given key's best checkpoint, by default the one `best_key` selected."""
+        if max_key is None and min_key is None:
+            if self.best_key_is_lower:
+                min_key = self.best_key
+            else:
+                max_key = self.best_key
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
 
     # ---------------------------------------------------------- interpretations
     def _due_for_saving(self, stage):
@@ -415,7 +423,6 @@ def train_interpreter(brain_class, argv=None, recipe_file=None):
     hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=recipe_file)
     brain = build_brain(brain_class, hparams, run_opts, label_encoder=label_encoder)
     fit_interpreter(brain, hparams, datasets)
-    brain.evaluate(
-        datasets["test"], max_key=brain_class.best_key, test_loader_kwargs=hparams["test_dataloader_opts"]
-    )
+    # the checkpoint `best_key` selected (on_evaluate_start)
+    brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"])
     return brain

@@ -542,9 +542,10 @@ def plot_sanity(result, path):
         ax.set_xticks(x)
         ax.set_xticklabels(steps, rotation=45, ha="right")
         ax.set_xlabel("randomised down to (cumulative, top down)")
-        lowest = min(min(f[key]) for f in result["methods"].values()) if result["methods"] else 0.0
-        ax.set_ylim(min(-0.05, lowest - 0.05), 1.05)
         ax.grid(alpha=0.3)
+    # the panels share their y axis: the lowest value of both
+    values = [v for f in result["methods"].values() for key, _ in panels for v in f[key]]
+    axes[0].set_ylim(min([-0.05] + [v - 0.05 for v in values]), 1.05)
     axes[0].set_ylabel("similarity (1 = mask unchanged)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.suptitle(f"Model-randomisation sanity check ({result['clips']} clips)")

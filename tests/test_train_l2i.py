@@ -1,5 +1,6 @@
 """L2I end to end on tiny data: files, resume, frozen parts, configuration errors."""
 
+import copy
 import json
 import re
 import shutil
@@ -173,6 +174,9 @@ def test_fidelity_warmup_keeps_the_fidelity_gradient_out_of_psi(tiny_l2i, warmup
 
     brain = tiny_l2i["brain"]
     brain.hparams.fidelity_warmup_epochs = warmup
+    # a forward in train mode moves the BatchNorm running statistics: the shared brain gets
+    # its trained state back afterwards (other tests compare it with the exported checkpoint)
+    state = copy.deepcopy(brain.modules.state_dict())
     try:
         brain.modules.train()
         wavs = torch.randn(2, brain.hparams.sample_rate)
@@ -188,4 +192,5 @@ def test_fidelity_warmup_keeps_the_fidelity_gradient_out_of_psi(tiny_l2i, warmup
     finally:
         brain.hparams.fidelity_warmup_epochs = 0
         brain.modules.zero_grad()
+        brain.modules.load_state_dict(state)
         brain.modules.eval()
