@@ -47,7 +47,14 @@ import time
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
-from recipes.demo import DEFAULT_CONFIG, INTERPRETERS, build_stages, load_config
+from recipes.demo import (
+    DEFAULT_CONFIG,
+    INTERPRETERS,
+    build_stages,
+    format_times,
+    load_config,
+    resolve_output_folder,
+)
 from recipes.report import (
     METRICS,
     format_value,
@@ -295,14 +302,6 @@ def per_seed_csv(records):
     return buffer.getvalue()
 
 
-def format_times(timings, cpu_times):
-    """'name reused' / 'name 12 s (CPU 20 s)' for each stage, comma-separated (as make demo)."""
-    return ", ".join(
-        f"{name} " + ("reused" if wall is None else f"{wall:.0f} s (CPU {cpu_times[name]:.0f} s)")
-        for name, wall in timings.items()
-    )
-
-
 def run_compare(config, output_folder, seeds, interpreters, start=None):
     """Runs (or reuses) every stage for every seed, then writes the tables in <out>/compare.
 
@@ -395,9 +394,7 @@ def main(argv=None):
         seeds = resolve_seeds(config["common"]["seed"], args.n_seeds, args.seeds)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
-    output_folder = args.output_folder or config["output_folder"]
-    if not os.path.isabs(output_folder):
-        output_folder = os.path.join(os.getcwd(), output_folder)
+    output_folder = resolve_output_folder(args.output_folder, config)
     result = run_compare(config, output_folder, seeds, interpreters, start=start)
     print(
         "\nStages (wall time, CPU time of all threads): "

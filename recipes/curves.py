@@ -101,13 +101,17 @@ def step_counts(n_bins, fractions=CURVE_FRACTIONS):
     return torch.tensor([int(round(f * n_bins)) for f in fractions])
 
 
-def endpoint_probabilities(probability_fn, X, classes, deletion_value="zero"):
+def endpoint_probabilities(probability_fn, X, classes, deletion_value="zero", probs=None):
     """p_c of the whole clips and of the deletion value alone: the curves' two ends, (B,) each.
 
-    Shared by every mask of a batch (`probability_curves`' `ends`).
+    Shared by every mask of a batch (`probability_curves`' `ends`). `probs`,
+    the classifier's probabilities on X (B, N) when the caller has them, saves
+    the pass on X.
     """
     reference = deletion_reference(X, deletion_value).expand_as(X)
-    probs = probability_fn(torch.cat([X, reference]))  # (2B, N)
+    inputs = reference if probs is not None else torch.cat([X, reference])
+    computed = probability_fn(inputs)  # (B or 2B, N)
+    probs = computed if probs is None else torch.cat([probs, computed])
     full, empty = probs.gather(1, classes.repeat(2).view(-1, 1)).squeeze(1).float().chunk(2)
     return full, empty
 

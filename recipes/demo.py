@@ -396,6 +396,26 @@ def run_demo(config, output_folder):
     return result
 
 
+def resolve_output_folder(output_folder, config):
+    """`--output_folder`, or the config's, as an absolute path (relative to the working folder)."""
+    output_folder = output_folder or config["output_folder"]
+    return output_folder if os.path.isabs(output_folder) else os.path.join(os.getcwd(), output_folder)
+
+
+def format_times(timings, cpu_times):
+    """'name reused' / 'name 12 s (CPU 20 s)' for each stage, comma-separated.
+
+    Example
+    -------
+    >>> format_times({"data": None, "classifier": 12.3}, {"data": None, "classifier": 20.0})
+    'data reused, classifier 12 s (CPU 20 s)'
+    """
+    return ", ".join(
+        f"{name} " + ("reused" if wall is None else f"{wall:.0f} s (CPU {cpu_times[name]:.0f} s)")
+        for name, wall in timings.items()
+    )
+
+
 def main(argv=None):
     """Command line: runs the demo, prints the timings, the summary table and the report path."""
     parser = argparse.ArgumentParser(description="The whole chain on the synthetic dataset.")
@@ -404,17 +424,11 @@ def main(argv=None):
     parser.add_argument("--output_folder", help="where everything goes (default: the config's)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = load_config(args.config, smoke=args.smoke)
-    output_folder = args.output_folder or config["output_folder"]
-    if not os.path.isabs(output_folder):
-        output_folder = os.path.join(os.getcwd(), output_folder)
+    output_folder = resolve_output_folder(args.output_folder, config)
     start = time.perf_counter()
     result = run_demo(config, output_folder)
     result["total_s"] = time.perf_counter() - start
-    times = [
-        f"{name} " + ("reused" if wall is None else f"{wall:.0f} s (CPU {cpu:.0f} s)")
-        for (name, wall), cpu in zip(result["timings"].items(), result["cpu_times"].values())
-    ]
-    print("\nStages (wall time, CPU time of all threads): " + ", ".join(times))
+    print("\nStages (wall time, CPU time of all threads): " + format_times(result["timings"], result["cpu_times"]))
     if result["classifier_accuracy"] is not None:
         print(f"Classifier test accuracy: {100 * result['classifier_accuracy']:.1f} %")
     print(f"\n{result['summary']}\n")

@@ -301,16 +301,18 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                 X_target, _ = brain.preprocess(target)  # the clean target events alone
                 target_scores, _ = brain.classify(X_target)  # (B, N)
                 target_correct += int((target_scores.argmax(dim=1) == labels).sum())
-            ends = curves.endpoint_probabilities(probabilities, outputs["X"], outputs["classes"], options.deletion_value)
+            ends = curves.endpoint_probabilities(
+                probabilities, outputs["X"], outputs["classes"], options.deletion_value, outputs["probs"]
+            )
             for method, mask in masks.items():  # deletion / insertion along each mask's ranking
                 method_curves = curves.probability_curves(
                     probabilities, outputs["X"], mask, outputs["classes"], options.deletion_value, generator, ends=ends
                 )
                 values[method].update(curves.curve_metrics(method_curves))
                 curve_stats[method].add_values(curves.curve_step_values(method_curves))
+            aucs = {m: torch.stack([values[m][k] for k in curves.CURVE_METRICS], dim=1).tolist() for m in masks}
             per_clip_auc += [
-                (start + i, clip_id, {m: [float(values[m][k][i]) for k in curves.CURVE_METRICS] for m in masks})
-                for i, clip_id in enumerate(batch.id)
+                (start + i, clip_id, {m: aucs[m][i] for m in masks}) for i, clip_id in enumerate(batch.id)
             ]
         for method, method_values in values.items():
             (references if method in references else stats)[method].add_values(method_values)
