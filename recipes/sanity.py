@@ -432,10 +432,11 @@ def sanity_check_of_evaluation(brain, dataset, interference, baselines, n_clips,
     def interpreter_mask(clips):
         return brain.explain(clips)["mask"]
 
+    X, _ = brain.preprocess(wavs)  # the clips do not change: one STFT for every step
+
     def baseline(name):
         def mask(clips):
-            X, _ = brain.preprocess(clips)
-            classes = brain.classify(X)[0].argmax(dim=1)
+            classes = brain.classify(X)[0].argmax(dim=1)  # the (randomised) classifier's class
             return attribution_mask(brain, name, X, classes, seed)
 
         return mask
