@@ -24,6 +24,9 @@ from recipes.run_guard import quarantine_incomplete_checkpoints
 
 logger = get_logger(__name__)
 
+# what SpeechBrain's Brain adds to the checkpointer itself: "brain" when built, "optimizer" in fit
+TRAINING_RECOVERABLES = ("brain", "optimizer")
+
 
 def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
     """The Brain `brain_class` made from a loaded yaml.
@@ -51,7 +54,10 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
                 "--pretrained_interpreter PATH."
             )
         # a run killed while writing a checkpoint must not be resumed from it
-        run_on_main(quarantine_incomplete_checkpoints, args=[hparams["checkpointer"]])
+        run_on_main(
+            quarantine_incomplete_checkpoints,
+            args=[hparams["checkpointer"], TRAINING_RECOVERABLES],
+        )
     return brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"] if train else None,

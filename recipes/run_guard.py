@@ -34,6 +34,7 @@ logger = get_logger(__name__)
 
 LOCK_FILE = ".run.lock"
 QUARANTINE_PREFIX = "incomplete-"
+ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
 
 _held_locks = {}  # folder -> open file object holding the flock (one per folder per process)
 
@@ -122,8 +123,10 @@ def _paramfile_problem(path):
     if path.stat().st_size == 0:
         return f"{path.name} is empty"
     with open(path, "rb") as fin:
-        is_zip = fin.read(2) == b"PK"
-    if is_zip:  # torch.save's format: the central directory and CRCs catch a truncation
+        head = fin.read(len(ZIP_MAGIC))
+    if len(head) < len(ZIP_MAGIC) and ZIP_MAGIC.startswith(head):
+        return f"{path.name} is truncated ({len(head)} bytes)"
+    if head == ZIP_MAGIC:  # torch.save's format: the central directory and CRCs catch a truncation
         try:
             with zipfile.ZipFile(path) as archive:
                 broken = archive.testzip()
@@ -154,19 +157,25 @@ def checkpoint_problem(ckpt_dir, recoverable_names):
         return f"{METAFNAME} cannot be read ({error})"
     if not isinstance(meta, dict):
         return f"{METAFNAME} is empty or not a mapping"
-    for name in recoverable_names:
+    present = sorted(path.stem for path in ckpt_dir.glob(f"*{PARAMFILE_EXT}"))
+    for name in dict.fromkeys([*recoverable_names, *present]):  # also the files no one named
         problem = _paramfile_problem(ckpt_dir / f"{name}{PARAMFILE_EXT}")
         if problem:
             return problem
     return None
 
 
-def quarantine_incomplete_checkpoints(checkpointer):
+def quarantine_incomplete_checkpoints(checkpointer, later_names=()):
     """Renames every incomplete checkpoint folder of `checkpointer` aside, with a warning.
 
     Arguments
     ---------
     checkpointer : speechbrain.utils.checkpoints.Checkpointer or None
+    later_names : sequence of str
+        Recoverables the Brain registers after this check, and so are not yet in
+        `checkpointer` (SpeechBrain adds `brain` when the Brain is built and
+        `optimizer` at the start of `fit`): their files must be there too. The
+        optimizer is the last file of a checkpoint, the one a kill most often cuts.
 
     Returns
     -------
@@ -176,7 +185,7 @@ def quarantine_incomplete_checkpoints(checkpointer):
     if checkpointer is None or not Path(checkpointer.checkpoints_dir).is_dir():
         return []
     moved = []
-    names = list(checkpointer.recoverables)
+    names = [*checkpointer.recoverables, *later_names]
     for ckpt_dir in sorted(Path(checkpointer.checkpoints_dir).iterdir()):
         if not (ckpt_dir.is_dir() and ckpt_dir.name.startswith(CKPT_PREFIX)):
             continue

@@ -49,12 +49,27 @@ def test_a_kill_during_the_checkpoint_write_resumes_from_the_previous_one(tiny_p
     (truncated / "CKPT.yaml").write_text(f"end-of-epoch: true\nfid_in: 1.0\nepoch: 2\nunixtime: {later + 1}\n")
     psi = truncated / "psi_model.ckpt"
     psi.write_bytes(psi.read_bytes()[: psi.stat().st_size // 2])
+    # ... and the files the Brain registers itself, written last: the optimizer cut, or not there
+    torn = []
+    for n, cut in enumerate((lambda data: data[:1], lambda data: data[: len(data) // 2], None)):
+        folder_n = folder / "save" / f"CKPT+2099-01-01+00-00-{3 + n:02d}+00"
+        shutil.copytree(complete, folder_n)
+        (folder_n / "CKPT.yaml").write_text(
+            f"end-of-epoch: true\nfid_in: 1.0\nepoch: 2\nunixtime: {later + 2 + n}\n"
+        )
+        optimizer = folder_n / "optimizer.ckpt"
+        if cut is None:
+            optimizer.unlink()
+        else:
+            optimizer.write_bytes(cut(optimizer.read_bytes()))
+        torn.append(folder_n)
 
     train_piq.main(with_flag(argv, "--number_of_epochs", 2))  # the same command, one epoch more
 
     assert _epochs_logged(folder) == [1, 2]  # resumed after epoch 1: not restarted, not skipped
     aside = _checkpoints(folder / "save", QUARANTINE_PREFIX)
-    assert {p.name for p in aside} == {QUARANTINE_PREFIX + p.name for p in (no_files, empty, truncated)}
+    expected = (no_files, empty, truncated, *torn)
+    assert {p.name for p in aside} == {QUARANTINE_PREFIX + p.name for p in expected}
     assert all((p / "CKPT.yaml").exists() for p in aside)  # moved aside, not deleted
     assert (folder / "psi_model.ckpt").is_file()
 

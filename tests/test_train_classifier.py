@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -61,8 +62,18 @@ def _complete_checkpoints(save_folder):
     return [
         ckpt
         for ckpt in save_folder.glob("CKPT+*")
-        if CHECKPOINT_FILES <= {path.name for path in ckpt.iterdir()}
+        if CHECKPOINT_FILES <= {path.name for path in ckpt.iterdir()} and _tensors_load(ckpt)
     ]
+
+
+def _tensors_load(ckpt):
+    """Whether the checkpoint's tensor files load: all there is not all written (a kill can cut one)."""
+    try:
+        for name in ("embedding_model.ckpt", "classifier.ckpt", "optimizer.ckpt"):
+            torch.load(ckpt / name, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        return False
+    return True
 
 
 def _load_yaml(yaml_file, **overrides):
