@@ -54,7 +54,14 @@ method whose mask does not change fails.
 The same suite scores two reference masks ("references" in metrics.json):
 `all ones` (keep everything: Fid-In = 1, AI = AD = AG = 0, SI-SDRi = 0) and,
 with ground truth, `ground truth` (the target-dominant region R below as the
-mask: gt_precision = gt_recall = 1).
+mask: gt_precision = gt_recall = 1). With ground truth, an L2I evaluation also
+scores its ceiling, `oracle` in "methods" (row "L2I: best components
+(oracle)"): the L2I mask of the components that the ground truth picks, the
+prefix of psi's components ranked by their share of energy inside R that
+maximises the F1 of gt_precision and gt_recall (recipes.train_l2i.
+oracle_selection; no relevance, no classifier). It tells what the
+decomposition allows and what the selection loses; it is a reference, left out
+of the metrics' agreement.
 
 The classifier check ("classifier_check"): the classifier's accuracy on the
 evaluated clips and, with ground truth, on the clean target events alone and

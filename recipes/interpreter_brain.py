@@ -70,6 +70,9 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     #: Valid statistic whose plateau halves the lr (maximised: the scheduler gets
     #: its negative); None: the valid loss.
     lr_plateau_key = None
+    #: Whether `oracle_mask` gives the method's best mask from the ground truth (eval's
+    #: "best components (oracle)" row); False: the method has no such ceiling.
+    has_oracle = False
 
     def __init__(self, *args, label_encoder=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -209,6 +212,11 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         return outputs
 
     # ------------------------------------------------------------------ scoring
+    def oracle_mask(self, outputs, region):
+        """The best mask the method's own parts can make, given the target region
+        (B, frames, F); only where `has_oracle` (L2I: its best components)."""
+        raise NotImplementedError(f"{type(self).__name__} has no oracle mask (has_oracle is False).")
+
     def score_mask(self, outputs, mask):
         """The generic metric suite of any mask over a batch: the interpreter's,
         a baseline's or a reference mask.

@@ -7,7 +7,9 @@ ground truth (`data_prep.ground_truth`), then `evaluate` goes batch by batch:
     explain (the interpreter's mask, X_int, audio)
     -> baseline masks (recipes/baselines.py: random permutation, captum)
     -> score: the interpreter (`brain.score`), the baselines and the reference
-       masks "all ones" and "ground truth" (`brain.score_mask`)
+       masks "all ones" and "ground truth" (`brain.score_mask`), and with ground
+       truth the interpreter's own ceiling where it has one ("oracle": L2I's best
+       NMF components for the target region, `recipes.train_l2i.oracle_selection`)
     -> ground-truth metrics of every mask (recipes/metrics.py)
     -> deletion / insertion curves of every mask (recipes/curves.py)
     -> the classifier check (can this classifier judge masks?)
@@ -39,6 +41,7 @@ from recipes.brains import fused_for_inference
 from recipes.figures import plot_curves, save_interpretation, write_wav
 from recipes.pipeline import classify
 from recipes.report import classifier_warning, metrics_markdown, undefined_line, write_report
+from recipes.tables import ORACLE
 
 logger = get_logger(__name__)
 
@@ -218,7 +221,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     Returns
     -------
     dict
-        "methods": {method: {metric: value}}, interpreter first, then the baselines;
+        "methods": {method: {metric: value}}, interpreter first, then the baselines,
+        then, with ground truth and where the interpreter has one (L2I), "oracle":
+        the interpreter's best mask from the ground truth (`oracle_mask`);
         "references": {reference: {metric: value}}: "all_ones", and "ground_truth"
         (the target-dominant region as the mask) with ground truth;
         "intervals": {method or reference: {metric: {"low", "high"}}}, the 95 %
@@ -237,6 +242,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         options = EvaluationOptions(seed=brain.hparams.seed)
     name = interpreter_name(brain)
     stats = {name: metrics.StageStats(brain.median_stats), **{b: metrics.StageStats() for b in options.baselines}}
+    with_oracle = ground_truth is not None and brain.has_oracle
+    if with_oracle:  # the method's ceiling on these clips: a reference, not ranked with the methods
+        stats[ORACLE] = metrics.StageStats()
     references = {"all_ones": metrics.StageStats()}
     if ground_truth is not None:
         references["ground_truth"] = metrics.StageStats()
@@ -286,6 +294,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                 values["ground_truth"], ground_truth_scores = brain.score_mask(outputs, region)
                 masked_predictions.append(ground_truth_scores["int"].argmax(dim=1).cpu())
                 masks["ground_truth"] = region
+                if with_oracle:  # after the ground truth: the other masks' random draws stay as they were
+                    masks[ORACLE] = brain.oracle_mask(outputs, region)
+                    values[ORACLE], _ = brain.score_mask(outputs, masks[ORACLE])
                 # the interpreter's audio is already inverted, and keeping everything is the clip
                 audio_of = {name: outputs["audio"], "all_ones": wavs}
                 for method, mask in {**masks, "all_ones": torch.ones_like(region)}.items():

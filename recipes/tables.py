@@ -69,7 +69,11 @@ BASELINE_LABELS = {
     "integrated_gradients": "Integrated Gradients (captum)",
     "smoothgrad": "SmoothGrad (captum)",
     "occlusion": "occlusion (captum)",
+    "oracle": "best components (oracle)",
 }
+#: The interpreter's best mask from the ground truth (`InterpreterBrain.oracle_mask`, L2I's
+#: best NMF components): a row per interpreter, but a reference, not ranked with the methods.
+ORACLE = "oracle"
 #: Baselines of the classifier alone (recipes.baselines.CLASSIFIER_BASELINES): the same for
 #: every interpreter on the same classifier and clips, so shown once per classifier and data.
 CLASSIFIER_BASELINES = ("saliency", "integrated_gradients", "smoothgrad", "occlusion")
@@ -166,6 +170,7 @@ def _summary_entries(evaluations):
             if method in CLASSIFIER_BASELINES:
                 continue
             kind = "interpreter" if method == evaluation["interpreter"] else "baseline"
+            kind = "reference" if method == ORACLE else kind
             label = method_label(evaluation, method)
             entries.append(SummaryRow(label, stats, kind, intervals.get(method, {}), group))
     used = {entry.label for entry in entries}
@@ -442,7 +447,7 @@ def metrics_markdown(result):
     if undefined:
         notes.append(f"{undefined}.")
     table_note = "".join(f"\n{note}\n" for note in notes)
-    agreement = metric_agreement(result["methods"])
+    agreement = metric_agreement({m: stats for m, stats in result["methods"].items() if m != ORACLE})
     agreement_text = agreement_markdown(agreement, metric_title)
     if agreement_text:
         line = agreement_line(agreement, metric_title)

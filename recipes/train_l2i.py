@@ -94,11 +94,65 @@ def random_selection(selected, generator=None):
     return (ranks < torch.minimum(n_selected, n_others)).float()
 
 
+def oracle_selection(W, H, X, region, full=None):
+    """The components whose soft mask best finds the target: L2I's ceiling, (B, K) in {0, 1}.
+
+    The L2I mask of a selection S keeps X_int = sum_{k in S} (W_k H_k / W H) X,
+    so the energy that S keeps, inside the target region R and in all, is a sum
+    over its components: in_k = sum(W_k H_k / WH * X * R), all_k = the same
+    without R. The selection that maximises the F1 of the energy precision
+    (sum in / sum all) and recall (sum in / sum(X R)), F1 = 2 sum in / (sum all +
+    sum(X R)), is a prefix of the components ranked by their share in_k / all_k
+    (a ratio of sums with a positive constant: a component belongs to the best
+    set exactly when its share beats the set's value). No relevance and no
+    classifier: what the decomposition H allows at best, given the ground truth.
+    Components with no energy are never chosen; a clip whose region holds no
+    energy gets none.
+
+    Arguments
+    ---------
+    W : torch.Tensor
+        The dictionary (F, K).
+    H : torch.Tensor
+        The activations (B, K, frames).
+    X : torch.Tensor
+        The clips' log1p magnitude (B, frames, F).
+    region : torch.Tensor
+        The target region (B, frames, F) in {0, 1} (`metrics.target_region`).
+    full : torch.Tensor, optional
+        W H (B, frames, F) when already computed.
+
+    Example
+    -------
+    >>> W = torch.eye(2)  # component 0 is bin 0, component 1 bin 1
+    >>> H = torch.ones(1, 2, 3)
+    >>> region = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]])  # the target: bin 0, 2 frames
+    >>> oracle_selection(W, H, torch.ones(1, 3, 2), region)
+    tensor([[1., 0.]])
+    """
+    if full is None:
+        full = torch.einsum("fk,bkt->btf", W, H)
+    ratio = X / (full + EPS)  # (B, frames, F): X per unit of W H
+    energy_all = torch.einsum("fk,bkt,btf->bk", W, H, ratio)  # (B, K)
+    energy_in = torch.einsum("fk,bkt,btf->bk", W, H, ratio * region)
+    share = energy_in / energy_all.clamp(min=EPS)
+    order = share.argsort(dim=1, descending=True)  # (B, K)
+    kept_in = energy_in.gather(1, order).cumsum(dim=1)  # each prefix's energies
+    kept_all = energy_all.gather(1, order).cumsum(dim=1)
+    region_energy = (X * region).flatten(1).sum(dim=1, keepdim=True)  # (B, 1)
+    f1 = 2 * kept_in / (kept_all + region_energy).clamp(min=EPS)  # (B, K)
+    best = f1.argmax(dim=1, keepdim=True)  # the best prefix's last position
+    in_prefix = torch.arange(share.shape[1], device=share.device).expand_as(order) <= best
+    useful = (f1.gather(1, best) > 0) & (energy_all.gather(1, order) > 0)
+    return torch.zeros_like(share).scatter_(1, order, (in_prefix & useful).float())
+
+
 class L2I(InterpreterBrain):
     """Listen to Interpret on the InterpreterBrain base: psi + Theta over a frozen NMF W."""
 
     best_key = "theta_top1"
     median_stats = ("ff_components", "ff_random")
+    has_oracle = True
 
     def load_frozen(self):
         """Loads the NMF dictionary, checking it against K and the STFT bins."""
@@ -134,6 +188,11 @@ class L2I(InterpreterBrain):
             mask = soft_mask(self.W, H, selected, full=outputs["WH"])
             outputs.update(relevance=r, selected=selected, mask=mask)
         return outputs
+
+    def oracle_mask(self, outputs, region):
+        """L2I's mask with the components `oracle_selection` picks from the ground truth."""
+        selected = oracle_selection(self.W, outputs["H"].float(), outputs["X"], region, full=outputs["WH"].float())
+        return soft_mask(self.W, outputs["H"].float(), selected, full=outputs["WH"].float())
 
     def in_fidelity_warmup(self):
         """True during the first `fidelity_warmup_epochs` epochs (see the yaml)."""

@@ -79,7 +79,8 @@ def evaluations(tiny_l2i, tiny_piq, tmp_path_factory):
 @pytest.mark.parametrize("name", ["L2I", "PIQ"])
 def test_in_distribution_scores_interpreter_baselines_and_ground_truth(evaluations, name):
     folder, result = evaluations[name]
-    assert list(result["methods"]) == [name, *baselines.BASELINES]
+    oracle = ["oracle"] if name == "L2I" else []  # L2I's best components from the ground truth
+    assert list(result["methods"]) == [name, *baselines.BASELINES, *oracle]
     assert result["n_clips"] == 3 and result["ground_truth"] and result["overlap_type"] == "none"
     for method, stats in result["methods"].items():
         for key in SUITE_KEYS + GROUND_TRUTH_KEYS + curves.CURVE_METRICS:
@@ -119,7 +120,8 @@ def test_intervals_and_mean_curves_in_metrics_json(evaluations, name):
     drawn = saved["curves"]
     assert drawn["fractions"] == list(curves.CURVE_FRACTIONS) and drawn["deletion_value"] == "zero"
     # every method and the ground truth; "all ones" ranks nothing (all ties)
-    assert list(drawn["methods"]) == [name, *baselines.BASELINES, "ground_truth"]
+    oracle = ["oracle"] if name == "L2I" else []
+    assert list(drawn["methods"]) == [name, *baselines.BASELINES, *oracle, "ground_truth"]
     for method, method_curves in drawn["methods"].items():
         for kind in ("deletion", "insertion"):
             values = np.asarray(method_curves[kind])
@@ -558,3 +560,22 @@ def test_baseline_masks_for_a_brain(tiny_l2i, tiny_test_clips):
     for mask in masks.values():
         assert mask.shape == outputs["mask"].shape and mask.min() >= 0 and mask.max() <= 1
     assert os.path.basename(eval_recipe.default_eval_folder("x", "none")) == "eval"
+
+
+def test_the_l2i_oracle_is_a_reference_row_left_out_of_the_agreement(evaluations):
+    folder, result = evaluations["L2I"]
+    oracle, interpreter = result["methods"]["oracle"], result["methods"]["L2I"]
+    for key in ("gt_precision", "gt_recall", "si_sdri", "deletion_auc", "insertion_auc"):
+        assert np.isfinite(oracle[key]), key
+    # the oracle maximises the F1 of precision and recall clip by clip; means of 3 clips
+    # need not keep that order, so the check is on the F1 of the means with a margin
+    def f1(stats):
+        return 2 * stats["gt_precision"] * stats["gt_recall"] / (stats["gt_precision"] + stats["gt_recall"])
+
+    assert f1(oracle) >= f1(interpreter) - 0.05
+    assert "| oracle |" in (folder / "metrics.md").read_text()
+    evaluation = report.load_evaluation(str(folder))
+    entries = {entry.label: entry for entry in report._summary_entries([evaluation])}
+    assert entries["L2I: best components (oracle)"].kind == "reference"
+    ((_, agreement),) = report.agreement_groups([evaluation])
+    assert agreement["methods"] == len([m for m in result["methods"] if m != "oracle"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from models.L2I import PsiOptimized, Theta
-from recipes.train_l2i import activations_from_psi, random_selection, soft_mask
+from recipes.train_l2i import activations_from_psi, oracle_selection, random_selection, soft_mask
 
 
 @pytest.fixture
@@ -83,3 +83,34 @@ def test_activations_from_psi_match_the_input_frames():
     assert H.min() >= 0.0
     H_cnn = activations_from_psi(torch.rand(2, 5, 207), 431)
     assert H_cnn.shape == (2, 5, 431)
+
+
+def _energy_f1(W, H, X, region, selected):
+    """F1 of gt_precision / gt_recall (recipes/metrics.py) of L2I's mask for `selected`."""
+    kept = soft_mask(W, H, selected) * X
+    kept_in = (kept * region).flatten(1).sum(1)
+    precision = kept_in / kept.flatten(1).sum(1).clamp(min=1e-12)
+    recall = kept_in / (X * region).flatten(1).sum(1)
+    return 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+
+
+def test_the_oracle_selection_is_the_best_f1_of_all_component_subsets():
+    g = torch.Generator().manual_seed(0)
+    K, B = 6, 4
+    W = torch.rand(10, K, generator=g)
+    H = torch.rand(B, K, 7, generator=g) * (torch.rand(B, K, 1, generator=g) > 0.3)  # some components off
+    X = torch.rand(B, 7, 10, generator=g) * 3
+    region = (torch.rand(B, 7, 10, generator=g) > 0.7).float()
+    chosen = oracle_selection(W, H, X, region)
+    assert chosen.shape == (B, K) and set(chosen.unique().tolist()) <= {0.0, 1.0}
+    subsets = torch.tensor([[(n >> k) & 1 for k in range(K)] for n in range(1, 2**K)], dtype=torch.float)
+    for b in range(B):
+        every = torch.stack([_energy_f1(W, H[b : b + 1], X[b : b + 1], region[b : b + 1], s[None])[0] for s in subsets])
+        best = _energy_f1(W, H[b : b + 1], X[b : b + 1], region[b : b + 1], chosen[b : b + 1])[0]
+        assert best == pytest.approx(float(every.max()), rel=1e-4)
+        assert not (chosen[b].bool() & (H[b].sum(1) == 0)).any()  # no silent component
+
+
+def test_the_oracle_selects_nothing_when_the_region_holds_no_energy():
+    W, H, X = torch.rand(10, 4), torch.rand(2, 4, 5), torch.rand(2, 5, 10)
+    assert oracle_selection(W, H, X, torch.zeros(2, 5, 10)).sum() == 0
