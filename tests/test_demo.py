@@ -71,6 +71,7 @@ def test_summary_has_every_interpreter_baselines_and_ground_truth(smoke):
     assert rows == [
         "L2I",
         "L2I: random mask",
+        "L2I: best components (oracle)",  # L2I's ceiling on the ground truth
         "PIQ",
         "PIQ: random mask",
         "LMAC",
