@@ -510,11 +510,20 @@ class Theta(nn.Module):
         """
         return self.classifier[0](self.pool(H))
 
-    def relevance(self, H, classes):
+    def relevance(self, H, classes, centered=False):
         """Relevance of each component for the given classes (L2I step 1).
 
         ``r_k = z_k theta_{c,k} / max_l |z_l theta_{c,l}|``, in [-1, 1]; a sample
         whose contributions are all zero gets r = 0.
+
+        With ``centered``, theta_{c,k} is replaced by theta_{c,k} - mean_c'
+        theta_{c',k}. The softmax does not change when a constant is added to a
+        component's weights over all classes, so that part of theta is not
+        learnt: the cross-entropy's gradient, z_k (p_c - y_c), sums to zero over
+        the classes, and each component's mean weight stays near its random
+        initialisation. Raw, it adds a random share of z_k to every class's
+        relevance; centered, r_k is the component's contribution to the log-odds
+        of c against the average class.
 
         Arguments
         ---------
@@ -522,13 +531,18 @@ class Theta(nn.Module):
             Activations of shape (B, n_comp, T).
         classes : torch.Tensor
             Class index per sample, LongTensor of shape (B,).
+        centered : bool
+            Relevance from the class-centred weights (see above).
 
         Returns
         -------
         torch.Tensor
             Relevance of shape (B, n_comp).
         """
-        contribution = self.pool(H) * self.classifier_weight()[classes]  # (B, K)
+        weight = self.classifier_weight()  # (N, K)
+        if centered:
+            weight = weight - weight.mean(dim=0, keepdim=True)
+        contribution = self.pool(H) * weight[classes]  # (B, K)
         scale = contribution.abs().amax(dim=1, keepdim=True)  # (B, 1)
         return contribution / scale.clamp_min(torch.finfo(contribution.dtype).tiny)
 

@@ -60,7 +60,10 @@ SIZE_KEYS = (
 #: needs at inference ("keys"), values it must have there ("fixed"), and frozen
 #: modules it loads itself from a path key ("frozen": {module: path key}).
 INFERENCE_SPECS = {
-    "L2I": {"keys": ("relevance_th", "theta_pooling"), "frozen": {"nmf_decoder": "nmf_decoder_path"}},
+    "L2I": {
+        "keys": ("relevance_th", "relevance_centered", "theta_pooling"),
+        "frozen": {"nmf_decoder": "nmf_decoder_path"},
+    },
     "PIQ": {
         "keys": (
             "use_vq",

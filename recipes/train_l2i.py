@@ -15,7 +15,8 @@ time and mimics the classifier. The loss is
 (means over elements), with L_FID the cross-entropy of Theta's output against
 the classifier's softmax at temperature `classifier_temp`. The interpretation
 keeps the relevant components: r_k = z_k theta_{c,k} / max_l |z_l theta_{c,l}|
-(z = Theta's pooled activations, c = the classifier's class), L = {k: r_k >
+(z = Theta's pooled activations, c = the classifier's class; with
+`relevance_centered`, theta's weights centred over the classes), L = {k: r_k >
 relevance_th}, mask = W_L H_L / (W H + eps), X_int = mask * X, inverted with
 the input phase. For the first `fidelity_warmup_epochs` epochs L_FID trains
 Theta only (psi's activations detached in it); the yamls explain why.
@@ -133,8 +134,9 @@ def oracle_selection(W, H, X, region, full=None):
     if full is None:
         full = torch.einsum("fk,bkt->btf", W, H)
     ratio = X / (full + EPS)  # (B, frames, F): X per unit of W H
-    energy_all = torch.einsum("fk,bkt,btf->bk", W, H, ratio)  # (B, K)
-    energy_in = torch.einsum("fk,bkt,btf->bk", W, H, ratio * region)
+    # sum_{t,f} W_fk H_kt ratio_tf as two matmuls, not one (B, K, frames, F) product
+    energy_all = (H * (ratio @ W).transpose(1, 2)).sum(dim=2)  # (B, K)
+    energy_in = (H * ((ratio * region) @ W).transpose(1, 2)).sum(dim=2)
     share = energy_in / energy_all.clamp(min=EPS)
     order = share.argsort(dim=1, descending=True)  # (B, K)
     kept_in = energy_in.gather(1, order).cumsum(dim=1)  # each prefix's energies
@@ -183,7 +185,8 @@ class L2I(InterpreterBrain):
         # W H once: the NMF loss, the mask's denominator, the metrics
         outputs = {"H": H, "theta_out": theta_out, "WH": self.reconstruction(H)}
         if stage != sb.Stage.TRAIN:
-            r = self.unwrapped("theta").relevance(H, classes)  # (B, K), in [-1, 1]
+            theta = self.unwrapped("theta")
+            r = theta.relevance(H, classes, centered=self.hparams.relevance_centered)  # (B, K), in [-1, 1]
             selected = (r > self.hparams.relevance_th).float()  # (B, K)
             mask = soft_mask(self.W, H, selected, full=outputs["WH"])
             outputs.update(relevance=r, selected=selected, mask=mask)

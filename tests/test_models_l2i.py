@@ -301,6 +301,24 @@ def test_theta_relevance(pooling):
     assert torch.equal(theta.relevance(torch.zeros(3, 8, 12), classes), torch.zeros(3, 8))
 
 
+def test_centered_relevance_ignores_what_the_softmax_ignores():
+    """A constant added to a component's weights over all classes changes neither Theta's
+    output nor the centred relevance; the raw relevance moves with it."""
+    theta = _theta("max")
+    H = torch.rand(3, 8, 12)
+    classes = torch.tensor([0, 4, 2])
+    before = theta(H), theta.relevance(H, classes), theta.relevance(H, classes, centered=True)
+    with torch.no_grad():
+        theta.classifier_weight().add_(torch.linspace(-2.0, 2.0, 8))  # one offset per component
+    after = theta(H), theta.relevance(H, classes), theta.relevance(H, classes, centered=True)
+    torch.testing.assert_close(after[0], before[0])  # the same classifier
+    torch.testing.assert_close(after[2], before[2])
+    assert (after[1] - before[1]).abs().max() > 0.1
+    weight = theta.classifier_weight() - theta.classifier_weight().mean(dim=0)
+    contribution = theta.pool(H) * weight[classes]
+    torch.testing.assert_close(after[2], contribution / contribution.abs().amax(dim=1, keepdim=True))
+
+
 def test_theta_rejects_bad_configuration():
     with pytest.raises(ValueError, match="pooling"):
         ours.Theta(8, 12, 5, pooling="mean")
