@@ -144,6 +144,15 @@ class AudioInterpreter(Pretrained):
                 f"The label encoder has {len(self.label_encoder)} classes but the classifier "
                 f"{n_classes}: the folder's {LABEL_ENCODER_FILE} is missing or from another run."
             )
+        missing = [key for key in inference_spec(self.method)["keys"] if key not in hparams]
+        if missing:  # a folder exported before the key existed
+            added = {"relevance_centered": "False keeps the reference relevance it was made with"}
+            hints = "; ".join(f"{key}: {added[key]}" for key in missing if key in added)
+            raise ValueError(
+                f"The {self.method} inference yaml has no {', '.join(missing)}: it was exported by an "
+                "older version of recipes/inference_export.py. Add the key(s) to its "
+                f"{HPARAMS_FILE}{f' ({hints})' if hints else ''}, or export the training run again."
+            )
         brain_hparams = dict(hparams)
         for name, path_key in inference_spec(self.method)["frozen"].items():
             brain_hparams[path_key] = str(hparams["pretrainer"].paths[name])  # the fetched copy

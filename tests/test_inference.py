@@ -230,3 +230,15 @@ def test_export_check_names_a_key_the_brain_needs(trained, tmp_path, monkeypatch
     with pytest.raises(ValueError, match="use_mask_output.*INFERENCE_SPECS"):
         inference_export.export_inference(trained["PIQ"]["brain"], tmp_path / "inference")
     assert not (tmp_path / "inference").exists()
+
+
+def test_a_folder_exported_before_a_key_existed_names_the_key_to_add(trained, tmp_path):
+    folder = tmp_path / "inference"
+    shutil.copytree(trained["L2I"]["folder"] / "inference", folder)
+    yaml_file = folder / "hyperparams.yaml"
+    lines = yaml_file.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("relevance_centered:")]
+    assert len(kept) == len(lines) - 1
+    yaml_file.write_text("".join(kept))
+    with pytest.raises(ValueError, match=r"no relevance_centered.*older version.*relevance_centered: False"):
+        AudioInterpreter.from_hparams(source=folder, savedir=tmp_path / "cache")
