@@ -194,8 +194,8 @@ class L2I(InterpreterBrain):
 
     def oracle_mask(self, outputs, region):
         """L2I's mask with the components `oracle_selection` picks from the ground truth."""
-        selected = oracle_selection(self.W, outputs["H"].float(), outputs["X"], region, full=outputs["WH"].float())
-        return soft_mask(self.W, outputs["H"].float(), selected, full=outputs["WH"].float())
+        H, full = outputs["H"].float(), outputs["WH"].float()  # float32 also after bf16 autocast
+        return soft_mask(self.W, H, oracle_selection(self.W, H, outputs["X"], region, full=full), full=full)
 
     def in_fidelity_warmup(self):
         """True during the first `fidelity_warmup_epochs` epochs (see the yaml)."""
