@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test test-slow lint demo compare bench clean
+.PHONY: setup test test-unit test-integration test-slow lint demo compare bench clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,12 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 test: setup
 	$(PY) -m pytest
+
+test-unit: setup  # no training: under a minute
+	$(PY) -m pytest tests/unit models data_prep recipes
+
+test-integration: setup  # tiny training runs, the CLI, torchrun
+	$(PY) -m pytest tests/integration
 
 test-slow: setup
 	$(PY) -m pytest -m slow

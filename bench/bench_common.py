@@ -58,8 +58,8 @@ from data_prep.esc50_prepare import prepare_esc50
 from data_prep.files import write_atomic, write_json, write_text
 from data_prep.synthetic_prepare import create_synthetic_dataset
 from models.layers import SingleChannelConvTranspose2d
-from recipes.brains import build_brain as build_recipe_brain
-from recipes.startup import prepare_run
+from recipes.core.brains import build_brain as build_recipe_brain
+from recipes.core.startup import prepare_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HPARAMS = {
@@ -116,7 +116,7 @@ def parse_options(text):
 def apply_process_options(options):
     """Applies glibc_malloc; call before the Brain is built (prepare_run reads it)."""
     if "glibc_malloc" in options:
-        os.environ["KEEP_FREED_MEMORY"] = "0"  # read by recipes.startup.prepare_run
+        os.environ["KEEP_FREED_MEMORY"] = "0"  # read by recipes.core.startup.prepare_run
         return ["glibc_malloc"]
     return []
 

@@ -75,17 +75,17 @@ def _output_folder(workspace_root, prefix):
 
 def _recipe_class(method):
     if method == "l2i":
-        from recipes.train_l2i import L2I
+        from recipes.interpreters.l2i import L2I
 
         return L2I
-    from recipes.train_piq import PIQ
+    from recipes.interpreters.piq import PIQ
 
     return PIQ
 
 
 def measure_train(method, workspace_root, epochs=1, options=(), device="cpu", precision="fp32"):
     """Runs `epochs` epochs of the recipe and returns the timings of the last one."""
-    from recipes.interpreter_brain import fit_interpreter
+    from recipes.interpreters.training import fit_interpreter
 
     applied = bench_common.apply_process_options(options)
     workspace = bench_common.prepare_workspace(workspace_root)

@@ -27,8 +27,6 @@ Example
 [4]
 >>> check_folds("train_fold_nums", [3, 1, 2])
 [1, 2, 3]
->>> pad_or_crop(torch.ones(3), 5)
-tensor([1., 1., 1., 0., 0.])
 
 Authors
  * audio-interpret contributors 2026
@@ -46,13 +44,12 @@ from pathlib import Path
 
 import soundfile as sf
 import speechbrain as sb
-import torch
-import torchaudio
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
 
+from data_prep.audio import AUDIO_EXTENSIONS, AUDIO_READ_ERRORS, load_clip
 from data_prep.files import write_atomic, write_text
 
 logger = get_logger(__name__)
@@ -63,11 +60,6 @@ ESC50_FOLDS = (1, 2, 3, 4, 5)
 ESC50_CSV_COLUMNS = ("filename", "fold", "target", "category")
 DATA_ROOT_KEY = "data_root"  # manifest placeholder, replaced by data_folder on loading
 LABEL_ENCODER_FILE = "label_encoder.txt"
-EPS = 1e-10  # peak-normalisation floor: a silent clip stays zeros
-#: Audio files a dataset may hold (soundfile reads each of them; rows may mix them).
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-#: What soundfile raises on a file it cannot read as audio.
-AUDIO_READ_ERRORS = (RuntimeError, OSError, TypeError)
 
 OFFLINE_HELP = (
     "Put ESC-50 there by hand ({data_folder}/meta/esc50.csv and {data_folder}/audio/*.wav, "
@@ -426,97 +418,12 @@ def _move_into_place(content, dest, last=None):
         os.replace(entry, dest / entry.name)
 
 
-def pad_or_crop(sig, length):
-    """Zero-pads on the right or crops (keeping the start) a signal to `length` samples.
-
-    Arguments
-    ---------
-    sig : torch.Tensor
-        (T,) signal.
-    length : int
-        Target number of samples.
-
-    Returns
-    -------
-    torch.Tensor
-        (length,) signal.
-
-    Example
-    -------
-    >>> pad_or_crop(torch.arange(5.0), 3)
-    tensor([0., 1., 2.])
-    """
-    if sig.shape[-1] >= length:
-        return sig[..., :length]
-    return torch.nn.functional.pad(sig, (0, length - sig.shape[-1]))
 
 
-def read_audio(path, sample_rate):
-    """Reads a whole audio file as it is: mono, resampled, not padded nor normalised.
-
-    Arguments
-    ---------
-    path : str or Path
-        Audio file (anything soundfile reads: wav, flac, ogg, mp3, ...).
-    sample_rate : int
-        Output sample rate.
-
-    Returns
-    -------
-    torch.Tensor
-        (T,) float32 signal; T = 0 for a file without samples.
-
-    Raises
-    ------
-    AUDIO_READ_ERRORS
-        As soundfile raises them, for a file it cannot read as audio; callers
-        say what that means where they are (`load_clip`: a manifest out of date).
-    """
-    data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
-    sig = torch.from_numpy(data).mean(dim=1)  # (T,)
-    sig = torch.nan_to_num(sig, nan=0.0, posinf=0.0, neginf=0.0)
-    if file_rate != sample_rate and sig.numel():
-        sig = torchaudio.functional.resample(sig, file_rate, sample_rate)
-    return sig
 
 
-def peak_normalise(sig):
-    """sig / max |sig| over the last dimension; a silent signal stays zeros.
-
-    Example
-    -------
-    >>> peak_normalise(torch.tensor([[0.5, -0.25], [0.0, 0.0]]))
-    tensor([[ 1.0000, -0.5000],
-            [ 0.0000,  0.0000]])
-    """
-    return sig / sig.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
 
 
-def load_clip(path, sample_rate, n_samples):
-    """Reads a clip: mono, resampled, padded / cropped, peak-normalised (silence stays 0).
-
-    Arguments
-    ---------
-    path : str or Path
-        Audio file (anything soundfile reads).
-    sample_rate : int
-        Output sample rate.
-    n_samples : int
-        Output length.
-
-    Returns
-    -------
-    torch.Tensor
-        (n_samples,) float32 signal with max |sig| = 1, or zeros for a silent clip.
-    """
-    try:
-        sig = read_audio(path, sample_rate)
-    except AUDIO_READ_ERRORS as err:
-        raise RuntimeError(
-            f"Cannot read {path} ({err}): the file changed since the manifest was written; "
-            "rerun prepare_esc50 (skip_manifest_creation: False)."
-        ) from err
-    return peak_normalise(pad_or_crop(sig, n_samples))
 
 
 def _positive(hparams, key, kind):

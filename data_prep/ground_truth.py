@@ -5,7 +5,7 @@ the background (`sources/<id>_target.wav`, `sources/<id>_background.wav`,
 listed in `meta/ground_truth.csv`), whose sum is the clip. `GroundTruth` reads
 them as the clip was read (mono, resampled, padded / cropped) and scaled by the
 clip's peak-normalisation gain, and checks that they still sum to the clip.
-The metrics computed against them are in `recipes/metrics.py`.
+The metrics computed against them are in `recipes/evaluation/metrics.py`.
 
 Authors
  * audio-interpret contributors 2026
@@ -14,15 +14,12 @@ Authors
 import os
 from pathlib import Path
 
-import soundfile as sf
 import torch
-import torchaudio
 
-from data_prep.esc50_prepare import pad_or_crop
+from data_prep.audio import EPS, pad_or_crop, read_audio
 from data_prep.synthetic_prepare import GROUND_TRUTH_CSV, read_source_paths
 
 SOURCE_CHECK_ATOL = 1e-3  # target + background must give the clip within this (16-bit files)
-EPS = 1e-10  # guards the gain of a silent clip
 
 
 class GroundTruth:
@@ -50,11 +47,7 @@ class GroundTruth:
 
     def _read(self, path):
         """A source as the clip was read (mono, resampled, padded / cropped), not normalised."""
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        sig = torch.from_numpy(data).mean(dim=1)  # (T,)
-        if rate != self.sample_rate:
-            sig = torchaudio.functional.resample(sig, rate, self.sample_rate)
-        return pad_or_crop(sig, self.n_samples)
+        return pad_or_crop(read_audio(path, self.sample_rate), self.n_samples)
 
     def sources(self, ids, clips):
         """Target and background of each clip, scaled like the clip: (B, T) each.

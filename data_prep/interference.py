@@ -21,11 +21,10 @@ from pathlib import Path
 
 import torch
 
-from data_prep.esc50_prepare import load_clip
+from data_prep.audio import EPS, load_clip
 
 OVERLAP_TYPES = ("none", "mixtures", "white_noise", "speech")
 CLIP_WEIGHT = 0.8  # out-of-distribution mixtures: 0.8 clip + 0.2 interference (unit norms)
-EPS = 1e-10  # guards the norms of silent clips
 
 
 def dataset_labels(dataset):

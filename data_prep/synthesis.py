@@ -53,6 +53,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from data_prep.audio import EPS
+
 PEAK = 0.9  # largest absolute sample of target, background and mixture
 INT16_SCALE = 32768.0  # soundfile reads PCM_16 as int / 32768
 REFERENCE_RATE = 16000  # the frequencies below are for this rate (scaled down below it)
@@ -104,7 +106,7 @@ def _band_noise(rng, n, low_hz, high_hz, sample_rate):
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     spectrum[(freqs < low_hz) | (freqs > high_hz)] = 0.0
     noise = np.fft.irfft(spectrum, n_fft)[:n]
-    return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
+    return noise / max(np.sqrt(np.mean(noise**2)), EPS)
 
 
 def _pulse_gate(t, period_s, pulse_s, ramp_s):
@@ -202,7 +204,7 @@ def synthesize_event(name, rng, n, sample_rate, fscale):
         )
     else:  # pragma: no cover - SIGNATURES and this switch are kept together
         raise NotImplementedError(f"no synthesizer for signature {name!r}")
-    return x / max(np.sqrt(np.mean(x**2)), 1e-12)
+    return x / max(np.sqrt(np.mean(x**2)), EPS)
 
 
 def event_fade(n, sample_rate):
@@ -224,7 +226,7 @@ def synthesize_background(rng, n, sample_rate, fscale):
     audible = freqs >= 20.0
     shape[audible] = freqs[audible] ** (-alpha / 2.0)
     noise = np.fft.irfft(_white_spectrum(rng, n) * shape, n)
-    background = noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
+    background = noise / max(np.sqrt(np.mean(noise**2)), EPS)
 
     # Mains hum: sum_k sin(k theta + phase_k) / k for k = 1..3, theta = 2 pi (50|60 Hz) t;
     # sin(k theta) and cos(k theta) from sin(theta), cos(theta) by the multiple-angle
@@ -310,7 +312,7 @@ def mix_at_snr(event, background, onset, snr_db):
     mixture = target + background
 
     peak = max(np.abs(target).max(), np.abs(background).max(), np.abs(mixture).max())
-    scale = PEAK / max(peak, 1e-12)
+    scale = PEAK / max(peak, EPS)
     target_int = np.round(target * scale * INT16_SCALE).astype(np.int16)
     background_int = np.round(background * scale * INT16_SCALE).astype(np.int16)
     # Exact in int16: the mixture is the sum of the two sources.

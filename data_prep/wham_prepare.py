@@ -24,9 +24,9 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
-import torchaudio
 from speechbrain.utils.logger import get_logger
 
+from data_prep.audio import EPS, read_audio
 from data_prep.esc50_prepare import download_and_unpack
 
 logger = get_logger(__name__)
@@ -34,7 +34,6 @@ logger = get_logger(__name__)
 WHAM_URL = "https://my-bucket-a8b4b49c25c811ee9a7e8bba05fa24c7.s3.amazonaws.com/wham_noise.zip"
 WHAM_ARCHIVE_TOP = "wham_noise"  # the archive's top folder (tr/, cv/, tt/, metadata/)
 SILENCE_POWER = 1e-20  # mean power at or below which a clip counts as silent (-200 dBFS)
-EPS = 1e-10  # peak floor of the silent-clean branch
 
 
 def prepare_wham(
@@ -165,11 +164,7 @@ class WhamNoise(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         """Returns the whole clip `index`: (T,) float32, mono, at `sample_rate`."""
-        data, file_rate = sf.read(self.files[index], dtype="float32", always_2d=True)  # (T, C)
-        sig = torch.nan_to_num(torch.from_numpy(data).mean(dim=1), nan=0.0, posinf=0.0, neginf=0.0)
-        if file_rate != self.sample_rate:
-            sig = torchaudio.functional.resample(sig, file_rate, self.sample_rate)
-        return sig
+        return read_audio(self.files[index], self.sample_rate)
 
     def sample(self, batch_size, length, generator=None):
         """Draws `batch_size` random clips and random crops of `length` samples.

@@ -17,7 +17,7 @@ Authors
 import torch
 from tqdm import tqdm
 
-EPS = 1e-10  # guards the divisions of the updates (the signal path's epsilon)
+from data_prep.audio import EPS  # guards the divisions of the updates
 
 
 def _check_nonnegative_matrix(X, name="X"):

@@ -55,10 +55,10 @@ from recipes.demo import (
     load_config,
     resolve_output_folder,
 )
-from recipes.report import (
+from recipes.reporting.html_report import load_evaluation
+from recipes.reporting.tables import (
     METRICS,
     format_value,
-    load_evaluation,
     method_label,
     metric_columns,
     reference_rows,

@@ -43,15 +43,17 @@ import yaml
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
-from recipes.agreement import agreement_line, agreement_markdown
-from recipes.report import (
+from data_prep.synthetic_prepare import create_synthetic_dataset
+from recipes import eval as eval_recipe
+from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
+from recipes.reporting.agreement import agreement_line, agreement_markdown
+from recipes.reporting.html_report import load_evaluation, write_report
+from recipes.reporting.tables import (
     agreement_groups,
-    load_evaluation,
     markdown_table,
     metric_title,
     summary_intervals,
     summary_rows,
-    write_report,
 )
 
 logger = get_logger(__name__)
@@ -238,10 +240,6 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     tuple
         (list of Stage, eval folders of the interpreters in INTERPRETERS order).
     """
-    from data_prep.synthetic_prepare import create_synthetic_dataset
-    from recipes import eval as eval_recipe
-    from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
-
     out = os.path.abspath(output_folder)
     interpreter_base = os.path.abspath(interpreter_folder) if interpreter_folder else out
     folders = {name: os.path.join(out, name) for name in ("data", "classifier", "nmf")}

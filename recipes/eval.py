@@ -29,13 +29,13 @@ What is evaluated (the test folds, batch by batch):
   a speech recording of `--speech_folder` (any folder of wavs, e.g. LJSpeech's
   wavs/; chosen per clip from the seed).
 
-Scores, per method (the interpreter and the baselines of recipes/baselines.py:
+Scores, per method (the interpreter and the baselines of recipes/evaluation/baselines.py:
 a random permutation of the interpreter's mask, and four captum attributions
 of the classifier: saliency, Integrated Gradients, SmoothGrad and occlusion;
-`--baselines` picks a subset), the metric suite of recipes/metrics.py, with
+`--baselines` picks a subset), the metric suite of recipes/evaluation/metrics.py, with
 the brain's own extras (L2I: Theta top-k fidelity, component-removal
 faithfulness as a median), and the deletion and insertion curves of
-recipes/curves.py (p_c as the mask's top 0, 5, ..., 100 % of the bins are
+recipes/evaluation/curves.py (p_c as the mask's top 0, 5, ..., 100 % of the bins are
 removed / revealed; a removed bin is `--deletion_value zero` or the clip's
 `noise_floor`): `deletion_auc` (lower is better) and `insertion_auc` (higher
 is better) per clip, the mean curves in metrics.json ("curves") and in
@@ -44,7 +44,7 @@ is better) per clip, the mean curves in metrics.json ("curves") and in
 seed): "intervals" in metrics.json ({method: {metric: {low, high}}}), ± half
 its width in metrics.md and the report.
 
-`--sanity_check` adds the model-randomisation check of recipes/sanity.py on
+`--sanity_check` adds the model-randomisation check of recipes/evaluation/sanity.py on
 the first `--sanity_clips` clips (16): the classifier's layers are randomised
 cumulatively from the top down, each method's mask is recomputed (the
 interpreter keeps its trained weights), and the Spearman rank correlation and
@@ -58,7 +58,7 @@ mask: gt_precision = gt_recall = 1). With ground truth, an L2I evaluation also
 scores its ceiling, `oracle` in "methods" (row "L2I: best components
 (oracle)"): the L2I mask of the components that the ground truth picks, the
 prefix of psi's components ranked by their share of energy inside R that
-maximises the F1 of gt_precision and gt_recall (recipes.train_l2i.
+maximises the F1 of gt_precision and gt_recall (recipes.interpreters.l2i.
 oracle_selection; no relevance, no classifier). It tells what the
 decomposition allows and what the selection loses; it is a reference, left out
 of the metrics' agreement.
@@ -71,7 +71,7 @@ evidence in place (the interpreter's, saliency, ground truth; not the random
 permutation, which scatters it on purpose). When one
 class takes more than half of those, or the ground-truth mask's Fid-In is
 below 0.5, Fid-In / AI / AD / AG cannot judge the interpreter: metrics.md and
-the report say so (`recipes.report.classifier_warning`).
+the report say so (`recipes.reporting.tables.classifier_warning`).
 
 Ground truth (when `<data_folder>/meta/ground_truth.csv` exists, i.e. the
 synthetic dataset, and the clips are evaluated as they are): the target
@@ -89,7 +89,7 @@ clip), then
 
 A value undefined on a clip (SI-SDR against a silent target, recall of an empty
 region, SPS / COMP of an all-zero mask, L2I's NMF error of a silent clip, ...;
-the rule is in recipes/metrics.py) is left out of the means and counted in
+the rule is in recipes/evaluation/metrics.py) is left out of the means and counted in
 metrics.json's "n_undefined" ({method: {metric: clips}}) and in metrics.md.
 
 Writes into the eval folder (default `<output_folder>/eval[_<overlap>]`, with
@@ -104,7 +104,7 @@ soundfile cannot read, or without a sample, is refused before any set-up; a
 silent file, or one longer than `signal_length_s` (only its first
 `signal_length_s` is explained), gets a warning (logged and in
 prediction.json). `--window` explains the whole file in consecutive windows of
-`signal_length_s` instead (recipes/explain_file.py).
+`signal_length_s` instead (recipes/evaluation/explain_file.py).
 
 Authors
  * audio-interpret contributors 2026
@@ -117,16 +117,21 @@ from pathlib import Path
 
 import speechbrain as sb
 
+from data_prep.audio import check_audio_file
 from data_prep.interference import OVERLAP_TYPES, speech_files
-from recipes.baselines import parse_baselines
-from recipes.brains import build_brain
-from recipes.curves import DELETION_VALUES
-from recipes.explain_file import check_audio_file, explain_single_sample, single_sample_setup
-from recipes.interpreter_brain import interpreter_file
-from recipes.metrics import BOOTSTRAP_RESAMPLES
-from recipes.report import metrics_markdown
-from recipes.scoring import run_evaluation
-from recipes.startup import prepare_run
+from recipes.core.brains import build_brain
+from recipes.core.startup import prepare_run
+from recipes.evaluation.baselines import parse_baselines
+from recipes.evaluation.curves import DELETION_VALUES
+from recipes.evaluation.explain_file import (
+    SINGLE_SAMPLE,
+    explain_single_sample,
+    single_sample_setup,
+)
+from recipes.evaluation.metrics import BOOTSTRAP_RESAMPLES
+from recipes.evaluation.scoring import run_evaluation
+from recipes.interpreters.base import interpreter_file
+from recipes.reporting.tables import metrics_markdown
 
 # ---------------------------------------------------------------------------
 # Command line
@@ -148,7 +153,7 @@ def parse_eval_arguments(argv=None):
         eval_folder, n_report_clips, baselines, deletion_value, n_bootstrap,
         sanity_check, sanity_clips, output_folder, data_folder.
     recipe_argv : list of str
-        `[hparams.yaml, --key, value, ...]` for `recipes.startup.prepare_run`
+        `[hparams.yaml, --key, value, ...]` for `recipes.core.startup.prepare_run`
         (without --output_folder / --data_folder, which main() adds back).
 
     Example
@@ -197,7 +202,7 @@ def parse_eval_arguments(argv=None):
     parser.add_argument(
         "--sanity_check",
         action="store_true",
-        help="also run the model-randomisation sanity check (recipes/sanity.py)",
+        help="also run the model-randomisation sanity check (recipes/evaluation/sanity.py)",
     )
     parser.add_argument(
         "--sanity_clips", type=int, default=16, help="clips of the sanity check (the first ones)"
@@ -240,7 +245,7 @@ def interpreter_class(hparams):
     if "interpreter_class" not in hparams:
         raise ValueError(
             "The yaml has no `interpreter_class` (the Brain to build, e.g. "
-            "`interpreter_class: !name:recipes.train_piq.PIQ`): evaluate with an interpreter "
+            "`interpreter_class: !name:recipes.interpreters.piq.PIQ`): evaluate with an interpreter "
             "yaml (hparams/l2i_conv2d.yaml, l2i_cnn14.yaml, piq.yaml, lmac_conv2d.yaml, lmac_cnn14.yaml)."
         )
     return hparams["interpreter_class"]
@@ -273,7 +278,7 @@ def main(argv=None):
     if args.window and not single:
         raise ValueError("--window explains one long file: it needs --single_sample FILE.")
     if single:
-        check_audio_file(args.single_sample)  # not audio, or no sample: refused before any set-up
+        check_audio_file(args.single_sample, prefix=SINGLE_SAMPLE)  # not audio, or no sample: refused before any set-up
     if single and args.overlap_type != "none":
         raise ValueError(
             "--single_sample explains the file as it is: drop --overlap_type (or mix the "

@@ -24,7 +24,8 @@ import torch
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json
-from recipes.inference import AudioInterpreter
+from recipes.interpreters.inference import AudioInterpreter
+from recipes.reporting.figures import save_interpretation, write_wav
 
 logger = get_logger(__name__)
 def parse_arguments(argv=None):
@@ -72,8 +73,6 @@ def save_result(result, folder, stem):
     dict
         The paths written ("png", "original", "interpretation", "components").
     """
-    from recipes.figures import save_interpretation, write_wav
-
     paths = save_interpretation(
         folder,
         stem,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Trains the audio classifier that the interpreters (L2I, PIQ) explain.
 
-Two set-ups, one code path (`recipes.pipeline.spectrogram` + `classify`):
+Two set-ups, one code path (`recipes.core.pipeline.spectrogram` + `classify`):
 
 - `hparams/classifier_conv2d.yaml`: `Conv2dEncoder_v2` on the log1p magnitude
   STFT, ECAPA cosine head, AAM-softmax loss;
@@ -47,13 +47,13 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
 from data_prep import synthetic_prepare
-from data_prep.esc50_prepare import load_clip
+from data_prep.audio import load_clip, peak_normalise
 from data_prep.files import write_atomic, write_json, write_text
 from data_prep.wham_prepare import WhamMixer
-from recipes.brains import build_brain
-from recipes.figures import plot_confusion_matrix
-from recipes.pipeline import EPS, class_probabilities, classify, spectrogram
-from recipes.startup import prepare_run
+from recipes.core.brains import build_brain
+from recipes.core.pipeline import class_probabilities, classify, spectrogram
+from recipes.core.startup import prepare_run
+from recipes.reporting.figures import plot_confusion_matrix
 
 logger = get_logger(__name__)
 
@@ -158,11 +158,6 @@ def prepare_source_augmentation(hparams, train_set):
         "Source augmentation: %d target events, backgrounds listed in %s", len(ids), path
     )
     return path
-
-
-def peak_normalise(wavs):
-    """Each waveform divided by its peak (as every clip is loaded); silence stays 0."""
-    return wavs / wavs.abs().amax(dim=1, keepdim=True).clamp(min=EPS)
 
 
 class ClassifierBrain(sb.Brain):

@@ -2,7 +2,7 @@
 """Learns the NMF dictionary W (513 x K, non-negative) that L2I interprets with.
 
 X = log1p|STFT| of the training folds (16 kHz, the interpreters' STFT, see
-`recipes.pipeline.spectrogram`) is factorised as X^T ~ W H with W, H >= 0.
+`recipes.core.pipeline.spectrogram`) is factorised as X^T ~ W H with W, H >= 0.
 Two methods, picked by `nmf_method` in the yaml:
 
 - `mu`: Lee & Seung multiplicative updates (Euclidean loss, optional L1 on H)
@@ -35,12 +35,13 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
+from data_prep.audio import EPS
 from data_prep.files import write_atomic, write_json
 from models.nmf import fit_activations, nmf_multiplicative_update, relative_error
-from recipes.brains import build_brain
-from recipes.figures import plot_atoms, plot_reconstructions
-from recipes.pipeline import EPS, spectrogram
-from recipes.startup import prepare_run
+from recipes.core.brains import build_brain
+from recipes.core.pipeline import spectrogram
+from recipes.core.startup import prepare_run
+from recipes.reporting.figures import plot_atoms, plot_reconstructions
 
 logger = get_logger(__name__)
 

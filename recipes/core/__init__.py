@@ -1,0 +1,1 @@
+"""The library of the commands: signal path, Brain builder, start-up, run guard, method labels."""

@@ -1,0 +1,217 @@
+"""Building the recipes' Brains: one builder, DDP that works on CPU, frozen modules.
+
+- `build_brain`: the one place a recipe's Brain is made from its loaded yaml
+  (modules, optimiser and checkpointer for training; none of those for
+  evaluation). For training it refuses fewer than 1 epoch and moves aside the
+  checkpoints a killed run left incomplete (`recipes.core.run_guard`).
+- `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
+- `load_state_dict_file`, `load_pretrained`, `freeze`: checkpoints in, with
+  `weights_only=True`, strict key checks and errors that say what to do.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+import pickle
+import zipfile
+
+import torch
+from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.logger import get_logger
+
+from recipes.core.run_guard import quarantine_incomplete_checkpoints
+
+logger = get_logger(__name__)
+
+# what SpeechBrain's Brain adds to the checkpointer itself: "brain" when built, "optimizer" in fit
+TRAINING_RECOVERABLES = ("brain", "optimizer")
+
+
+def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
+    """The Brain `brain_class` made from a loaded yaml.
+
+    Arguments
+    ---------
+    brain_class : type
+        A `speechbrain.core.Brain` subclass.
+    hparams : dict
+        The loaded yaml: `modules`, and for training `opt_class` and `checkpointer`.
+    run_opts : dict
+        From `recipes.core.startup.prepare_run`.
+    train : bool
+        False builds it for evaluation only: no optimiser, no checkpointer (the
+        weights come from exported files).
+    **kwargs
+        Passed on (e.g. `label_encoder` for the interpreters).
+    """
+    if train:
+        limit = hparams["epoch_counter"].limit
+        if limit < 1:
+            raise ValueError(
+                f"--number_of_epochs {limit}: a training run needs at least 1 epoch. To score "
+                "an interpreter checkpoint without training it, use recipes/eval.py "
+                "--pretrained_interpreter PATH."
+            )
+        # a run killed while writing a checkpoint must not be resumed from it
+        run_on_main(
+            quarantine_incomplete_checkpoints,
+            args=[hparams["checkpointer"], TRAINING_RECOVERABLES],
+        )
+    return brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"] if train else None,
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"] if train else None,
+        **kwargs,
+    )
+
+
+class CPUFriendlyDDP:
+    """Brain mixin: multi-process training that also works on CPU.
+
+    SpeechBrain 1.1.2 converts every BatchNorm to SyncBatchNorm before wrapping a
+    module in DDP, and SyncBatchNorm refuses CPU modules ("SyncBatchNorm layers
+    only work with GPU modules"). On CPU (gloo) the modules are wrapped in DDP
+    as they are, each process keeping its own BatchNorm statistics; on GPU the
+    SpeechBrain behaviour, SyncBatchNorm included, is unchanged.
+    """
+
+    def _wrap_distributed(self):
+        if self.distributed_launch and self.opt_class is None:
+            return  # evaluation only (build_brain(train=False)): nothing to synchronise
+        if not self.distributed_launch or torch.device(self.device).type != "cpu":
+            return super()._wrap_distributed()
+        from torch.nn.parallel import DistributedDataParallel
+
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module, device_ids=None, find_unused_parameters=self.find_unused_parameters
+                )
+
+
+def load_state_dict_file(path, what):
+    """Loads a plain state dict with `weights_only=True` and a clear error."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{what} checkpoint not found: {path}. Train it first (see README) or pass "
+            "the right path on the command line."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only refuses pickled objects
+        raise ValueError(
+            f"{what} checkpoint {path} holds more than tensors, which weights_only=True refuses "
+            f"({error}); export a plain state dict (torch.save(module.state_dict(), path))."
+        ) from error
+    except (OSError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{what} checkpoint {path} cannot be read: it is truncated or not a torch checkpoint "
+            f"({type(error).__name__}: {error}). Copy it again, or train / export it anew."
+        ) from error
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{what} checkpoint {path} is not a state dict (it holds a {type(state).__name__}); "
+            "export one with torch.save(module.state_dict(), path)."
+        )
+    return state
+
+
+def load_state_dict_strict(module, path, what):
+    """`load_state_dict_file` into `module` (strict), with an error naming the file on mismatch."""
+    state = load_state_dict_file(path, what)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{what} at {path} does not fit the module the yaml builds (other sizes or another "
+            f"model; give the yaml the sizes it was trained with): {error}"
+        ) from error
+    return module
+
+
+def load_pretrained(pretrainer, paths, what="classifier"):
+    """Collects and loads pretrained modules, strictly and with weights_only=True.
+
+    Local paths are used as they are; anything that is not a local file is
+    fetched through SpeechBrain's hub machinery (real download when online), and
+    a failure says which file is missing and how to produce it.
+    """
+    missing_local = {
+        name: path for name, path in paths.items() if not _hub_id(path) and not os.path.exists(str(path))
+    }
+    if missing_local:
+        names = ", ".join(f"{name}: {path}" for name, path in missing_local.items())
+        raise FileNotFoundError(
+            f"Pretrained {what} file(s) not found ({names}). Train them first "
+            "(python recipes/train_classifier.py hparams/classifier_conv2d.yaml --data_folder DIR, "
+            "see README) or point --embedding_model_path/--classifier_model_path at them."
+        )
+
+    def strict_hook(name):
+        def load(module, path):  # `path` is the collected copy: name the file the user gave
+            load_state_dict_strict(module, path, f"{what} {name} (from {paths.get(name, path)})")
+
+        return load
+
+    pretrainer.add_custom_hooks({name: strict_hook(name) for name in pretrainer.loadables})
+    try:
+        run_on_main(pretrainer.collect_files)
+    except Exception as error:  # network or hub errors: name the files
+        raise RuntimeError(
+            f"Could not fetch the pretrained {what} ({dict(paths)}): {error}. Offline? Use local "
+            "checkpoints trained by recipes/train_classifier.py."
+        ) from error
+    pretrainer.load_collected()
+
+
+def _hub_id(path):
+    """True for "owner/repo/file.ckpt" that is not a local file: fetched from the hub."""
+    path = str(path)
+    parts = path.split("/")
+    return not os.path.exists(path) and len(parts) == 3 and not path.startswith((".", "/", "~"))
+
+
+def freeze(module):
+    """Eval mode and no gradients, for good."""
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module
+
+
+def fused_for_inference(module):
+    """A frozen copy of `module` with every BatchNorm folded into the convolution before it.
+
+    In eval mode BN(conv(x)) is one convolution with rescaled weights and a
+    new bias (the same function up to float rounding, ~1e-6), so the copy
+    skips the BatchNorm passes: about a quarter of the Conv2d encoder's time
+    on CPU. Used where the frozen classifier runs many times without learning
+    anything (the deletion / insertion curves). The copy does not follow later
+    changes of `module` (e.g. the sanity check's randomisation). A module that
+    torch.fx cannot trace (e.g. one whose forward branches on its input's
+    shape) is returned as it is.
+
+    Example
+    -------
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    >>> fused = fused_for_inference(net)
+    >>> x = torch.rand(1, 1, 5, 5)
+    >>> torch.allclose(net(x), fused(x), atol=1e-5), sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    (True, 0)
+    """
+    import copy
+
+    from torch.fx.experimental.optimization import fuse
+
+    try:
+        fused = fuse(copy.deepcopy(module).eval())
+    except Exception as error:  # torch.fx raises several kinds on untraceable code
+        logger.info("%s is not traceable (%s): used without BatchNorm folding", type(module).__name__, error)
+        return module
+    fused = freeze(fused)
+    if next(fused.parameters()).device.type == "cpu":
+        fused.to(memory_format=torch.channels_last)
+    return fused

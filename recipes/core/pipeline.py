@@ -1,0 +1,236 @@
+"""The signal path every recipe shares: features, classifier call, inversion.
+
+One definition of each step of the data flow, so the classifier recipe, the
+NMF recipe, the interpreters and the evaluation all see the same numbers:
+
+    wav [B, T] --STFT--> X_stft [B, frames, F, 2] --|.|, log1p--> X [B, frames, F]
+    X --(log-mel for CNN14)--> classifier --> logits [B, N], representations
+    mask * X --expm1, input phase, ISTFT--> interpretation audio [B, T]
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import torch
+import torch.nn.functional as F
+from speechbrain.processing.features import spectral_magnitude
+
+
+def spectrogram(wavs, compute_stft):
+    """Returns the log1p magnitude spectrogram and the complex STFT of `wavs`.
+
+    Arguments
+    ---------
+    wavs : torch.Tensor
+        Waveforms, shape (B, T).
+    compute_stft : speechbrain.processing.features.STFT
+        The STFT of the recipe's yaml.
+
+    Returns
+    -------
+    X : torch.Tensor
+        log1p(|STFT|), shape (B, frames, F).
+    X_stft : torch.Tensor
+        The STFT as (real, imag) pairs, shape (B, frames, F, 2); carries the phase.
+
+    Example
+    -------
+    >>> from speechbrain.processing.features import STFT
+    >>> stft = STFT(sample_rate=16000, n_fft=1024, hop_length=11.6099, win_length=23.2199)
+    >>> X, X_stft = spectrogram(torch.randn(2, 16000), stft)
+    >>> X.shape, X_stft.shape
+    (torch.Size([2, 87, 513]), torch.Size([2, 87, 513, 2]))
+    """
+    X_stft = compute_stft(wavs)  # (B, frames, F, 2)
+    X = torch.log1p(spectral_magnitude(X_stft, power=0.5))  # (B, frames, F)
+    return X, X_stft
+
+
+def log_mel(X, compute_fbank):
+    """Log1p mel spectrogram computed from a log1p magnitude spectrogram.
+
+    Applied to an interpretation too (`X_int = mask * X`), so CNN14 sees what
+    the mask kept. `compute_fbank` must be built with `log_mel: False`.
+
+    Arguments
+    ---------
+    X : torch.Tensor
+        log1p magnitude spectrogram, (B, frames, F).
+    compute_fbank : speechbrain.processing.features.Filterbank
+
+    Returns
+    -------
+    torch.Tensor
+        log1p mel energies, (B, frames, n_mels).
+    """
+    return torch.log1p(compute_fbank(torch.expm1(X)))
+
+
+def invert_to_audio(X, X_stft, compute_istft, sig_length=None):
+    """Waveform of a log1p magnitude spectrogram with the phase of `X_stft`.
+
+    Arguments
+    ---------
+    X : torch.Tensor
+        log1p magnitude to invert, (B, frames, F) (e.g. an interpretation).
+    X_stft : torch.Tensor
+        The input's STFT (B, frames, F, 2), whose phase is used.
+    compute_istft : speechbrain.processing.features.ISTFT
+    sig_length : int, optional
+        Length in samples of the returned waveforms.
+
+    Returns
+    -------
+    torch.Tensor
+        Waveforms, (B, T).
+
+    Example
+    -------
+    >>> from speechbrain.processing.features import STFT, ISTFT
+    >>> stft = STFT(sample_rate=16000, n_fft=1024, hop_length=11.6099, win_length=23.2199)
+    >>> istft = ISTFT(sample_rate=16000, n_fft=1024, hop_length=11.6099, win_length=23.2199)
+    >>> wav = torch.randn(1, 16000)
+    >>> X, X_stft = spectrogram(wav, stft)
+    >>> back = invert_to_audio(X, X_stft, istft, wav.shape[1])
+    >>> bool(torch.allclose(back, wav, atol=1e-3))
+    True
+    """
+    magnitude = torch.expm1(X).clamp(min=0.0)  # (B, frames, F)
+    # X_stft rescaled to the new magnitude keeps its phase (no atan2/cos/sin);
+    # bins whose |X_stft| is 0 or too small for the ratio (silence) get phase 0
+    scale = magnitude / torch.hypot(X_stft[..., 0], X_stft[..., 1])
+    spec = X_stft * scale.unsqueeze(-1)
+    no_phase = ~torch.isfinite(scale)
+    if no_phase.any():
+        spec[no_phase] = torch.stack((magnitude[no_phase], torch.zeros_like(magnitude[no_phase])), dim=-1)
+    return compute_istft(spec, sig_length=sig_length)
+
+
+def match_frames(tensor, n_frames, dim=1):
+    """Crops or zero-pads `tensor` along `dim` to `n_frames` frames.
+
+    Interpreter decoders produce a fixed number of frames; the input's count
+    depends on the clip length. This brings one to the other.
+
+    Example
+    -------
+    >>> match_frames(torch.ones(2, 417, 3), 431).shape
+    torch.Size([2, 431, 3])
+    >>> match_frames(torch.ones(2, 450, 3), 431).shape
+    torch.Size([2, 431, 3])
+    """
+    current = tensor.shape[dim]
+    if current == n_frames:
+        return tensor
+    if current > n_frames:
+        return tensor.narrow(dim, 0, n_frames)
+    pad = [0, 0] * (tensor.dim() - dim - 1) + [0, n_frames - current]
+    return F.pad(tensor, pad)
+
+
+def split_classifier_output(output):
+    """The one place that handles "the embedding model returns a tuple or a tensor".
+
+    Conv2dEncoder_v2 returns the embedding map (B, D, T', F') itself; Cnn14 with
+    `return_reps=True` returns `(embedding (B, 1, D), (h1, h2, h3, ...))`.
+
+    Returns
+    -------
+    embedding : torch.Tensor
+        (B, 1, D), the input of the classifier head.
+    representations : torch.Tensor or tuple
+        What an interpreter's psi reads: the map for Conv2d, the tuple for Cnn14.
+    """
+    if isinstance(output, (tuple, list)):
+        embedding, representations = output[0], output[1]
+        if embedding.dim() == 2:
+            embedding = embedding.unsqueeze(1)
+        return embedding, representations
+    if output.dim() == 4:  # (B, D, T', F') -> average over time and frequency
+        return output.mean(dim=(2, 3)).unsqueeze(1), output
+    if output.dim() == 2:
+        return output.unsqueeze(1), output
+    return output, output
+
+
+def classifier_input(X, compute_fbank=None, use_melspectra=False):
+    """What the classifier reads: X itself (Conv2d) or its log-mel (CNN14)."""
+    if use_melspectra:
+        if compute_fbank is None:
+            raise ValueError("use_melspectra is True but no compute_fbank is defined in the yaml")
+        return log_mel(X, compute_fbank)
+    return X
+
+
+def classify(embedding_model, classifier, X, compute_fbank=None, use_melspectra=False):
+    """Runs embedding model and head on a log1p magnitude spectrogram.
+
+    Arguments
+    ---------
+    embedding_model : torch.nn.Module
+        Conv2dEncoder_v2 or Cnn14(return_reps=True).
+    classifier : torch.nn.Module
+        The head: ECAPA `Classifier` or `torch.nn.Linear`; maps (B, 1, D) -> (B, 1, N).
+    X : torch.Tensor
+        log1p magnitude spectrogram (B, frames, F).
+    compute_fbank, use_melspectra :
+        see `classifier_input`.
+
+    Returns
+    -------
+    scores : torch.Tensor
+        The head's raw output (B, N) (cosine scores for the ECAPA head, logits
+        for a linear head).
+    representations : torch.Tensor or tuple
+        Hidden representations for the interpreter.
+    """
+    embedding, representations = split_classifier_output(
+        embedding_model(classifier_input(X, compute_fbank, use_melspectra))
+    )
+    scores = classifier(embedding).reshape(embedding.shape[0], -1)  # (B, N)
+    return scores, representations
+
+
+def n_stft_frames(sample_rate, signal_length_s, hop_length_ms):
+    """Frames of SpeechBrain's centred STFT for a clip: 1 + n_samples // hop.
+
+    Used by the yamls (`!apply:`) to size modules that depend on the clip length.
+
+    Example
+    -------
+    >>> n_stft_frames(16000, 5, 11.6099)
+    431
+    """
+    n_samples = int(round(sample_rate * signal_length_s))
+    hop = int(round(sample_rate / 1000.0 * hop_length_ms))
+    return 1 + n_samples // hop
+
+
+def class_probabilities(scores, classifier_temp):
+    """Class probabilities of the classifier: softmax(scores / classifier_temp).
+
+    The ECAPA head returns cosines in [-1, 1], trained with an AAM softmax of
+    scale s: its probabilities are softmax(s * cos), i.e. `classifier_temp = 1/s`.
+    A linear head returns logits: `classifier_temp = 1`.
+
+    Arguments
+    ---------
+    scores : torch.Tensor
+        The head's output, (B, N).
+    classifier_temp : float
+        The temperature of the yaml.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, N), rows sum to 1.
+
+    Example
+    -------
+    >>> p = class_probabilities(torch.tensor([[1.0, 0.0]]), 1 / 30)
+    >>> bool(p[0, 0] > 0.99), float(p.sum())
+    (True, 1.0)
+    """
+    if not classifier_temp > 0:
+        raise ValueError(f"classifier_temp must be > 0, got {classifier_temp}; fix the yaml.")
+    return torch.softmax(scores / classifier_temp, dim=-1)

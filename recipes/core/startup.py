@@ -1,0 +1,274 @@
+"""Start-up of every recipe: arguments, yaml, data, class count, allocator.
+
+`prepare_run(argv)` reads straight down, the SpeechBrain way:
+
+    parse_arguments -> check_override_types -> load_hyperpyyaml
+    -> lock the output folder (recipes.core.run_guard) -> create_experiment_directory
+    -> run_on_main(prepare_esc50) -> dataio_prep -> class count from the data
+
+The yaml builds its models with `out_n_neurons` classes. That number is not a
+literal: when the data has a different number of classes, the yaml is loaded
+once more with `out_n_neurons` set to it, so every module is built for the data.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import ctypes
+import ctypes.util
+import errno
+import functools
+import os
+import re
+import shutil
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.logger import get_logger
+
+from data_prep.esc50_prepare import dataio_prep, prepare_esc50
+from recipes.core.run_guard import lock_output_folder
+
+logger = get_logger(__name__)
+
+OUTPUT_FOLDER_FLAG = "--output_folder (for recipes/eval.py: --eval_folder)"
+
+
+# glibc mallopt parameter numbers (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def keep_freed_memory():
+    """Lets glibc keep freed memory for reuse instead of giving it back at once.
+
+    A large tensor (an activation of a few MB) is otherwise a fresh mmap(),
+    zero-filled page by page at first touch and unmapped when freed: at every
+    training step and every interpretation. Serving every block from the heap
+    and trimming only above 1 GiB made batch-1 interpretation 1.6-1.7x faster on CPU
+    (bench/README.md; `bench/run_all.py --options glibc_malloc` turns it off),
+    for a few hundred MB more peak RSS. Set KEEP_FREED_MEMORY=0 to leave the
+    allocator alone.
+
+    Returns
+    -------
+    str
+        What was done, for the log.
+    """
+    if os.environ.get("KEEP_FREED_MEMORY", "1") == "0":
+        return "allocator left as it is (KEEP_FREED_MEMORY=0)"
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return "allocator left as it is (no glibc mallopt here)"
+    if libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30):
+        return "glibc keeps freed memory for reuse (KEEP_FREED_MEMORY=0 turns this off)"
+    return "allocator left as it is (glibc refused the mallopt settings)"
+
+
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
+
+
+def _load_yaml(hparams_file, overrides):
+    """The yaml with its overrides; folders the yaml's objects cannot create get a clear error."""
+    with open(hparams_file, encoding="utf-8") as fin:
+        try:
+            return load_hyperpyyaml(fin, overrides)
+        except OSError as error:  # e.g. the Checkpointer or the train logger making their folders
+            if error.errno not in _UNWRITABLE:
+                raise
+            raise PermissionError(
+                f"Cannot write to {error.filename} ({error.strerror}): the run writes its "
+                f"checkpoints, logs and results under its output folder. Pass {OUTPUT_FOLDER_FLAG} "
+                "with a folder you can write to."
+            ) from error
+
+
+def _with_override(overrides, key, value):
+    """Adds `key: value` to a hyperpyyaml override (a yaml string or a dict)."""
+    if isinstance(overrides, dict):
+        return {**overrides, key: value}
+    return f"{overrides or ''}\n{key}: {value}\n"
+
+
+def prepare_data(hparams):
+    """Writes the manifests (main process only) and returns datasets and encoder."""
+    run_on_main(
+        prepare_esc50,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "audio_data_folder": hparams["audio_data_folder"],
+            "save_json_train": hparams["train_annotation"],
+            "save_json_valid": hparams["valid_annotation"],
+            "save_json_test": hparams["test_annotation"],
+            "train_fold_nums": hparams["train_fold_nums"],
+            "valid_fold_nums": hparams["valid_fold_nums"],
+            "test_fold_nums": hparams["test_fold_nums"],
+            "skip_manifest_creation": hparams.get("skip_manifest_creation", False),
+        },
+    )
+    # The main process writes the label encoder; the others then read it.
+    run_on_main(_write_label_encoder, args=[hparams])
+    return dataio_prep(hparams)
+
+
+def _write_label_encoder(hparams):
+    """dataio_prep on the main process, for its side effect: the saved label encoder."""
+    dataio_prep(hparams)
+
+
+_YAML = YAML(typ="safe", pure=True)  # YAML 1.2, as hyperpyyaml reads (1e-4 is a number)
+_TOP_LEVEL_SCALAR = re.compile(r"^([A-Za-z_]\w*):[ \t]+([^!#\s][^#]*?)\s*(#.*)?$")
+
+
+def _kind(value):
+    """The kind of a yaml default the type check enforces, or None for any value."""
+    if isinstance(value, bool):
+        return "True or False"
+    if isinstance(value, (int, float)):  # an integer default may take a float (5 s -> 0.5 s)
+        return "a number"
+    return None
+
+
+def check_override_types(hparams_file, overrides):
+    r"""A ValueError naming the key when an override does not fit the yaml's scalar default.
+
+    Numbers must stay numbers and booleans booleans: `--lr abc` would otherwise
+    fail deep inside the optimiser.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    ...     _ = f.write("lr: 0.001  # Adam\nnumber_of_epochs: 5\n")
+    >>> check_override_types(f.name, "lr: 1e-4\nnumber_of_epochs: 3\n")
+    >>> check_override_types(f.name, "number_of_epochs: abc\n")
+    Traceback (most recent call last):
+    ...
+    ValueError: --number_of_epochs 'abc': number_of_epochs is a number in ... (there: 5); give a number, e.g. --number_of_epochs 5.
+    """
+    if isinstance(overrides, dict):
+        given = overrides
+    else:
+        try:
+            given = _YAML.load(overrides or "") or {}
+        except YAMLError:
+            return  # hyperpyyaml reports its own syntax errors
+    if not isinstance(given, dict) or not given:
+        return
+    defaults = {}
+    with open(hparams_file, encoding="utf-8") as fin:
+        for line in fin:
+            match = _TOP_LEVEL_SCALAR.match(line.rstrip("\n"))
+            if match:
+                try:
+                    defaults[match.group(1)] = _YAML.load(match.group(2))
+                except YAMLError:
+                    continue
+    for key, value in given.items():
+        kind = _kind(defaults.get(key))
+        if kind is None:
+            continue
+        fits = isinstance(value, bool) if kind == "True or False" else (
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+        )
+        if not fits:
+            raise ValueError(
+                f"--{key} {value!r}: {key} is {kind} in {hparams_file} (there: "
+                f"{defaults[key]}); give {kind}, e.g. --{key} {defaults[key]}."
+            )
+
+
+def describe_environment_once():
+    """Makes SpeechBrain's environment description (env.log) a once-per-process computation.
+
+    `create_experiment_directory` writes `env.log` (the Python version, `pip
+    freeze`, the git revision) into every run's folder; `pip freeze` takes
+    about 1 s. A process that starts several runs (`make demo`: 9 stages;
+    `make compare`; the test suite: dozens of tiny runs) now computes it once:
+    every folder still gets its env.log, with the same text.
+    """
+    describe = sb.utils.logger.get_environment_description
+    if not hasattr(describe, "cache_info"):  # not cached yet
+        sb.utils.logger.get_environment_description = functools.lru_cache(maxsize=1)(describe)
+
+
+def _start_experiment(hparams, hparams_file, overrides, recipe_file):
+    """Output folder (locked for this run), log file, resolved hyperparams.yaml, recipe copy."""
+    describe_environment_once()
+    if sb.utils.distributed.if_main_process():
+        lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    if recipe_file and sb.utils.distributed.if_main_process():
+        shutil.copy(recipe_file, os.path.join(hparams["output_folder"], os.path.basename(recipe_file)))
+
+
+def prepare_run(argv=None, prepare=True, recipe_file=None):
+    """Parses the command line, loads the yaml and prepares the data.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        `[hparams.yaml, --key, value, ...]`; defaults to `sys.argv[1:]`.
+    prepare : bool
+        False skips the data (for tools that only need the models).
+    recipe_file : str, optional
+        The recipe script, copied into the output folder with the resolved yaml.
+
+    Returns
+    -------
+    hparams : dict
+    run_opts : dict
+    hparams_file : str
+    overrides : str
+    datasets : dict of DynamicItemDataset or None
+        "train", "valid", "test".
+    label_encoder : CategoricalEncoder or None
+    """
+    allocator = keep_freed_memory()
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # torchrun's environment (RANK, LOCAL_RANK) switches DDP on: join the group.
+    sb.utils.distributed.ddp_init_group(run_opts)
+    user_set_classes = "out_n_neurons" in _overrides_keys(overrides)
+    # The class count is unknown until the data is read: the first pass builds
+    # the modules for one class (every size check passes), the second for the data.
+    check_override_types(hparams_file, overrides)
+    first_pass = overrides if user_set_classes or not prepare else _with_override(overrides, "out_n_neurons", 1)
+    hparams = _load_yaml(hparams_file, first_pass)
+    _start_experiment(hparams, hparams_file, first_pass, recipe_file)
+    logger.info("Memory: %s", allocator)
+    if not prepare:
+        return hparams, run_opts, hparams_file, overrides, None, None
+
+    datasets, label_encoder = prepare_data(hparams)
+    n_classes = len(label_encoder)
+    if user_set_classes:
+        if hparams["out_n_neurons"] != n_classes:
+            raise ValueError(
+                f"--out_n_neurons {hparams['out_n_neurons']} was given but the data in "
+                f"{hparams['data_folder']} has {n_classes} classes; drop the override "
+                "(the class count is read from the data)."
+            )
+    else:
+        logger.info("The data has %d classes: building the models for %d.", n_classes, n_classes)
+        overrides = _with_override(overrides, "out_n_neurons", n_classes)
+        hparams = _load_yaml(hparams_file, overrides)
+        _start_experiment(hparams, hparams_file, overrides, None)  # hyperparams.yaml as built
+    return hparams, run_opts, hparams_file, overrides, datasets, label_encoder
+
+
+def _overrides_keys(overrides):
+    if isinstance(overrides, dict):
+        return set(overrides)
+    keys = set()
+    for line in (overrides or "").splitlines():
+        if ":" in line and not line.startswith(" "):
+            keys.add(line.split(":", 1)[0].strip())
+    return keys

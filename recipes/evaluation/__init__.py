@@ -1,0 +1,1 @@
+"""Scoring interpretations: metrics, curves, baselines, the sanity check, the test-set loop, one file."""

@@ -1,0 +1,1 @@
+"""The interpreters: their base Brain, one module per method, the training flow, the inference folder."""

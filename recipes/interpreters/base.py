@@ -1,0 +1,401 @@
+"""InterpreterBrain: the base of every interpreter (L2I, PIQ, L-MAC).
+
+It owns, once, the named steps of the data flow (the "Data flow" of the
+project's design card, repeated in the README):
+
+    preprocess (STFT, log1p magnitude, phase)
+    -> classify (frozen classifier: eval mode, no grad; log-mel when it wants it)
+    -> interpret (abstract: the subclass's psi gives a mask in [0, 1] over X)
+    -> apply_mask (X_int = mask * X)
+    -> interpretation_audio (X_int with the input phase, ISTFT)
+    -> score (score_mask: the metric suite of recipes/evaluation/metrics.py for any mask,
+       batched; then the subclass's interpreter_metrics)
+
+A subclass provides `interpret` and `interpretation_loss`, may add metrics of
+its own in `interpreter_metrics`, and names the logged validation statistic
+that selects its best checkpoint (`best_key`) and the keys its inference
+folder needs (`inference_keys`). Baselines and reference masks are scored
+through the same public `score_mask`.
+Statistics of the valid and test stages come from one code path
+(`on_stage_end`), and interpretations (PNG + wavs) are written for
+`n_interpretations_to_save` clips every `interpret_period` epochs. The
+training flow (`recipes.interpreters.training`) exports the tested weights
+(`export_interpreter`) and the inference folder after the test stage.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.logger import get_logger
+
+from data_prep.files import write_atomic, write_json
+from data_prep.wham_prepare import WhamMixer
+from recipes.core.brains import (
+    CPUFriendlyDDP,
+    freeze,
+    load_pretrained,
+    load_state_dict_strict,
+)
+from recipes.core.pipeline import class_probabilities, classify, invert_to_audio, spectrogram
+from recipes.evaluation import metrics
+from recipes.reporting.figures import save_interpretation
+
+logger = get_logger(__name__)
+
+
+
+
+def interpreter_file(module_name):
+    """File name of an exported interpreter module: psi -> psi_model.ckpt, theta -> theta.ckpt."""
+    return "psi_model.ckpt" if module_name == "psi" else f"{module_name}.ckpt"
+
+
+class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
+    """Base Brain of the interpreters. See the module docstring for the flow.
+
+    Reads from hparams (every interpreter yaml defines them): compute_stft,
+    compute_istft, compute_fbank, use_melspectra, embedding_model, classifier,
+    use_pretrained, pretrainer, embedding_model_path, classifier_model_path,
+    classifier_temp, train_logger, the WHAM! keys (add_wham_noise, ...),
+    lr_annealing, n_interpretations_to_save, interpret_period, use_tensorboard.
+    """
+
+    #: Name of the logged valid statistic that selects the best checkpoint ...
+    best_key = "fid_in"
+    #: ... the highest one, or the lowest one when True (e.g. the valid loss).
+    best_key_is_lower = False
+    #: Statistics reported as a median over clips instead of a mean.
+    median_stats = ()
+    #: Valid statistic whose plateau halves the lr (maximised: the scheduler gets
+    #: its negative); None: the valid loss.
+    lr_plateau_key = None
+    #: Whether `oracle_mask` gives the method's best mask from the ground truth (eval's
+    #: "best components (oracle)" row); False: the method has no such ceiling.
+    has_oracle = False
+    #: What its inference folder needs besides the shared sizes (`recipes.interpreters.
+    #: inference`): the yaml keys the Brain reads at inference ...
+    inference_keys = ()
+    #: ... values they must have there ...
+    inference_fixed = {}
+    #: ... and the frozen modules it loads itself, {module: path key}.
+    inference_frozen = {}
+
+    def __init__(self, *args, label_encoder=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_encoder = label_encoder
+        self.classifier_modules = torch.nn.ModuleDict(
+            {
+                "embedding_model": self.hparams.embedding_model,
+                "classifier": self.hparams.classifier,
+            }
+        )
+        if self.hparams.use_pretrained:
+            load_pretrained(
+                self.hparams.pretrainer,
+                {
+                    "embedding_model": self.hparams.embedding_model_path,
+                    "classifier": self.hparams.classifier_model_path,
+                },
+            )
+        freeze(self.classifier_modules).to(self.device)
+        self.load_frozen()
+        if torch.device(self.device).type == "cpu":
+            # oneDNN's convolutions run faster on channels-last weights (and so
+            # activations); same Parameter objects, same results to float rounding
+            self.classifier_modules.to(memory_format=torch.channels_last)
+            self.modules.to(memory_format=torch.channels_last)
+            logger.info("CPU: classifier and interpreter in channels-last memory format")
+        self.wham_mixer = WhamMixer.from_hparams(self.hparams)  # None without WHAM! noise
+        self.tensorboard = self._tensorboard_logger()
+
+    # ------------------------------------------------------------------ set-up
+    def load_frozen(self):
+        """Hook for a subclass to load its other frozen parts (e.g. the NMF dictionary)."""
+
+    def load_frozen_state(self, module, path, what):
+        """Loads a frozen module's state dict strictly, with a clear error on mismatch."""
+        return freeze(load_state_dict_strict(module, path, what)).to(self.device)
+
+    def _tensorboard_logger(self):
+        if not self.hparams.use_tensorboard:
+            return None
+        try:
+            from speechbrain.utils.train_logger import TensorboardLogger
+
+            return TensorboardLogger(self.hparams.tensorboard_logs_folder)
+        except ImportError as error:
+            raise ImportError(
+                "use_tensorboard: True needs tensorboard, an optional install: "
+                "`.venv/bin/pip install tensorboard`, or set --use_tensorboard False."
+            ) from error
+
+    def unwrapped(self, name):
+        """The module `name` of self.modules, without its DDP/DP wrapper."""
+        module = self.modules[name]
+        return getattr(module, "module", module)
+
+    # ---------------------------------------------------------------- data flow
+    def preprocess(self, wavs):
+        """wavs (B, T) -> X log1p magnitude (B, frames, F), X_stft (B, frames, F, 2)."""
+        return spectrogram(wavs, self.hparams.compute_stft)
+
+    @torch.no_grad()
+    def classify(self, X):
+        """The frozen classifier on X: scores (B, N) and its hidden representations."""
+        return classify(
+            self.hparams.embedding_model,
+            self.hparams.classifier,
+            X,
+            compute_fbank=self.hparams.compute_fbank,
+            use_melspectra=self.hparams.use_melspectra,
+        )
+
+    def class_probabilities(self, scores):
+        """The classifier's softmax: softmax(scores / classifier_temp), (B, N)."""
+        return class_probabilities(scores, self.hparams.classifier_temp)
+
+    def interpret(self, X, representations, classes, stage):
+        """The interpreter: returns a dict with at least "mask" (B, frames, F) in [0, 1].
+
+        Must be implemented by the subclass; the dict may carry whatever its
+        loss needs (e.g. L2I's activations). In the TRAIN stage the mask may be
+        omitted when the loss does not need it.
+        """
+        raise NotImplementedError("An interpreter must implement interpret()")
+
+    def interpretation_loss(self, outputs, batch, stage):
+        """The subclass's loss terms, {name: scalar tensor}; their sum is minimised."""
+        raise NotImplementedError("An interpreter must implement interpretation_loss()")
+
+    @staticmethod
+    def apply_mask(X, mask):
+        """The interpretation spectrogram X_int = mask * X, (B, frames, F)."""
+        return mask * X
+
+    def invert(self, X, X_stft, length=None):
+        """Waveform of a log1p magnitude X with the input phase (B, T)."""
+        return invert_to_audio(X, X_stft, self.hparams.compute_istft, length)
+
+    def interpretation_audio(self, X, X_stft, mask, length=None):
+        """The interpretation's waveform: apply_mask, then invert with the input phase, (B, T)."""
+        return self.invert(self.apply_mask(X, mask), X_stft, length)
+
+    def input_waveforms(self, batch, stage):
+        """The batch's waveforms, mixed with WHAM! noise in training when asked."""
+        wavs = batch.sig[0].to(self.device)  # (B, T)
+        if stage == sb.Stage.TRAIN and self.wham_mixer is not None:
+            wavs = self.wham_mixer(wavs)
+        return wavs
+
+    def forward_waveforms(self, wavs, stage):
+        """preprocess -> classify -> interpret, for a batch of waveforms (B, T)."""
+        X, X_stft = self.preprocess(wavs)
+        scores, representations = self.classify(X)
+        classes = scores.argmax(dim=1)
+        outputs = self.interpret(X, representations, classes, stage)
+        outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes)
+        return outputs
+
+    def compute_forward(self, batch, stage):
+        return self.forward_waveforms(self.input_waveforms(batch, stage), stage)
+
+    @torch.no_grad()
+    def explain(self, wavs):
+        """Interpretation of waveforms (B, T) for users: eval mode, no grad.
+
+        Returns the forward outputs plus "X_int", "audio" (the interpretation
+        waveform) and "probs" (the classifier's softmax on the input). Runs at
+        `--eval_precision` (e.g. bf16 autocast on GPU) as valid/test do; the
+        mask comes back as float32.
+        """
+        self.modules.eval()
+        with self.evaluation_ctx:
+            outputs = self.forward_waveforms(wavs.to(self.device), sb.Stage.TEST)
+        outputs["mask"] = outputs["mask"].float()
+        outputs["X_int"] = self.apply_mask(outputs["X"], outputs["mask"])
+        outputs["audio"] = self.invert(outputs["X_int"], outputs["X_stft"], wavs.shape[-1])
+        outputs["probs"] = self.class_probabilities(outputs["scores"])
+        return outputs
+
+    # ------------------------------------------------------------------ scoring
+    def oracle_mask(self, outputs, region):
+        """The best mask the method's own parts can make, given the target region
+        (B, frames, F); only where `has_oracle` (L2I: its best components)."""
+        raise NotImplementedError(f"{type(self).__name__} has no oracle mask (has_oracle is False).")
+
+    def score_mask(self, outputs, mask):
+        """The generic metric suite of any mask over a batch: the interpreter's,
+        a baseline's or a reference mask.
+
+        Arguments
+        ---------
+        outputs : dict
+            Forward outputs of the batch: "X", "scores" (the classifier on X)
+            and "classes".
+        mask : torch.Tensor
+            (B, frames, F) in [0, 1].
+
+        Returns
+        -------
+        values : dict
+            {metric: (B,) values} (`recipes.evaluation.metrics.mask_metrics`).
+        scores : dict
+            The classifier's scores on X_int ("int") and on X - X_int
+            ("removed"), (B, N) each: one batched pass for both.
+        """
+        X = outputs["X"]
+        X_int = self.apply_mask(X, mask)
+        scores_pair, _ = self.classify(torch.cat([X_int, X - X_int]))  # (2B, N)
+        scores = dict(zip(("int", "removed"), scores_pair.chunk(2)))
+        probs = self.class_probabilities(outputs["scores"])
+        probs_int = self.class_probabilities(scores["int"])
+        probs_removed = self.class_probabilities(scores["removed"])
+        values = metrics.mask_metrics(probs, probs_int, probs_removed, outputs["classes"], mask)
+        return values, scores
+
+    def interpreter_metrics(self, outputs, scores):
+        """Hook: the subclass's own metrics, {name: (B,) values} (e.g. L2I's Theta fidelity).
+
+        `scores` are `score_mask`'s classifier scores of the interpreter's mask,
+        for reuse.
+        """
+        return {}
+
+    def score(self, outputs):
+        """The interpreter's metrics for one batch: `score_mask` of its mask, then
+        `interpreter_metrics`. Returns (values, scores) as `score_mask` does."""
+        values, scores = self.score_mask(outputs, outputs["mask"])
+        values.update(self.interpreter_metrics(outputs, scores))
+        return values, scores
+
+    def compute_objectives(self, outputs, batch, stage):
+        terms = self.interpretation_loss(outputs, batch, stage)
+        loss = sum(terms.values())
+        batch_size = outputs["X"].shape[0]
+        for name, value in terms.items():
+            self.stage_stats.add_scalar(name, value.detach(), batch_size)
+        if stage != sb.Stage.TRAIN:
+            with torch.no_grad():
+                self.stage_stats.add_values(self.score(outputs)[0])
+                self.save_interpretations(outputs, batch, stage)
+        return loss
+
+    # ------------------------------------------------------------------ stages
+    def on_stage_start(self, stage, epoch=None):
+        self.stage_stats = metrics.StageStats(self.median_stats)
+        self.n_saved = 0
+
+    def stage_extra_stats(self):
+        """Hook: statistics a subclass gathers over the whole stage (e.g. codebook use)."""
+        return {}
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        stats = {"loss": stage_loss, **self.stage_stats.summary(), **self.stage_extra_stats()}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        if stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"]  # the lr this epoch was trained with
+            annealing = self.hparams.lr_annealing
+            if annealing is not None:
+                # ReduceLROnPlateau only computes (current, next): the next lr is set here
+                plateau = stage_loss if self.lr_plateau_key is None else -stats[self.lr_plateau_key]
+                lr, next_lr = annealing([self.optimizer], epoch, plateau)
+                sb.nnet.schedulers.update_learning_rate(self.optimizer, next_lr)
+            meta = {"epoch": epoch, "lr": lr}
+            self.log_stats(meta, train_stats=getattr(self, "train_stats", None), valid_stats=stats)
+            logger.info("Best checkpoint is selected by valid %s = %.4f", self.best_key, stats[self.best_key])
+            self.checkpointer.save_and_keep_only(
+                meta={self.best_key: stats[self.best_key], "epoch": epoch},
+                num_to_keep=1,
+                **{"min_keys" if self.best_key_is_lower else "max_keys": [self.best_key]},
+            )
+        else:
+            self.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
+            self.test_stats = stats
+            if sb.utils.distributed.if_main_process():
+                undefined = {"n_undefined": self.stage_stats.n_undefined}  # {metric: clips}, out of the means
+                write_json(metrics.finite_or_none({**stats, **undefined}), os.path.join(self.hparams.output_folder, "test_metrics.json"))
+
+    def export_interpreter(self, folder):
+        """Writes the trained modules (the checkpoint evaluated) as plain state dicts:
+        `psi_model.ckpt` (and `theta.ckpt` for L2I), what eval.py --pretrained_interpreter takes."""
+        for name in self.modules:
+            state = self.unwrapped(name).state_dict()
+            write_atomic(os.path.join(folder, interpreter_file(name)), lambda tmp, state=state: torch.save(state, tmp))
+        logger.info("Exported the interpreter (%s) to %s", ", ".join(self.modules), folder)
+
+    def load_interpreter(self, path):
+        """Loads exported interpreter weights (strict, weights_only=True).
+
+        `path` is a `psi_model.ckpt` file (its siblings, e.g. `theta.ckpt`, are
+        read from the same folder) or the folder holding them.
+        """
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        for name in self.modules:
+            file = os.path.join(folder, interpreter_file(name))
+            load_state_dict_strict(self.unwrapped(name), file, f"interpreter {name}")
+        logger.info("Loaded the interpreter (%s) from %s", ", ".join(self.modules), folder)
+
+    def log_stats(self, meta, **stage_stats):
+        """One logging path for valid and test: train log file and tensorboard."""
+        self.hparams.train_logger.log_stats(stats_meta=meta, **stage_stats)
+        if self.tensorboard is not None:
+            self.tensorboard.log_stats(stats_meta=meta, **stage_stats)
+
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Loads the given key's best checkpoint, by default the one `best_key` selected."""
+        if max_key is None and min_key is None:
+            if self.best_key_is_lower:
+                min_key = self.best_key
+            else:
+                max_key = self.best_key
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+
+    # ---------------------------------------------------------- interpretations
+    def _due_for_saving(self, stage):
+        n_wanted = self.hparams.n_interpretations_to_save
+        if self.n_saved >= n_wanted or not sb.utils.distributed.if_main_process():
+            return False
+        if stage == sb.Stage.TEST:
+            return True
+        period = max(1, self.hparams.interpret_period)
+        return self.hparams.epoch_counter.current % period == 0
+
+    def save_interpretations(self, outputs, batch, stage):
+        """Writes PNG + original/interpretation wavs for the first clips of the stage."""
+        if not self._due_for_saving(stage):
+            return
+        n_wanted = self.hparams.n_interpretations_to_save
+        take = min(n_wanted - self.n_saved, outputs["X"].shape[0])
+        if stage == sb.Stage.TEST:
+            folder = os.path.join(self.hparams.output_folder, "interpretations", "test")
+        else:
+            epoch = self.hparams.epoch_counter.current
+            folder = os.path.join(self.hparams.output_folder, "interpretations", f"epoch_{epoch}")
+        X_int = self.apply_mask(outputs["X"][:take], outputs["mask"][:take])
+        audio = self.invert(X_int, outputs["X_stft"][:take], outputs["wavs"].shape[-1])
+        probs = self.class_probabilities(outputs["scores"][:take])
+        for i in range(take):  # file writing, not tensor work: one file set per clip
+            c = int(outputs["classes"][i])
+            save_interpretation(
+                folder,
+                batch.id[i],
+                X=outputs["X"][i],
+                mask=outputs["mask"][i],
+                X_int=X_int[i],
+                original=outputs["wavs"][i],
+                interpretation=audio[i],
+                sample_rate=self.hparams.sample_rate,
+                title=f"{self.class_name(c)} (p={probs[i, c].item():.2f})",
+            )
+        self.n_saved += take
+
+    def class_name(self, index):
+        if self.label_encoder is None:
+            return str(index)
+        return str(self.label_encoder.ind2lab.get(int(index), index))

@@ -1,0 +1,818 @@
+"""The inference folder of a trained interpreter: its writer and its reader, in one place.
+
+Writer. `export_inference(brain, folder)` writes `<output_folder>/inference/`
+after a training run's test stage (`recipes.interpreters.training` calls it):
+
+    hyperparams.yaml      the modules of the training run (STFT, classifier,
+                          interpreter) with its resolved sizes and thresholds
+                          as literals, the label encoder and a pretrainer
+    embedding_model.ckpt  classifier.ckpt  psi_model.ckpt  [theta.ckpt nmf_decoder.ckpt]
+    label_encoder.txt
+
+What a method needs at inference besides the shared sizes, each interpreter
+class declares (`inference_keys`, `inference_fixed`, `inference_frozen` of
+`recipes.interpreters.base.InterpreterBrain`). Before the folder is moved into
+place it is loaded back and must reproduce the trained interpreter on a test
+signal.
+
+Reader. `AudioInterpreter` (a `speechbrain.inference.interfaces.Pretrained`)
+loads such a folder, or a hub id of the same layout, and explains audio with
+the recipe's own Brain (the `interpreter_class` of the yaml, built as eval.py
+builds it), so the numbers are eval's:
+
+    >>> from recipes.interpreters.inference import AudioInterpreter  # doctest: +SKIP
+    >>> interpreter = AudioInterpreter.from_hparams(source="results/piq/1234/inference")  # doctest: +SKIP
+    >>> result = interpreter.interpret_file("dog.flac")  # doctest: +SKIP
+    >>> result["class"], result["probability"], result["interpretation"].shape  # doctest: +SKIP
+
+A file is read as the training clips are (`data_prep.audio`: any format
+soundfile reads, any channel count downmixed, any sample rate resampled), then
+zero-padded or cropped to `signal_length_s` (with a warning when cropped) and
+peak-normalised. The command that explains many files is
+`recipes/interpret_files.py` (`audio-interpret`).
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import glob
+import importlib
+import inspect
+import io
+import os
+import re
+import shutil
+import tempfile
+
+import torch
+import torchaudio
+from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.fetching import FetchConfig, LocalStrategy, fetch
+from speechbrain.utils.logger import get_logger
+from speechbrain.utils.run_opts import RunOptions
+
+from data_prep.audio import EPS, pad_or_crop, peak_normalise, read_user_file
+from data_prep.esc50_prepare import LABEL_ENCODER_FILE
+from data_prep.files import write_atomic, write_text
+from recipes.core.brains import build_brain
+from recipes.interpreters.base import interpreter_file
+
+logger = get_logger(__name__)
+
+INFERENCE_FOLDER = "inference"  # beside psi_model.ckpt in a training run's output folder
+HPARAMS_FILE = "hyperparams.yaml"
+CLASSIFIER_MODULES = ("embedding_model", "classifier")
+SIGNAL_MODULES = ("compute_stft", "compute_istft", "compute_fbank")
+#: Sizes and signal settings written as literals when the training run has them.
+SIZE_KEYS = (
+    "sample_rate",
+    "signal_length_s",
+    "n_fft",
+    "hop_length",
+    "win_length",
+    "n_mels",
+    "n_frames",
+    "emb_dim",
+    "lin_neurons",
+    "out_n_neurons",
+    "K",
+    "classifier_temp",
+    "use_melspectra",
+)
+#: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.
+FIXED = {"use_pretrained": False, "add_wham_noise": False, "use_tensorboard": False}
+
+
+def inference_spec(brain_class):
+    """What `brain_class` reads at inference besides the shared sizes, as it declares it.
+
+    Returns
+    -------
+    dict
+        "keys": the yaml keys it needs; "fixed": values they must have there;
+        "frozen": {module: path key} of the frozen modules it loads itself.
+    """
+    return {
+        "keys": tuple(brain_class.inference_keys),
+        "fixed": dict(brain_class.inference_fixed),
+        "frozen": dict(brain_class.inference_frozen),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+
+def _plain(node, literals, memo):
+    """A copy of a round-trip yaml node without its comments; `!apply:` nodes of
+    top-level keys are replaced by their resolved values (`literals`, by node id)."""
+    if id(node) in literals:
+        return literals[id(node)]
+    if id(node) in memo:  # a node used twice stays one object (an anchor and its alias)
+        return memo[id(node)]
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        copy = type(node)()
+        memo[id(node)] = copy
+        if node.tag.value is not None:
+            copy.yaml_set_ctag(node.tag)
+        if isinstance(node, CommentedMap):
+            for key, value in node.items():
+                copy[key] = _plain(value, literals, memo)
+        else:
+            copy.extend(_plain(value, literals, memo) for value in node)
+        return copy
+    return node
+
+
+def _interpreter_class(brain):
+    """The Brain class the inference yaml names: the yaml's `interpreter_class`, else the Brain's."""
+    return getattr(brain.hparams, "interpreter_class", type(brain))
+
+
+def _method(brain):
+    """"L2I", "PIQ", "LMAC": the name of the Brain class."""
+    return _interpreter_class(brain).__name__
+
+
+def _dump(mapping):
+    yaml = YAML()
+    yaml.indent(mapping=4, sequence=4, offset=2)  # as the project's yamls
+    text = io.StringIO()
+    yaml.dump(mapping, text)
+    return text.getvalue()
+
+
+def inference_yaml(brain, training_yaml):
+    """The text of the inference hyperparams.yaml of a trained interpreter Brain.
+
+    Arguments
+    ---------
+    brain : recipes.interpreters.base.InterpreterBrain
+        The trained Brain (its hparams give the resolved values).
+    training_yaml : str or Path
+        The run's resolved `hyperparams.yaml` (SpeechBrain writes it into the
+        output folder): its module definitions are copied with their literals.
+
+    Returns
+    -------
+    str
+    """
+    hparams = vars(brain.hparams)
+    interpreter_class = _interpreter_class(brain)
+    if interpreter_class.__module__ == "__main__":  # a recipe run as a script: not importable elsewhere
+        raise ValueError(
+            f"{training_yaml} has no `interpreter_class` (e.g. `interpreter_class: "
+            f"!name:recipes.interpreters.piq.PIQ`): the inference yaml names the Brain that explains."
+        )
+    method = interpreter_class.__name__
+    spec = inference_spec(interpreter_class)
+    missing = [key for key in spec["keys"] if key not in hparams]
+    if missing:
+        raise ValueError(
+            f"The {method} run has no {missing}, which its inference yaml needs: export it "
+            "from a run of its own recipe, or add it to the class's `inference_keys`."
+        )
+    with open(training_yaml, encoding="utf-8") as fin:
+        document = YAML().load(fin)
+    literals = {
+        id(document[key]): hparams[key]
+        for key in document
+        if key in hparams
+        and getattr(getattr(document[key], "tag", None), "value", None) is not None
+        and str(document[key].tag.value).startswith("!apply:")
+        and isinstance(hparams[key], (bool, int, float, str))
+    }
+    memo = {}
+    module_names = [*SIGNAL_MODULES, *CLASSIFIER_MODULES, *spec["frozen"], *brain.modules]
+    modules = CommentedMap()
+    for name in module_names:
+        node = document["modules"][name] if name in brain.modules else document.get(name)
+        if node is None:
+            if name in SIGNAL_MODULES:
+                continue  # e.g. no compute_fbank: the classifier reads X itself
+            raise ValueError(f"{training_yaml} has no `{name}`, which the {method} interpreter needs.")
+        modules[name] = _plain(node, literals, memo)
+
+    scalars = CommentedMap()
+    for key in (*SIZE_KEYS, *spec["keys"]):
+        if key in hparams and key not in scalars:
+            scalars[key] = hparams[key]
+    fixed = {**FIXED, **spec["fixed"]}
+    checkpoints = {name: interpreter_file(name) for name in (*CLASSIFIER_MODULES, *spec["frozen"], *brain.modules)}
+    recipe = f"recipes/{interpreter_class.__module__.rsplit('.', 1)[-1]}.py"
+    lines = [
+        "# ############################################################################",
+        f"# {method} interpreter for inference, exported by {recipe} (the resolved values",
+        "# of its training yaml: sizes and thresholds are literals; no override needed).",
+        "#",
+        "#   from recipes.interpreters.inference import AudioInterpreter",
+        "#   interpreter = AudioInterpreter.from_hparams(source=THIS_FOLDER)",
+        "#   result = interpreter.interpret_file(FILE)",
+        "#",
+        "# or: audio-interpret FILE... --interpreter THIS_FOLDER --out DIR",
+        "# ############################################################################",
+        "",
+        "# the folder or hub id the checkpoints are fetched from (from_hparams sets it)",
+        "pretrained_path: !PLACEHOLDER",
+        "",
+        "# ---- sizes, signal and thresholds of the training run",
+        _dump(scalars).rstrip(),
+        "",
+        "# ---- fixed for inference",
+        _dump(CommentedMap(fixed)).rstrip(),
+    ]
+    for name, path_key in spec["frozen"].items():
+        lines.append(f"{path_key}: !ref <pretrained_path>/{checkpoints[name]}  # the fetched copy at loading")
+    lines += [
+        "",
+        "# ---- modules, as the training run built them",
+        _dump(modules).rstrip(),
+        "",
+        "# the Brain that explains (the recipe's own data flow)",
+        f"interpreter_class: !name:{interpreter_class.__module__}.{interpreter_class.__qualname__}",
+        "label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder",
+        "",
+        "modules:",
+        *(f"    {name}: !ref <{name}>" for name in brain.modules),
+        "",
+        "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer",
+        "    loadables:",
+        *(f"        {name}: !ref <{name}>" for name in (*checkpoints, "label_encoder")),
+        "    paths:",
+        *(f"        {name}: !ref <pretrained_path>/{file}" for name, file in checkpoints.items()),
+        f"        label_encoder: !ref <pretrained_path>/{LABEL_ENCODER_FILE}",
+        "    custom_hooks:  # strict loading: a checkpoint of other sizes is an error",
+    ]
+    for name in checkpoints:
+        lines += [f"        {name}: !name:recipes.core.brains.load_state_dict_strict", f"            what: {method} {name}"]
+    return "\n".join(lines) + "\n"
+
+
+def _state_dict(module):
+    """A module's state dict on the CPU, contiguous (channels-last weights written plainly)."""
+    return {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
+
+
+def export_inference(brain, folder):
+    """Writes the inference folder of a trained interpreter Brain and checks that it loads.
+
+    The folder is built beside `folder`, loaded back with `AudioInterpreter`
+    and compared with the Brain on a test signal, then moved into place (an
+    earlier export is replaced): a failed export leaves none half-written.
+
+    Arguments
+    ---------
+    brain : recipes.interpreters.base.InterpreterBrain
+        Trained, with its label encoder; its output folder holds the run's
+        resolved hyperparams.yaml.
+    folder : str or Path
+        Where to write, e.g. `<output_folder>/inference`.
+
+    Returns
+    -------
+    str or None
+        `folder`; None (with a warning) when the output folder has no
+        hyperparams.yaml, i.e. the Brain was not built by a recipe.
+    """
+    folder = os.path.abspath(folder)
+    training_yaml = os.path.join(brain.hparams.output_folder, HPARAMS_FILE)
+    if not os.path.isfile(training_yaml):  # a Brain built by hand, not by a recipe
+        logger.warning(
+            "No inference folder written to %s: it is made from the resolved yaml SpeechBrain writes "
+            "into a recipe's output folder, and %s does not exist (run the recipe, e.g. "
+            "recipes/train_piq.py, to get one).",
+            folder,
+            training_yaml,
+        )
+        return None
+    if brain.label_encoder is None:
+        raise ValueError("The Brain has no label encoder: build it with label_encoder= (the recipes do).")
+    spec = inference_spec(_interpreter_class(brain))
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}-", dir=os.path.dirname(folder))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the folder is for sharing
+    try:
+        write_text(inference_yaml(brain, training_yaml), os.path.join(staging, HPARAMS_FILE))
+        modules = {name: getattr(brain.hparams, name) for name in (*CLASSIFIER_MODULES, *spec["frozen"])}
+        modules.update({name: brain.unwrapped(name) for name in brain.modules})
+        for name, module in modules.items():
+            state = _state_dict(module)
+            write_atomic(os.path.join(staging, interpreter_file(name)), lambda tmp, state=state: torch.save(state, tmp))
+        write_atomic(os.path.join(staging, LABEL_ENCODER_FILE), brain.label_encoder.save)
+        _check_export(brain, staging)
+        previous = None
+        if os.path.exists(folder):
+            previous = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}-old-", dir=os.path.dirname(folder))
+            os.replace(folder, os.path.join(previous, "old"))
+        os.replace(staging, folder)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("Exported the inference folder to %s (AudioInterpreter.from_hparams(source=...))", folder)
+    return folder
+
+
+def _check_export(brain, staging):
+    """Loads the exported folder and compares its interpretation of a test signal with the Brain's."""
+    n_samples = int(round(brain.hparams.sample_rate * brain.hparams.signal_length_s))
+    generator = torch.Generator().manual_seed(0)
+    wav = peak_normalise(torch.randn(1, n_samples, generator=generator))  # (1, T)
+    expected = brain.explain(wav)
+    try:
+        interpreter = AudioInterpreter.from_hparams(source=staging, run_opts={"device": str(brain.device)})
+        exported = interpreter.interpret_batch(wav)
+    except AttributeError as error:  # a key the Brain reads is not in the inference yaml
+        raise ValueError(
+            f"The exported {_method(brain)} interpreter does not run: {error}. Add the key "
+            f"to `{_method(brain)}.inference_keys` ({_interpreter_class(brain).__module__})."
+        ) from error
+    same_class = bool((expected["classes"] == exported["class_index"]).all())
+    if not same_class or not torch.allclose(expected["mask"], exported["mask"], atol=1e-5):
+        raise RuntimeError(
+            f"The exported interpreter in {staging} does not reproduce the trained one (class "
+            f"{exported['class_index'].tolist()} vs {expected['classes'].tolist()}, max mask "
+            f"difference {(expected['mask'] - exported['mask']).abs().max().item():.3g})."
+        )
+
+
+# ---------------------------------------------------------------------------
+# Reader: the pretrained interface
+# ---------------------------------------------------------------------------
+
+
+def _is_hub_id(source):
+    """True for "owner/name" that is not a local path (a folder path has other forms)."""
+    parts = source.split("/")
+    return len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and not os.path.exists(source)
+
+
+def local_inference_folders(root="results"):
+    """Inference folders exported under `root` (results/<experiment>/<seed>/inference), sorted."""
+    pattern = os.path.join(root, "*", "*", INFERENCE_FOLDER, HPARAMS_FILE)
+    return sorted(os.path.dirname(path) for path in glob.glob(pattern))
+
+
+def resolve_source(source, hparams_file=HPARAMS_FILE):
+    """The folder to load for a local `source`, or `source` itself for a hub id.
+
+    A training run's output folder stands for its `inference/` folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        `source` is neither an inference folder nor a hub id.
+    """
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        nested = os.path.join(source, INFERENCE_FOLDER)
+        if os.path.isfile(os.path.join(nested, hparams_file)):
+            logger.info("%s is a training run: loading its %s/ folder.", source, INFERENCE_FOLDER)
+            return nested
+        yaml_path = os.path.join(source, hparams_file)
+        if not os.path.isfile(yaml_path):
+            raise FileNotFoundError(
+                f"{source} has no {hparams_file}: give the inference folder a training run "
+                f"exported (<output_folder>/{INFERENCE_FOLDER}, e.g. results/piq/1234/{INFERENCE_FOLDER})."
+            )
+        with open(yaml_path, encoding="utf-8") as fin:
+            if "pretrained_path:" not in fin.read():
+                raise ValueError(
+                    f"{yaml_path} is not an exported inference yaml (it has no pretrained_path; "
+                    "a training yaml?): give the <output_folder>/inference folder of the run."
+                )
+        return source
+    if _is_hub_id(source):
+        return source
+    raise FileNotFoundError(
+        f"The interpreter {source} does not exist: give the inference folder a training run "
+        f"exported (<output_folder>/{INFERENCE_FOLDER}) or a hub id (owner/name)."
+    )
+
+
+def _hub_error(source, error):
+    """The error for a hub id that cannot be fetched: it names the local folders to use."""
+    found = local_inference_folders()
+    example = found[0] if found else f"results/piq/1234/{INFERENCE_FOLDER}"
+    here = f" Exported here: {', '.join(found)}." if found else ""
+    return FileNotFoundError(
+        f"Could not fetch the interpreter {source!r} from the Hugging Face hub "
+        f"({type(error).__name__}: {error}). Offline, or no such model? Give a local folder "
+        f"instead: the inference folder a training run exports, "
+        f"<output_folder>/{INFERENCE_FOLDER} (source={example!r}), or a copy of the hub "
+        f"model downloaded where there is a network.{here}"
+    )
+
+
+#: Modules whose classes and functions an inference yaml may name (`!new:`, `!name:`).
+TRUSTED_MODULES = ("recipes", "models", "data_prep", "speechbrain", "torch")
+#: hyperpyyaml's tags that build nothing by themselves.
+PLAIN_TAGS = ("!ref", "!copy", "!tuple", "!PLACEHOLDER")
+#: Where an older version of this project wrote a name that has moved since.
+MOVED_NAMES = {
+    "recipes.brains.": "recipes.core.brains.",
+    "recipes.pipeline.": "recipes.core.pipeline.",
+    "recipes.train_l2i.L2I": "recipes.interpreters.l2i.L2I",
+    "recipes.train_piq.PIQ": "recipes.interpreters.piq.PIQ",
+    "recipes.train_lmac.LMAC": "recipes.interpreters.lmac.LMAC",
+}
+
+
+class UntrustedYamlError(ValueError):
+    """An inference yaml names code this project does not load without `trust_code`."""
+
+
+def _trusted_target(target, kind):
+    """Whether `!<kind>:target` builds only a class or function of TRUSTED_MODULES."""
+    module_name, _, attribute = target.rpartition(".")
+    if not module_name or module_name.split(".")[0] not in TRUSTED_MODULES:
+        return False
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return False
+    if kind == "new":
+        return inspect.isclass(found)
+    return inspect.isclass(found) or inspect.isfunction(found)
+
+
+def check_inference_yaml(text, where, trust_code=False):
+    """The text of an inference yaml, checked before anything in it is built.
+
+    Reads the yaml's node graph without constructing it. Every tag must be a
+    plain yaml type, one of hyperpyyaml's `PLAIN_TAGS`, or `!new:` / `!name:`
+    of a class (or, for `!name:`, a function) of `TRUSTED_MODULES`: what
+    `export_inference` writes. `!apply:`, `!include:` and anything else is
+    refused with the line that has it, unless `trust_code`. Names of
+    `MOVED_NAMES` are rewritten to their new homes first.
+
+    Arguments
+    ---------
+    text : str
+    where : str
+        How the messages name the file.
+    trust_code : bool
+        Skip the check (the user trusts the folder).
+
+    Returns
+    -------
+    str
+        The text, with moved names rewritten.
+
+    Raises
+    ------
+    UntrustedYamlError
+        Naming the line and the tag.
+
+    Example
+    -------
+    >>> check_inference_yaml("a: !new:torch.nn.Linear [2, 3]", "x.yaml")
+    'a: !new:torch.nn.Linear [2, 3]'
+    >>> check_inference_yaml("a: !apply:os.system [ls]", "x.yaml")
+    Traceback (most recent call last):
+    ...
+    recipes.interpreters.inference.UntrustedYamlError: x.yaml line 1 has `!apply:os.system`: ...
+    """
+    for old, new in MOVED_NAMES.items():
+        text = re.sub(r"(!(?:new|name):)" + re.escape(old), lambda m, new=new: m.group(1) + new, text)
+    if trust_code:
+        return text
+    try:
+        root = YAML().compose(text)
+    except YAMLError as error:
+        raise ValueError(f"{where} is not valid yaml ({error}): export the training run again.") from error
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        tag = node.tag if isinstance(node.tag, str) else node.tag.value
+        if tag and tag.startswith("!") and tag not in PLAIN_TAGS:
+            kind, _, target = tag[1:].partition(":")
+            if kind not in ("new", "name") or not _trusted_target(target, kind):
+                raise UntrustedYamlError(
+                    f"{where} line {node.start_mark.line + 1} has `{tag}`: an inference folder "
+                    f"may only build classes of {', '.join(TRUSTED_MODULES)} (what the export "
+                    "writes), so nothing of it was run. If you trust where the folder comes "
+                    "from, pass trust_code=True (audio-interpret --trust_code)."
+                )
+        if isinstance(node.value, list):
+            for item in node.value:
+                stack.extend(item if isinstance(item, tuple) else (item,))
+    return text
+
+
+class AudioInterpreter(Pretrained):
+    """A trained interpreter (L2I, PIQ or L-MAC) and its frozen classifier, for inference.
+
+    Load it with `from_hparams` on an exported inference folder (or a hub id);
+    the yaml's `interpreter_class` is the recipe's Brain, which does the work
+    (preprocess -> classify -> interpret -> apply_mask -> interpretation_audio),
+    so the results are eval.py's. Runs where `run_opts={"device": ...}` says;
+    tensors come back on that device.
+
+    Arguments
+    ---------
+    modules, hparams, run_opts, freeze_params
+        As `Pretrained`; `from_hparams` gives them.
+
+    Example
+    -------
+    >>> interpreter = AudioInterpreter.from_hparams(source="results/piq/1234/inference")  # doctest: +SKIP
+    >>> interpreter.interpret_file("clip.ogg")["class"]  # doctest: +SKIP
+    'dog'
+    """
+
+    HPARAMS_NEEDED = ["interpreter_class", "label_encoder", "pretrainer", "sample_rate", "signal_length_s"]
+
+    def __init__(self, modules=None, hparams=None, run_opts=None, freeze_params=True):
+        # frozen below, once the Brain is built (it reports the parameters it is given)
+        super().__init__(modules=modules, hparams=hparams, run_opts=run_opts, freeze_params=False)
+        self.method = hparams["interpreter_class"].__name__
+        self.label_encoder = hparams["label_encoder"]
+        n_classes = hparams.get("out_n_neurons", len(self.label_encoder))
+        if len(self.label_encoder) != n_classes:
+            raise ValueError(
+                f"The label encoder has {len(self.label_encoder)} classes but the classifier "
+                f"{n_classes}: the folder's {LABEL_ENCODER_FILE} is missing or from another run."
+            )
+        missing = [key for key in inference_spec(hparams["interpreter_class"])["keys"] if key not in hparams]
+        if missing:  # a folder exported before the key existed
+            added = {"relevance_centered": "False keeps the reference relevance it was made with"}
+            hints = "; ".join(f"{key}: {added[key]}" for key in missing if key in added)
+            raise ValueError(
+                f"The {self.method} inference yaml has no {', '.join(missing)}: it was exported by an "
+                "older version of recipes/interpreters/inference.py. Add the key(s) to its "
+                f"{HPARAMS_FILE}{f' ({hints})' if hints else ''}, or export the training run again."
+            )
+        brain_hparams = dict(hparams)
+        for name, path_key in inference_spec(hparams["interpreter_class"])["frozen"].items():
+            brain_hparams[path_key] = str(hparams["pretrainer"].paths[name])  # the fetched copy
+        self.brain = build_brain(
+            hparams["interpreter_class"],
+            brain_hparams,
+            {**_overridden(run_opts), "device": self.device},
+            train=False,
+            label_encoder=self.label_encoder,
+        )
+        if freeze_params:
+            self.mods.eval()
+            for parameter in self.mods.parameters():
+                parameter.requires_grad_(False)
+        self.sample_rate = int(hparams["sample_rate"])
+        self.n_samples = int(round(self.sample_rate * hparams["signal_length_s"]))
+
+    @classmethod
+    def from_hparams(
+        cls,
+        source,
+        hparams_file=HPARAMS_FILE,
+        savedir=None,
+        overrides=None,
+        trust_code=False,
+        fetch_config=None,
+        local_strategy=LocalStrategy.SYMLINK,
+        **kwargs,
+    ):
+        """Loads an exported inference folder, or a hub model of the same layout.
+
+        The folder is data: before anything in its yaml is built, every tag
+        is checked (`check_inference_yaml`): it may build classes of this
+        project, SpeechBrain and torch, and nothing else, unless `trust_code`.
+        Names an older version of this project wrote (e.g.
+        `recipes.train_piq.PIQ`, `recipes.brains.load_state_dict_strict`) are
+        read as their new homes.
+
+        Arguments
+        ---------
+        source : str or Path
+            The inference folder (`<output_folder>/inference`; the training
+            output folder itself also works) or a hub id "owner/name".
+        hparams_file : str
+        savedir : str or Path, optional
+            Where to collect the files (links for a folder, copies from the
+            hub); by default a folder is read in place and the hub cache is used.
+        overrides : dict, optional
+            Yaml overrides.
+        trust_code : bool
+            Build whatever the yaml names (as SpeechBrain's `from_hparams`
+            does): only for a folder from a source you trust.
+        fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+        local_strategy : speechbrain.utils.fetching.LocalStrategy
+        **kwargs
+            For the constructor (`run_opts={"device": "cuda:0"}`, `freeze_params`).
+
+        Raises
+        ------
+        FileNotFoundError
+            No such folder, or the hub id cannot be fetched (offline): the
+            message names the local folder to give instead.
+        UntrustedYamlError
+            The yaml names something else than what an export writes.
+        """
+        source = resolve_source(source, hparams_file)
+        hub = _is_hub_id(source)
+        if not hub:
+            source = os.path.abspath(source)
+        fetch_config = fetch_config or FetchConfig()
+        try:  # the yaml first: without a network this is where a hub id fails
+            yaml_path = fetch(
+                hparams_file, source=source, savedir=savedir, local_strategy=local_strategy, fetch_config=fetch_config
+            )
+        except Exception as error:  # huggingface_hub and requests raise many kinds
+            if hub:
+                raise _hub_error(source, error) from error
+            raise
+        with open(yaml_path, encoding="utf-8") as fin:
+            text = check_inference_yaml(fin.read(), str(yaml_path), trust_code=trust_code)
+        try:
+            hparams = load_hyperpyyaml(text, {"pretrained_path": source, **(overrides or {})})
+        except (KeyError, AttributeError, ImportError, TypeError, ValueError, YAMLError) as error:
+            raise ValueError(
+                f"{yaml_path} is not a complete inference yaml ({type(error).__name__}: {error}): "
+                "export the training run again (recipes/train_*.py), or give the run's "
+                f"<output_folder>/{INFERENCE_FOLDER} folder."
+            ) from error
+        missing = [key for key in cls.HPARAMS_NEEDED if key not in hparams]
+        if missing:
+            raise ValueError(
+                f"{yaml_path} has no {', '.join(missing)}: it is not a complete inference yaml; "
+                "export the training run again."
+            )
+        hparams["savedir"] = savedir
+        pretrainer = hparams["pretrainer"]
+        pretrainer.set_collect_in(savedir)
+        pretrainer.collect_files(default_source=source, local_strategy=local_strategy, fetch_config=fetch_config)
+        pretrainer.load_collected()
+        return cls(modules=hparams["modules"], hparams=hparams, **kwargs)
+
+    # ------------------------------------------------------------------ input
+    def load_audio(self, path):
+        """A file as the classifier hears it before cropping: mono at its sample rate, (T,).
+
+        Any format soundfile reads (wav, flac, ogg, mp3, ...); channels are
+        averaged and the sample rate converted as for the training clips.
+
+        Raises
+        ------
+        FileNotFoundError
+            `path` is not a file.
+        ValueError
+            soundfile cannot read it, or it holds no sample.
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} does not exist (or is not a file): give an audio file.")
+        return read_user_file(path, self.sample_rate)  # eval's reader and messages
+
+    def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None):
+        """Clips as the classifier was trained on: (B, n_samples), and warnings.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            (T,), (B, T) or (B, T, C) (channels averaged).
+        wav_lens : torch.Tensor, optional
+            (B,) relative lengths in [0, 1] (SpeechBrain's convention); the rest
+            of each row is padding.
+        sample_rate : int, optional
+            The rate of `wavs` when it is not the interpreter's.
+        names : list of str, optional
+            How the warnings name the clips (default "clip <i>").
+
+        Returns
+        -------
+        clips : torch.Tensor
+            (B, n_samples), each clip zero-padded or cropped (its start kept) and
+            peak-normalised, on the interpreter's device.
+        warnings : list of str
+            A sentence per cropped or silent clip (also logged).
+        """
+        wavs = torch.as_tensor(wavs, dtype=torch.float32)
+        if wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        elif wavs.dim() == 3:
+            wavs = wavs.mean(dim=-1)  # (B, T, C) -> (B, T)
+        elif wavs.dim() != 2:
+            raise ValueError(f"wavs of shape {tuple(wavs.shape)}: give (T,), (B, T) or (B, T, C).")
+        wavs = wavs.to(self.device)
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            wavs = torchaudio.functional.resample(wavs, sample_rate, self.sample_rate)
+        batch, length = wavs.shape
+        if wav_lens is None:
+            lengths = torch.full((batch,), length, device=wavs.device)
+        else:
+            lengths = (torch.as_tensor(wav_lens, device=wavs.device).float() * length).round().long()
+            wavs = wavs * (torch.arange(length, device=wavs.device) < lengths[:, None])  # padding to 0
+        clips = peak_normalise(pad_or_crop(wavs, self.n_samples))  # (B, n_samples), as load_clip
+        names = names or [f"clip {i}" for i in range(batch)]
+        clip_s = self.n_samples / self.sample_rate
+        warnings = []
+        for i in (lengths > self.n_samples).nonzero().flatten().tolist():
+            warnings.append(
+                f"{names[i]} is {lengths[i].item() / self.sample_rate:g} s long but the interpreter "
+                f"takes clips of signal_length_s = {clip_s:g} s: only its first {clip_s:g} s is "
+                "explained (cropped as in training)."
+            )
+        for i in (clips.abs().amax(dim=1) <= EPS).nonzero().flatten().tolist():
+            warnings.append(
+                f"{names[i]} is silent (every sample is 0): the prediction is the classifier's "
+                "answer to silence, not to a sound."
+            )
+        for warning in warnings:
+            logger.warning(warning)
+        return clips, warnings
+
+    # ------------------------------------------------------------------ interpretation
+    def _outputs(self, outputs, clips, warnings):
+        classes = outputs["classes"]
+        probs = outputs["probs"]
+        result = {
+            "class": [self.brain.class_name(c) for c in classes.tolist()],
+            "class_index": classes,
+            "probability": probs.gather(1, classes[:, None]).squeeze(1),
+            "probs": probs,
+            "mask": outputs["mask"],
+            "interpretation": outputs["audio"],
+            "input": clips,
+            "X": outputs["X"],
+            "X_int": outputs["X_int"],
+            "sample_rate": self.sample_rate,
+            "warnings": warnings,
+        }
+        if "relevance" in outputs:  # L2I: each NMF component's relevance and whether it is kept
+            result.update(relevance=outputs["relevance"], selected=outputs["selected"])
+        return result
+
+    def interpret_batch(self, wavs, wav_lens=None, sample_rate=None):
+        """Classifies and explains a batch of waveforms.
+
+        Arguments
+        ---------
+        wavs, wav_lens, sample_rate
+            See `prepare_batch` (the interpreter's sample rate by default).
+
+        Returns
+        -------
+        dict
+            "class" (B names), "class_index" (B,), "probability" (B,), "probs"
+            (B, N), "mask" (B, frames, F), "interpretation" (B, n_samples) the
+            interpretation waveform, "input" (B, n_samples) the clips as
+            classified, "X" / "X_int" (B, frames, F), "sample_rate", "warnings";
+            for L2I also "relevance" and "selected" (B, K).
+        """
+        clips, warnings = self.prepare_batch(wavs, wav_lens, sample_rate)
+        return self._outputs(self.brain.explain(clips), clips, warnings)
+
+    def interpret_file(self, path):
+        """Classifies and explains one audio file (as `eval.py --single_sample` does).
+
+        Returns
+        -------
+        dict
+            As `interpret_batch` for the one clip, without the batch dimension
+            ("class" a name, "probability" a float, "mask" (frames, F),
+            "interpretation" (n_samples,) ...), plus "file" and, for L2I,
+            "components": [{"component": k, "relevance": r_k, "waveform": (n_samples,)}]
+            for each relevant NMF component.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            As `load_audio`.
+        """
+        path = os.fspath(path)
+        clips, warnings = self.prepare_batch(self.load_audio(path), names=[path])
+        components = None
+        if hasattr(self.brain, "component_audio"):  # L2I: the audio of each relevant component
+            components, outputs = self.brain.component_audio(clips[0])
+        else:
+            outputs = self.brain.explain(clips)
+        batch = self._outputs(outputs, clips, warnings)
+        result = {key: value[0] if key not in ("sample_rate", "warnings") else value for key, value in batch.items()}
+        result["probability"] = float(result["probability"])
+        result["class_index"] = int(result["class_index"])
+        result["file"] = path
+        if components is not None:
+            result["components"] = [
+                {"component": k, "relevance": relevance, "waveform": audio} for k, relevance, audio in components
+            ]
+        return result
+
+    def forward(self, wavs, wav_lens=None):
+        """`interpret_batch(wavs, wav_lens)`."""
+        return self.interpret_batch(wavs, wav_lens)
+
+
+def _overridden(run_opts):
+    """The options a user gave (dict or RunOptions), for the Brain."""
+    if run_opts is None:
+        return {}
+    if isinstance(run_opts, RunOptions):
+        return {key: run_opts[key] for key in run_opts.overridden_args}
+    return dict(run_opts)

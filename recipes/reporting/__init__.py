@@ -1,0 +1,1 @@
+"""Showing results: tables, the HTML report, figures, metric agreement (plain data in, files out)."""

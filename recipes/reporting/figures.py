@@ -1,0 +1,280 @@
+"""Files a person opens: spectrogram PNGs and wavs of interpretations, the NMF
+dictionary's plots, the classifier's confusion matrix.
+
+Everything goes through `data_prep.files.write_atomic`, so an interrupted run
+never leaves a half-written file behind. (The HTML and markdown report that
+gathers these files is `recipes/report.py`.)
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
+from data_prep.audio import EPS  # noqa: E402
+from data_prep.files import write_atomic  # noqa: E402
+from models.nmf import fit_activations  # noqa: E402
+from recipes.core.labels import METHOD_LABELS, REFERENCE_LABELS  # noqa: E402
+
+
+def _numpy(tensor):
+    return tensor.detach().float().cpu().numpy()
+
+
+def write_wav(path, waveform, sample_rate):
+    """Writes a mono 16-bit wav atomically; the waveform is peak-limited to [-1, 1].
+
+    A waveform louder than full scale is scaled down (never clipped), so what
+    is heard is the interpretation's shape, not distortion.
+    """
+    audio = np.asarray(_numpy(waveform) if hasattr(waveform, "detach") else waveform, dtype=np.float32)
+    audio = np.nan_to_num(audio.reshape(-1))
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > 1.0:
+        audio = audio / peak
+    write_atomic(path, lambda tmp: sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV"))
+
+
+def save_figure(fig, path, dpi=90, tight=True):
+    """Saves a matplotlib figure as a PNG atomically and closes it."""
+    bbox = "tight" if tight else None
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox))
+    plt.close(fig)
+
+
+def plot_interpretation(X, mask, X_int, title=""):
+    """Input / mask / interpretation spectrograms side by side (frequency up)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True)
+    panels = (("input log1p |STFT|", _numpy(X), "magma"), ("mask", _numpy(mask), "viridis"))
+    panels += (("interpretation (mask * input)", _numpy(X_int), "magma"),)
+    vmax = float(max(_numpy(X).max(), 1e-6))
+    for ax, (name, image, cmap) in zip(axes, panels):
+        limits = (0.0, 1.0) if name == "mask" else (0.0, vmax)
+        ax.imshow(image.T, origin="lower", aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("frame")
+    axes[0].set_ylabel("frequency bin")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def save_interpretation(folder, clip_id, X, mask, X_int, original, interpretation, sample_rate, title=""):
+    """Writes `<id>.png`, `<id>_original.wav` and `<id>_interpretation.wav` in `folder`.
+
+    Returns
+    -------
+    dict
+        The paths written, keyed "png", "original", "interpretation".
+    """
+    paths = {
+        "png": os.path.join(folder, f"{clip_id}.png"),
+        "original": os.path.join(folder, f"{clip_id}_original.wav"),
+        "interpretation": os.path.join(folder, f"{clip_id}_interpretation.wav"),
+    }
+    save_figure(plot_interpretation(X, mask, X_int, title), paths["png"])
+    write_wav(paths["original"], original, sample_rate)
+    write_wav(paths["interpretation"], interpretation, sample_rate)
+    return paths
+
+
+def plot_atoms(W, path, sample_rate):
+    """Writes the atoms (columns of W) sorted by spectral centroid, as an image."""
+    W = W.detach().cpu()
+    bins = torch.arange(W.shape[0], dtype=W.dtype)[:, None]  # (F, 1)
+    centroid = (W * bins).sum(0) / W.sum(0).clamp_min(EPS)  # (K,)
+    atoms = W[:, centroid.argsort()]
+    atoms = atoms / atoms.amax(dim=0, keepdim=True).clamp_min(EPS)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.imshow(
+        atoms.numpy(),
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        interpolation="nearest",
+        extent=(0, W.shape[1], 0, sample_rate / 2000),
+    )
+    ax.set_xlabel("atom (sorted by spectral centroid)")
+    ax.set_ylabel("frequency (kHz)")
+    ax.set_title(f"NMF dictionary W ({W.shape[0]} bins x {W.shape[1]} atoms), max-normalised")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100, tight=False)
+
+
+def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
+    """Writes a few clips' X next to their reconstruction W H (H fitted, W fixed).
+
+    Arguments
+    ---------
+    clip_ids : list of str
+    X : torch.Tensor
+        log1p magnitude spectrograms of the clips, (n, frames, F).
+    W : torch.Tensor
+        (F, K) dictionary.
+    path : str
+    n_iter : int
+        Multiplicative updates of H.
+    generator : torch.Generator
+    """
+    n_clips, n_frames, n_freq = X.shape
+    H = fit_activations(X.reshape(-1, n_freq).T, W, n_iter=n_iter, generator=generator)
+    reconstruction = (W @ H).T.reshape(n_clips, n_frames, n_freq)  # (n, frames, F)
+    errors = (X - reconstruction).pow(2).sum(dim=(1, 2)).sqrt()  # (n,)
+    errors = errors / X.pow(2).sum(dim=(1, 2)).sqrt().clamp_min(EPS)
+    fig, axes = plt.subplots(n_clips, 2, figsize=(10, 2.4 * n_clips), squeeze=False)
+    for row in range(n_clips):  # figure panels
+        vmax = float(X[row].max())
+        panels = (
+            (X[row], f"{clip_ids[row]}: X"),
+            (reconstruction[row], f"W H (rel. error {float(errors[row]):.3f})"),
+        )
+        for col, (image, title) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(
+                image.T.cpu().numpy(),
+                origin="lower",
+                aspect="auto",
+                cmap="magma",
+                vmin=0,
+                vmax=vmax,
+            )
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("frame")
+            ax.set_ylabel("frequency bin")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=90, tight=False)
+
+
+def plot_confusion_matrix(counts, class_names, path):
+    """Writes the confusion matrix as a PNG with the class names on both axes."""
+    n_classes = len(class_names)
+    size = max(4.0, 0.3 * n_classes + 2.0)
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(counts.numpy(), cmap="Blues")
+    ax.set_xticks(range(n_classes))
+    ax.set_yticks(range(n_classes))
+    ax.set_xticklabels(class_names, rotation=90, fontsize=7)
+    ax.set_yticklabels(class_names, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = counts.diag().sum().item() / max(1, counts.sum().item())
+    ax.set_title(f"test confusion matrix (accuracy {100 * accuracy:.1f} %)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100, tight=False)
+
+
+def plot_curves(curves, path, interpreter=None):
+    """The mean deletion and insertion curves of one evaluation, every method on one plot.
+
+    Arguments
+    ---------
+    curves : dict
+        metrics.json's "curves": "fractions", "deletion_value" and "methods"
+        ({method: {"deletion": [...], "insertion": [...]}}).
+    path : str
+        The PNG to write.
+    interpreter : str, optional
+        The interpreter's method name (drawn thick).
+
+    Returns
+    -------
+    str
+        `path`.
+    """
+    fractions = np.asarray(curves["fractions"]) * 100
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    palette = plt.get_cmap("tab10")
+    for position, (method, method_curves) in enumerate(curves["methods"].items()):
+        style = {"color": palette(position % 10), "linewidth": 1.4}
+        if method == interpreter:
+            style.update(linewidth=2.8)
+        elif method == "ground_truth":
+            style.update(color="black", linestyle="--")
+        elif method == "random":
+            style.update(color="grey", linestyle=":")
+        label = REFERENCE_LABELS.get(method, METHOD_LABELS.get(method, method))
+        for ax, kind in zip(axes, ("deletion", "insertion")):
+            values = np.asarray(method_curves[kind], dtype=float)
+            auc = float(np.trapezoid(values, fractions / 100))
+            ax.plot(fractions, values, label=f"{label} (AUC {auc:.3f})", **style)
+    value = curves.get("deletion_value", "zero")
+    titles = {
+        "deletion": f"deletion: top bins set to {value} (lower is better)",
+        "insertion": f"insertion: top bins revealed on {value} (higher is better)",
+    }
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        ax.set_title(titles[kind], fontsize=10)
+        ax.set_xlabel("bins removed / revealed, best-ranked first (%)")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best", framealpha=0.7)
+    axes[0].set_ylabel("p_c, mean over clips")
+    save_figure(fig, path, dpi=90)
+    return path
+
+
+def plot_sanity(result, path):
+    """Spearman and SSIM against the cumulative randomisation step, one PNG.
+
+    Two panels side by side, one line per method (failed methods marked
+    "(FAILED)" in the legend), a dashed line at the fail threshold. The x tick
+    labels are the step names without their "embedding_model." prefix.
+
+    Arguments
+    ---------
+    result : dict
+        A `model_randomisation_check` result.
+    path : str or os.PathLike
+        The PNG to write (atomically).
+
+    Returns
+    -------
+    str
+        `path`.
+    """
+    steps = ["none"] + [s.removeprefix("embedding_model.") for s in result["steps"][1:]]
+    x = list(range(len(steps)))
+    failed = set(result["failed"])
+    width = max(10.0, 4.0 + 0.9 * len(steps))
+    fig, axes = plt.subplots(1, 2, figsize=(width, 4.6), sharey=True)
+    panels = (("spearman", "Spearman rank correlation ρ"), ("ssim", "SSIM"))
+    markers = "osD^vPX*"
+    for ax, (key, title) in zip(axes, panels):
+        for i, (method, figures) in enumerate(result["methods"].items()):
+            failed_here = method in failed
+            # earlier methods get bigger markers, so lines that coincide (e.g. two
+            # failed methods at 1.0) stay visible under the later ones
+            ax.plot(x, figures[key], "--" if failed_here else "-", marker=markers[i % len(markers)],
+                    markersize=max(3.0, 9.0 - 1.5 * i), linewidth=1.6,
+                    label=f"{method} (FAILED)" if failed_here else method)
+        ax.axhline(result["max_similarity"], color="grey", linestyle=":", linewidth=1.5,
+                   label=f"fail threshold {result['max_similarity']:g}")
+        ax.set_title(f"{title} with the trained-classifier mask")
+        ax.set_xticks(x)
+        ax.set_xticklabels(steps, rotation=45, ha="right")
+        ax.set_xlabel("randomised down to (cumulative, top down)")
+        ax.grid(alpha=0.3)
+    # the panels share their y axis: the lowest value of both
+    values = [v for f in result["methods"].values() for key, _ in panels for v in f[key]]
+    axes[0].set_ylim(min([-0.05] + [v - 0.05 for v in values]), 1.05)
+    axes[0].set_ylabel("similarity (1 = mask unchanged)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.suptitle(f"Model-randomisation sanity check ({result['clips']} clips)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=9,
+               frameon=False)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+    return str(path)

@@ -1,0 +1,316 @@
+"""The HTML report of one or more evaluations (recipes/eval.py folders).
+
+`write_report(eval_folders, report_folder)` (the command is recipes/report.py)
+writes `<report_folder>/index.html`: a warning at the top when an evaluation's classifier
+cannot judge masks (see `classifier_warning`), a summary table (every
+interpreter and baseline of every evaluation x the metrics, and the reference
+masks `all ones` and `ground truth` once per classifier and data), then per
+evaluation its classifier check and one row per shown clip with its class and
+probability, audio players for the clip, the interpretation (and the target
+event on the synthetic dataset) and the input / mask / interpretation
+spectrogram PNG (scaled to the page width). Links are relative paths to
+the files in the eval folders; the page has no script and no external
+style, so it opens offline (keep the folders together when moving them).
+`recipes/eval.py` writes one for its own folder (`<eval_folder>/report/`).
+Each evaluation also shows its mean deletion / insertion curves and, with
+`--sanity_check`, the sanity check; after the summary, "Do the metrics agree?"
+gives the Kendall tau between the metrics' method rankings (recipes/reporting/agreement.py).
+The rows, cells and metrics.md are recipes/reporting/tables.py's; this file is the HTML.
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import html
+import json
+import os
+import urllib.parse
+
+from speechbrain.utils.logger import get_logger
+
+from data_prep.files import write_text
+from recipes.core.labels import METHOD_LABELS
+from recipes.reporting.agreement import agreement_line, tau_cell
+from recipes.reporting.tables import (
+    METRICS,
+    _summary_entries,
+    agreement_groups,
+    classifier_check_lines,
+    classifier_warning,
+    format_value,
+    interval_half_width,
+    metric_columns,
+    metric_title,
+    setup_label,
+    undefined_line,
+)
+
+logger = get_logger(__name__)
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; vertical-align: middle; }
+th { background: #f0f0f0; }
+td.label, th.label { text-align: left; }
+tr.interpreter td { font-weight: bold; }
+tr.reference td { font-style: italic; }
+table.clips { width: 100%; }
+table.clips td { text-align: left; }
+img { max-width: 100%; height: auto; }
+.wide { max-width: 100%; overflow-x: auto; }
+audio { width: 220px; }
+.meta { color: #555; font-size: 90%; }
+.warning { background: #fff3cd; border: 1px solid #d9a400; padding: 0.5em 0.8em; }
+.ci { color: #666; font-size: 80%; }
+"""
+
+
+def load_evaluation(folder):
+    """metrics.json of an eval folder, with "folder" added; a clear error when missing."""
+    path = os.path.join(folder, "metrics.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: run recipes/eval.py with --eval_folder {folder} first."
+        )
+    with open(path, encoding="utf-8") as fin:
+        evaluation = json.load(fin)
+    evaluation["folder"] = os.path.abspath(folder)
+    return evaluation
+
+
+def _link(path, report_folder):
+    """URL of a file relative to the report folder (forward slashes, escaped)."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(report_folder))
+    return urllib.parse.quote(relative.replace(os.sep, "/"))
+
+
+def _summary_html(evaluations):
+    entries = _summary_entries(evaluations)
+    columns = metric_columns({entry.label: entry.stats for entry in entries})
+    head = "".join(
+        f'<th title="{html.escape(METRICS.get(key, (key, key))[1])}">'
+        f"{html.escape(METRICS.get(key, (key, ''))[0])}</th>"
+        for key in columns
+    )
+    body = []
+    for entry in entries:
+        css = f' class="{entry.kind}"' if entry.kind in ("interpreter", "reference") else ""
+        cells = []
+        for key in columns:
+            half = interval_half_width(entry.intervals.get(key))
+            text = format_value(entry.stats.get(key))
+            ci = f'<br><span class="ci">± {format_value(half)}</span>' if half is not None and text != "-" else ""
+            cells.append(f"<td>{text}{ci}</td>")
+        body.append(f'<tr{css}><td class="label">{html.escape(entry.label)}</td>{"".join(cells)}</tr>')
+    definitions = "".join(
+        f"<dt>{html.escape(METRICS[key][0])}</dt><dd>{html.escape(METRICS[key][1])}</dd>"
+        for key in columns
+        if key in METRICS
+    )
+    return (
+        f'<div class="wide"><table class="summary"><tr><th class="label">method</th>{head}</tr>'
+        + "".join(body)
+        + "</table></div>"
+        + f"<details><summary>Metric definitions</summary><dl>{definitions}</dl></details>"
+    )
+
+
+def _agreement_html(evaluations):
+    """The "Do the metrics agree?" section: Kendall tau matrices per classifier and data."""
+    parts = []
+    for label, agreement in agreement_groups(evaluations):
+        present = agreement["metrics"]
+        if len(present) < 2:
+            continue
+        titles = [metric_title(m) for m in present]
+        head = "".join(f"<th>{html.escape(t)}</th>" for t in titles)
+        rows = "".join(
+            f'<tr><td class="label">{html.escape(title)}</td>'
+            + "".join(f"<td>{tau_cell(agreement['tau'][metric][other])}</td>" for other in present)
+            + "</tr>"
+            for metric, title in zip(present, titles)
+        )
+        line = agreement_line(agreement, metric_title)
+        parts.append(
+            f"<h3>{html.escape(label)}: {agreement['methods']} methods</h3>"
+            + (f"<p>{html.escape(line, quote=False)}.</p>" if line else "")
+            + f'<table><tr><th class="label">Kendall τ</th>{head}</tr>{rows}</table>'
+        )
+    if not parts:
+        return ""
+    intro = (
+        '<p class="meta">Each metric ranks the methods (interpreters, random masks, captum '
+        "baselines; AD and deletion AUC turned so that higher is better); the table gives "
+        "Kendall's tau-b between the rankings of each pair of metrics: 1 = the same order, "
+        "-1 = reversed. The row of GT precision says which metrics agree with the ground truth.</p>"
+    )
+    return "<h2>Do the metrics agree?</h2>" + intro + "".join(parts)
+
+
+def _curves_html(evaluation, report_folder):
+    curves = evaluation.get("curves") or {}
+    if not curves.get("png"):
+        return ""
+    png = _link(os.path.join(evaluation["folder"], curves["png"]), report_folder)
+    return (
+        f"<p>Deletion and insertion curves (removed bins set to "
+        f"{html.escape(str(curves.get('deletion_value', 'zero')))}; mean over the clips):</p>"
+        f'<img src="{png}" alt="mean deletion and insertion curves">'
+    )
+
+
+def _sanity_html(evaluation, report_folder):
+    sanity = evaluation.get("sanity_check")
+    if not sanity:
+        return ""
+    png = None
+    if sanity.get("png"):
+        png = _link(os.path.join(evaluation["folder"], sanity["png"]), report_folder)
+    return sanity_html(sanity, png)
+
+
+def _audio(path, folder, report_folder):
+    if not path:
+        return "<td>-</td>"
+    src = _link(os.path.join(folder, path), report_folder)
+    return f'<td><audio controls preload="none" src="{src}"></audio></td>'
+
+
+def _evaluation_html(evaluation, report_folder):
+    folder = evaluation["folder"]
+    title = html.escape(setup_label(evaluation))
+    accuracy = 100 * evaluation.get("classifier_accuracy", float("nan"))
+    meta = (
+        f'<p class="meta">{evaluation.get("n_clips", "?")} clips, classifier accuracy '
+        f"{accuracy:.1f} %, ground truth: {'yes' if evaluation.get('ground_truth') else 'no'}; "
+        f"interpreter {html.escape(str(evaluation.get('pretrained_interpreter', '')))}, "
+        f"yaml {html.escape(str(evaluation.get('hparams_file', '')))}</p>"
+    )
+    undefined = undefined_line(evaluation.get("n_undefined"))
+    if undefined:
+        meta += f'<p class="meta">{html.escape(undefined, quote=False)}</p>'
+    check = evaluation.get("classifier_check")
+    lines = classifier_check_lines(check)
+    if lines:
+        meta += (
+            "<p>Classifier check:</p><ul>"
+            + "".join(f"<li>{html.escape(line, quote=False)}</li>" for line in lines)
+            + "</ul>"
+        )
+    warning = classifier_warning(check)
+    if warning:
+        meta += (
+            f'<p class="warning"><strong>Warning:</strong> {html.escape(warning, quote=False)}</p>'
+        )
+    meta += _curves_html(evaluation, report_folder) + _sanity_html(evaluation, report_folder)
+    clips = evaluation.get("clips", [])
+    if not clips:
+        return f"<h2>{title}</h2>{meta}<p>No clip shown (--n_report_clips 0).</p>"
+    has_target = any(clip.get("target") for clip in clips)
+    header = "<th>clip</th><th>class (p)</th><th>original</th><th>interpretation</th>"
+    header += "<th>target event</th>" if has_target else ""
+    n_columns = 5 if has_target else 4
+    rows = []
+    for clip in clips:
+        true_class = clip.get("true_class")
+        truth = (
+            f'<br><span class="meta">true: {html.escape(true_class)}</span>'
+            if true_class and true_class != clip["class"]
+            else ""
+        )
+        cells = [
+            f"<td>{html.escape(clip['id'])}</td>",
+            f"<td>{html.escape(clip['class'])} ({clip['probability']:.2f}){truth}</td>",
+            _audio(clip.get("original"), folder, report_folder),
+            _audio(clip.get("interpretation"), folder, report_folder),
+        ]
+        if has_target:
+            cells.append(_audio(clip.get("target"), folder, report_folder))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+        png = _link(os.path.join(folder, clip["png"]), report_folder)
+        alt = f"input / mask / interpretation spectrograms of {html.escape(clip['id'])}"
+        rows.append(f'<tr><td colspan="{n_columns}"><img src="{png}" alt="{alt}"></td></tr>')
+    return f'<h2>{title}</h2>{meta}<table class="clips"><tr>{header}</tr>{"".join(rows)}</table>'
+
+
+def _warnings_html(evaluations):
+    """The classifier-check warnings of the evaluations, for the top of the page."""
+    parts = []
+    for evaluation in evaluations:
+        warning = classifier_warning(evaluation.get("classifier_check"))
+        if warning:
+            parts.append(
+                f'<p class="warning"><strong>Warning ({html.escape(setup_label(evaluation))}):'
+                f"</strong> {html.escape(warning, quote=False)}</p>"
+            )
+    return "".join(parts)
+
+
+def render_html(evaluations, report_folder, title="Interpretation report"):
+    """The report page for `evaluations` (from `load_evaluation`) written in `report_folder`."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        _warnings_html(evaluations),
+        "<h2>Summary</h2>",
+        '<p class="meta">Means over the clips (L2I\'s FF_x: medians), ± half the 95 % '
+        "bootstrap confidence interval (1,000 resamples of the clips). Baselines: the "
+        "interpreter's mask with its values randomly permuted (same sparsity), and four captum "
+        "attributions of the predicted class normalised to [0, 1] (saliency, Integrated "
+        "Gradients, SmoothGrad, occlusion), shown once per classifier and clips. References "
+        "(italic, the same for every interpreter on the same classifier and clips): all ones "
+        "(keep everything: Fid-In 1, AI = AD = AG = 0, SI-SDRi 0, the floor of precision) and, "
+        "with sources, ground truth (the target-dominant region as the mask: the ceiling).</p>",
+        _summary_html(evaluations),
+        _agreement_html(evaluations),
+    ]
+    parts += [_evaluation_html(evaluation, report_folder) for evaluation in evaluations]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(eval_folders, report_folder, title="Interpretation report"):
+    """Writes `<report_folder>/index.html` for the eval folders; returns its path."""
+    evaluations = [load_evaluation(folder) for folder in eval_folders]
+    os.makedirs(report_folder, exist_ok=True)
+    path = os.path.join(report_folder, "index.html")
+    return write_text(render_html(evaluations, report_folder, title), path)
+
+
+def sanity_html(sanity, png=None):
+    """The report's section of a `model_randomisation_check` result: verdict, table, PNG.
+
+    `png` is the PNG's link relative to the report (none: no image).
+    """
+    steps = sanity["steps"]
+    head = "".join(f"<th>{html.escape(step)}</th>" for step in steps)
+    rows = []
+    for method, values in sanity["methods"].items():
+        name = METHOD_LABELS.get(method, method)
+        flag = " (FAILED: the mask did not change)" if method in sanity["failed"] else ""
+        cells = "".join(
+            f"<td>ρ {format_value(r)}<br>SSIM {format_value(q)}</td>"
+            for r, q in zip(values["spearman"], values["ssim"])
+        )
+        rows.append(f'<tr><td class="label">{html.escape(name + flag)}</td>{cells}</tr>')
+    kept = "".join(f"<td>{format_value(v)}</td>" for v in sanity["class_kept"])
+    rows.append(f'<tr><td class="label">class kept (share of clips)</td>{kept}</tr>')
+    failed = sanity["failed"]
+    verdict = (
+        f'<p class="warning"><strong>Sanity check failed</strong> for '
+        f"{html.escape(', '.join(METHOD_LABELS.get(m, m) for m in failed))}: with the whole "
+        "classifier randomised, the mask stays the same (Spearman and SSIM with the original "
+        f"&ge; {sanity['max_similarity']}); it does not depend on what the classifier learned.</p>"
+        if failed
+        else "<p>Sanity check passed: every method's mask changed when the classifier was randomised.</p>"
+    )
+    image = f'<img src="{png}" alt="sanity check: similarity to the original mask per step">' if png else ""
+    return (
+        f"<h3>Sanity check: cumulative classifier randomisation, top layer first "
+        f"({sanity['clips']} clips)</h3>{verdict}"
+        f'<div class="wide"><table><tr><th class="label">method</th>{head}</tr>{"".join(rows)}</table></div>'
+        f"{image}"
+    )

@@ -1,0 +1,503 @@
+"""The tables of an evaluation: row labels, the summary rows, cells with intervals, metrics.md.
+
+`recipes.reporting.html_report` renders them as HTML; `metrics_markdown` is the markdown
+of one evaluation (`<eval_folder>/metrics.md`). The summary table has every
+interpreter of every evaluation and its random mask, then, once per classifier
+and evaluated data (they do not depend on the interpreter), the captum
+baselines and the reference masks (`_summary_entries`).
+
+Authors
+ * audio-interpret contributors 2026
+"""
+
+import collections
+import json
+import math
+
+from recipes.core.labels import CLASSIFIER_BASELINES, METHOD_LABELS, ORACLE, REFERENCE_LABELS
+from recipes.reporting.agreement import agreement_line, agreement_markdown, metric_agreement
+
+#: Known metrics in table order: key -> (column title, definition).
+METRICS = {
+    "fid_in": (
+        "Fid-In",
+        "share of clips whose predicted class on the interpretation is the class on the input (higher is better)",
+    ),
+    "faithfulness": (
+        "FF",
+        "p_c(X) - p_c(X - X_int): confidence lost when the interpretation is removed (higher is better)",
+    ),
+    "AI": (
+        "AI %",
+        "share of clips where the interpretation alone is more confident in c than the input (higher is better)",
+    ),
+    "AD": ("AD %", "mean relative confidence drop on the interpretation (lower is better)"),
+    "AG": ("AG %", "mean relative confidence gain on the interpretation (higher is better)"),
+    "SPS": ("SPS", "sparseness: Gini index of the mask (higher is sparser)"),
+    "COMP": ("COMP", "complexity: entropy of the mask normalised to sum 1 (lower is simpler)"),
+    "si_sdr": (
+        "SI-SDR dB",
+        "SI-SDR of the interpretation audio against the target event (synthetic data)",
+    ),
+    "si_sdri": ("SI-SDRi dB", "SI-SDR improvement over the clip itself (synthetic data)"),
+    "gt_precision": (
+        "GT precision",
+        "share of the kept magnitude (mask * X) in the target-dominant region (synthetic data)",
+    ),
+    "gt_recall": (
+        "GT recall",
+        "share of the target-dominant magnitude that the mask keeps (synthetic data)",
+    ),
+    "deletion_auc": (
+        "Deletion AUC",
+        "area under p_c as the mask's top bins are removed, 5 % at a time (lower is better)",
+    ),
+    "insertion_auc": (
+        "Insertion AUC",
+        "area under p_c as the mask's top bins are revealed, 5 % at a time (higher is better)",
+    ),
+    "theta_top1": ("Theta top-1", "L2I: the classifier's class is Theta's top-1"),
+    "theta_top3": ("Theta top-3", "L2I: the classifier's class is in Theta's top-3"),
+    "theta_top5": ("Theta top-5", "L2I: the classifier's class is in Theta's top-5"),
+    "ff_components": ("FF_x", "L2I: median logit drop when the relevant components are removed"),
+    "ff_random": ("FF_x random", "L2I: the same with as many random components removed (median)"),
+    "n_selected": ("components", "L2I: mean number of relevant components"),
+    "nmf_rel_error": ("NMF error", "L2I: relative error of the NMF reconstruction W H"),
+}
+#: A classifier that gives one class to more than this share of the masked inputs
+#: cannot judge masks ...
+MAX_MASKED_TOP_CLASS_SHARE = 0.5
+#: ... nor one for which the ground-truth mask keeps the class on fewer clips than this.
+MIN_GROUND_TRUTH_FID_IN = 0.5
+
+def _with_setup(label, evaluation):
+    """`label`, with ' [mixtures, WHAM! noise]' when the clips were not evaluated as they are."""
+    extras = []
+    if evaluation.get("overlap_type", "none") != "none":
+        extras.append(evaluation["overlap_type"])
+    if evaluation.get("wham_noise"):
+        extras.append("WHAM! noise")
+    return f"{label} [{', '.join(extras)}]" if extras else label
+
+
+def setup_label(evaluation):
+    """'PIQ', or 'PIQ [mixtures]' for an out-of-distribution evaluation.
+
+    Example
+    -------
+    >>> setup_label({"interpreter": "PIQ", "overlap_type": "mixtures", "wham_noise": False})
+    'PIQ [mixtures]'
+    """
+    return _with_setup(evaluation["interpreter"], evaluation)
+
+
+def method_label(evaluation, method):
+    """The row label of one method of one evaluation."""
+    if method == evaluation["interpreter"]:
+        return setup_label(evaluation)
+    return f"{setup_label(evaluation)}: {METHOD_LABELS.get(method, method)}"
+
+
+def reference_rows(references):
+    """{row label: {metric: value}} of one evaluation's reference masks.
+
+    Example
+    -------
+    >>> list(reference_rows({"all_ones": {"fid_in": 1.0}, "ground_truth": {"fid_in": 0.8}}))
+    ['all ones', 'ground truth']
+    """
+    return {REFERENCE_LABELS.get(key, key): stats for key, stats in references.items()}
+
+
+def _reference_group(evaluation):
+    """What the reference rows depend on: the classifier and the evaluated clips, not the interpreter."""
+    return json.dumps(
+        [
+            evaluation.get(key)
+            for key in (
+                "data_folder",
+                "overlap_type",
+                "wham_noise",
+                "n_clips",
+                "seed",
+                "classifier",
+            )
+        ],
+        sort_keys=True,
+    )
+
+
+class SummaryRow(collections.namedtuple("SummaryRow", "label stats kind intervals group")):
+    """One row of the summary table.
+
+    label: the row label; stats: {metric: value}; kind: "interpreter",
+    "baseline" (the interpreter's random mask), "classifier_baseline" (a
+    captum baseline) or "reference"; intervals: {metric: {"low", "high"}};
+    group: the classifier and data it was evaluated on (`_reference_group`).
+    """
+
+
+def _summary_entries(evaluations):
+    """The `SummaryRow`s of the summary table, in order.
+
+    Every interpreter and its random mask, then, once per classifier and
+    evaluated data (they do not depend on the interpreter), the captum
+    baselines and the reference masks `all ones` / `ground truth`, each taken
+    from the first evaluation that has it: labelled with the set-up (e.g.
+    '[mixtures]'), or with the evaluation's label in front when two groups
+    would share a label.
+    """
+    entries = []
+    for evaluation in evaluations:
+        group = _reference_group(evaluation)
+        intervals = evaluation.get("intervals", {})
+        for method, stats in evaluation["methods"].items():
+            if method in CLASSIFIER_BASELINES:
+                continue
+            kind = "interpreter" if method == evaluation["interpreter"] else "baseline"
+            kind = "reference" if method == ORACLE else kind
+            label = method_label(evaluation, method)
+            entries.append(SummaryRow(label, stats, kind, intervals.get(method, {}), group))
+    used = {entry.label for entry in entries}
+    shared = {}  # group -> {(kind, method): row}
+    for evaluation in evaluations:
+        group = _reference_group(evaluation)
+        rows = shared.setdefault(group, {})
+        intervals = evaluation.get("intervals", {})
+        candidates = [
+            ("classifier_baseline", method, METHOD_LABELS.get(method, method), stats)
+            for method, stats in evaluation["methods"].items()
+            if method in CLASSIFIER_BASELINES
+        ] + [
+            ("reference", key, REFERENCE_LABELS.get(key, key), stats)
+            for key, stats in evaluation.get("references", {}).items()
+        ]
+        for kind, method, name, stats in candidates:
+            if (kind, method) in rows:
+                continue
+            label = _with_setup(name, evaluation)
+            if label in used:
+                label = f"{setup_label(evaluation)}: {name}"
+            used.add(label)
+            rows[(kind, method)] = SummaryRow(label, stats, kind, intervals.get(method, {}), group)
+    for rows in shared.values():
+        ordered = sorted(rows.items(), key=lambda item: item[0][0] == "reference")  # baselines first
+        entries += [row for _, row in ordered]
+    return entries
+
+
+def summary_rows(evaluations):
+    """{row label: {metric: value}} over all methods of all evaluations, in order,
+    then the captum baselines and the reference masks (all ones, ground truth)
+    once per classifier and data."""
+    return {entry.label: entry.stats for entry in _summary_entries(evaluations)}
+
+
+def summary_intervals(evaluations):
+    """{row label: {metric: {"low", "high"}}} of `summary_rows` (bootstrap intervals)."""
+    return {entry.label: entry.intervals for entry in _summary_entries(evaluations)}
+
+
+def agreement_groups(evaluations):
+    """`metric_agreement` per classifier and data: [(group label, agreement)], methods only."""
+    groups = {}
+    for entry in _summary_entries(evaluations):
+        if entry.kind != "reference":
+            groups.setdefault(entry.group, {})[entry.label] = entry.stats
+    labels = {}
+    for evaluation in evaluations:
+        labels.setdefault(_reference_group(evaluation), _with_setup("", evaluation).strip() or "clips as they are")
+    return [(labels[group], metric_agreement(rows)) for group, rows in groups.items()]
+
+
+def classifier_warning(check):
+    """Why the masked-input metrics say nothing about the interpreters, or None.
+
+    Arguments
+    ---------
+    check : dict or None
+        The "classifier_check" block of metrics.json (recipes/eval.py).
+
+    Returns
+    -------
+    str or None
+        Set when one class takes more than MAX_MASKED_TOP_CLASS_SHARE of the
+        classifier's predictions on masked inputs, or when the ground-truth
+        mask's Fid-In is below MIN_GROUND_TRUTH_FID_IN.
+
+    Example
+    -------
+    >>> print(classifier_warning({"masked_top_class": "dog", "masked_top_class_share": 0.9,
+    ...                           "masked_predictions": 10, "ground_truth_fid_in": 0.8}))
+    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, interpreter, saliency and ground-truth masks) are class 'dog' (more than half).
+    >>> classifier_warning({"masked_top_class_share": 0.4, "ground_truth_fid_in": 0.8}) is None
+    True
+    """
+    if not check:
+        return None
+    reasons = []
+    share = check.get("masked_top_class_share")
+    if share is not None and share > MAX_MASKED_TOP_CLASS_SHARE:
+        total = check.get("masked_predictions")
+        counted = f"{round(share * total)} of {total}, " if total else ""
+        reasons.append(
+            f"{100 * share:.0f} % of its predictions on masked inputs "
+            f"({counted}interpreter, saliency and ground-truth masks) are class "
+            f"'{check.get('masked_top_class')}' (more than half)"
+        )
+    fid_in = check.get("ground_truth_fid_in")
+    if fid_in is not None and fid_in < MIN_GROUND_TRUTH_FID_IN:
+        reasons.append(
+            f"the ground-truth mask (the target-dominant region) keeps the predicted class on "
+            f"{100 * fid_in:.0f} % of the clips only (its Fid-In {fid_in:.2f} is below "
+            f"{MIN_GROUND_TRUTH_FID_IN})"
+        )
+    if not reasons:
+        return None
+    return (
+        "masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: "
+        + "; ".join(reasons)
+        + "."
+    )
+
+
+def undefined_line(n_undefined):
+    """metrics.json's "n_undefined" as one line of text, or None when every value is defined.
+
+    Example
+    -------
+    >>> print(undefined_line({"L2I": {"nmf_rel_error": 1}, "ground_truth": {"SPS": 1, "COMP": 1}}))
+    undefined values, left out of the means (clips): L2I: nmf_rel_error 1; ground truth: SPS 1, COMP 1
+    """
+    if not n_undefined:
+        return None
+    parts = [
+        f"{REFERENCE_LABELS.get(method, METHOD_LABELS.get(method, method))}: "
+        + ", ".join(f"{metric} {count}" for metric, count in counts.items())
+        for method, counts in n_undefined.items()
+    ]
+    return "undefined values, left out of the means (clips): " + "; ".join(parts)
+
+
+def classifier_check_lines(check):
+    """The classifier check as short lines of text (empty for an evaluation without one).
+
+    Example
+    -------
+    >>> classifier_check_lines({"accuracy": 0.5, "masked_top_class": "dog",
+    ...                         "masked_top_class_share": 0.25, "masked_predictions": 8})
+    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (interpreter, saliency and ground-truth masks)"]
+    """
+    if not check:
+        return []
+    lines = []
+    if check.get("accuracy") is not None:
+        lines.append(f"accuracy on the evaluated clips: {100 * check['accuracy']:.1f} %")
+    if check.get("target_accuracy") is not None:
+        lines.append(
+            f"accuracy on the clean target events alone: {100 * check['target_accuracy']:.1f} %"
+        )
+    if check.get("ground_truth_fid_in") is not None:
+        lines.append(f"Fid-In of the ground-truth mask: {check['ground_truth_fid_in']:.3f}")
+    if check.get("masked_top_class_share") is not None:
+        lines.append(
+            f"most frequent class on masked inputs: '{check['masked_top_class']}', "
+            f"{100 * check['masked_top_class_share']:.1f} % of {check.get('masked_predictions')} "
+            "predictions (interpreter, saliency and ground-truth masks)"
+        )
+    return lines
+
+
+def metric_title(key):
+    """A metric's column title (`METRICS`), or its key.
+
+    Example
+    -------
+    >>> metric_title("fid_in"), metric_title("loss_vq")
+    ('Fid-In', 'loss_vq')
+    """
+    return METRICS.get(key, (key, ""))[0]
+
+
+def metric_columns(rows):
+    """Metric keys present in `rows`: known ones in METRICS order, then the others sorted."""
+    present = {key for stats in rows.values() for key in stats if key != "loss"}
+    return [key for key in METRICS if key in present] + sorted(present - set(METRICS))
+
+
+def format_value(value):
+    """A table cell: 3 decimals, 1 for magnitudes >= 10, '-' for missing or non-finite.
+
+    Example
+    -------
+    >>> format_value(0.12345), format_value(41.26), format_value(None)
+    ('0.123', '41.3', '-')
+    """
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "-"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def interval_half_width(interval):
+    """Half the width of a {"low", "high"} interval, None when it has none.
+
+    Example
+    -------
+    >>> interval_half_width({"low": 0.5, "high": 0.7})
+    0.09999999999999998
+    """
+    if not interval:
+        return None
+    low, high = interval.get("low"), interval.get("high")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+        return None
+    return (high - low) / 2
+
+
+def format_cell(value, interval=None):
+    """`format_value`, with ± half the bootstrap interval's width when there is one.
+
+    Example
+    -------
+    >>> format_cell(0.5, {"low": 0.4, "high": 0.6}), format_cell(0.5)
+    ('0.500 ± 0.100', '0.500')
+    """
+    half = interval_half_width(interval)
+    text = format_value(value)
+    if half is None or text == "-":
+        return text
+    return f"{text} ± {format_value(half)}"
+
+
+def markdown_table(rows, intervals=None):
+    """A markdown table of {row label: {metric: value}} (rows x metrics).
+
+    `intervals` ({row label: {metric: {"low", "high"}}}) adds ± half of each
+    bootstrap interval's width.
+
+    Example
+    -------
+    >>> print(markdown_table({"PIQ": {"fid_in": 0.9, "AD": 12.0}}))
+    | method | Fid-In | AD % |
+    |---|---|---|
+    | PIQ | 0.900 | 12.0 |
+    >>> print(markdown_table({"PIQ": {"fid_in": 0.9}}, {"PIQ": {"fid_in": {"low": 0.8, "high": 1.0}}}))
+    | method | Fid-In |
+    |---|---|
+    | PIQ | 0.900 ± 0.100 |
+    """
+    intervals = intervals or {}
+    columns = metric_columns(rows)
+    titles = [METRICS.get(key, (key, ""))[0] for key in columns]
+    lines = [
+        "| method | " + " | ".join(titles) + " |",
+        "|" + "---|" * (len(columns) + 1),
+    ]
+    for label, stats in rows.items():
+        cells = [format_cell(stats.get(key), intervals.get(label, {}).get(key)) for key in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def metrics_markdown(result):
+    """One evaluation as markdown: the classifier-check warning (if any), the table
+    (methods and reference masks x metrics, ± half the bootstrap intervals), the
+    metrics' agreement, the sanity check (when run) and the classifier check."""
+    header = (
+        f"# {result['interpreter']} on {result['n_clips']} clips "
+        f"(overlap_type: {result['overlap_type']}, classifier accuracy "
+        f"{100 * result['classifier_accuracy']:.1f} %)\n\n"
+    )
+    check = result.get("classifier_check")
+    warning = classifier_warning(check)
+    if warning:
+        header += f"**Warning: {warning}**\n\n"
+    references = result.get("references", {})
+    rows = {**result["methods"], **reference_rows(references)}
+    intervals = result.get("intervals", {})
+    intervals = {REFERENCE_LABELS.get(key, key): value for key, value in intervals.items()}
+    notes = []
+    if intervals:
+        bootstrap = result.get("bootstrap", {})
+        notes.append(
+            f"± is half the {100 * bootstrap.get('level', 0.95):.0f} % bootstrap confidence interval "
+            f"({bootstrap.get('resamples', '?')} resamples of the clips; low / high in metrics.json)."
+        )
+    if result.get("curves"):
+        notes.append(
+            "Deletion / insertion AUC: removed bins set to "
+            f"{result['curves'].get('deletion_value', 'zero')} (mean curves: curves.png)."
+        )
+    undefined = undefined_line(result.get("n_undefined"))
+    if undefined:
+        notes.append(f"{undefined}.")
+    table_note = "".join(f"\n{note}\n" for note in notes)
+    agreement = metric_agreement({m: stats for m, stats in result["methods"].items() if m != ORACLE})
+    agreement_text = agreement_markdown(agreement, metric_title)
+    if agreement_text:
+        line = agreement_line(agreement, metric_title)
+        agreement_text = "\n## Do the metrics agree?\n\n" + (f"{line}.\n\n" if line else "") + agreement_text + "\n"
+    sanity_text = ""
+    if result.get("sanity_check"):
+        sanity_text = "\n" + sanity_markdown(result["sanity_check"]) + "\n"
+    lines = classifier_check_lines(check)
+    check_text = (
+        "\n## Classifier check\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
+    )
+    return header + markdown_table(rows, intervals) + "\n" + table_note + agreement_text + sanity_text + check_text
+
+
+# ------------------------------------------------------------------ sanity check
+def _cell(text):
+    return str(text).replace("|", "\\|")
+
+
+def sanity_markdown(result):
+    """A markdown section of a `model_randomisation_check` result.
+
+    One row per cumulative step (the classifier randomised from the top down to
+    that block), one column per method with "ρ <Spearman> / SSIM <SSIM>" (means
+    over the clips), and the share of clips that keep their predicted class;
+    then a line naming the failed methods, or "passed: every mask changed".
+
+    Example
+    -------
+    >>> result = {"clips": 2, "steps": ["none", "classifier"], "class_kept": [1.0, 0.5],
+    ...           "methods": {"ones": {"spearman": [1.0, 1.0], "ssim": [1.0, 1.0]}},
+    ...           "max_similarity": 0.9, "failed": ["ones"]}
+    >>> print(sanity_markdown(result).splitlines()[-1])
+    **FAILED**: ones (its mask did not change).
+    """
+    methods = list(result["methods"])
+    failed = set(result["failed"])
+    threshold = result["max_similarity"]
+    header = ["randomised down to", "class kept"] + [
+        _cell(f"{m} (FAILED)" if m in failed else m) for m in methods
+    ]
+    lines = [
+        "## Sanity check: model randomisation",
+        "",
+        f"The classifier's weights are randomised cumulatively from the top down (Adebayo et al. "
+        f"2018) on {result['clips']} clips; each cell compares a method's mask with its mask for "
+        f"the trained classifier: Spearman rank correlation ρ / SSIM (means over the clips; 1 = "
+        f"unchanged). \"class kept\": share of clips whose predicted class is unchanged. A method "
+        f"fails when, with every layer randomised, both ρ and SSIM are >= {threshold:g}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for k, step in enumerate(result["steps"]):
+        label = "none (trained)" if k == 0 else _cell(step)
+        cells = [label, f"{result['class_kept'][k]:.2f}"]
+        for m in methods:
+            figures = result["methods"][m]
+            cells.append(f"ρ {figures['spearman'][k]:.2f} / SSIM {figures['ssim'][k]:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if failed:
+        names = ", ".join(m for m in methods if m in failed)
+        verb = "its mask" if len(failed) == 1 else "their masks"
+        lines.append(f"**FAILED**: {names} ({verb} did not change).")
+    else:
+        lines.append("passed: every mask changed.")
+    return "\n".join(lines) + "\n"
