@@ -2,8 +2,10 @@
 
 This module is the dataset writer: folders, csv files, the parameters file, and
 the reuse / resume logic. The sounds themselves are made by
-`data_prep.synthesis` (one call of `synthesize_clip` per clip). Every recipe of
-the project runs on the dataset unchanged, without downloading ESC-50:
+`data_prep.synthesis` (one call of `synthesize_clip` per clip). `write_dataset`
+(with `check_output_folder` and `validate_layout`) is the writer of the layout,
+shared with `data_prep.collection_prepare` (clips cut from real recordings).
+Every recipe of the project runs on the dataset unchanged, without downloading ESC-50:
 
     python data_prep/synthetic_prepare.py --out data/synthetic --classes 10 --per-class 40 --seed 1234
 
@@ -81,22 +83,27 @@ def _own_file_pattern(folder, name):
     return re.compile(rf"{folder}/(?:(?:{name})(?:\.tmp)?|\.(?:{name}){re.escape(PARTIAL_SUFFIX)})")
 
 
-_OWN_FILE_PATTERNS = [
-    _own_file_pattern("meta", r"esc50\.csv|ground_truth\.csv|" + re.escape(PARAMS_FILE)),
-    _own_file_pattern("audio", r"[1-5]-\d+-A-\d+\.wav"),
-    _own_file_pattern("sources", r"[1-5]-\d+-A-\d+_(?:target|background)\.wav"),
-]
+def _own_file_patterns(params_file):
+    """The files a dataset whose parameters file is meta/`params_file` consists of."""
+    return [
+        _own_file_pattern("meta", r"esc50\.csv|ground_truth\.csv|" + re.escape(params_file)),
+        _own_file_pattern("audio", r"[1-5]-\d+-A-\d+\.wav"),
+        _own_file_pattern("sources", r"[1-5]-\d+-A-\d+_(?:target|background)\.wav"),
+    ]
+
+
 _OWN_DIRS = ("meta", "audio", "sources")
 
 
-def _own_and_foreign_entries(root):
+def _own_and_foreign_entries(root, params_file=PARAMS_FILE):
     """Splits everything under root into (files this module writes, anything else)."""
+    own_file_patterns = _own_file_patterns(params_file)
     own, foreign = [], []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.is_dir() and not path.is_symlink() and rel in _OWN_DIRS:
             continue
-        if path.is_file() and any(p.fullmatch(rel) for p in _OWN_FILE_PATTERNS):
+        if path.is_file() and any(p.fullmatch(rel) for p in own_file_patterns):
             own.append(path)
         else:
             foreign.append(path)
@@ -160,6 +167,13 @@ def _validate(classes, per_class, sample_rate, snr_db_range, duration_s):
             f"{len(SIGNATURES)} signatures ({', '.join(SIGNATURES)}); "
             f"choose classes between 1 and {len(SIGNATURES)}"
         )
+    validate_layout(per_class, sample_rate, snr_db_range, duration_s)
+
+
+def validate_layout(per_class, sample_rate, snr_db_range, duration_s):
+    """Raises a ValueError naming the problem and the fix, for the arguments that
+    every dataset in this layout has (`create_synthetic_dataset`, `data_prep.collection_prepare`).
+    """
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)):
         raise ValueError(f"per_class must be an integer, got {per_class!r}")
     if per_class < NUM_FOLDS or per_class % NUM_FOLDS:
@@ -249,40 +263,130 @@ def create_synthetic_dataset(
         "duration_s": float(duration_s),
         "class_names": list(SIGNATURES[:classes]),
     }
+    rng = np.random.default_rng(int(seed))
+    n = int(round(duration_s * sample_rate))
+    return write_dataset(
+        out_dir,
+        params,
+        SIGNATURES[:classes],
+        lambda target, name: synthesize_clip(name, rng, n, sample_rate, snr_db_range),
+    )
+
+
+def _short(value, limit=80):
+    """repr(value), cut to `limit` characters (long lists of a parameters file)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_output_folder(out_dir, params, params_file=PARAMS_FILE, kind="synthetic dataset"):
+    """Whether `out_dir` already holds the complete dataset of `params` (then reuse it).
+
+    False when `out_dir` is missing, empty, or holds only the files of an
+    interrupted run of the same writer (`write_dataset` clears them). Raises a
+    ValueError, naming `kind`, when it is a file, holds a dataset with other
+    parameters (meta/`params_file` differs) or holds anything else: datasets are
+    never mixed.
+
+    Arguments
+    ---------
+    out_dir : str or path-like
+        The dataset root.
+    params : dict
+        What the dataset is a function of, as `write_dataset` writes it (JSON values).
+    params_file : str
+        Name of the parameters file in meta/; each writer has its own.
+    kind : str
+        What the messages call the dataset ("synthetic dataset").
+
+    Returns
+    -------
+    bool
+    """
     root = Path(out_dir)
     if root.exists() and not root.is_dir():
-        raise ValueError(f"out_dir {root} is a file; give a folder for the synthetic dataset")
-    params_path = root / "meta" / PARAMS_FILE
-
+        raise ValueError(f"out_dir {root} is a file; give a folder for the {kind}")
+    params_path = root / "meta" / params_file
     if params_path.is_file():
         saved = _read_params(params_path)
         if saved is not None and saved != params:
             differences = ", ".join(
-                f"{key}: {saved.get(key)!r} there, {params.get(key)!r} requested"
+                f"{key}: {_short(saved.get(key))} there, {_short(params.get(key))} requested"
                 for key in sorted(set(saved) | set(params))
                 if saved.get(key) != params.get(key)
             )
             raise ValueError(
-                f"{root} already holds a synthetic dataset with other parameters "
+                f"{root} already holds a {kind} with other parameters "
                 f"({differences}). Choose another output folder or delete {root}."
             )
         if saved is not None and _is_complete(root, params):
-            logger.info("Reusing the synthetic dataset in %s (same parameters).", root)
-            return root
+            return True
     if root.is_dir():
-        own, foreign = _own_and_foreign_entries(root)
+        _, foreign = _own_and_foreign_entries(root, params_file)
         if foreign:
             shown = ", ".join(str(p.relative_to(root)) for p in foreign[:5])
             raise ValueError(
-                f"{root} holds files that are not part of a synthetic dataset ({shown}"
+                f"{root} holds files that are not part of a {kind} ({shown}"
                 f"{', ...' if len(foreign) > 5 else ''}); give an empty or new folder as "
                 f"out_dir so datasets are not mixed."
             )
+    return False
+
+
+def write_dataset(
+    out_dir,
+    params,
+    class_names,
+    make_clip,
+    params_file=PARAMS_FILE,
+    kind="synthetic dataset",
+    progress_every=0,
+):
+    """Writes (or reuses) a dataset of `Clip`s in the ESC-50 layout of this module.
+
+    The writer shared by `create_synthetic_dataset` and
+    `data_prep.collection_prepare`: checks the folder (`check_output_folder`),
+    clears an interrupted run, writes each clip's mixture and sources (16-bit
+    PCM, atomically), then meta/esc50.csv, meta/ground_truth.csv and, last,
+    meta/`params_file` (its presence marks the dataset complete).
+
+    Arguments
+    ---------
+    out_dir : str or path-like
+        The dataset root (created if missing).
+    params : dict
+        What the dataset is a function of (JSON values), compared on a rerun;
+        holds at least "classes" (= len(class_names)), "per_class" (a multiple
+        of 5), "sample_rate" and "duration_s".
+    class_names : sequence of str
+        The categories, in target-index order.
+    make_clip : callable
+        ``make_clip(target, category)`` -> `data_prep.synthesis.Clip` of
+        ``round(duration_s * sample_rate)`` samples; called class by class,
+        clip by clip (the order a seeded generator is drawn in), and not at
+        all when the dataset is reused.
+    params_file, kind : str
+        As in `check_output_folder`.
+    progress_every : int
+        Log a progress line every this many clips (0: none).
+
+    Returns
+    -------
+    pathlib.Path
+        The dataset root.
+    """
+    root = Path(out_dir)
+    if check_output_folder(root, params, params_file, kind):
+        logger.info("Reusing the %s in %s (same parameters).", kind, root)
+        return root
+    if root.is_dir():
+        own, _ = _own_and_foreign_entries(root, params_file)
         if own:
             logger.warning(
-                "%s holds an incomplete synthetic dataset (interrupted run?): removing its %d "
+                "%s holds an incomplete %s (interrupted run?): removing its %d "
                 "files and writing it again.",
                 root,
+                kind,
                 len(own),
             )
             for path in own:
@@ -292,15 +396,15 @@ def create_synthetic_dataset(
     for sub in _OWN_DIRS:
         (root / sub).mkdir(parents=True, exist_ok=True)
 
-    rng = np.random.default_rng(int(seed))
-    n = int(round(duration_s * sample_rate))
+    per_class, sample_rate = params["per_class"], params["sample_rate"]
+    n_clips = len(class_names) * per_class
     esc50_rows, truth_rows = [], []
-    for target, name in enumerate(SIGNATURES[:classes]):
+    for target, name in enumerate(class_names):
         for k in range(per_class):
             fold = 1 + k % NUM_FOLDS
             src = FIRST_SRC_ID + target * per_class + k
             clip_id = f"{fold}-{src}-A-{target}"
-            clip = synthesize_clip(name, rng, n, sample_rate, snr_db_range)
+            clip = make_clip(target, name)
             target_rel = f"sources/{clip_id}_target.wav"
             background_rel = f"sources/{clip_id}_background.wav"
             _write_wav(root / target_rel, clip.target, sample_rate)
@@ -317,6 +421,8 @@ def create_synthetic_dataset(
                     f"{clip.snr_db:.4f}",
                 ]
             )
+            if progress_every and len(esc50_rows) % progress_every == 0:
+                logger.info("%s: %d / %d clips written", root, len(esc50_rows), n_clips)
 
     order = sorted(range(len(esc50_rows)), key=lambda i: esc50_rows[i][0])
     write_text(
@@ -327,13 +433,14 @@ def create_synthetic_dataset(
         root / "meta" / "ground_truth.csv",
     )
     # Last: its presence marks the dataset complete.
-    write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", params_path)
+    write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", root / "meta" / params_file)
     logger.info(
-        "Wrote the synthetic dataset to %s: %d classes x %d clips of %.2f s at %d Hz in %.1f s.",
+        "Wrote the %s to %s: %d classes x %d clips of %.2f s at %d Hz in %.1f s.",
+        kind,
         root,
-        classes,
+        len(class_names),
         per_class,
-        duration_s,
+        params["duration_s"],
         sample_rate,
         time.perf_counter() - start_time,
     )
