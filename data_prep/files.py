@@ -6,6 +6,9 @@ content is written to a hidden temporary file beside the target,
 `.<name>.partial`, which is then renamed onto the target with `os.replace`. A
 reader sees the previous file or the new one, never a torn one; a run killed in
 the middle leaves at most a `.partial` file, which the next write replaces.
+The writer holds an exclusive `flock` on its `.partial` file while it writes:
+a second process writing the same file at the same time writes its own
+`.<name>.<pid>.partial` instead, so the two never share a temporary file.
 
 Example
 -------
@@ -19,20 +22,48 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import fcntl
 import json
 import os
 
 PARTIAL_SUFFIX = ".partial"
 
 
-def partial_path(path):
+def partial_path(path, pid=None):
     """The temporary file `write_atomic` writes before renaming it onto `path`.
+
+    `pid` gives the name a process uses while another one writes the same file.
 
     >>> partial_path("/data/meta/esc50.csv")
     '/data/meta/.esc50.csv.partial'
+    >>> partial_path("/data/meta/esc50.csv", pid=4242)
+    '/data/meta/.esc50.csv.4242.partial'
     """
     directory, name = os.path.split(os.fspath(path))
-    return os.path.join(directory, f".{name}{PARTIAL_SUFFIX}")
+    process = "" if pid is None else f".{pid}"
+    return os.path.join(directory, f".{name}{process}{PARTIAL_SUFFIX}")
+
+
+def _claim_partial(path):
+    """(temporary path, descriptor holding its lock or None) for writing `path`.
+
+    The usual `.<name>.partial` is taken when no other process holds its lock
+    (a file a killed write left is reused); when one does, the name of this
+    process (`partial_path(path, pid)`), which no one else writes.
+    """
+    partial = partial_path(path)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        mine = os.fstat(fd)
+        current = os.stat(partial)  # still the file at that name (not renamed by its writer)?
+        if (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino):
+            os.ftruncate(fd, 0)
+            return partial, fd
+    except (BlockingIOError, FileNotFoundError):
+        pass  # another process is writing it now
+    os.close(fd)
+    return partial_path(path, pid=os.getpid()), None
 
 
 def write_atomic(path, write_fn):
@@ -56,13 +87,15 @@ def write_atomic(path, write_fn):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    partial = partial_path(os.path.abspath(path))
+    partial, lock = _claim_partial(os.path.abspath(path))
     try:
         write_fn(partial)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+        if lock is not None:
+            os.close(lock)
     return path
 
 

@@ -77,10 +77,11 @@ GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")  # relative to the d
 def _own_file_pattern(folder, name):
     """Matches `folder/<name>` and what a killed write of it leaves behind.
 
-    `name` is a regex of a file name. Leftovers are the `.<name>.partial` of
-    `data_prep.files.write_atomic` and the `<name>.tmp` of earlier versions.
+    `name` is a regex of a file name. Leftovers are the `.<name>.partial` and
+    `.<name>.<pid>.partial` of `data_prep.files.write_atomic` and the
+    `<name>.tmp` of earlier versions.
     """
-    return re.compile(rf"{folder}/(?:(?:{name})(?:\.tmp)?|\.(?:{name}){re.escape(PARTIAL_SUFFIX)})")
+    return re.compile(rf"{folder}/(?:(?:{name})(?:\.tmp)?|\.(?:{name})(?:\.\d+)?{re.escape(PARTIAL_SUFFIX)})")
 
 
 def _own_file_patterns(params_file):

@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Evaluates a trained interpreter (L2I, PIQ or L-MAC) with baselines, ground truth and a report.
 
-Run from the repository root, with the yaml the interpreter was trained with
-(and the same size overrides, e.g. --emb_dim 32 --K 256):
+Run from the repository root, with the yaml the interpreter was trained with.
+The settings it was trained with (sample rate, signal length, STFT, sizes such
+as --emb_dim and --K, thresholds) are read from its run (`<run>/inference/
+hyperparams.yaml`, else `<run>/hyperparams.yaml`): an omitted one is taken from
+there, not from the yaml's default, and one given with another value is refused,
+naming both (`--override_trained relevance_th` lets that key differ on purpose,
+e.g. to keep every L2I component):
 
     python recipes/eval.py hparams/l2i_conv2d.yaml --data_folder DIR \\
         --pretrained_interpreter results/l2i_conv2d/1234/psi_model.ckpt
@@ -57,8 +62,9 @@ with ground truth, `ground truth` (the target-dominant region R below as the
 mask: gt_precision = gt_recall = 1). With ground truth, an L2I evaluation also
 scores its ceiling, `oracle` in "methods" (row "L2I: best components
 (oracle)"): the L2I mask of the components that the ground truth picks, the
-prefix of psi's components ranked by their share of energy inside R that
-maximises the F1 of gt_precision and gt_recall (recipes.interpreters.l2i.
+prefix of psi's components ranked by their share of X (log1p magnitude) inside
+R that maximises the F1 of precision and recall in log1p magnitude, not yet in
+energy as gt_precision and gt_recall are (recipes.interpreters.l2i.
 oracle_selection; no relevance, no classifier). It tells what the
 decomposition allows and what the selection loses; it is a reference, left out
 of the metrics' agreement.
@@ -74,18 +80,22 @@ below 0.5, Fid-In / AI / AD / AG cannot judge the interpreter: metrics.md and
 the report say so (`recipes.reporting.tables.classifier_warning`).
 
 Ground truth (when `<data_folder>/meta/ground_truth.csv` exists, i.e. the
-synthetic dataset, and the clips are evaluated as they are): the target
-event and the background are read with the clip's resampling and padding and
-scaled by the mixture's peak-normalisation gain (so they still sum to the
-clip), then
+synthetic dataset): the target event and the background are read with the
+clip's resampling and padding and scaled by the mixture's peak-normalisation
+gain (so they still sum to the clip). Out of distribution (`--overlap_type
+mixtures | white_noise | speech`) and with WHAM! noise the target stays the
+target and the interference joins the background, both scaled exactly as they
+are mixed (target' = g target, background' = g background + the interference
+as mixed in), so they sum to the evaluated clip. Then, with E = |STFT|^2 =
+expm1(X)^2 the energy of a bin,
 
 - `si_sdr`: SI-SDR of the interpretation audio against the target event (dB);
 - `si_sdri`: its improvement over the clip, si_sdr - SI-SDR(clip, target);
-- `gt_precision`: share of the kept log-magnitude (mask * X) that lies in the
-  target-dominant region R (|STFT(target)| > |STFT(background)|, same STFT):
-  sum(mask X R) / sum(mask X) (0 for an all-zero mask);
-- `gt_recall`: share of the clip's log-magnitude in R that the mask keeps:
-  sum(mask X R) / sum(X R).
+- `gt_precision`: share of the interpretation's energy E(mask * X) that lies
+  in the target-dominant region R (|STFT(target)| > |STFT(background)|, same
+  STFT): sum(E(mask X) R) / sum(E(mask X)) (0 for an all-zero mask);
+- `gt_recall`: share of R's energy that the interpretation keeps:
+  sum(E(mask X) R) / sum(E(X) R).
 
 A value undefined on a clip (SI-SDR against a silent target, recall of an empty
 region, SPS / COMP of an all-zero mask, L2I's NMF error of a silent clip, ...;
@@ -104,7 +114,12 @@ soundfile cannot read, or without a sample, is refused before any set-up; a
 silent file, or one longer than `signal_length_s` (only its first
 `signal_length_s` is explained), gets a warning (logged and in
 prediction.json). `--window` explains the whole file in consecutive windows of
-`signal_length_s` instead (recipes/evaluation/explain_file.py).
+`signal_length_s` instead, `batch_size` windows at a time, the file read in
+pieces (recipes/evaluation/explain_file.py): memory is bounded by a batch, not by
+the file. An eval folder that cannot be written (`--eval_folder`, or the default
+under `--output_folder` or the interpreter's folder) is refused before any work:
+one line naming the flag to change, exit status 2. A flag given twice is refused,
+naming it; `--speech_folder` files soundfile cannot read are refused up front.
 
 Authors
  * audio-interpret contributors 2026
@@ -116,11 +131,13 @@ import sys
 from pathlib import Path
 
 import speechbrain as sb
+from speechbrain.utils.logger import get_logger
 
 from data_prep.audio import check_audio_file
 from data_prep.interference import OVERLAP_TYPES, speech_files
 from recipes.core.brains import build_brain
-from recipes.core.startup import prepare_run
+from recipes.core.run_guard import UnwritableFolderError, check_writable_folder
+from recipes.core.startup import given_flags, prepare_run, top_level_scalars
 from recipes.evaluation.baselines import parse_baselines
 from recipes.evaluation.curves import DELETION_VALUES
 from recipes.evaluation.explain_file import (
@@ -131,7 +148,10 @@ from recipes.evaluation.explain_file import (
 from recipes.evaluation.metrics import BOOTSTRAP_RESAMPLES
 from recipes.evaluation.scoring import run_evaluation
 from recipes.interpreters.base import interpreter_file
+from recipes.interpreters.inference import refuse_contradictions, same_setting, trained_settings
 from recipes.reporting.tables import metrics_markdown
+
+logger = get_logger(__name__)
 
 # ---------------------------------------------------------------------------
 # Command line
@@ -151,7 +171,7 @@ def parse_eval_arguments(argv=None):
     args : argparse.Namespace
         pretrained_interpreter, overlap_type, speech_folder, single_sample, window,
         eval_folder, n_report_clips, baselines, deletion_value, n_bootstrap,
-        sanity_check, sanity_clips, output_folder, data_folder.
+        sanity_check, sanity_clips, override_trained, output_folder, data_folder.
     recipe_argv : list of str
         `[hparams.yaml, --key, value, ...]` for `recipes.core.startup.prepare_run`
         (without --output_folder / --data_folder, which main() adds back).
@@ -207,6 +227,12 @@ def parse_eval_arguments(argv=None):
     parser.add_argument(
         "--sanity_clips", type=int, default=16, help="clips of the sanity check (the first ones)"
     )
+    parser.add_argument(
+        "--override_trained",
+        default="",
+        help="trained settings (comma-separated keys, e.g. relevance_th) that may be given another "
+        "value than the interpreter's run has, on purpose; any other is refused",
+    )
     parser.add_argument("--output_folder", help="base of the default eval folder")
     parser.add_argument("--data_folder", help="dataset root (ESC-50 layout)")
     return parser.parse_known_args(sys.argv[1:] if argv is None else argv)
@@ -240,6 +266,65 @@ def default_eval_folder(base, overlap_type, single_sample=False):
     return os.path.join(base, "eval" if overlap_type == "none" else f"eval_{overlap_type}")
 
 
+def take_trained_settings(recipe_argv, folder, override=()):
+    """recipe_argv with the settings the interpreter was trained with, read from its run.
+
+    A value given on the command line that contradicts the run's is refused,
+    naming both, unless its key is in `override` (`--override_trained`: another
+    threshold on purpose); an omitted one is added from the run (not left to the
+    yaml's default). The settings are those of
+    `recipes.interpreters.inference.trained_settings` (signal, STFT, sizes,
+    thresholds) that the yaml holds as literals.
+
+    Raises
+    ------
+    ValueError
+        A given value is not the trained one.
+    """
+    trained, where = trained_settings(folder)
+    if not trained:
+        logger.warning(
+            "%s holds no hyperparams.yaml of its training run: the yaml and the command line give "
+            "the signal, STFT and sizes, unchecked.",
+            folder,
+        )
+        return recipe_argv
+    given = given_flags(recipe_argv[1:])
+    refuse_contradictions({key: value for key, value in given.items() if key not in override}, trained, where)
+    for key in override:
+        if key in given and key in trained and not same_setting(given[key], trained[key]):
+            logger.warning(
+                "--%s %s (--override_trained): the interpreter was trained with %s.", key, given[key], trained[key]
+            )
+    defaults = top_level_scalars(recipe_argv[0])
+    added = [key for key in trained if key not in given and key in defaults]
+    other = [
+        f"{key} {trained[key]} (yaml: {defaults[key]})"
+        for key in added
+        if not same_setting(defaults[key], trained[key])
+    ]
+    if other:
+        logger.info("Trained settings taken from %s: %s.", where, ", ".join(other))
+    return recipe_argv + [f"--{key}={trained[key]}" for key in added]
+
+
+def check_speech_files(folder):
+    """The files of --speech_folder (`speech_files`), each checked before any set-up (header only).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such folder, or no wav in it.
+    ValueError
+        A file soundfile cannot read, or without a sample, naming it.
+    """
+    files = speech_files(folder)
+    fix = "remove it from the folder, or pass another --speech_folder"
+    for path in files:
+        check_audio_file(path, prefix="--speech_folder: ", fix=fix)
+    return files
+
+
 def interpreter_class(hparams):
     """The yaml's `interpreter_class`: the Brain that eval builds."""
     if "interpreter_class" not in hparams:
@@ -253,6 +338,8 @@ def interpreter_class(hparams):
 
 def main(argv=None):
     """Evaluates (or explains one file with) a trained interpreter; returns the result dict."""
+    argv = sys.argv[1:] if argv is None else argv
+    given_flags(argv)  # a flag given twice is refused, named
     args, recipe_argv = parse_eval_arguments(argv)
     if not recipe_argv or recipe_argv[0].startswith("--"):
         raise ValueError(
@@ -268,8 +355,10 @@ def main(argv=None):
     if args.sanity_check and args.sanity_clips < 1:
         raise ValueError(f"--sanity_clips {args.sanity_clips} must be >= 1.")
     folder = interpreter_folder(args.pretrained_interpreter)
+    override = [key.strip() for key in args.override_trained.split(",") if key.strip()]
+    recipe_argv = take_trained_settings(recipe_argv, folder, override)
     if args.overlap_type == "speech":
-        speech_files(args.speech_folder)  # fail before any set-up when the speech is missing
+        check_speech_files(args.speech_folder)  # fail before any set-up when the speech is missing
     single = args.single_sample is not None
     if single and not os.path.isfile(args.single_sample):
         raise FileNotFoundError(
@@ -287,6 +376,9 @@ def main(argv=None):
     eval_folder = args.eval_folder or default_eval_folder(
         args.output_folder or folder, args.overlap_type, single
     )
+    # before any work: an eval folder that cannot be written is refused, naming the flag to change
+    flag = "--output_folder" if args.output_folder and not args.eval_folder else "--eval_folder"
+    check_writable_folder(eval_folder, flag)
     # The eval folder is the run's experiment folder (log, hyperparams, manifests): the
     # interpreter's training folder is left as it was.
     recipe_argv = recipe_argv + ["--output_folder", eval_folder]
@@ -325,5 +417,15 @@ def main(argv=None):
     return None
 
 
+def cli(argv=None):
+    """The command: `main`, with exit status 2 and one line for an output folder it cannot write."""
+    try:
+        main(argv)
+    except UnwritableFolderError as error:
+        print(f"recipes/eval.py: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

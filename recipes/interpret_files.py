@@ -7,9 +7,20 @@ The command (`pip install -e .` installs it; `python recipes/interpret_files.py`
 
 writes `<stem>_interpretation.wav`, `<stem>_original.wav` and `<stem>.png` per
 file (for L2I also `<stem>_component<k>.wav`) and `predictions.json`; a file
-that is missing or unreadable is reported and the others are still explained
-(exit status 1 when any file failed, 2 when the interpreter cannot be loaded).
+that is missing or unreadable is reported and the others are still explained.
 Under torchrun the files are dealt out to the processes.
+
+Nothing the user has is replaced: an output whose name is an input's (e.g.
+`clips/dog.wav` and `clips/dog_original.wav` with `--out clips`), or another
+input's output, is renamed `<stem>-2...` and the run says so; a file given
+twice is explained once. One run at a time per `--out` (the run lock of
+`recipes.core.run_guard`, as the training recipes).
+
+Exit status: 0, all explained; 1, some files could not be explained; 2,
+nothing was done: the interpreter cannot be loaded (missing, incomplete or
+truncated, a yaml that names code without `--trust_code`, a `--device` this
+machine does not have), `--out` cannot be a folder this user writes or another
+run is using it, or a flag is given twice.
 
 Authors
  * audio-interpret contributors 2026
@@ -17,17 +28,28 @@ Authors
 
 import argparse
 import os
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json
+from recipes.core.brains import check_device
+from recipes.core.run_guard import LOCK_FILE, check_writable_folder, lock_output_folder
+from recipes.core.startup import given_flags
 from recipes.interpreters.inference import AudioInterpreter
-from recipes.reporting.figures import save_interpretation, write_wav
+from recipes.reporting.figures import interpretation_paths, save_interpretation, write_wav
 
 logger = get_logger(__name__)
+
+PREDICTIONS_FILE = "predictions.json"
+#: What loading an interpreter raises for a folder, yaml, checkpoint or device it cannot use.
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, AttributeError, ImportError, TypeError)
+
+
 def parse_arguments(argv=None):
     """The command line of `audio-interpret`.
 
@@ -51,18 +73,91 @@ def parse_arguments(argv=None):
     parser.add_argument("--out", default="interpretations", help="output folder (default: %(default)s)")
     parser.add_argument("--savedir", help="where to collect the interpreter's files (hub models)")
     parser.add_argument("--device", help="e.g. cpu or cuda:0 (default: a GPU when there is one)")
+    parser.add_argument(
+        "--trust_code",
+        action="store_true",
+        help="build whatever the interpreter's yaml names, code included (only for a folder from a "
+        "source you trust); by default it may build classes of this project, SpeechBrain and torch only",
+    )
     return parser.parse_args(argv)
 
 
-def _output_stem(path, used):
-    """The file's stem, made unique among `used` (two inputs may share a name)."""
-    stem = Path(path).stem
-    candidate, n = stem, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}-{n}"
-    used.add(candidate)
-    return candidate
+def _writes(stem, name):
+    """Whether the outputs of `stem` include a file called `name`."""
+    names = {os.path.basename(path) for path in interpretation_paths("", stem).values()}
+    return name in names or re.fullmatch(rf"{re.escape(stem)}_component\d+\.wav", name) is not None
+
+
+def plan_outputs(files, out):
+    """The files to explain, each once, and the stem of each one's outputs in `out`.
+
+    No output replaces an input or another output of the run: a stem whose
+    outputs would be named as an input in `out` (`dog` writes `dog_original.wav`)
+    or as another input's outputs (two `dog.wav` in two folders) becomes
+    `<stem>-2`, `<stem>-3`, ...
+
+    Arguments
+    ---------
+    files : list of str
+        The inputs, as given (missing ones too: they are reported later).
+    out : str
+        The output folder.
+
+    Returns
+    -------
+    unique : list of str
+        `files` without repetitions of a file (the same real path), in order.
+    stems : dict
+        {file: stem of its outputs}.
+    notes : list of str
+        One sentence per file given more than once and per output renamed.
+
+    Raises
+    ------
+    ValueError
+        An input is a file the run itself writes in `out` (`predictions.json`, the run lock).
+
+    Example
+    -------
+    >>> unique, stems, notes = plan_outputs(["c/dog.wav", "c/dog_original.wav", "c/dog.wav"], "c")
+    >>> unique, stems["c/dog.wav"], stems["c/dog_original.wav"]
+    (['c/dog.wav', 'c/dog_original.wav'], 'dog-2', 'dog_original')
+    >>> notes[0]
+    'c/dog.wav is given 2 times: explained once.'
+    """
+    real = {path: os.path.realpath(path) for path in files}
+    first = {}
+    for path in files:
+        first.setdefault(real[path], path)
+    unique = list(first.values())
+    counts = Counter(real[path] for path in files)
+    notes = [f"{path} is given {counts[real[path]]} times: explained once." for path in unique if counts[real[path]] > 1]
+    out_real = os.path.realpath(out)
+    inputs_here = {os.path.basename(r): first[r] for r in first if os.path.dirname(r) == out_real}
+    for name in (PREDICTIONS_FILE, LOCK_FILE):
+        if name in inputs_here:
+            raise ValueError(
+                f"{inputs_here[name]} is an input, and audio-interpret writes {name} in --out {out}: "
+                "pass another --out."
+            )
+    stems, used = {}, set()
+    for path in unique:
+        stem = candidate = Path(path).stem
+        n = 1
+        while candidate in used or any(_writes(candidate, name) for name in inputs_here):
+            n += 1
+            candidate = f"{stem}-{n}"
+        used.add(candidate)
+        stems[path] = candidate
+        if candidate != stem:
+            clashes = [inputs_here[name] for name in inputs_here if _writes(stem, name)]
+            why = (
+                f"{', '.join(clashes)} is an input, not overwritten"
+                if clashes
+                else f"{stem} is the name of another input's outputs"
+            )
+            notes.append(f"{path}: its outputs are named {candidate}* in {out} ({why}).")
+    return unique, stems, notes
 
 
 def save_result(result, folder, stem):
@@ -110,56 +205,101 @@ def _join_torchrun(device=None):
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
+def _refuse(message):
+    """Says why nothing was done, on one line; the exit status 2."""
+    print(f"audio-interpret: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+def _lock(out, rank, world_size):
+    """Takes --out's run lock on the main process; None, or why it cannot (told to every process)."""
+    refused = None
+    if rank == 0:
+        try:
+            lock_output_folder(out, "--out")
+        except (RuntimeError, PermissionError) as error:
+            refused = str(error)
+    if world_size > 1:
+        everyone = [None] * world_size
+        torch.distributed.all_gather_object(everyone, refused)
+        refused = everyone[0]
+    return refused
+
+
 def main(argv=None):
     """`audio-interpret FILE... --interpreter FOLDER --out DIR`; returns the exit status."""
     from tqdm import tqdm
 
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        given_flags(argv)  # a flag given twice
+    except ValueError as error:
+        return _refuse(error)
     args = parse_arguments(argv)
+    try:  # before any work: where the files go, and where the interpreter runs
+        check_writable_folder(args.out, "--out")
+        files, stems, notes = plan_outputs(args.files, args.out)
+        if args.device is not None:
+            check_device(args.device)
+    except (PermissionError, ValueError) as error:
+        return _refuse(error)
     rank, world_size = _join_torchrun(args.device)
     device = args.device
     if device is None and world_size > 1 and torch.cuda.is_available():
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per process
     run_opts = {"device": device} if device else None
     try:
-        interpreter = AudioInterpreter.from_hparams(source=args.interpreter, savedir=args.savedir, run_opts=run_opts)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"audio-interpret: cannot load the interpreter: {error}", file=sys.stderr)
-        return 2
-    predictions, failures, used = {}, {}, set()
-    stems = [_output_stem(path, used) for path in args.files]  # the same on every process
-    mine = range(rank, len(args.files), world_size)  # under torchrun: every world_size-th file
+        interpreter = AudioInterpreter.from_hparams(
+            source=args.interpreter, savedir=args.savedir, run_opts=run_opts, trust_code=args.trust_code
+        )
+    except LOAD_ERRORS as error:
+        return _refuse(f"cannot load the interpreter {args.interpreter}: {error}")
+    refused = _lock(args.out, rank, world_size)
+    if refused:
+        return _refuse(refused)
+    if rank == 0:
+        for note in notes:
+            print(f"audio-interpret: {note}", file=sys.stderr)
+    predictions, failures = {}, {}
+    mine = range(rank, len(files), world_size)  # under torchrun: every world_size-th file
     for index in tqdm(mine, desc="audio-interpret", unit="file", disable=None if rank == 0 else True):
-        path = args.files[index]
+        path = files[index]
         try:
             result = interpreter.interpret_file(path)
         except (FileNotFoundError, ValueError) as error:
             failures[path] = str(error)
             tqdm.write(f"audio-interpret: skipped {error}", file=sys.stderr)
             continue
-        files = save_result(result, args.out, stems[index])
+        written = save_result(result, args.out, stems[path])
         predictions[path] = {
             "class": result["class"],
             "probability": result["probability"],
-            "files": files,
+            "files": written,
             "warnings": result["warnings"],
         }
-        tqdm.write(f"{path}: {result['class']} (p={result['probability']:.3f}) -> {files['interpretation']}")
+        tqdm.write(f"{path}: {result['class']} (p={result['probability']:.3f}) -> {written['interpretation']}")
     if world_size > 1:  # every process's results, on every process (one exit status)
         everyone = [None] * world_size
         torch.distributed.all_gather_object(everyone, (predictions, failures))
         predictions = {p: r for part in everyone for p, r in part[0].items()}
         failures = {p: r for part in everyone for p, r in part[1].items()}
-        predictions = {p: predictions[p] for p in args.files if p in predictions}  # input order
-        failures = {p: failures[p] for p in args.files if p in failures}
+        predictions = {p: predictions[p] for p in files if p in predictions}  # input order
+        failures = {p: failures[p] for p in files if p in failures}
         if rank != 0:
             return 1 if failures else 0
     write_json(
-        {"interpreter": os.fspath(args.interpreter), "method": interpreter.method, "files": predictions, "errors": failures},
-        os.path.join(args.out, "predictions.json"),
+        {
+            "interpreter": os.fspath(args.interpreter),
+            "method": interpreter.method,
+            "files": predictions,
+            "errors": failures,
+            "notes": notes,
+        },
+        os.path.join(args.out, PREDICTIONS_FILE),
     )
     if failures:
         print(
-            f"audio-interpret: {len(failures)} of {len(args.files)} files could not be explained "
+            f"audio-interpret: {len(failures)} of {len(files)} files could not be explained "
             f"(the others are in {args.out}):",
             file=sys.stderr,
         )

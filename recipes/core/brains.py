@@ -5,6 +5,8 @@
   evaluation). For training it refuses fewer than 1 epoch and moves aside the
   checkpoints a killed run left incomplete (`recipes.core.run_guard`).
 - `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
+- `check_device`: a `--device` torch does not know, or a GPU this machine
+  does not have, refused before any set-up.
 - `load_state_dict_file`, `load_pretrained`, `freeze`: checkpoints in, with
   `weights_only=True`, strict key checks and errors that say what to do.
 
@@ -66,6 +68,33 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
         checkpointer=hparams["checkpointer"] if train else None,
         **kwargs,
     )
+
+
+def check_device(device, flag="--device"):
+    """The device string, checked: a ValueError naming `flag` when torch cannot run there.
+
+    Example
+    -------
+    >>> check_device("cpu")
+    'cpu'
+    >>> check_device("bogus")
+    Traceback (most recent call last):
+    ...
+    ValueError: --device bogus is not a device torch knows: give cpu, cuda or cuda:N (a GPU's index).
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"{flag} {device} is not a device torch knows: give cpu, cuda or cuda:N (a GPU's index)."
+        ) from error
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{flag} {device}: torch sees no GPU on this machine; give {flag} cpu (or leave it out).")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"{flag} {device}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}.")
+    return device
 
 
 class CPUFriendlyDDP:

@@ -5,7 +5,9 @@
   kernel releases it when the process dies, even by SIGKILL). A second run on
   a busy folder stops at once with an error naming the folder and the process
   holding it; a lock file left by a process that is gone is taken over with a
-  warning.
+  warning. `check_writable_folder(folder, flag)` says before any work whether
+  a folder can be made and written, naming the flag to change when not
+  (`UnwritableFolderError`).
 - `quarantine_incomplete_checkpoints(checkpointer)`: SpeechBrain's
   Checkpointer writes `CKPT.yaml` first and the parameter files after it, so a
   run killed in the middle of a checkpoint leaves a folder that looks like a
@@ -39,11 +41,43 @@ ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
 _held_locks = {}  # folder -> open file object holding the flock (one per folder per process)
 
 
+class UnwritableFolderError(PermissionError):
+    """An output folder that cannot be made or written; the message names the flag to change."""
+
+
 def _writable_folder_error(folder, error, flag):
-    return PermissionError(
-        f"Cannot write to {folder} ({error.strerror or error}): the run writes its checkpoints, "
-        f"logs and results there. Pass {flag} with a folder you can write to."
+    """The UnwritableFolderError of `folder`, saying why (`error`: an OSError or a reason)."""
+    reason = error.strerror or error if isinstance(error, OSError) else error
+    return UnwritableFolderError(
+        f"Cannot write to {folder} ({reason}): the run writes its results there. Pass {flag} "
+        "with a folder you can write to."
     )
+
+
+def check_writable_folder(folder, flag):
+    """Raises UnwritableFolderError, naming `flag`, when `folder` cannot be a folder this process writes.
+
+    Creates nothing: the folder, or the nearest part of its path that exists,
+    must be a folder this process can write into. For a command's checks
+    before any work.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as blocker:
+    ...     check_writable_folder(os.path.join(blocker.name, "out"), "--out")
+    Traceback (most recent call last):
+    ...
+    recipes.core.run_guard.UnwritableFolderError: Cannot write to .../out (... is a file, not a folder): ... Pass --out with a folder you can write to.
+    """
+    folder = os.path.abspath(folder)
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise _writable_folder_error(folder, f"{existing} is a file, not a folder", flag)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _writable_folder_error(folder, f"{existing} is not writable for this user", flag)
 
 
 def lock_output_folder(folder, flag="--output_folder"):
@@ -65,13 +99,14 @@ def lock_output_folder(folder, flag="--output_folder"):
     ------
     RuntimeError
         Another live process holds the folder.
-    PermissionError
-        The folder cannot be created or written.
+    UnwritableFolderError
+        The folder cannot be created or written (a PermissionError).
     """
     folder = os.path.abspath(folder)
     if folder in _held_locks:
         return os.path.join(folder, LOCK_FILE)
     path = os.path.join(folder, LOCK_FILE)
+    check_writable_folder(folder, flag)
     try:
         os.makedirs(folder, exist_ok=True)
         handle = open(path, "a+", encoding="utf-8")

@@ -2,7 +2,8 @@
 
 `prepare_run(argv)` reads straight down, the SpeechBrain way:
 
-    parse_arguments -> check_override_types -> load_hyperpyyaml
+    given_flags (a flag given twice is refused) -> parse_arguments
+    -> check_override_types -> load_hyperpyyaml
     -> lock the output folder (recipes.core.run_guard) -> create_experiment_directory
     -> run_on_main(prepare_esc50) -> dataio_prep -> class count from the data
 
@@ -21,6 +22,7 @@ import functools
 import os
 import re
 import shutil
+import sys
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
@@ -42,6 +44,13 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 
 
+@functools.lru_cache(maxsize=1)
+def _libc():
+    """The C library (ctypes), or None where there is none to find."""
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
+
+
 def keep_freed_memory():
     """Lets glibc keep freed memory for reuse instead of giving it back at once.
 
@@ -60,13 +69,25 @@ def keep_freed_memory():
     """
     if os.environ.get("KEEP_FREED_MEMORY", "1") == "0":
         return "allocator left as it is (KEEP_FREED_MEMORY=0)"
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
+    libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return "allocator left as it is (no glibc mallopt here)"
     if libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**30):
         return "glibc keeps freed memory for reuse (KEEP_FREED_MEMORY=0 turns this off)"
     return "allocator left as it is (glibc refused the mallopt settings)"
+
+
+def release_freed_memory():
+    """Hands the memory glibc keeps for reuse back to the system (`malloc_trim`); True if done.
+
+    For a loop whose every step frees what it allocated (e.g. the batches of a
+    `--window` explanation): with `keep_freed_memory`, and across the threads'
+    arenas even without it, the freed blocks of each step otherwise pile up and
+    the process grows with the number of steps, not with the work of one. A
+    no-op without glibc.
+    """
+    libc = _libc()
+    return bool(libc is not None and hasattr(libc, "malloc_trim") and libc.malloc_trim(0))
 
 
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
@@ -124,13 +145,88 @@ _YAML = YAML(typ="safe", pure=True)  # YAML 1.2, as hyperpyyaml reads (1e-4 is a
 _TOP_LEVEL_SCALAR = re.compile(r"^([A-Za-z_]\w*):[ \t]+([^!#\s][^#]*?)\s*(#.*)?$")
 
 
+#: Keys whose whole-number defaults stand for real numbers (seconds, dB, scales): they take
+#: fractions. Every other key with a whole-number default is a count and refuses them.
+REAL_VALUED_KEYS = ("signal_length_s", "aam_scale", "background_snr_low", "background_snr_high")
+
+
 def _kind(value):
     """The kind of a yaml default the type check enforces, or None for any value."""
     if isinstance(value, bool):
         return "True or False"
-    if isinstance(value, (int, float)):  # an integer default may take a float (5 s -> 0.5 s)
+    if isinstance(value, (int, float)):
         return "a number"
     return None
+
+
+def _takes_fractions(key, default):
+    """Whether `key` (yaml default `default`) may be given a value with a fractional part."""
+    return isinstance(default, float) or key in REAL_VALUED_KEYS or key.endswith(("_s", "_db"))
+
+
+def top_level_scalars(source):
+    r"""{key: value} of the top-level keys of a yaml whose value is a plain scalar (no tag).
+
+    `source` is a yaml file's path or an open text. Values of `!ref`, `!new:`,
+    `!apply:` ... are left out (they are not literals).
+
+    Example
+    -------
+    >>> import io
+    >>> top_level_scalars(io.StringIO("lr: 1e-4  # Adam\nK: 30\nbrain: !new:torch.nn.Linear [2, 3]\n"))
+    {'lr': 0.0001, 'K': 30}
+    """
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, encoding="utf-8") as fin:
+            return top_level_scalars(fin)
+    scalars = {}
+    for line in source:
+        match = _TOP_LEVEL_SCALAR.match(line.rstrip("\n"))
+        if match:
+            try:
+                scalars[match.group(1)] = _YAML.load(match.group(2))
+            except YAMLError:
+                continue
+    return scalars
+
+
+def given_flags(argv):
+    """{name: value} of the `--name value` / `--name=value` flags of a command line, in order.
+
+    A value is read as yaml (`--lr 1e-4` gives 0.0001); a flag without a value
+    (`--debug`) gives None; other words (the yaml, input files) are skipped.
+
+    Raises
+    ------
+    ValueError
+        A flag is given twice (a yaml override can only be set once).
+
+    Example
+    -------
+    >>> given_flags(["hparams/piq.yaml", "--K", "30", "--lr=1e-4", "--debug"])
+    {'K': 30, 'lr': 0.0001, 'debug': None}
+    >>> given_flags(["--K", "30", "--K", "40"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --K is given twice (30 and 40): give it once.
+    """
+    flags = {}
+    for at, word in enumerate(argv):
+        if not word.startswith("--") or len(word) == 2:
+            continue
+        name, equals, value = word[2:].partition("=")
+        if not equals:
+            following = argv[at + 1] if at + 1 < len(argv) else None
+            value = None if following is None or following.startswith("--") else following
+        if value is not None:
+            try:
+                value = _YAML.load(value)
+            except YAMLError:
+                pass
+        if name in flags:
+            raise ValueError(f"--{name} is given twice ({flags[name]} and {value}): give it once.")
+        flags[name] = value
+    return flags
 
 
 def check_override_types(hparams_file, overrides):
@@ -159,15 +255,7 @@ def check_override_types(hparams_file, overrides):
             return  # hyperpyyaml reports its own syntax errors
     if not isinstance(given, dict) or not given:
         return
-    defaults = {}
-    with open(hparams_file, encoding="utf-8") as fin:
-        for line in fin:
-            match = _TOP_LEVEL_SCALAR.match(line.rstrip("\n"))
-            if match:
-                try:
-                    defaults[match.group(1)] = _YAML.load(match.group(2))
-                except YAMLError:
-                    continue
+    defaults = top_level_scalars(hparams_file)
     for key, value in given.items():
         kind = _kind(defaults.get(key))
         if kind is None:
@@ -179,6 +267,11 @@ def check_override_types(hparams_file, overrides):
             raise ValueError(
                 f"--{key} {value!r}: {key} is {kind} in {hparams_file} (there: "
                 f"{defaults[key]}); give {kind}, e.g. --{key} {defaults[key]}."
+            )
+        if isinstance(value, float) and not _takes_fractions(key, defaults[key]):
+            raise ValueError(
+                f"--{key} {value!r}: {key} is a whole number in {hparams_file} (there: "
+                f"{defaults[key]}); give a whole number, e.g. --{key} {defaults[key]}."
             )
 
 
@@ -233,6 +326,7 @@ def prepare_run(argv=None, prepare=True, recipe_file=None):
     label_encoder : CategoricalEncoder or None
     """
     allocator = keep_freed_memory()
+    given_flags(sys.argv[1:] if argv is None else argv)  # a flag given twice: refused, named
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     # torchrun's environment (RANK, LOCAL_RANK) switches DDP on: join the group.
     sb.utils.distributed.ddp_init_group(run_opts)

@@ -15,12 +15,17 @@ sample, is a ValueError naming it; a silent file, and a file longer than
 explained with a warning (logged, and in prediction.json's "warnings").
 `window=True` (`eval.py --window`) explains the whole file instead: consecutive
 windows of `signal_length_s` (the last one zero-padded), each peak-normalised
-like a dataset clip, in one batch; it writes one interpretation wav (the
-windows' interpretations end to end, cropped to the file's length), one PNG of
-the whole file and, in prediction.json, each window's prediction under
-"windows". The file's class is then the mean of the windows' probabilities
-(silent windows left out, unless every window is silent); L2I's per-component
-wavs are not written in this mode (each window selects its own components).
+like a dataset clip, in batches of the yaml's `batch_size` windows, the file
+read and resampled one batch at a time (`data_prep.audio.read_audio_pieces`),
+so memory is bounded by a batch, not by the file. It writes one interpretation
+wav (the windows' interpretations end to end, cropped to the file's length,
+written batch by batch: `WavStream`), one PNG of the whole file (at most
+`MAX_PLOT_FRAMES` columns: a longer file's frames are averaged in groups of
+consecutive frames, which the title says) and, in prediction.json, each
+window's prediction under "windows". The file's class is then the mean of the
+windows' probabilities (silent windows left out, unless every window is
+silent); L2I's per-component wavs are not written in this mode (each window
+selects its own components).
 
 Authors
  * audio-interpret contributors 2026
@@ -34,17 +39,34 @@ import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.logger import get_logger
 
-from data_prep.audio import EPS, pad_or_crop, peak_normalise, read_user_file
+from data_prep.audio import (
+    EPS,
+    audio_length,
+    check_audio_file,
+    pad_or_crop,
+    peak_normalise,
+    read_audio_pieces,
+    read_user_file,
+)
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_json
-from recipes.core.startup import prepare_run
+from recipes.core.startup import prepare_run, release_freed_memory
 from recipes.evaluation.metrics import finite_or_none
-from recipes.reporting.figures import save_interpretation, write_wav
+from recipes.reporting.figures import (
+    WavStream,
+    interpretation_paths,
+    plot_interpretation,
+    save_figure,
+    save_interpretation,
+    write_wav,
+)
 
 logger = get_logger(__name__)
 
 
 SINGLE_SAMPLE = "--single_sample "  # how eval's messages name the file
+#: Columns of the PNG of a --window run at most: a longer file's frames are averaged in groups.
+MAX_PLOT_FRAMES = 2000
 
 
 
@@ -62,51 +84,69 @@ def split_windows(sig, n_samples):
     return pad_or_crop(sig, n_windows * n_samples).view(n_windows, n_samples)
 
 
-def single_sample_warnings(path, sig, n_samples, sample_rate, window):
-    """What the prediction of `sig` (T,) does not say by itself, as sentences (empty: nothing).
+def single_sample_warnings(path, explained, length, n_samples, sample_rate):
+    """What the prediction of a file's start does not say by itself, as sentences (empty: nothing).
+
+    Arguments
+    ---------
+    path : str
+    explained : torch.Tensor
+        (T,) the samples explained (the file's first n_samples at most).
+    length : int
+        The file's length in samples.
+    n_samples, sample_rate : int
 
     Example
     -------
-    >>> single_sample_warnings("a.wav", torch.zeros(8), 4, 4, window=False)[0]
+    >>> single_sample_warnings("a.wav", torch.zeros(4), 8, 4, 4)[0]
     'a.wav is 2 s long but the classifier takes signal_length_s = 1 s: only its first 1 s is explained. Pass --window to explain the whole file in consecutive windows of 1 s.'
     """
-    length_s, window_s = sig.numel() / sample_rate, n_samples / sample_rate
+    length_s, window_s = length / sample_rate, n_samples / sample_rate
     warnings = []
-    if sig.numel() > n_samples and not window:
+    if length > n_samples:
         warnings.append(
             f"{path} is {length_s:g} s long but the classifier takes signal_length_s = "
             f"{window_s:g} s: only its first {window_s:g} s is explained. Pass --window to "
             f"explain the whole file in consecutive windows of {window_s:g} s."
         )
-    explained = sig if window else sig[:n_samples]
     if explained.abs().max() <= EPS:
-        what = (
-            f"{path} is silent"
-            if explained.numel() == sig.numel()
-            else f"the first {window_s:g} s of {path} are silent"
-        )
+        what = f"{path} is silent" if length <= n_samples else f"the first {window_s:g} s of {path} are silent"
         warnings.append(
             f"{what} (every sample is 0): the prediction is the classifier's answer to "
             "silence, not to a sound in the file."
         )
-    elif window:
-        silent = (
-            (split_windows(sig, n_samples).abs().amax(dim=1) <= EPS).nonzero().flatten().tolist()
-        )
-        if silent:
-            warnings.append(
-                f"window(s) {silent} of {path} (from 0, {window_s:g} s each) are silent: their "
-                "predictions are the classifier's answer to silence; the file's class is the "
-                "mean of the other windows."
-            )
     return warnings
+
+
+def window_warnings(path, heard, window_s):
+    """The sentences about silent windows of a --window run; `heard` (W,) is False on them.
+
+    Example
+    -------
+    >>> window_warnings("a.wav", torch.tensor([True, False]), 1.0)[0][:25]
+    'window(s) [1] of a.wav (f'
+    """
+    if not heard.any():
+        return [
+            f"{path} is silent (every sample is 0): the prediction is the classifier's answer to "
+            "silence, not to a sound in the file."
+        ]
+    silent = (~heard).nonzero().flatten().tolist()
+    if not silent:
+        return []
+    return [
+        f"window(s) {silent} of {path} (from 0, {window_s:g} s each) are silent: their "
+        "predictions are the classifier's answer to silence; the file's class is the "
+        "mean of the other windows."
+    ]
 
 
 def explain_single_sample(brain, hparams, path, folder, window=False):
     """Explains one audio file: interpretation wav, PNG and, for L2I, one wav per component.
 
-    With `window`, the whole file in windows of `signal_length_s` (see the module
-    docstring); else its first `signal_length_s` (with a warning when it is longer).
+    With `window`, the whole file in windows of `signal_length_s`, `batch_size`
+    windows at a time (see the module docstring); else its first
+    `signal_length_s`, the only part read (with a warning when it is longer).
 
     Returns
     -------
@@ -120,12 +160,15 @@ def explain_single_sample(brain, hparams, path, folder, window=False):
     """
     sample_rate = hparams["sample_rate"]
     n_samples = int(round(sample_rate * hparams["signal_length_s"]))
-    sig = read_user_file(path, sample_rate, prefix=SINGLE_SAMPLE)  # (T,)
-    warnings = single_sample_warnings(path, sig, n_samples, sample_rate, window)
-    for warning in warnings:
-        logger.warning(warning)
     if window:
-        return _explain_windows(brain, sig, n_samples, sample_rate, path, folder, warnings)
+        check_audio_file(path, prefix=SINGLE_SAMPLE)  # not audio, or no sample: a ValueError naming it
+        return _explain_windows(brain, path, n_samples, sample_rate, folder, hparams["batch_size"])
+    warnings = []  # NaN / infinite samples, logged by the reader
+    sig = read_user_file(path, sample_rate, prefix=SINGLE_SAMPLE, n_samples=n_samples, warnings=warnings)
+    new_warnings = single_sample_warnings(path, sig, audio_length(path, sample_rate), n_samples, sample_rate)
+    for warning in new_warnings:
+        logger.warning(warning)
+    warnings += new_warnings
     wav = peak_normalise(pad_or_crop(sig, n_samples)).to(brain.device)  # (n_samples,), as load_clip
     stem = Path(path).stem
     components = None
@@ -176,40 +219,77 @@ def _top_classes(brain, probs, k=3):
     ]
 
 
-def _explain_windows(brain, sig, n_samples, sample_rate, path, folder, warnings):
-    """`explain_single_sample` of the whole file, in windows of n_samples (one batch)."""
-    length = sig.numel()
-    windows = peak_normalise(
-        split_windows(sig, n_samples)
-    )  # (W, n_samples), each as a dataset clip
-    n_windows = windows.shape[0]
-    outputs = brain.explain(windows.to(brain.device))
-    probs = outputs["probs"]  # (W, N)
-    heard = (windows.abs().amax(dim=1) > EPS).to(probs)  # (W,), 0 on silent windows
-    weights = heard if heard.any() else torch.ones_like(heard)
-    file_probs = (weights[:, None] * probs).sum(dim=0) / weights.sum()  # (N,)
-    c = int(file_probs.argmax())
-    # the windows end to end: frames and samples, cropped to the file's length
-    frames = outputs["X"].shape[1]
-    kept_frames = min(n_windows * frames, math.ceil(length / n_samples * frames))
+class _PooledFrames:
+    """(frames, F) spectrograms added batch by batch, averaged over `pool` consecutive frames."""
 
-    def whole(name):
-        return outputs[name].reshape(n_windows * frames, -1)[:kept_frames]  # (frames, F)
+    def __init__(self, pool):
+        self.pool = pool
+        self.columns = []  # (columns, F) pieces
+        self.rest = None  # (< pool, F): frames waiting for their group
 
+    def add(self, frames):
+        if self.rest is not None:
+            frames = torch.cat([self.rest, frames])
+        whole = frames.shape[0] // self.pool * self.pool
+        if whole:
+            self.columns.append(frames[:whole].reshape(-1, self.pool, frames.shape[1]).mean(dim=1))
+        self.rest = frames[whole:].clone()  # not a view: the batch's frames are freed
+
+    def result(self):
+        """(ceil(frames / pool), F)."""
+        rest = [self.rest.mean(dim=0, keepdim=True)] if self.rest is not None and len(self.rest) else []
+        return torch.cat(self.columns + rest)
+
+
+def _explain_windows(brain, path, n_samples, sample_rate, folder, batch_size):
+    """`explain_single_sample` of the whole file, in windows of n_samples, batch_size at a time."""
+    length = audio_length(path, sample_rate)
+    n_windows = math.ceil(length / n_samples)
     stem = Path(path).stem
-    window_s = n_samples / sample_rate
-    paths = save_interpretation(
-        folder,
-        stem,
-        X=whole("X"),
-        mask=whole("mask"),
-        X_int=whole("X_int"),
-        original=windows.reshape(-1)[:length],
-        interpretation=outputs["audio"].reshape(-1)[:length],
-        sample_rate=sample_rate,
-        title=f"{stem}: {brain.class_name(c)} (p={file_probs[c].item():.2f}, "
-        f"mean of {n_windows} windows of {window_s:g} s)",
-    )
+    paths = interpretation_paths(folder, stem)
+    warnings = []  # NaN / infinite samples (the reader's), then silent windows
+    probs, heard, plotted = [], [], {}
+    done_frames = kept_frames = 0
+    with (
+        WavStream(paths["original"], sample_rate) as original,
+        WavStream(paths["interpretation"], sample_rate) as interpretation,
+    ):
+        for piece in read_audio_pieces(path, sample_rate, batch_size * n_samples, warnings):
+            windows = peak_normalise(split_windows(piece, n_samples))  # (w, n_samples), each as a dataset clip
+            outputs = brain.explain(windows.to(brain.device))
+            probs.append(outputs["probs"].cpu())  # (w, N)
+            heard.append(windows.abs().amax(dim=1) > EPS)  # (w,), False on silent windows
+            # the windows end to end, cropped to the file's length: samples and frames
+            original.append(windows.reshape(-1)[: piece.numel()])
+            interpretation.append(pad_or_crop(outputs["audio"], n_samples).reshape(-1)[: piece.numel()])
+            frames = outputs["X"].shape[1]
+            if not plotted:
+                kept_frames = min(n_windows * frames, math.ceil(length / n_samples * frames))
+                pool = math.ceil(kept_frames / MAX_PLOT_FRAMES)
+                plotted = {name: _PooledFrames(pool) for name in ("X", "mask", "X_int")}
+            take = min(windows.shape[0] * frames, kept_frames - done_frames)
+            for name, pooled in plotted.items():
+                pooled.add(outputs[name].reshape(-1, outputs[name].shape[-1])[:take].cpu())
+            done_frames += take
+            del windows, outputs
+            release_freed_memory()  # what this batch freed: the process stays at one batch's size
+        probs, heard = torch.cat(probs), torch.cat(heard)  # (W, N), (W,)
+        weights = heard.to(probs) if heard.any() else torch.ones(len(heard))
+        file_probs = (weights[:, None] * probs).sum(dim=0) / weights.sum()  # (N,), silent windows left out
+        c = int(file_probs.argmax())
+        window_s = n_samples / sample_rate
+        pool = plotted["X"].pool
+        pooled = f"; {pool} frames averaged per column" if pool > 1 else ""
+        title = (
+            f"{stem}: {brain.class_name(c)} (p={file_probs[c].item():.2f}, "
+            f"mean of {n_windows} windows of {window_s:g} s{pooled})"
+        )
+        figure = plot_interpretation(*(pooled_frames.result() for pooled_frames in plotted.values()), title)
+        save_figure(figure, paths["png"])
+    silence = window_warnings(path, heard, window_s)
+    for warning in silence:
+        logger.warning(warning)
+    warnings += silence
     result = {
         "file": os.path.abspath(path),
         "interpreter": type(brain).__name__,

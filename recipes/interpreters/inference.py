@@ -35,10 +35,12 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import difflib
 import glob
 import importlib
 import inspect
 import io
+import math
 import os
 import re
 import shutil
@@ -55,10 +57,11 @@ from speechbrain.utils.fetching import FetchConfig, LocalStrategy, fetch
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
-from data_prep.audio import EPS, pad_or_crop, peak_normalise, read_user_file
+from data_prep.audio import EPS, audio_length, pad_or_crop, peak_normalise, read_user_file
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_atomic, write_text
 from recipes.core.brains import build_brain
+from recipes.core.startup import top_level_scalars
 from recipes.interpreters.base import interpreter_file
 
 logger = get_logger(__name__)
@@ -349,9 +352,36 @@ def _check_export(brain, staging):
 
 
 def _is_hub_id(source):
-    """True for "owner/name" that is not a local path (a folder path has other forms)."""
+    """True for "owner/name" that is not a local path: a path has other forms, or exists, or
+    starts with a folder that exists here (`results/piqq` is a mistyped path, not a hub id)."""
     parts = source.split("/")
-    return len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and not os.path.exists(source)
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not source.startswith((".", "~"))
+        and not os.path.exists(source)
+        and not os.path.isdir(parts[0])
+    )
+
+
+def _missing_path_error(source):
+    """The FileNotFoundError of a local path that does not exist, with the near names beside it."""
+    parent = os.path.dirname(os.path.normpath(source)) or "."
+    near = []
+    if os.path.isdir(parent):
+        names = difflib.get_close_matches(os.path.basename(os.path.normpath(source)), os.listdir(parent), n=3)
+        near = [os.path.join(parent, name) if parent != "." else name for name in names]
+    hint = f" Did you mean {' or '.join(near)}?" if near else ""
+    hub = (
+        f" It is not taken for a hub id because {source.split('/')[0]}/ is a folder here."
+        if len(source.split("/")) == 2 and os.path.isdir(source.split("/")[0])
+        else ""
+    )
+    return FileNotFoundError(
+        f"The interpreter {source} does not exist.{hint}{hub} Give the inference folder a "
+        f"training run exported (<output_folder>/{INFERENCE_FOLDER}, or the run's output "
+        "folder) or a hub id (owner/name)."
+    )
 
 
 def local_inference_folders(root="results"):
@@ -391,10 +421,7 @@ def resolve_source(source, hparams_file=HPARAMS_FILE):
         return source
     if _is_hub_id(source):
         return source
-    raise FileNotFoundError(
-        f"The interpreter {source} does not exist: give the inference folder a training run "
-        f"exported (<output_folder>/{INFERENCE_FOLDER}) or a hub id (owner/name)."
-    )
+    raise _missing_path_error(source)
 
 
 def _hub_error(source, error):
@@ -425,18 +452,126 @@ MOVED_NAMES = {
 }
 
 
+# ---------------------------------------------------------------------------
+# The settings an interpreter was trained with
+# ---------------------------------------------------------------------------
+
+_INTERPRETER_CLASS_LINE = re.compile(r"^interpreter_class:\s*!name:([\w.]+)", re.M)
+
+
+def _settings_of(text):
+    """{key: value} of the trained settings a run's yaml text holds as literals: SIZE_KEYS (but
+    the class count, which the data or the label encoder gives) and its interpreter class's
+    `inference_keys`."""
+    keys = [key for key in SIZE_KEYS if key != "out_n_neurons"]
+    match = _INTERPRETER_CLASS_LINE.search(text)
+    if match:
+        name = match.group(1)
+        for old, new in MOVED_NAMES.items():
+            if name.startswith(old):
+                name = new + name[len(old) :]
+        module_name, _, attribute = name.rpartition(".")
+        brain_class = None
+        if module_name.split(".")[0] == "recipes":  # only this project's classes are imported
+            try:
+                brain_class = getattr(importlib.import_module(module_name), attribute)
+            except (ImportError, AttributeError):
+                brain_class = None
+        keys += [key for key in getattr(brain_class, "inference_keys", ()) if key not in keys]
+    scalars = top_level_scalars(io.StringIO(text))
+    return {key: scalars[key] for key in keys if key in scalars}
+
+
+def trained_settings(path):
+    """The settings (signal, STFT, sizes, thresholds) an interpreter was trained with, from its run.
+
+    Arguments
+    ---------
+    path : str or Path
+        A training run's output folder (read: its `inference/hyperparams.yaml`,
+        else the resolved `hyperparams.yaml` SpeechBrain wrote there), an
+        inference folder, or a file in one of them (`psi_model.ckpt`).
+
+    Returns
+    -------
+    settings : dict
+        {key: value}; empty when the folder holds no such yaml.
+    where : str or None
+        The yaml read.
+    """
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    for candidate in (os.path.join(folder, INFERENCE_FOLDER, HPARAMS_FILE), os.path.join(folder, HPARAMS_FILE)):
+        if os.path.isfile(candidate):
+            with open(candidate, encoding="utf-8") as fin:
+                return _settings_of(fin.read()), candidate
+    return {}, None
+
+
+def same_setting(given, trained):
+    """Whether a given value is the trained one (numbers as numbers: 3 is 3.0).
+
+    Example
+    -------
+    >>> same_setting(3, 3.0), same_setting(5, 3.0), same_setting("peak", "peak"), same_setting(True, 1)
+    (True, False, True, False)
+    """
+    if any(isinstance(value, bool) or not isinstance(value, (int, float)) for value in (given, trained)):
+        return type(given) is type(trained) and given == trained
+    return math.isclose(given, trained, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def refuse_contradictions(given, trained, where, command_line=True):
+    """A ValueError naming both values when a given setting is not the one the interpreter was trained with.
+
+    Arguments
+    ---------
+    given : dict
+        {key: value} the user gave (command-line overrides, or `from_hparams` overrides).
+    trained : dict
+        `trained_settings`.
+    where : str
+        The yaml the trained values come from.
+    command_line : bool
+        How the message names the given value: `--key value`, else `overrides`.
+    """
+    for key, value in given.items():
+        if key in trained and not same_setting(value, trained[key]):
+            if command_line:
+                named = f"--{key} {value}"
+                fix = (
+                    f"Drop --{key} (the trained value is used), give an interpreter trained with "
+                    f"{key} = {value}, or (recipes/eval.py) pass --override_trained {key} to "
+                    "evaluate another value on purpose."
+                )
+            else:
+                named = f"overrides {{{key!r}: {value!r}}}"
+                fix = (
+                    f"Drop {key!r} from the overrides (the trained value is used), or give an "
+                    f"interpreter trained with {key} = {value}."
+                )
+            raise ValueError(f"{named}: the interpreter was trained with {key} = {trained[key]} ({where}). {fix}")
+
+
 class UntrustedYamlError(ValueError):
     """An inference yaml names code this project does not load without `trust_code`."""
 
 
-def _trusted_target(target, kind):
-    """Whether `!<kind>:target` builds only a class or function of TRUSTED_MODULES."""
+def _trusted_object(target):
+    """The class or function `target` names in TRUSTED_MODULES, or None when it names nothing there."""
     module_name, _, attribute = target.rpartition(".")
     if not module_name or module_name.split(".")[0] not in TRUSTED_MODULES:
-        return False
+        return None
     try:
-        found = getattr(importlib.import_module(module_name), attribute)
+        return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError):
+        return None
+
+
+def _trusted_target(target, kind):
+    """Whether `!<kind>:target` builds only a class or function of TRUSTED_MODULES."""
+    found = _trusted_object(target)
+    if found is None:
         return False
     if kind == "new":
         return inspect.isclass(found)
@@ -494,6 +629,12 @@ def check_inference_yaml(text, where, trust_code=False):
         tag = node.tag if isinstance(node.tag, str) else node.tag.value
         if tag and tag.startswith("!") and tag not in PLAIN_TAGS:
             kind, _, target = tag[1:].partition(":")
+            if kind in ("new", "name") and target.split(".")[0] in TRUSTED_MODULES and _trusted_object(target) is None:
+                raise ValueError(
+                    f"{where} line {node.start_mark.line + 1} has `{tag}`, which names nothing in "
+                    f"{target.split('.')[0]}: the yaml is truncated or was edited. Export the training "
+                    "run again (recipes/train_*.py), or copy its whole inference folder again."
+                )
             if kind not in ("new", "name") or not _trusted_target(target, kind):
                 raise UntrustedYamlError(
                     f"{where} line {node.start_mark.line + 1} has `{tag}`: an inference folder "
@@ -598,7 +739,8 @@ class AudioInterpreter(Pretrained):
             Where to collect the files (links for a folder, copies from the
             hub); by default a folder is read in place and the hub cache is used.
         overrides : dict, optional
-            Yaml overrides.
+            Yaml overrides; one that contradicts a trained setting of the
+            yaml (sizes, signal, STFT, thresholds) is refused.
         trust_code : bool
             Build whatever the yaml names (as SpeechBrain's `from_hparams`
             does): only for a folder from a source you trust.
@@ -630,6 +772,9 @@ class AudioInterpreter(Pretrained):
             raise
         with open(yaml_path, encoding="utf-8") as fin:
             text = check_inference_yaml(fin.read(), str(yaml_path), trust_code=trust_code)
+        if overrides:  # a size or threshold the interpreter was trained with cannot be changed
+            given = overrides if isinstance(overrides, dict) else YAML(typ="safe", pure=True).load(overrides)
+            refuse_contradictions(given or {}, _settings_of(text), str(yaml_path), command_line=False)
         try:
             hparams = load_hyperpyyaml(text, {"pretrained_path": source, **(overrides or {})})
         except (KeyError, AttributeError, ImportError, TypeError, ValueError, YAMLError) as error:
@@ -646,17 +791,33 @@ class AudioInterpreter(Pretrained):
             )
         hparams["savedir"] = savedir
         pretrainer = hparams["pretrainer"]
+        unchecked = [name for name in pretrainer.paths if name != "label_encoder" and name not in pretrainer.custom_hooks]
+        if unchecked:  # the export loads every checkpoint strictly: a yaml cut short does not
+            raise ValueError(
+                f"{yaml_path} loads {', '.join(unchecked)} without the strict check the export "
+                "writes (custom_hooks): the yaml is truncated or was edited; export the training run again."
+            )
         pretrainer.set_collect_in(savedir)
-        pretrainer.collect_files(default_source=source, local_strategy=local_strategy, fetch_config=fetch_config)
-        pretrainer.load_collected()
+        try:
+            pretrainer.collect_files(default_source=source, local_strategy=local_strategy, fetch_config=fetch_config)
+            pretrainer.load_collected()
+        except FileNotFoundError as error:
+            if hub:
+                raise _hub_error(source, error) from error
+            raise FileNotFoundError(
+                f"{source} lacks a file its {hparams_file} names ({error}): copy the whole inference "
+                "folder, or export the training run again if its yaml was cut short."
+            ) from error
         return cls(modules=hparams["modules"], hparams=hparams, **kwargs)
 
     # ------------------------------------------------------------------ input
-    def load_audio(self, path):
+    def load_audio(self, path, n_samples=None, warnings=None):
         """A file as the classifier hears it before cropping: mono at its sample rate, (T,).
 
         Any format soundfile reads (wav, flac, ogg, mp3, ...); channels are
-        averaged and the sample rate converted as for the training clips.
+        averaged and the sample rate converted as for the training clips. Only
+        its first `n_samples` are read when given; `warnings` receives the
+        sentence about NaN / infinite samples (`data_prep.audio.read_audio`).
 
         Raises
         ------
@@ -668,7 +829,7 @@ class AudioInterpreter(Pretrained):
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist (or is not a file): give an audio file.")
-        return read_user_file(path, self.sample_rate)  # eval's reader and messages
+        return read_user_file(path, self.sample_rate, n_samples=n_samples, warnings=warnings)  # eval's reader
 
     def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None):
         """Clips as the classifier was trained on: (B, n_samples), and warnings.
@@ -711,14 +872,10 @@ class AudioInterpreter(Pretrained):
             wavs = wavs * (torch.arange(length, device=wavs.device) < lengths[:, None])  # padding to 0
         clips = peak_normalise(pad_or_crop(wavs, self.n_samples))  # (B, n_samples), as load_clip
         names = names or [f"clip {i}" for i in range(batch)]
-        clip_s = self.n_samples / self.sample_rate
-        warnings = []
-        for i in (lengths > self.n_samples).nonzero().flatten().tolist():
-            warnings.append(
-                f"{names[i]} is {lengths[i].item() / self.sample_rate:g} s long but the interpreter "
-                f"takes clips of signal_length_s = {clip_s:g} s: only its first {clip_s:g} s is "
-                "explained (cropped as in training)."
-            )
+        warnings = [
+            self._crop_warning(names[i], lengths[i].item())
+            for i in (lengths > self.n_samples).nonzero().flatten().tolist()
+        ]
         for i in (clips.abs().amax(dim=1) <= EPS).nonzero().flatten().tolist():
             warnings.append(
                 f"{names[i]} is silent (every sample is 0): the prediction is the classifier's "
@@ -727,6 +884,15 @@ class AudioInterpreter(Pretrained):
         for warning in warnings:
             logger.warning(warning)
         return clips, warnings
+
+    def _crop_warning(self, name, length):
+        """The sentence about a clip of `length` samples cropped to the clip length of training."""
+        clip_s = self.n_samples / self.sample_rate
+        return (
+            f"{name} is {length / self.sample_rate:g} s long but the interpreter takes clips of "
+            f"signal_length_s = {clip_s:g} s: only its first {clip_s:g} s is explained (cropped "
+            "as in training)."
+        )
 
     # ------------------------------------------------------------------ interpretation
     def _outputs(self, outputs, clips, warnings):
@@ -787,7 +953,14 @@ class AudioInterpreter(Pretrained):
             As `load_audio`.
         """
         path = os.fspath(path)
-        clips, warnings = self.prepare_batch(self.load_audio(path), names=[path])
+        warnings = []  # NaN / infinite samples, then a crop, then silence
+        sig = self.load_audio(path, n_samples=self.n_samples, warnings=warnings)  # only what is explained
+        length = audio_length(path, self.sample_rate)
+        if length > self.n_samples:
+            warnings.append(self._crop_warning(path, length))
+            logger.warning(warnings[-1])
+        clips, clip_warnings = self.prepare_batch(sig, names=[path])
+        warnings += clip_warnings
         components = None
         if hasattr(self.brain, "component_audio"):  # L2I: the audio of each relevant component
             components, outputs = self.brain.component_audio(clips[0])

@@ -10,6 +10,7 @@ Authors
 """
 
 import os
+import tempfile
 
 import matplotlib
 
@@ -43,6 +44,78 @@ def write_wav(path, waveform, sample_rate):
     write_atomic(path, lambda tmp: sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV"))
 
 
+class WavStream:
+    """A mono 16-bit wav written piece by piece, for waveforms too long to hold at once.
+
+    The file is the one `write_wav` writes of the pieces end to end
+    (peak-limited to [-1, 1] over the whole waveform, written atomically): the
+    pieces go to a raw float32 file beside it, converted in bounded pieces once
+    the peak is known. Used as a context manager: an error on the way leaves no
+    file behind.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "a.wav")
+    ...     with WavStream(path, 8000) as wav:
+    ...         wav.append(torch.ones(3))
+    ...         wav.append(-2 * torch.ones(2))
+    ...     sf.read(path)[0].round(2).tolist(), sorted(os.listdir(tmp))
+    ([0.5, 0.5, 0.5, -1.0, -1.0], ['a.wav'])
+    """
+
+    CONVERT_SAMPLES = 2**20  # samples converted to 16 bits at a time
+
+    def __init__(self, path, sample_rate):
+        self.path, self.sample_rate, self.peak = os.fspath(path), sample_rate, 0.0
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        handle, self._raw_path = tempfile.mkstemp(
+            prefix=f".{os.path.basename(self.path)}.", suffix=".f32", dir=folder
+        )
+        self._raw = os.fdopen(handle, "wb")
+
+    def append(self, waveform):
+        """Adds samples at the end: a tensor or array, flattened."""
+        audio = np.asarray(_numpy(waveform) if hasattr(waveform, "detach") else waveform, dtype=np.float32)
+        audio = np.nan_to_num(audio.reshape(-1))
+        if audio.size:
+            self.peak = max(self.peak, float(np.abs(audio).max()))
+        audio.tofile(self._raw)
+
+    def _write(self, tmp):
+        with (
+            open(self._raw_path, "rb") as raw,
+            sf.SoundFile(tmp, "w", self.sample_rate, 1, subtype="PCM_16", format="WAV") as out,
+        ):
+            while (piece := np.fromfile(raw, dtype=np.float32, count=self.CONVERT_SAMPLES)).size:
+                out.write(piece / self.peak if self.peak > 1.0 else piece)
+
+    def close(self):
+        """Writes the wav; returns its path."""
+        self._raw.close()
+        try:
+            write_atomic(self.path, self._write)
+        finally:
+            os.remove(self._raw_path)
+        return self.path
+
+    def abort(self):
+        """Drops what was appended; writes nothing."""
+        self._raw.close()
+        os.remove(self._raw_path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if error_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def save_figure(fig, path, dpi=90, tight=True):
     """Saves a matplotlib figure as a PNG atomically and closes it."""
     bbox = "tight" if tight else None
@@ -67,6 +140,21 @@ def plot_interpretation(X, mask, X_int, title=""):
     return fig
 
 
+def interpretation_paths(folder, clip_id):
+    """The files `save_interpretation` writes for `clip_id`: {"png", "original", "interpretation"}.
+
+    Example
+    -------
+    >>> sorted(os.path.basename(p) for p in interpretation_paths("out", "dog").values())
+    ['dog.png', 'dog_interpretation.wav', 'dog_original.wav']
+    """
+    return {
+        "png": os.path.join(folder, f"{clip_id}.png"),
+        "original": os.path.join(folder, f"{clip_id}_original.wav"),
+        "interpretation": os.path.join(folder, f"{clip_id}_interpretation.wav"),
+    }
+
+
 def save_interpretation(folder, clip_id, X, mask, X_int, original, interpretation, sample_rate, title=""):
     """Writes `<id>.png`, `<id>_original.wav` and `<id>_interpretation.wav` in `folder`.
 
@@ -75,11 +163,7 @@ def save_interpretation(folder, clip_id, X, mask, X_int, original, interpretatio
     dict
         The paths written, keyed "png", "original", "interpretation".
     """
-    paths = {
-        "png": os.path.join(folder, f"{clip_id}.png"),
-        "original": os.path.join(folder, f"{clip_id}_original.wav"),
-        "interpretation": os.path.join(folder, f"{clip_id}_interpretation.wav"),
-    }
+    paths = interpretation_paths(folder, clip_id)
     save_figure(plot_interpretation(X, mask, X_int, title), paths["png"])
     write_wav(paths["original"], original, sample_rate)
     write_wav(paths["interpretation"], interpretation, sample_rate)

@@ -176,6 +176,7 @@ def test_fresh_process_command_on_moved_folder(trained, interpreters, tiny_synth
     assert "missing.wav does not exist" in done.stderr and "notes.wav is not audio" in done.stderr
     out = tmp_path / "out"
     assert sorted(path.name for path in out.iterdir()) == [
+        ".run.lock",  # one run at a time on --out
         "dog.png",
         "dog_interpretation.wav",
         "dog_original.wav",
@@ -204,7 +205,8 @@ def test_command_in_process_l2i_components_and_empty_file(trained, tiny_syntheti
     predictions = json.loads((out / "predictions.json").read_text())
     assert list(predictions["errors"]) == [str(empty)]
     stem = CLIP[: -len(".wav")]
-    assert (out / f"{stem}_interpretation.wav").is_file() and (out / f"{stem}-2.png").is_file()  # same name twice
+    assert (out / f"{stem}_interpretation.wav").is_file() and not (out / f"{stem}-2.png").exists()  # given twice: once
+    assert list(predictions["files"]) == [str(clip)] and predictions["notes"] == [f"{clip} is given 2 times: explained once."]
     components = predictions["files"][str(clip)]["files"]["components"]
     assert components and all(os.path.isfile(path) for path in components)
 

@@ -161,7 +161,9 @@ def test_truncated_and_mis_shaped_checkpoints_name_the_file(tiny_pretrained, tin
     _truncate(exported / "psi_model.ckpt")
     with pytest.raises(ValueError, match=rf"{exported / 'psi_model.ckpt'}.*truncated"):
         eval_recipe.main(eval_argv + ["--eval_folder", str(tmp_path / "e1")])
-    wrong_size = with_flag(eval_argv, "--K", 33)  # a psi of another codebook size
+    # a psi of another codebook size (the trained K is overridden on purpose: eval.py refuses a
+    # contradicting --K otherwise, see tests/integration/test_eval_guards.py)
+    wrong_size = with_flag(eval_argv, "--K", 33) + ["--override_trained", "K"]
     shutil.copy(tiny_piq["folder"] / "psi_model.ckpt", exported)
     with pytest.raises(ValueError, match=rf"{exported / 'psi_model.ckpt'}.*does not fit"):
         eval_recipe.main(wrong_size + ["--eval_folder", str(tmp_path / "e2")])

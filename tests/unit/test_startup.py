@@ -1,9 +1,10 @@
-"""Tests for recipes/core/startup.py's allocator setting (keep_freed_memory)."""
+"""Tests for recipes/core/startup.py: the allocator setting (keep_freed_memory) and the command line."""
 
 import subprocess
 import sys
 import textwrap
 
+import pytest
 from conftest import REPO_ROOT
 
 # Allocates and frees a 64 MB tensor 20 times (glibc's heap takes a few rounds to
@@ -47,3 +48,27 @@ def test_freed_memory_is_reused_and_can_be_turned_off():
     # 20 x 64 MB: 16k page faults each without the setting, none once the heap settled
     assert faults_off > 20 * 1000
     assert faults_on < faults_off / 20
+
+
+# ------------------------------------------------------------------ the command line (issue 24)
+
+
+def test_a_flag_given_twice_is_refused_naming_it(tmp_path):
+    """Was: ruamel's DuplicateKeyError traceback."""
+    from recipes.core.startup import prepare_run
+
+    argv = [str(REPO_ROOT / "hparams" / "piq.yaml"), "--lr", "0.1", "--output_folder", str(tmp_path / "run")]
+    with pytest.raises(ValueError, match=r"^--lr is given twice \(0.1 and 0.2\): give it once.$"):
+        prepare_run(argv + ["--lr=0.2"], prepare=False)
+    assert not (tmp_path / "run").exists()  # before any set-up
+
+
+@pytest.mark.parametrize(("key", "value"), [("number_of_epochs", 1.5), ("batch_size", 8.0), ("K", 2.5)])
+def test_a_whole_number_key_refuses_a_fraction(key, value):
+    """Was: `--number_of_epochs 1.5` ran 1 epoch."""
+    from recipes.core.startup import check_override_types
+
+    with pytest.raises(ValueError, match=rf"--{key} {value}: {key} is a whole number in .*piq.yaml"):
+        check_override_types(REPO_ROOT / "hparams" / "piq.yaml", f"{key}: {value}\n")
+    # seconds and real-valued keys keep taking fractions
+    check_override_types(REPO_ROOT / "hparams" / "piq.yaml", "signal_length_s: 0.5\nlr: 1e-4\nnumber_of_epochs: 2\n")

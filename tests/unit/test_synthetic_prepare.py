@@ -291,6 +291,8 @@ def test_rerun_reuses_and_refuses_to_mix(tmp_path):
     for name in ("meta/esc50.csv", "meta/synthetic_params.json"):
         with open(partial_path(out / name), "wb") as fout:
             fout.write(b"partial")
+    with open(partial_path(out / "meta/ground_truth.csv", pid=4242), "wb") as fout:  # a second writer's
+        fout.write(b"partial")
     (out / "audio" / "3-100002-A-0.wav.tmp").write_bytes(b"partial")  # earlier versions' name
     (out / "sources" / "1-100000-A-0_target.wav").unlink()
     create_synthetic_dataset(out, **args)

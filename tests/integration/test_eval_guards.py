@@ -1,0 +1,143 @@
+"""recipes/eval.py takes the interpreter's trained settings from its run, refuses what it cannot
+do before any work, and explains a long file in bounded batches (issue 24).
+
+The interpreter is the tiny PIQ run of conftest.py (`tiny_piq`: trained with
+--signal_length_s 1 --K 30 --emb_dim 8, where hparams/piq.yaml says 5, 1024 and 256).
+"""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import HPARAMS
+
+from recipes import eval as eval_recipe
+from recipes.core.run_guard import UnwritableFolderError
+from recipes.evaluation import explain_file
+from recipes.interpreters.base import InterpreterBrain
+from recipes.interpreters.inference import AudioInterpreter
+
+SAMPLE_RATE = 16000
+CLIP = "5-100004-A-0.wav"
+
+
+def bare_argv(tiny_piq, tiny_pretrained, eval_folder, *extra):
+    """piq.yaml with none of the training run's size overrides: only the classifier's folder."""
+    return [
+        str(HPARAMS / "piq.yaml"),
+        "--classifier_folder",
+        str(tiny_pretrained["classifier"]),
+        "--pretrained_interpreter",
+        str(tiny_piq["folder"] / "psi_model.ckpt"),
+        "--eval_folder",
+        str(eval_folder),
+        *extra,
+    ]
+
+
+def long_file(tiny_synthetic, path, seconds):
+    """The tiny set's clip repeated to `seconds`."""
+    clip, rate = sf.read(str(tiny_synthetic / "audio" / CLIP), dtype="float32")
+    sf.write(str(path), np.resize(clip, int(seconds * rate)), rate)
+    return path
+
+
+def test_omitted_settings_are_the_runs_not_the_yaml_defaults(tiny_piq, tiny_pretrained, tiny_synthetic, tmp_path):
+    """Was: the yaml's signal_length_s 5 (and K 1024, emb_dim 256) used when left out."""
+    path = long_file(tiny_synthetic, tmp_path / "three.wav", 3.0)
+    result = eval_recipe.main(bare_argv(tiny_piq, tiny_pretrained, tmp_path / "eval", "--single_sample", str(path)))
+    assert "signal_length_s = 1 s: only its first 1 s is explained" in result["warnings"][0]
+    assert sf.info(result["files"]["interpretation"]).frames == SAMPLE_RATE
+    clip = explain_file.peak_normalise(torch.from_numpy(sf.read(str(path), dtype="float32")[0][:SAMPLE_RATE]))
+    expected = tiny_piq["brain"].explain(clip.unsqueeze(0))["probs"].max().item()
+    assert result["probability"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_setting_that_contradicts_the_run_is_refused_naming_both(tiny_piq, tiny_pretrained, tmp_path):
+    argv = bare_argv(tiny_piq, tiny_pretrained, tmp_path / "eval", "--single_sample", str(tmp_path / "x.wav"))
+    with pytest.raises(ValueError, match=r"--signal_length_s 5: the interpreter was trained with signal_length_s = 1 \("):
+        eval_recipe.main(argv + ["--signal_length_s", "5"])
+    with pytest.raises(ValueError, match=r"--mask_th 0.5: the interpreter was trained with mask_th = 0.35"):
+        eval_recipe.main(argv + ["--mask_th=0.5"])
+    assert not (tmp_path / "eval").exists()
+    # the pretrained interface: the same rule for overrides
+    folder = tiny_piq["folder"] / "inference"
+    with pytest.raises(ValueError, match=r"overrides \{'signal_length_s': 5\}: .* trained with signal_length_s = 1"):
+        AudioInterpreter.from_hparams(source=folder, overrides={"signal_length_s": 5})
+    assert AudioInterpreter.from_hparams(source=folder, overrides={"signal_length_s": 1.0}).n_samples == SAMPLE_RATE
+
+
+@pytest.mark.parametrize("flag", ["--eval_folder", "--output_folder"])
+def test_an_eval_folder_that_cannot_be_written_is_refused_at_start(
+    tiny_piq, tiny_pretrained, tiny_synthetic, tmp_path, capsys, flag
+):
+    """Was: NotADirectoryError / FileExistsError tracebacks, exit 1."""
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("mine")
+    clip = str(tiny_synthetic / "audio" / CLIP)
+    argv = bare_argv(tiny_piq, tiny_pretrained, blocker / "eval", "--single_sample", clip)
+    if flag == "--output_folder":
+        at = argv.index("--eval_folder")
+        argv[at : at + 2] = ["--output_folder", str(blocker)]
+    with pytest.raises(UnwritableFolderError, match=rf"is a file, not a folder\): .*Pass {flag} "):
+        eval_recipe.main(argv)
+    assert eval_recipe.cli(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"recipes/eval.py: Cannot write to {blocker}")
+
+
+def test_a_speech_folder_file_that_is_not_audio_names_the_folder_fix(tiny_piq, tiny_synthetic, tmp_path):
+    """Was: "the file changed since the manifest was written; rerun prepare_esc50"."""
+    speech = tmp_path / "speech"
+    speech.mkdir()
+    sf.write(str(speech / "LJ001-0001.wav"), 0.1 * np.ones(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
+    (speech / "notes.wav").write_text("not audio")
+    argv = list(tiny_piq["argv"]) + [
+        "--pretrained_interpreter", str(tiny_piq["folder"]), "--eval_folder", str(tmp_path / "eval"),
+        "--overlap_type", "speech", "--speech_folder", str(speech), "--baselines", "none",
+    ]
+    with pytest.raises(ValueError) as error:
+        eval_recipe.main(argv)
+    message = str(error.value)
+    assert message.startswith(f"--speech_folder: {speech / 'notes.wav'} is not audio that soundfile can read")
+    assert "remove it from the folder, or pass another --speech_folder" in message
+    assert "prepare_esc50" not in message and not (tmp_path / "eval").exists()
+
+
+def test_window_explains_in_batches_of_batch_size_with_a_bounded_png(
+    tiny_piq, tiny_pretrained, tiny_synthetic, tmp_path, monkeypatch
+):
+    """Was: every window of the file in one batch (ten minutes: 5.5 GB), and the whole file's
+    spectrograms in memory for the PNG."""
+    path = long_file(tiny_synthetic, tmp_path / "long.flac", 2.5)
+    batches, plotted = [], []
+    explain = InterpreterBrain.explain
+
+    def spy_explain(self, wavs, *args, **kwargs):
+        batches.append(wavs.shape[0])
+        return explain(self, wavs, *args, **kwargs)
+
+    plot = explain_file.plot_interpretation
+
+    def spy_plot(X, mask, X_int, title=""):
+        plotted.append((X.shape, title))
+        return plot(X, mask, X_int, title)
+
+    monkeypatch.setattr(InterpreterBrain, "explain", spy_explain)
+    monkeypatch.setattr(explain_file, "plot_interpretation", spy_plot)
+    one = eval_recipe.main(
+        bare_argv(tiny_piq, tiny_pretrained, tmp_path / "one", "--single_sample", str(path), "--window", "--batch_size", "1")
+    )
+    assert batches == [1, 1, 1]
+    batches.clear()
+    monkeypatch.setattr(explain_file, "MAX_PLOT_FRAMES", 40)
+    together = eval_recipe.main(
+        bare_argv(tiny_piq, tiny_pretrained, tmp_path / "all", "--single_sample", str(path), "--window", "--batch_size", "4")
+    )
+    assert batches == [3]
+    assert [w["probability"] for w in one["windows"]] == pytest.approx([w["probability"] for w in together["windows"]], abs=1e-5)
+    first, second = (sf.read(run["files"]["interpretation"])[0] for run in (one, together))
+    assert first.shape == second.shape == (2.5 * SAMPLE_RATE,) and np.allclose(first, second, atol=1e-4)
+    (full_shape, _), (pooled_shape, title) = plotted
+    assert pooled_shape[0] == -(-full_shape[0] // 6) <= 40  # 6 frames per column
+    assert "6 frames averaged per column" in title

@@ -1,0 +1,187 @@
+"""`audio-interpret` (recipes/interpret_files.py) never loses a user's file and refuses what it
+cannot do before any work, in one line with exit status 2 (issue 24).
+
+The interpreter is the tiny PIQ run of conftest.py (`tiny_piq`), loaded from its exported
+`inference/` folder.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import REPO_ROOT
+
+from recipes import interpret_files
+from recipes.interpreters import inference
+from recipes.interpreters.inference import AudioInterpreter
+
+CLIPS = ("5-100004-A-0.wav", "5-100009-A-1.wav")  # two test clips of the tiny set, other classes
+
+
+@pytest.fixture
+def piq_folder(tiny_piq):
+    return tiny_piq["folder"] / "inference"
+
+
+def run(files, folder, out, *flags):
+    """interpret_files.main on the command line `files --interpreter folder --out out flags`."""
+    return interpret_files.main([*map(str, files), "--interpreter", str(folder), "--out", str(out), *flags])
+
+
+def refusal(capsys):
+    """The one line of stderr a refusal writes."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("audio-interpret: "), lines
+    return lines[0]
+
+
+def test_an_output_never_replaces_an_input(piq_folder, tiny_synthetic, tmp_path, capsys):
+    """Was: `dog.wav`'s `_original` output replaced the user's `dog_original.wav` before it was
+    read, and its result was reported for the wrong audio, exit 0."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(tiny_synthetic / "audio" / CLIPS[0], clips / "dog.wav")
+    shutil.copy(tiny_synthetic / "audio" / CLIPS[1], clips / "dog_original.wav")
+    recording = (clips / "dog_original.wav").read_bytes()
+    files = [clips / "dog.wav", clips / "dog_original.wav", f"{clips}/./dog.wav"]  # one given twice
+    assert run(files, piq_folder, clips) == 0
+    err = capsys.readouterr().err
+    assert (clips / "dog_original.wav").read_bytes() == recording  # the user's file is intact
+    assert f"{clips / 'dog.wav'}: its outputs are named dog-2* in {clips} ({clips / 'dog_original.wav'} is an input" in err
+    assert f"{clips / 'dog.wav'} is given 2 times: explained once." in err
+    written = sorted(path.name for path in clips.iterdir() if not path.name.startswith("."))
+    assert written == [
+        "dog-2.png",
+        "dog-2_interpretation.wav",
+        "dog-2_original.wav",
+        "dog.wav",
+        "dog_original.png",
+        "dog_original.wav",
+        "dog_original_interpretation.wav",
+        "dog_original_original.wav",
+        "predictions.json",
+    ]
+    # each result is the one of its own audio
+    interpreter = AudioInterpreter.from_hparams(source=piq_folder)
+    predictions = json.loads((clips / "predictions.json").read_text())
+    assert list(predictions["files"]) == [str(clips / "dog.wav"), str(clips / "dog_original.wav")]
+    for name, clip in zip(("dog.wav", "dog_original.wav"), CLIPS):
+        expected = interpreter.interpret_file(tiny_synthetic / "audio" / clip)
+        assert predictions["files"][str(clips / name)]["probability"] == pytest.approx(expected["probability"], abs=1e-6)
+    assert len(predictions["notes"]) == 2
+
+
+def test_a_second_run_on_a_busy_out_is_refused(piq_folder, tiny_synthetic, tmp_path, capsys):
+    """Was: two runs on one --out both exited 0 and predictions.json kept one run's entries."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen(  # another run holding --out
+        [sys.executable, "-c", "import sys; from recipes.core.run_guard import lock_output_folder; "
+         f"lock_output_folder({str(out)!r}); print('held', flush=True); sys.stdin.read()"],
+        cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run([tiny_synthetic / "audio" / CLIPS[0]], piq_folder, out) == 2
+        line = refusal(capsys)
+        assert f"{out} is in use by another run (pid {holder.pid}" in line and "pass another --out" in line
+        assert sorted(path.name for path in out.iterdir()) == [".run.lock"]  # nothing written
+    finally:
+        holder.communicate("", timeout=30)
+    assert run([tiny_synthetic / "audio" / CLIPS[0]], piq_folder, out) == 0  # free again
+
+
+@pytest.mark.parametrize("problem", ["a file", "under a file"])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_any_work(
+    piq_folder, tiny_synthetic, tmp_path, capsys, monkeypatch, problem
+):
+    """Was: FileExistsError / NotADirectoryError tracebacks after the first file was explained, exit 1."""
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("mine")
+    out = blocker if problem == "a file" else blocker / "out"
+
+    def never(*args, **kwargs):
+        raise AssertionError("the interpreter was loaded before --out was checked")
+
+    monkeypatch.setattr(AudioInterpreter, "from_hparams", never)
+    assert run([tiny_synthetic / "audio" / CLIPS[0]], piq_folder, out) == 2
+    line = refusal(capsys)
+    assert f"Cannot write to {out} ({blocker} is a file, not a folder)" in line and "Pass --out" in line
+    assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda:0", "cuda:99"])
+def test_a_device_this_machine_does_not_have_is_refused(piq_folder, tiny_synthetic, tmp_path, capsys, device):
+    """Was: a RuntimeError traceback, exit 1."""
+    if device == "cuda:0" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert run([tiny_synthetic / "audio" / CLIPS[0]], piq_folder, tmp_path / "out", "--device", device) == 2
+    line = refusal(capsys)
+    assert f"--device {device}" in line and "cpu" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kept", [0.6, 0.8, 0.9, "in a class name"])
+def test_a_truncated_inference_yaml_is_refused_in_one_line(piq_folder, tiny_synthetic, tmp_path, capsys, kept):
+    """Was: `KeyError: 'pretrainer'` and other tracebacks, exit 1; cut in its last lines, the yaml
+    loaded the checkpoints without the strict check; cut in a class name, it was called untrusted."""
+    folder = tmp_path / "copy"
+    shutil.copytree(piq_folder, folder)
+    text = (folder / "hyperparams.yaml").read_text()
+    start = text.index("!new:models.PIQ.")  # cut three letters into the class name
+    end = start + len("!new:models.PIQ.Abc") if kept == "in a class name" else int(kept * len(text))
+    (folder / "hyperparams.yaml").write_text(text[:end])
+    assert run([tiny_synthetic / "audio" / CLIPS[0]], folder, tmp_path / "out") == 2
+    line = refusal(capsys)
+    assert line.startswith(f"audio-interpret: cannot load the interpreter {folder}: ")
+    assert "truncated" in line or "cut short" in line or "not valid yaml" in line or "not a complete" in line
+    if kept == "in a class name":
+        assert f"has `{text[start:end]}`, which names nothing in models: the yaml is truncated" in line
+
+
+def test_a_mistyped_local_path_is_not_sent_to_the_network(piq_folder, tiny_synthetic, tmp_path, capsys, monkeypatch):
+    """Was: `results/piqq` taken for a hub id and retried against the network for 31 s."""
+    (tmp_path / "results" / "piq").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetched from the network")
+
+    monkeypatch.setattr(inference, "fetch", no_network)
+    assert run([tiny_synthetic / "audio" / CLIPS[0]], "results/piqq", tmp_path / "out") == 2
+    line = refusal(capsys)
+    assert "The interpreter results/piqq does not exist. Did you mean results/piq?" in line
+    assert "not taken for a hub id because results/ is a folder here" in line
+
+
+def test_trust_code_opts_in_to_a_yaml_that_runs_code(piq_folder, tiny_synthetic, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "downloaded"
+    shutil.copytree(piq_folder, folder)
+    with open(folder / "hyperparams.yaml", "a", encoding="utf-8") as fout:
+        fout.write('evil: !apply:os.system ["touch MARKER"]\n')
+    clip = tiny_synthetic / "audio" / CLIPS[0]
+    assert run([clip], folder, tmp_path / "out") == 2
+    assert "has `!apply:os.system`" in refusal(capsys) and not (tmp_path / "MARKER").exists()
+    assert run([clip], folder, tmp_path / "out", "--trust_code") == 0
+    assert (tmp_path / "MARKER").exists()
+
+
+def test_a_flag_given_twice_is_refused(piq_folder, tiny_synthetic, tmp_path, capsys):
+    clip = tiny_synthetic / "audio" / CLIPS[0]
+    assert run([clip], piq_folder, tmp_path / "a", "--out", str(tmp_path / "b")) == 2
+    assert "--out is given twice" in refusal(capsys)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_nan_samples_are_counted_in_the_warnings(piq_folder, tmp_path):
+    signal = np.full(16000, 0.5, dtype=np.float32)
+    signal[:5] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(str(path), signal, 16000, subtype="FLOAT")
+    result = AudioInterpreter.from_hparams(source=piq_folder).interpret_file(path)
+    assert result["warnings"] == [f"{path}: 5 of 16000 sample values are NaN or infinite; they are read as 0."]

@@ -1,0 +1,30 @@
+"""data_prep/files.py: the atomic writer never shares its temporary file with another process."""
+
+import fcntl
+import os
+
+from data_prep.files import partial_path, write_text
+
+
+def test_a_write_during_another_writers_write_uses_its_own_temporary_file(tmp_path):
+    """Was: both wrote `.<name>.partial`; the second truncated the first one's content
+    and one of them crashed on the rename (`FileNotFoundError ... .partial`)."""
+    target = tmp_path / "dog.png"
+    other = partial_path(target)
+    with open(other, "w", encoding="utf-8") as writing:  # another writer, in the middle of its write
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        writing.write("the other writer's half")
+        writing.flush()
+        write_text("mine", target)
+        assert target.read_text() == "mine"
+        with open(other, encoding="utf-8") as fin:  # untouched, still there for its writer
+            assert fin.read() == "the other writer's half"
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(other), "dog.png"]
+
+
+def test_a_partial_file_left_by_a_killed_write_is_reused(tmp_path):
+    target = tmp_path / "metrics.json"
+    with open(partial_path(target), "w", encoding="utf-8") as fout:  # no lock: its writer is gone
+        fout.write("torn")
+    write_text("{}", target)
+    assert target.read_text() == "{}" and os.listdir(tmp_path) == ["metrics.json"]
