@@ -5,7 +5,11 @@ the background (`sources/<id>_target.wav`, `sources/<id>_background.wav`,
 listed in `meta/ground_truth.csv`), whose sum is the clip. `GroundTruth` reads
 them as the clip was read (mono, resampled, padded / cropped) and scaled by the
 clip's peak-normalisation gain, and checks that they still sum to the clip.
-The metrics computed against them are in `recipes/evaluation/metrics.py`.
+Out of distribution (`data_prep.interference`: another clip, white noise or
+speech mixed in, or WHAM! noise) the target stays the target, scaled as the
+clip was, and the interference joins the background, so the sources still sum
+to the evaluated clip. The metrics computed against them are in
+`recipes/evaluation/metrics.py`.
 
 Authors
  * audio-interpret contributors 2026
@@ -49,12 +53,24 @@ class GroundTruth:
         """A source as the clip was read (mono, resampled, padded / cropped), not normalised."""
         return pad_or_crop(read_audio(path, self.sample_rate), self.n_samples)
 
-    def sources(self, ids, clips):
+    def sources(self, ids, clips, mixture=None):
         """Target and background of each clip, scaled like the clip: (B, T) each.
 
         The clip was peak-normalised when loaded (`load_clip`); both sources get
         the same gain, 1 / max |target + background|, so they sum to the clip.
         A mismatch (sources of other audio) is a ValueError, never a wrong score.
+
+        Arguments
+        ---------
+        ids : list of str
+            The clips' ids.
+        clips : torch.Tensor
+            The dataset's clips as loaded (B, T), before any interference.
+        mixture : data_prep.interference.Mixture, optional
+            How the evaluated clips were made from `clips` (`Interference.mix`):
+            then the sources are those of `mixture.wavs`, the target scaled by
+            `mixture.gain` and the background scaled by it plus `mixture.added`
+            (target + background == mixture.wavs up to float rounding).
         """
         missing = [clip_id for clip_id in ids if clip_id not in self.paths]
         if missing:
@@ -75,4 +91,7 @@ class GroundTruth:
                 f"{error.max().item():.3g}): the audio/ and sources/ folders of "
                 f"{self.data_folder} do not match; regenerate the synthetic dataset."
             )
-        return target.to(clips.device), background.to(clips.device)
+        target, background = target.to(clips.device), background.to(clips.device)
+        if mixture is None:
+            return target, background
+        return mixture.gain * target, mixture.gain * background + mixture.added

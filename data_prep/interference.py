@@ -12,12 +12,19 @@
   recording of a folder of wavs (e.g. LJSpeech's wavs/; chosen per clip from
   the seed).
 
+`Interference.mix` also says how the evaluated clips were made (a `Mixture`:
+wavs == gain * clips + added, the interference as it is in the clip), so the
+ground truth follows them out of distribution: the target, scaled by `gain`,
+stays the target, and the interference joins the background
+(`data_prep.ground_truth.GroundTruth.sources`).
+
 Authors
  * audio-interpret contributors 2026
 """
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -31,6 +38,29 @@ def dataset_labels(dataset):
     """Class index of every clip of a dataset, (N,) (reads no audio)."""
     with dataset.output_keys_as(["class_string_encoded"]):
         return torch.cat([item["class_string_encoded"].view(-1) for item in dataset])
+
+
+class Mixture(NamedTuple):
+    """The evaluated clips and how they were made: wavs == gain * clips + added."""
+
+    wavs: torch.Tensor  # (B, T) the evaluated clips
+    gain: torch.Tensor  # (B, 1) the scale of the dataset's clips in them
+    added: torch.Tensor  # (B, T) the interference (or WHAM! noise) as it is in them
+
+
+def overlap_parts(clips, interference, clip_weight=CLIP_WEIGHT):
+    """The two terms of `overlap_mix`: (gain (B, 1), added (B, T)), mixed = gain * clips + added.
+
+    Example
+    -------
+    >>> gain, added = overlap_parts(torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 2.0]]))
+    >>> gain, added
+    (tensor([[0.3333]]), tensor([[0.0000, 0.2500]]))
+    """
+    gain = clip_weight / clips.norm(dim=1, keepdim=True).clamp(min=EPS)  # (B, 1)
+    added = (1.0 - clip_weight) * interference / interference.norm(dim=1, keepdim=True).clamp(min=EPS)
+    peak = (gain * clips + added).abs().amax(dim=1, keepdim=True).clamp(min=EPS)  # (B, 1)
+    return gain / peak, added / peak
 
 
 def overlap_mix(clips, interference, clip_weight=CLIP_WEIGHT):
@@ -53,10 +83,8 @@ def overlap_mix(clips, interference, clip_weight=CLIP_WEIGHT):
     >>> overlap_mix(x, torch.tensor([[0.0, 2.0, 0.0, 0.0]]))
     tensor([[1.0000, 0.2500, 0.0000, 0.0000]])
     """
-    clips = clips / clips.norm(dim=1, keepdim=True).clamp(min=EPS)
-    interference = interference / interference.norm(dim=1, keepdim=True).clamp(min=EPS)
-    mixed = clip_weight * clips + (1.0 - clip_weight) * interference  # (B, T)
-    return mixed / mixed.abs().amax(dim=1, keepdim=True).clamp(min=EPS)
+    gain, added = overlap_parts(clips, interference, clip_weight)
+    return gain * clips + added  # (B, T)
 
 
 def pair_different_classes(labels, generator=None):
@@ -154,11 +182,6 @@ class Interference:
             self.speech = speech_files(speech_folder)
             self.choice = torch.randint(len(self.speech), (len(dataset),), generator=self.generator)
 
-    @property
-    def keeps_ground_truth(self):
-        """True when the evaluated clips are the dataset's mixtures themselves."""
-        return self.overlap_type == "none" and self.wham_mixer is None
-
     def batch_generator(self, start):
         """The generator of the batch starting at clip `start`: noise and crops depend on
         the clips' positions only, so a run sharded over processes draws what one process does."""
@@ -176,11 +199,32 @@ class Interference:
         files = [self.speech[int(j)] for j in self.choice[start : start + count]]
         return torch.stack([load_clip(path, self.sample_rate, self.n_samples) for path in files])
 
-    def __call__(self, wavs, start):
-        """The evaluated waveforms (B, T) for clips start .. start + B - 1."""
+    def mix(self, wavs, start):
+        """The evaluated waveforms for clips start .. start + B - 1 and how they were made.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            The dataset's clips (B, T).
+        start : int
+            The position of the first one in the evaluated set.
+
+        Returns
+        -------
+        Mixture
+            wavs (B, T) == gain (B, 1) * the clips + added (B, T): the clips as they
+            are (gain 1, nothing added), with WHAM! noise (gain 1), or the 0.8 / 0.2
+            mixture (`overlap_parts`).
+        """
         if self.overlap_type == "none":
+            gain = torch.ones_like(wavs[:, :1])  # (B, 1)
             if self.wham_mixer is None:
-                return wavs
-            return self.wham_mixer(wavs, self.batch_generator(start))
-        interference = self.interference(start, wavs.shape[0]).to(wavs)
-        return overlap_mix(wavs, interference)
+                return Mixture(wavs, gain, torch.zeros_like(wavs))
+            noisy = self.wham_mixer(wavs, self.batch_generator(start))
+            return Mixture(noisy, gain, noisy - wavs)
+        gain, added = overlap_parts(wavs, self.interference(start, wavs.shape[0]).to(wavs))
+        return Mixture(gain * wavs + added, gain, added)
+
+    def __call__(self, wavs, start):
+        """The evaluated waveforms (B, T) for clips start .. start + B - 1 (`mix`'s wavs)."""
+        return self.mix(wavs, start).wavs

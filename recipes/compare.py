@@ -14,6 +14,9 @@ made once and shared. Only the interpreters (L2I, PIQ, L-MAC, or the subset of
     any other seed s       <out>/seeds/<s>/{l2i,piq,lmac}
                            (each with its eval/ folder, as in the demo)
 
+The demo's out-of-distribution evaluations (`eval: out_of_distribution`) are
+the demo's own: they are not repeated per seed.
+
 Default seeds: the common seed, then common + 1, ... (`--n_seeds`, 3). Every
 stage is the demo's `Stage`: one whose outputs exist is reused (so after `make
 demo` only the new seeds are trained), an interrupted one resumes, and one

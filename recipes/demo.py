@@ -14,7 +14,12 @@ Stages, each the project's own recipe called with the sizes of
     piq         recipes/train_piq.py              <out>/piq
     lmac        recipes/train_lmac.py             <out>/lmac
     eval        recipes/eval.py (L2I, PIQ and L-MAC, baselines, ground truth)  <out>/{l2i,piq,lmac}/eval
+    eval_mixtures  the same out of distribution (`eval: out_of_distribution`, --overlap_type
+                mixtures: the public recipe's headline setting)  <out>/{l2i,piq,lmac}/eval_mixtures
     report      recipes/report.py                 <out>/report/index.html
+
+The summary (printed, and `<out>/summary.md`) has one table per evaluated
+set-up: the clips as they are, then each out-of-distribution one.
 
 A stage whose outputs exist (classifier.ckpt, nmf_decoder.ckpt,
 psi_model.ckpt, metrics.json) is skipped, so a rerun only does what is
@@ -43,6 +48,7 @@ import yaml
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
+from data_prep.interference import OVERLAP_TYPES
 from data_prep.synthetic_prepare import create_synthetic_dataset
 from recipes import eval as eval_recipe
 from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
@@ -111,6 +117,12 @@ def check_config(config, path="the demo config"):
                 f"{path}: `{key}` differs between the stages {values}; the interpreters "
                 f"must use the classifier's / dictionary's {key}: set the same value."
             )
+    for overlap_type in out_of_distribution(config):
+        if overlap_type not in OVERLAP_TYPES[1:]:
+            raise ValueError(
+                f"{path}: eval: out_of_distribution holds {overlap_type!r}; each entry is one of "
+                f"{', '.join(OVERLAP_TYPES[1:])} (recipes/eval.py --overlap_type)."
+            )
     duration = config["dataset"]["duration_s"]
     length = config["common"]["signal_length_s"]
     if float(duration) != float(length):
@@ -118,6 +130,28 @@ def check_config(config, path="the demo config"):
             f"{path}: dataset duration_s {duration} and common signal_length_s {length} "
             "differ: the recipes would pad or crop every clip; set them equal."
         )
+
+
+def out_of_distribution(config):
+    """The `--overlap_type`s of the demo's out-of-distribution evaluations (`eval: out_of_distribution`).
+
+    Example
+    -------
+    >>> out_of_distribution({"eval": {"out_of_distribution": ["mixtures"]}}), out_of_distribution({})
+    (['mixtures'], [])
+    """
+    return list((config.get("eval") or {}).get("out_of_distribution") or [])
+
+
+def out_of_distribution_folder(eval_folder, overlap_type):
+    """An interpreter's eval folder of an overlap type, beside its in-distribution one.
+
+    Example
+    -------
+    >>> out_of_distribution_folder("out/piq/eval", "mixtures")
+    'out/piq/eval_mixtures'
+    """
+    return os.path.join(os.path.dirname(eval_folder), f"eval_{overlap_type}")
 
 
 def recipe_argv(hparams_file, overrides):
@@ -238,7 +272,10 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     Returns
     -------
     tuple
-        (list of Stage, eval folders of the interpreters in INTERPRETERS order).
+        (list of Stage, eval folders of the interpreters in INTERPRETERS order). The
+        stages end with the in-distribution evaluations `eval_<interpreter>`, then the
+        out-of-distribution ones `eval_<overlap type>_<interpreter>` (their folders:
+        `out_of_distribution_folder`).
     """
     out = os.path.abspath(output_folder)
     interpreter_base = os.path.abspath(interpreter_folder) if interpreter_folder else out
@@ -338,17 +375,39 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
             argv["lmac"],
         ),
     ]
-    for name in INTERPRETERS:
+    for overlap_type in out_of_distribution(config):  # the same evaluations, out of distribution
+        for name in INTERPRETERS:
+            folder = out_of_distribution_folder(eval_folders[name], overlap_type)
+            argv[f"eval_{overlap_type}_{name}"] = argv[name] + [
+                "--pretrained_interpreter",
+                os.path.join(folders[name], "psi_model.ckpt"),
+                "--eval_folder",
+                folder,
+                *eval_flags(config.get("eval", {}), name),
+                "--overlap_type",
+                overlap_type,
+            ]
+    evaluations = [(f"eval_{name}", eval_folders[name]) for name in INTERPRETERS] + [
+        (f"eval_{overlap_type}_{name}", out_of_distribution_folder(eval_folders[name], overlap_type))
+        for overlap_type in out_of_distribution(config)
+        for name in INTERPRETERS
+    ]
+    for stage_name, folder in evaluations:
         stages.append(
             Stage(
-                f"eval_{name}",
-                eval_folders[name],
-                [os.path.join(eval_folders[name], "metrics.json")],
-                lambda name=name: eval_recipe.main(argv[f"eval_{name}"]),
-                argv[f"eval_{name}"],
+                stage_name,
+                folder,
+                [os.path.join(folder, "metrics.json")],
+                lambda stage_name=stage_name: eval_recipe.main(argv[stage_name]),
+                argv[stage_name],
             )
         )
     return stages, [eval_folders[name] for name in INTERPRETERS]
+
+
+def summary_table(evaluations):
+    """The summary table (markdown, ± half the bootstrap intervals) of some evaluations."""
+    return markdown_table(summary_rows(evaluations), summary_intervals(evaluations))
 
 
 def run_demo(config, output_folder):
@@ -357,18 +416,29 @@ def run_demo(config, output_folder):
     Returns
     -------
     dict
-        "report" (path of index.html), "summary" (markdown table), "timings"
-        ({stage: wall seconds, None when reused}), "cpu_times" (the same in CPU
-        seconds of all threads), "classifier_accuracy".
+        "report" (path of index.html), "summary" (markdown table of the clips as
+        they are), "out_of_distribution" ({overlap type: markdown table}),
+        "timings" ({stage: wall seconds, None when reused}), "cpu_times" (the
+        same in CPU seconds of all threads), "classifier_accuracy".
     """
     stages, eval_folders = build_stages(config, output_folder)
+    ood_folders = {
+        overlap_type: [out_of_distribution_folder(folder, overlap_type) for folder in eval_folders]
+        for overlap_type in out_of_distribution(config)
+    }
     timings, cpu_times = {}, {}
     for stage in stages:
         times = stage.run()
         timings[stage.name], cpu_times[stage.name] = times if times else (None, None)
-    report = write_report(eval_folders, os.path.join(output_folder, "report"), REPORT_TITLE)
+    all_folders = eval_folders + [folder for folders in ood_folders.values() for folder in folders]
+    report = write_report(all_folders, os.path.join(output_folder, "report"), REPORT_TITLE)
     evaluations = [load_evaluation(folder) for folder in eval_folders]
-    summary = markdown_table(summary_rows(evaluations), summary_intervals(evaluations))
+    summary = summary_table(evaluations)
+    ood_evaluations = {
+        overlap_type: [load_evaluation(folder) for folder in folders]
+        for overlap_type, folders in ood_folders.items()
+    }
+    ood_summaries = {overlap_type: summary_table(evals) for overlap_type, evals in ood_evaluations.items()}
     accuracy_file = os.path.join(output_folder, "classifier", "test_accuracy.json")
     accuracy = None
     if os.path.isfile(accuracy_file):
@@ -377,6 +447,7 @@ def run_demo(config, output_folder):
     result = {
         "report": os.path.abspath(report),
         "summary": summary,
+        "out_of_distribution": ood_summaries,
         "timings": timings,
         "cpu_times": cpu_times,
         "classifier_accuracy": accuracy,
@@ -386,12 +457,31 @@ def run_demo(config, output_folder):
         + (f"{agreement_line(values, metric_title)}.\n\n" if agreement_line(values, metric_title) else "")
         + agreement_markdown(values, metric_title)
         + "\n"
-        for label, values in agreement_groups(evaluations)
+        for label, values in agreement_groups(
+            evaluations + [e for evals in ood_evaluations.values() for e in evals]
+        )
         if agreement_markdown(values)
     )
     note = "\n± is half the 95 % bootstrap confidence interval over the clips.\n"
-    write_text(f"# {REPORT_TITLE}\n\n{summary}\n{note}{agreement}", os.path.join(output_folder, "summary.md"))
+    ood_text = "".join(
+        f"\n{out_of_distribution_title(overlap_type)}\n\n{table}\n"
+        for overlap_type, table in ood_summaries.items()
+    )
+    write_text(
+        f"# {REPORT_TITLE}\n\n{summary}\n{ood_text}{note}{agreement}", os.path.join(output_folder, "summary.md")
+    )
     return result
+
+
+def out_of_distribution_title(overlap_type):
+    """The heading of an out-of-distribution summary table.
+
+    Example
+    -------
+    >>> out_of_distribution_title("mixtures")
+    '## Out of distribution: --overlap_type mixtures (the interference joins the background)'
+    """
+    return f"## Out of distribution: --overlap_type {overlap_type} (the interference joins the background)"
 
 
 def resolve_output_folder(output_folder, config):
@@ -430,6 +520,8 @@ def main(argv=None):
     if result["classifier_accuracy"] is not None:
         print(f"Classifier test accuracy: {100 * result['classifier_accuracy']:.1f} %")
     print(f"\n{result['summary']}\n")
+    for overlap_type, table in result["out_of_distribution"].items():
+        print(f"{out_of_distribution_title(overlap_type)}\n\n{table}\n")
     print(f"Report: {result['report']}  (total {result['total_s']:.0f} s)")
     return result
 

@@ -13,12 +13,15 @@ stage's figure is the mean (or median) of the values of all its clips. With
 - `complexity` (COMP): entropy of |mask| normalised to sum 1 (quantus' Complexity).
 - `topk_fidelity`: 1 where c is among the top-k classes of a surrogate (L2I's Theta).
 - `si_sdr`: scale-invariant SDR of an estimate against a reference, in dB.
+- `gt_precision` / `gt_recall`: shares of energy against a target region (below).
 
 With ground truth (the synthetic dataset's separate sources,
-`data_prep.ground_truth`), `ground_truth_metrics` scores a mask against the
-target-dominant region R (`target_region`): SI-SDR and SI-SDRi of the
-interpretation audio against the target event, and the share of the kept
-energy that lies in R (precision) and of R's energy that is kept (recall).
+`data_prep.ground_truth`; out of distribution the interference joins the
+background), `ground_truth_metrics` scores a mask against the target-dominant
+region R (`target_region`): SI-SDR and SI-SDRi of the interpretation audio
+against the target event, and, in energy |STFT|^2 (`spectrogram_energy`:
+expm1(X)^2, as X = log1p |STFT|), the share of the interpretation's energy that
+lies in R (precision) and of R's energy that the interpretation keeps (recall).
 
 Undefined values. A per-clip value whose definition divides by a quantity of
 the clip (its reference) that is zero has no value: it is NaN, never a huge
@@ -262,6 +265,17 @@ def mask_metrics(probs, probs_int, probs_removed, classes, mask):
     }
 
 
+def spectrogram_energy(X):
+    """|STFT|^2 of a log1p magnitude spectrogram (X = log1p |STFT|): expm1(X)^2, float64.
+
+    Example
+    -------
+    >>> spectrogram_energy(torch.log1p(torch.tensor([[[0.0, 2.0, 3.0]]]))).float()
+    tensor([[[0., 4., 9.]]])
+    """
+    return torch.expm1(X.double()).clamp(min=0.0).square()
+
+
 def target_region(target, background, compute_stft):
     """1 where the target's |STFT| exceeds the background's, (B, frames, F).
 
@@ -279,19 +293,66 @@ def target_region(target, background, compute_stft):
     return (target_mag > background_mag).float()
 
 
+def _energy_in_region(X, region):
+    """sum(E(X) R) and sum(E(X)) per clip, (B,) each (float64); 0 for a silent spectrogram
+    (a bin at the floor of silence holds no energy, not its ~1e-14)."""
+    energy = spectrogram_energy(X)  # (B, frames, F)
+    in_region = torch.where(silent_spectrogram(X * region), 0.0, (energy * region).flatten(1).sum(dim=1))
+    return in_region, torch.where(silent_spectrogram(X), 0.0, energy.flatten(1).sum(dim=1))
+
+
+def gt_precision(X_int, X, region):
+    """Share of the interpretation's energy |STFT|^2 in the target region: sum(E(X_int) R) / sum(E(X_int)).
+
+    E = `spectrogram_energy`. 0 where the interpretation keeps nothing of a clip
+    whose region holds energy; NaN where neither holds any (undefined).
+
+    Example
+    -------
+    >>> X = torch.log1p(torch.tensor([[[3.0, 1.0]]]))  # energies 9 and 1
+    >>> gt_precision(X, X, torch.tensor([[[1.0, 0.0]]]))
+    tensor([0.9000])
+    """
+    kept_in_region, kept = _energy_in_region(X_int, region)
+    region_energy, _ = _energy_in_region(X, region)
+    precision = _ratio(kept_in_region, kept)
+    return torch.where(precision.isnan() & (region_energy > 0), 0.0, precision).to(X_int.dtype)
+
+
+def gt_recall(X_int, X, region):
+    """Share of the target region's energy |STFT|^2 that the interpretation keeps:
+    sum(E(X_int) R) / sum(E(X) R); NaN where the region holds no energy (undefined).
+
+    Example
+    -------
+    >>> X = torch.log1p(torch.tensor([[[3.0, 1.0]]]))  # energies 9 and 1
+    >>> gt_recall(torch.log1p(torch.tensor([[[1.0, 1.0]]])), X, torch.tensor([[[1.0, 1.0]]]))
+    tensor([0.2000])
+    """
+    kept_in_region, _ = _energy_in_region(X_int, region)
+    region_energy, _ = _energy_in_region(X, region)
+    return _ratio(kept_in_region, region_energy).to(X_int.dtype)
+
+
 def ground_truth_metrics(X_int, X, audio, clips, target, region):
-    """SI-SDR, SI-SDRi and mask energy precision / recall per clip.
+    """SI-SDR, SI-SDRi and the energy precision / recall of an interpretation, per clip.
+
+    With E(.) = `spectrogram_energy` (|STFT|^2 = expm1(X)^2) and R the
+    target-dominant region:
 
     - `si_sdr`: SI-SDR of the interpretation audio against the target event (dB);
     - `si_sdri`: its improvement over the clip, si_sdr - SI-SDR(clip, target);
-    - `gt_precision`: share of the kept log-magnitude X_int that lies in the
-      target-dominant region R: sum(X_int R) / sum(X_int) (0 for an all-zero mask
-      when R holds energy of X, NaN when it holds none either);
-    - `gt_recall`: share of the clip's log-magnitude in R that is kept:
-      sum(X_int R) / sum(X R) (NaN when R holds no energy of X).
+    - `gt_precision`: share of the interpretation's energy that lies in R:
+      sum(E(X_int) R) / sum(E(X_int)) (0 for an all-zero mask when R holds
+      energy of X, NaN when it holds none either);
+    - `gt_recall`: share of R's energy that the interpretation keeps:
+      sum(E(X_int) R) / sum(E(X) R) (NaN when R holds no energy of X).
 
-    A silent target (SI-SDR, SI-SDRi) or an empty region is undefined: NaN (see
-    the module docstring).
+    E(X_int) is the energy of the interpretation spectrogram, what its audio
+    holds: a mask value m keeps expm1(m X)^2 of the bin's expm1(X)^2, less than
+    the share m when 0 < m < 1 (the mask acts on log1p magnitudes). For a binary
+    mask it is the energy of the kept bins. A silent target (SI-SDR, SI-SDRi) or
+    an empty region is undefined: NaN (see the module docstring).
 
     Arguments
     ---------
@@ -304,7 +365,7 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
     clips : torch.Tensor
         The evaluated clips (B, T).
     target : torch.Tensor
-        The target events, scaled like the clips (B, T).
+        The target events, scaled as they are in the clips (B, T).
     region : torch.Tensor
         `target_region(...)`, (B, frames, F).
 
@@ -315,25 +376,19 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
 
     Example
     -------
-    >>> X, region = torch.ones(1, 2, 2), torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    >>> X = torch.log1p(torch.tensor([[[3.0, 1.0], [0.0, 0.0]]]))  # |STFT| 3 and 1: energies 9 and 1
+    >>> region = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
     >>> clip = torch.randn(1, 100)
-    >>> gt = ground_truth_metrics(region * X, X, clip, clip, clip, region)
+    >>> gt = ground_truth_metrics(X, X, clip, clip, clip, region)  # the all-ones mask
     >>> gt["gt_precision"], gt["gt_recall"], gt["si_sdri"]
-    (tensor([1.]), tensor([1.]), tensor([0.]))
+    (tensor([0.9000]), tensor([1.]), tensor([0.]))
     """
-    kept = X_int  # (B, frames, F)
-    kept_in_region = (kept * region).flatten(1).sum(dim=1)  # (B,)
-    region_energy = torch.where(silent_spectrogram(X * region), 0.0, (X * region).flatten(1).sum(dim=1))
-    kept_energy = torch.where(silent_spectrogram(kept), 0.0, kept.flatten(1).sum(dim=1))  # (B,)
-    precision = _ratio(kept_in_region, kept_energy)
-    precision = torch.where(precision.isnan() & (region_energy > 0), 0.0, precision)  # kept nothing
-    recall = _ratio(kept_in_region, region_energy)
     sdr = si_sdr(audio, target)
     return {
         "si_sdr": sdr,
         "si_sdri": sdr - si_sdr(clips, target),
-        "gt_precision": precision,
-        "gt_recall": recall,
+        "gt_precision": gt_precision(X_int, X, region),
+        "gt_recall": gt_recall(X_int, X, region),
     }
 
 

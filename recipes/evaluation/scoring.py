@@ -2,7 +2,9 @@
 
 `run_evaluation` is what `recipes/eval.py` runs on the test folds: it sets up
 the interference (`data_prep.interference`) and, on the synthetic dataset, the
-ground truth (`data_prep.ground_truth`), then `evaluate` goes batch by batch:
+ground truth (`data_prep.ground_truth`; out of distribution and with WHAM!
+noise too: the target stays the target and the interference joins the
+background), then `evaluate` goes batch by batch:
 
     explain (the interpreter's mask, X_int, audio)
     -> baseline masks (recipes/evaluation/baselines.py: random permutation, captum)
@@ -270,7 +272,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
 
     batches = tqdm(zip(starts, loader), total=len(starts), desc="eval", disable=not if_main_process())
     for start, batch in batches:
-        wavs = interference(batch.sig[0].to(brain.device), start)  # (B, T)
+        clips = batch.sig[0].to(brain.device)  # (B, T) the dataset's clips
+        mixture = interference.mix(clips, start)  # wavs == gain * clips + added
+        wavs = mixture.wavs  # (B, T) the evaluated clips
         # the batch's random draws depend on its position only (see shard_batch_starts)
         generator = torch.Generator().manual_seed(options.seed * 1_000_003 + start)
         outputs = brain.explain(wavs)
@@ -291,7 +295,8 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
             values["all_ones"] = all_ones_metrics(brain, outputs)
             target = None
             if ground_truth is not None:
-                target, background = ground_truth.sources(batch.id, wavs)
+                # the sources of the evaluated clips: the interference joins the background
+                target, background = ground_truth.sources(batch.id, clips, mixture)
                 region = metrics.target_region(target, background, brain.hparams.compute_stft)
                 values["ground_truth"], ground_truth_scores = brain.score_mask(outputs, region)
                 masked_predictions.append(ground_truth_scores["int"].argmax(dim=1).cpu())
@@ -311,7 +316,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                     values[method].update(
                         metrics.ground_truth_metrics(X_int, outputs["X"], audio, wavs, target, region)
                     )
-                X_target, _ = brain.preprocess(target)  # the clean target events alone
+                X_target, _ = brain.preprocess(target)  # the target events alone, as scaled in the clips
                 target_scores, _ = brain.classify(X_target)  # (B, N)
                 target_correct += int((target_scores.argmax(dim=1) == labels).sum())
             ends = curves.endpoint_probabilities(
@@ -436,16 +441,8 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         wham_mixer=brain.wham_mixer,
     )
     ground_truth = None
-    if GroundTruth.available(hparams["data_folder"]):
-        if interference.keeps_ground_truth:
-            ground_truth = GroundTruth(hparams["data_folder"], hparams["sample_rate"], n_samples)
-        else:
-            logger.info(
-                "Ground truth is defined for the dataset's clips as they are; with "
-                "overlap_type=%s%s it is skipped.",
-                args.overlap_type,
-                " and WHAM! noise" if brain.wham_mixer is not None else "",
-            )
+    if GroundTruth.available(hparams["data_folder"]):  # in and out of distribution alike
+        ground_truth = GroundTruth(hparams["data_folder"], hparams["sample_rate"], n_samples)
     options = EvaluationOptions(
         parse_baselines(args.baselines), args.deletion_value, hparams["seed"], args.n_bootstrap
     )

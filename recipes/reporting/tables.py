@@ -42,11 +42,11 @@ METRICS = {
     "si_sdri": ("SI-SDRi dB", "SI-SDR improvement over the clip itself (synthetic data)"),
     "gt_precision": (
         "GT precision",
-        "share of the kept magnitude (mask * X) in the target-dominant region (synthetic data)",
+        "share of the interpretation's energy |STFT|^2 in the target-dominant region (synthetic data)",
     ),
     "gt_recall": (
         "GT recall",
-        "share of the target-dominant magnitude that the mask keeps (synthetic data)",
+        "share of the target-dominant region's energy |STFT|^2 that the interpretation keeps (synthetic data)",
     ),
     "deletion_auc": (
         "Deletion AUC",

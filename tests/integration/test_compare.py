@@ -188,7 +188,8 @@ def test_bad_arguments_are_clear_errors(argv, message, capsys, tmp_path):
 
 def test_common_seed_reuses_the_demo_stages_and_make_runs_it(repo_root, tmp_path):
     """With the real demo config (planned, not run): the common seed's stages are the demo's
-    (same folders and settings, so `make compare` after `make demo` reuses them)."""
+    (same folders and settings, so `make compare` after `make demo` reuses them); the demo's
+    out-of-distribution evaluations are the demo's own."""
     config = demo.load_config()
     common = config["common"]["seed"]
     assert compare.resolve_seeds(common) == [common, common + 1, common + 2]
@@ -198,7 +199,11 @@ def test_common_seed_reuses_the_demo_stages_and_make_runs_it(repo_root, tmp_path
     demo_stages = {stage.name: stage for stage in demo.build_stages(config, str(tmp_path))[0]}
     planned = dict(plan)
     assert len(planned) == 3 + 3 * 6
+    ood = tuple(f"eval_{overlap}_" for overlap in demo.out_of_distribution(config))
+    assert ood and any(name.startswith(ood) for name in demo_stages)
     for name, stage in demo_stages.items():
+        if name.startswith(ood):  # the demo's out-of-distribution evaluations: not compared
+            continue
         label = name if name in compare.SHARED_STAGES else f"{name} [seed {common}]"
         assert (planned[label].folder, planned[label].settings) == (stage.folder, stage.settings)
     other = planned[f"piq [seed {common + 2}]"]

@@ -43,6 +43,9 @@ def test_smoke_demo_runs_every_stage_within_budget(smoke):
         "eval_l2i",
         "eval_piq",
         "eval_lmac",
+        "eval_mixtures_l2i",  # out of distribution (demo.yaml's eval: out_of_distribution)
+        "eval_mixtures_piq",
+        "eval_mixtures_lmac",
     ]
     assert all(seconds is not None for seconds in result["timings"].values())  # nothing reused
     for path in (
@@ -57,6 +60,9 @@ def test_smoke_demo_runs_every_stage_within_budget(smoke):
         "l2i/eval/metrics.json",
         "piq/eval/metrics.json",
         "lmac/eval/metrics.json",
+        "l2i/eval_mixtures/metrics.json",
+        "piq/eval_mixtures/metrics.json",
+        "lmac/eval_mixtures/metrics.json",
         "report/index.html",
         "summary.md",
     ):
@@ -96,14 +102,50 @@ def test_summary_has_every_interpreter_baselines_and_ground_truth(smoke):
         assert set(evaluation["intervals"]) == set(evaluation["methods"]) | set(evaluation["references"])
 
 
+def test_mixtures_table_has_every_interpreter_and_the_ground_truth(smoke):
+    """The out-of-distribution evaluation (mixtures): its own table, in the printed summary
+    and summary.md, with the ground truth (the other clip joins the background)."""
+    out, result, _ = smoke
+    table = result["out_of_distribution"]["mixtures"]
+    rows = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert rows == [
+        "L2I [mixtures]",
+        "L2I [mixtures]: random mask",
+        "L2I [mixtures]: best components (oracle)",
+        "PIQ [mixtures]",
+        "PIQ [mixtures]: random mask",
+        "LMAC [mixtures]",
+        "LMAC [mixtures]: random mask",
+        "saliency (captum) [mixtures]",  # the captum baselines once (the L2I evaluation's)
+        "Integrated Gradients (captum) [mixtures]",
+        "SmoothGrad (captum) [mixtures]",
+        "occlusion (captum) [mixtures]",
+        "all ones [mixtures]",
+        "ground truth [mixtures]",
+    ]
+    for column in ("SI-SDRi dB", "GT precision", "GT recall", "Fid-In"):
+        assert column in table
+    summary_md = (out / "summary.md").read_text()
+    assert result["summary"] in summary_md and table in summary_md
+    assert summary_md.index(result["summary"]) < summary_md.index("Out of distribution: --overlap_type mixtures")
+    for name in ("l2i", "piq", "lmac"):
+        evaluation = json.loads((out / name / "eval_mixtures" / "metrics.json").read_text())
+        assert evaluation["overlap_type"] == "mixtures" and evaluation["ground_truth"]
+        assert list(evaluation["references"]) == ["all_ones", "ground_truth"]
+        assert evaluation["classifier_check"]["target_accuracy"] is not None
+        in_distribution = json.loads((out / name / "eval" / "metrics.json").read_text())
+        assert evaluation["baselines"] == in_distribution["baselines"]  # the same flags
+
+
 def test_merged_report_links_existing_files_only(smoke):
     out, result, _ = smoke
     index = out / "report" / "index.html"
     assert result["report"] == str(index)
     parser = _Links()
     parser.feed(index.read_text(encoding="utf-8"))
-    # 3 interpreters x (2 clips x (3 wavs + 1 PNG) + the curves' PNG)
-    assert len(parser.links) == 3 * (2 * 4 + 1)
+    # 3 interpreters x 2 evaluations (in distribution, mixtures) x (2 clips x (3 wavs + 1 PNG)
+    # + the curves' PNG)
+    assert len(parser.links) == 3 * 2 * (2 * 4 + 1)
     assert "Do the metrics agree?" in index.read_text(encoding="utf-8")
     for link in parser.links:
         assert "://" not in link and (index.parent / urllib.parse.unquote(link)).is_file(), link
@@ -118,6 +160,7 @@ def test_rerun_reuses_every_stage(smoke, capsys):
     assert result["summary"] == first["summary"]
     printed = capsys.readouterr().out
     assert "Report: " in printed and "| PIQ: random mask |" in printed
+    assert first["out_of_distribution"]["mixtures"] in printed  # the mixtures table too
 
 
 def test_changed_settings_stop_a_rerun(smoke):
@@ -139,6 +182,10 @@ def test_inconsistent_sizes_are_a_clear_error():
     config["common"]["signal_length_s"] = 2.0
     with pytest.raises(ValueError, match="duration_s"):
         demo.check_config(config)
+    config = demo.load_config(smoke=True)
+    config["eval"]["out_of_distribution"] = ["mixture"]
+    with pytest.raises(ValueError, match="out_of_distribution.*'mixture'.*mixtures"):
+        demo.check_config(config)
 
 
 def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_path):
@@ -154,13 +201,15 @@ def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_pat
     config = demo.load_config()
     stages, _ = demo.build_stages(config, tmp_path / "demo")
     assert [stage.name for stage in stages] == [
-        "data", "classifier", "nmf", "l2i", "piq", "lmac", "eval_l2i", "eval_piq", "eval_lmac"
+        "data", "classifier", "nmf", "l2i", "piq", "lmac", "eval_l2i", "eval_piq", "eval_lmac",
+        "eval_mixtures_l2i", "eval_mixtures_piq", "eval_mixtures_lmac",
     ]
     for stage in stages[1:]:
         argv = stage.settings
         if stage.name.startswith("eval_"):
             args, argv = eval_recipe.parse_eval_arguments(argv)
             assert args.pretrained_interpreter.endswith("psi_model.ckpt")
+            assert args.overlap_type == ("mixtures" if "mixtures" in stage.name else "none")
             argv += ["--data_folder", args.data_folder, "--output_folder", args.eval_folder]
         hparams_file, _, overrides = sb.parse_arguments(argv)
         with open(hparams_file, encoding="utf-8") as fin:  # an unknown key is a KeyError

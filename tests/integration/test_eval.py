@@ -329,7 +329,9 @@ def speech_folder(tmp_path):
 
 
 @pytest.mark.parametrize("overlap_type", ["mixtures", "white_noise", "speech"])
-def test_out_of_distribution_overlaps(tiny_piq, tmp_path, speech_folder, overlap_type):
+def test_out_of_distribution_overlaps(
+    tiny_piq, tiny_synthetic, tiny_test_clips, tmp_path, speech_folder, overlap_type
+):
     folder = tmp_path / "piq"  # an exported interpreter alone: eval writes beside it
     folder.mkdir()
     (folder / "psi_model.ckpt").write_bytes((tiny_piq["folder"] / "psi_model.ckpt").read_bytes())
@@ -346,16 +348,54 @@ def test_out_of_distribution_overlaps(tiny_piq, tmp_path, speech_folder, overlap
     eval_folder = folder / f"eval_{overlap_type}"  # the default eval folder
     assert json.loads((eval_folder / "metrics.json").read_text())["overlap_type"] == overlap_type
     assert not (folder / "hyperparams.yaml").exists()  # the interpreter's folder is left alone
-    assert not result["ground_truth"]  # defined for the dataset's own clips only
-    assert list(result["references"]) == ["all_ones"]
+    # the target stays the target, the interference joins the background: ground truth too
+    assert result["ground_truth"]
+    assert list(result["references"]) == ["all_ones", "ground_truth"]
     check = result["classifier_check"]
-    assert check["target_accuracy"] is None and check["ground_truth_fid_in"] is None
-    assert check["masked_predictions"] == 2 * 3  # (interpreter, saliency) x 3 clips: no ground truth
+    assert 0.0 <= check["target_accuracy"] <= 1.0
+    assert check["ground_truth_fid_in"] == result["references"]["ground_truth"]["fid_in"]
+    assert check["masked_predictions"] == 3 * 3  # (interpreter, saliency, ground truth) x 3 clips
     for stats in [*result["methods"].values(), *result["references"].values()]:
-        assert not set(GROUND_TRUTH_KEYS) & set(stats)
-        assert all(np.isfinite(stats[key]) for key in SUITE_KEYS)
+        assert all(np.isfinite(stats[key]) for key in SUITE_KEYS + GROUND_TRUTH_KEYS)
+    ones, truth = result["references"]["all_ones"], result["references"]["ground_truth"]
+    assert abs(ones["si_sdri"]) < 1e-2 and ones["gt_recall"] == pytest.approx(1.0)
+    assert truth["gt_precision"] == pytest.approx(1.0) and truth["gt_recall"] == pytest.approx(1.0)
+    assert ones["gt_precision"] < 1.0  # the interference lies outside the target region
+    # the all-ones row's precision, recomputed from the evaluated clips' sources: the target
+    # region is where the target beats the background *with* the interference in it
+    datasets, ids, clips = tiny_test_clips
+    again = interference.Interference(
+        overlap_type, datasets["test"], result["seed"], 16000, 16000, speech_folder=str(speech_folder)
+    )
+    mixture = again.mix(clips, 0)
+    target, background = GroundTruth(tiny_synthetic, 16000, 16000).sources(ids, clips, mixture)
+    region = metrics.target_region(target, background, STFT(**STFT_ARGS))
+    X, _ = spectrogram(mixture.wavs, STFT(**STFT_ARGS))
+    expected = metrics.gt_precision(X, X, region).mean().item()
+    assert ones["gt_precision"] == pytest.approx(expected, abs=1e-5)
     check_report(eval_folder / "report" / "index.html")
     assert f"[{overlap_type}]" in (eval_folder / "report" / "index.html").read_text()
+
+
+def test_wham_noise_keeps_the_ground_truth(tiny_piq, tmp_path):
+    """With WHAM! noise the target stays the target and the noise joins the background."""
+    noise_folder = tmp_path / "noise"
+    noise_folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        sf.write(noise_folder / f"noise{i}.wav", 0.3 * rng.standard_normal(8000), 16000)
+    wham = ["--add_wham_noise", "True", "--wham_folder", str(tmp_path), "--wham_audio_folder", str(noise_folder)]
+    argv = eval_argv(tiny_piq, tmp_path / "eval", "--baselines", "random") + wham
+    result = eval_recipe.main(argv)
+    assert result["wham_noise"] and result["ground_truth"]
+    assert list(result["references"]) == ["all_ones", "ground_truth"]
+    ones, truth = result["references"]["all_ones"], result["references"]["ground_truth"]
+    assert abs(ones["si_sdri"]) < 1e-2 and ones["gt_recall"] == pytest.approx(1.0)
+    assert truth["gt_precision"] == pytest.approx(1.0) and truth["gt_recall"] == pytest.approx(1.0)
+    for stats in [*result["methods"].values(), *result["references"].values()]:
+        assert all(np.isfinite(stats[key]) for key in SUITE_KEYS + GROUND_TRUTH_KEYS)
+    assert result["classifier_check"]["target_accuracy"] is not None
+    assert "[WHAM! noise]" in (tmp_path / "eval" / "report" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "unset"])
@@ -384,7 +424,10 @@ def test_single_sample_l2i_without_data_folder(tiny_l2i, tiny_synthetic, tmp_pat
     del argv[at : at + 2]  # the class names come from the training run's label encoder
     argv = with_flag(argv, "--relevance_th", -2)  # every component is relevant: one wav each
     result = eval_recipe.main(
-        eval_argv({**tiny_l2i, "argv": argv}, tmp_path, "--single_sample", str(clip))
+        eval_argv(
+            {**tiny_l2i, "argv": argv}, tmp_path, "--single_sample", str(clip),
+            "--override_trained", "relevance_th",  # trained with 0.2: another value on purpose
+        )
     )
     out = capsys.readouterr().out
     assert f"{result['class']} (p={result['probability']:.3f})" in out
@@ -470,7 +513,8 @@ def test_all_ones_mask_gives_zero_si_sdri_and_full_recall(tiny_synthetic, tiny_t
     assert gt["si_sdr"].allclose(metrics.si_sdr(clips, target), atol=1e-2)
     assert gt["si_sdri"].abs().max() < 1e-2
     assert gt["gt_recall"].allclose(torch.ones(len(ids)))
-    share = (X * region).flatten(1).sum(1) / X.flatten(1).sum(1)  # the region's share of X
+    energy = torch.expm1(X.double()) ** 2  # |STFT|^2
+    share = ((energy * region).flatten(1).sum(1) / energy.flatten(1).sum(1)).float()  # the region's share
     assert gt["gt_precision"].allclose(share) and (share > 0).all() and (share < 1).all()
 
     oracle = metrics.ground_truth_metrics(region * X, X, audio, clips, target, region)

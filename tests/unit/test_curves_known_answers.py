@@ -1,0 +1,92 @@
+"""Every function of recipes/evaluation/curves.py on a case computed by hand (issue 25)."""
+
+import pytest
+import torch
+
+from recipes.evaluation import curves, metrics
+
+FIVE_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def reads_the_diagonal(X):
+    """A hand-made classifier: p_0 = (X[0, 0] + X[1, 1]) / 2, p_1 = 1 - p_0."""
+    p0 = (X[:, 0, 0] + X[:, 1, 1]) / 2
+    return torch.stack([p0, 1 - p0], dim=1)
+
+
+# the clip: the evidence on the diagonal; the mask ranks (0, 0), (1, 1), (0, 1), (1, 0)
+X = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+MASK = torch.tensor([[[0.9, 0.1], [0.2, 0.8]]])
+
+
+def test_deletion_reference_by_hand():
+    X3 = torch.tensor([[[1.0, 4.0], [3.0, 2.0], [2.0, 6.0]]])
+    assert curves.deletion_reference(X3, "zero").tolist() == [[[0.0, 0.0]]]
+    # the 10 % quantile over the 3 frames: sorted (1, 2, 3) -> 1 + 0.2 (2 - 1); (2, 4, 6) -> 2.4
+    assert curves.deletion_reference(X3, "noise_floor").tolist()[0][0] == pytest.approx([1.2, 2.4])
+
+
+def test_bin_ranks_by_hand():
+    assert curves.bin_ranks(MASK).tolist() == [[[0, 3], [2, 1]]]
+    ties = curves.bin_ranks(torch.tensor([[[1.0, 0.0, 0.0]]]), torch.Generator().manual_seed(0))
+    assert ties[0, 0, 0] == 0 and sorted(ties[0, 0, 1:].tolist()) == [1, 2]
+
+
+def test_step_counts_by_hand():
+    assert curves.step_counts(4, FIVE_STEPS).tolist() == [0, 1, 2, 3, 4]
+    assert curves.step_counts(20).tolist() == list(range(21))  # 5 % of 20 bins: one per step
+
+
+def test_endpoint_probabilities_by_hand():
+    """Clip 0 explained as class 0, clip 1 as class 1: the whole clip, then the reference alone."""
+    both = torch.cat([X, 0.5 * X])
+    full, empty = curves.endpoint_probabilities(reads_the_diagonal, both, torch.tensor([0, 1]))
+    assert full.tolist() == [1.0, 0.5] and empty.tolist() == [0.0, 1.0]
+    # the noise floor of each bin over the 2 frames (0 and 1): 0.1, so p_0 = 0.1
+    _, empty = curves.endpoint_probabilities(
+        reads_the_diagonal, X, torch.tensor([0]), "noise_floor"
+    )
+    assert empty.tolist() == pytest.approx([0.1])
+
+
+def test_probability_curves_and_their_aucs_by_hand():
+    drawn = curves.probability_curves(
+        reads_the_diagonal, X, MASK, torch.tensor([0]), fractions=FIVE_STEPS
+    )
+    # deletion: (0, 0) goes first (p_0 = 1/2), then (1, 1) (0); insertion the other way round
+    assert drawn["deletion"].tolist() == [[1.0, 0.5, 0.0, 0.0, 0.0]]
+    assert drawn["insertion"].tolist() == [[0.0, 0.5, 1.0, 1.0, 1.0]]
+    aucs = curves.curve_metrics(drawn, FIVE_STEPS)
+    # trapezoids of width 1/4: (1 + 1/2) / 8 + (1/2) / 8 = 1/4; (1/2) / 8 + (3/2) / 8 + 1/4 + 1/4 = 3/4
+    assert aucs["deletion_auc"].tolist() == pytest.approx([0.25])
+    assert aucs["insertion_auc"].tolist() == pytest.approx([0.75])
+
+
+def test_probability_curves_on_the_noise_floor_by_hand():
+    """A removed bin takes its frequency's floor (0.1 here), not silence."""
+    drawn = curves.probability_curves(
+        reads_the_diagonal, X, MASK, torch.tensor([0]), "noise_floor", fractions=FIVE_STEPS
+    )
+    assert drawn["deletion"][0].tolist() == pytest.approx([1.0, 0.55, 0.1, 0.1, 0.1])
+    assert drawn["insertion"][0].tolist() == pytest.approx([0.1, 0.55, 1.0, 1.0, 1.0])
+
+
+def test_curve_auc_by_hand():
+    curve = torch.tensor([[1.0, 0.5, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    assert curves.curve_auc(curve, FIVE_STEPS).tolist() == pytest.approx([0.25, 1.0])
+
+
+def test_curve_step_values_and_mean_curves_by_hand():
+    drawn = {
+        "deletion": torch.tensor([[1.0, 0.0], [0.5, 0.25]]),
+        "insertion": torch.tensor([[0.0, 1.0], [0.0, 0.5]]),
+    }
+    values = curves.curve_step_values(drawn)
+    assert values["deletion_00"].tolist() == [1.0, 0.5]
+    assert values["insertion_01"].tolist() == [1.0, 0.5]
+    stats = metrics.StageStats()
+    stats.add_values(values)
+    assert curves.mean_curves(stats.summary(), (0.0, 1.0)) == {
+        "deletion": [0.75, 0.125],
+        "insertion": [0.0, 0.75],
+    }

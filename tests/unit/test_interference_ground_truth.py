@@ -1,0 +1,92 @@
+"""Ground truth out of distribution (issue 25): the interference joins the background.
+
+For every set-up of `data_prep.interference.Interference` (the clips as they are,
+WHAM! noise, another clip, white noise, speech), the sources of the evaluated clip
+that `GroundTruth.sources` gives, target' = g target and background' = g background
++ the interference as mixed in, sum to the evaluated clip exactly (float rounding):
+the interference is scaled as it is mixed, and the target stays the target.
+On the tiny synthetic set (data files only, no training).
+"""
+
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from speechbrain.dataio.dataset import DynamicItemDataset
+
+from data_prep.audio import load_clip
+from data_prep.ground_truth import GroundTruth
+from data_prep.interference import Interference, overlap_mix, overlap_parts
+from data_prep.wham_prepare import WhamMixer
+
+N_SAMPLES = 16000  # the tiny set's 1 s clips at 16 kHz
+
+
+@pytest.fixture(scope="module")
+def test_fold(tiny_synthetic):
+    """The tiny set's fold 5 (3 clips, 3 classes): (dataset, ids, clips (3, T))."""
+    with open(tiny_synthetic / "meta" / "esc50.csv", newline="") as fin:
+        rows = [row for row in csv.DictReader(fin) if row["fold"] == "5"]
+    ids = [row["filename"].removesuffix(".wav") for row in rows]
+    clips = torch.stack(
+        [load_clip(tiny_synthetic / "audio" / row["filename"], 16000, N_SAMPLES) for row in rows]
+    )
+    data = {
+        clip_id: {"sig": clip, "class_string_encoded": torch.tensor([int(row["target"])])}
+        for clip_id, clip, row in zip(ids, clips, rows)
+    }
+    return DynamicItemDataset(data, output_keys=["id", "sig"]), ids, clips
+
+
+@pytest.fixture(scope="module")
+def speech_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("speech")
+    rng = np.random.default_rng(0)
+    for i in range(2):  # 22.05 kHz, resampled when read
+        t = np.arange(22050) / 22050
+        sf.write(
+            folder / f"LJ{i}.wav",
+            0.3 * np.sin(2 * np.pi * 200 * (i + 1) * t) + 0.01 * rng.standard_normal(22050),
+            22050,
+        )
+    return folder
+
+
+def interference_of(kind, dataset, speech_folder):
+    if kind == "wham":  # in distribution with WHAM! noise (noise clips of another length)
+        noise = torch.randn(2, 5000, generator=torch.Generator().manual_seed(0))
+        return Interference(
+            "none", dataset, 3, 16000, N_SAMPLES, wham_mixer=WhamMixer(noise, snr_db=0.0)
+        )
+    return Interference(kind, dataset, 3, 16000, N_SAMPLES, speech_folder=str(speech_folder))
+
+
+@pytest.mark.parametrize("kind", ["none", "wham", "mixtures", "white_noise", "speech"])
+def test_target_plus_background_is_the_evaluated_clip(
+    tiny_synthetic, test_fold, speech_folder, kind
+):
+    dataset, ids, clips = test_fold
+    interference = interference_of(kind, dataset, speech_folder)
+    mixture = interference.mix(clips, 0)
+    assert torch.equal(mixture.wavs, interference(clips, 0))  # what eval classifies
+    target, background = GroundTruth(tiny_synthetic, 16000, N_SAMPLES).sources(ids, clips, mixture)
+    assert (target + background - mixture.wavs).abs().max() < 1e-6  # the exact sum
+    clean_target, _ = GroundTruth(tiny_synthetic, 16000, N_SAMPLES).sources(ids, clips)
+    assert torch.allclose(target, mixture.gain * clean_target)  # the target stays the target
+    if kind == "none":
+        assert mixture.wavs is clips and torch.equal(target, clean_target)
+    else:  # something was added, and it went to the background
+        assert (mixture.added.abs().amax(dim=1) > 0.01).all()
+
+
+def test_overlap_parts_by_hand():
+    """x = (3, 0, 0, 0), n = (0, 2, 0, 0): 0.8 x / 3 + 0.2 n / 2 = (0.8, 0.2, 0, 0), peak 0.8:
+    gain 1 / 3 on the clip, the interference (0, 0.25, 0, 0)."""
+    clips, noise = torch.tensor([[3.0, 0.0, 0.0, 0.0]]), torch.tensor([[0.0, 2.0, 0.0, 0.0]])
+    gain, added = overlap_parts(clips, noise)
+    assert gain.item() == pytest.approx(1 / 3) and added.tolist()[0] == pytest.approx(
+        [0.0, 0.25, 0.0, 0.0]
+    )
+    assert overlap_mix(clips, noise).tolist()[0] == pytest.approx([1.0, 0.25, 0.0, 0.0])

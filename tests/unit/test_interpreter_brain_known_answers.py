@@ -1,0 +1,334 @@
+"""The InterpreterBrain's steps on hand-made parts whose answer is known (issue 25).
+
+No training: each Brain is made without its set-up (`object.__new__`) and given
+hand-made modules, so the recipe's own methods run on inputs worked out by hand:
+
+- `score_mask` with a classifier that reads two bins (the masked-in and masked-out
+  inputs, the all-ones row);
+- `explain`'s interpretation audio (all ones: the input, zeros: silence, the
+  ground-truth mask: the target event);
+- checkpoint selection by a maximised and a minimised key (a scripted sequence of
+  valid statistics through `on_stage_end`, then the test stage's loading and the export);
+- L2I's mask with Theta, W and H set by hand, raw and class-centred relevance.
+"""
+
+import contextlib
+import math
+import types
+
+import numpy as np
+import pytest
+import speechbrain as sb
+import torch
+from speechbrain.processing.features import ISTFT, STFT
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.train_logger import FileTrainLogger
+
+from data_prep.audio import EPS
+from data_prep.synthesis import INT16_SCALE, synthesize_clip
+from models.L2I import Theta
+from recipes.evaluation import metrics, scoring
+from recipes.interpreters.base import InterpreterBrain
+from recipes.interpreters.l2i import L2I
+
+STFT_ARGS = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 11.6099, "win_length": 23.2199}
+
+
+# ---------------------------------------------------------------- a hand-made classifier
+FRAMES, BINS = 4, 3
+BIN_A, BIN_B = (1, 2), (3, 0)  # the evidence of class 0 and of class 1
+
+
+class ReadsTwoBins(torch.nn.Module):
+    """The embedding model: X (B, frames, F) -> (X[bin a], X[bin b]) (B, 2)."""
+
+    def forward(self, X):
+        return torch.stack([X[:, BIN_A[0], BIN_A[1]], X[:, BIN_B[0], BIN_B[1]]], dim=1)
+
+
+def two_bin_head():
+    """logits = (2 X[a], 2 X[b], 1): class 2 wins on silence."""
+    head = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
+        head.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
+    return head
+
+
+def softmax(logits):
+    """An independent softmax on Python floats."""
+    exps = [math.exp(value) for value in logits]
+    return [value / sum(exps) for value in exps]
+
+
+def bare_brain(brain_class=InterpreterBrain, **hparams):
+    """A Brain of `brain_class` without its set-up: the hparams given, the two-bin classifier."""
+    brain = object.__new__(brain_class)
+    defaults = {
+        "embedding_model": ReadsTwoBins(),
+        "classifier": two_bin_head(),
+        "compute_fbank": None,
+        "use_melspectra": False,
+        "classifier_temp": 1.0,
+    }
+    brain.hparams = types.SimpleNamespace(**{**defaults, **hparams})
+    brain.modules = torch.nn.ModuleDict()
+    brain.device = "cpu"
+    brain.evaluation_ctx = contextlib.nullcontext()
+    return brain
+
+
+def two_clips():
+    """Clip 0: X[a] = 3, X[b] = 1 (logits 6, 2, 1: class 0); clip 1: X[a] = 0.5, X[b] = 2.5
+    (logits 1, 5, 1: class 1)."""
+    X = torch.zeros(2, FRAMES, BINS)
+    X[0, BIN_A[0], BIN_A[1]], X[0, BIN_B[0], BIN_B[1]] = 3.0, 1.0
+    X[1, BIN_A[0], BIN_A[1]], X[1, BIN_B[0], BIN_B[1]] = 0.5, 2.5
+    brain = bare_brain()
+    scores, _ = brain.classify(X)
+    return brain, {"X": X, "scores": scores, "classes": scores.argmax(dim=1)}
+
+
+def test_the_hand_made_classifier_is_what_the_hand_computation_says():
+    _, outputs = two_clips()
+    assert outputs["classes"].tolist() == [0, 1]
+    assert torch.allclose(outputs["scores"], torch.tensor([[6.0, 2.0, 1.0], [1.0, 5.0, 1.0]]))
+
+
+def test_score_mask_of_the_all_zeros_mask():
+    """X_int = 0: p(X_int) = softmax(0, 0, 1) (class 2), X - X_int = X (FF = 0)."""
+    brain, outputs = two_clips()
+    values, scores = brain.score_mask(outputs, torch.zeros_like(outputs["X"]))
+    p = [softmax([6, 2, 1])[0], softmax([1, 5, 1])[1]]  # p_c(X)
+    p_silence = softmax([0, 0, 1])  # p(0), class 2
+    assert values["fid_in"].tolist() == [0.0, 0.0]
+    assert values["faithfulness"].tolist() == [0.0, 0.0]
+    assert values["AI"].tolist() == [0.0, 0.0] and values["AG"].tolist() == [0.0, 0.0]
+    expected_ad = [100 * (p[0] - p_silence[0]) / p[0], 100 * (p[1] - p_silence[1]) / p[1]]
+    assert values["AD"].tolist() == pytest.approx(expected_ad, abs=1e-4)
+    assert torch.allclose(scores["int"], torch.tensor([[0.0, 0.0, 1.0]] * 2))
+    assert torch.allclose(scores["removed"], outputs["scores"])
+
+
+def test_score_mask_of_a_mask_that_keeps_the_evidence_bin():
+    """Each clip keeps only the bin of its class: the masked-in input keeps the class, the
+    masked-out one loses it, by the probabilities computed by hand."""
+    brain, outputs = two_clips()
+    mask = torch.zeros_like(outputs["X"])
+    mask[0, BIN_A[0], BIN_A[1]] = 1.0
+    mask[1, BIN_B[0], BIN_B[1]] = 1.0
+    values, _ = brain.score_mask(outputs, mask)
+    p = [softmax([6, 2, 1])[0], softmax([1, 5, 1])[1]]
+    p_int = [softmax([6, 0, 1])[0], softmax([0, 5, 1])[1]]  # X_int: only the evidence bin
+    p_removed = [softmax([0, 2, 1])[0], softmax([1, 0, 1])[1]]  # X - X_int
+    assert values["fid_in"].tolist() == [1.0, 1.0]
+    assert values["faithfulness"].tolist() == pytest.approx(
+        [p[i] - p_removed[i] for i in (0, 1)], abs=1e-6
+    )
+    assert values["AI"].tolist() == [100.0, 100.0]  # the evidence alone is more confident
+    assert values["AD"].tolist() == [0.0, 0.0]
+    expected_ag = [100 * (p_int[i] - p[i]) / (1 - p[i]) for i in (0, 1)]
+    assert values["AG"].tolist() == pytest.approx(expected_ag, rel=1e-4)
+    # one bin of 12 kept: Gini (n - 1) / n, entropy 0
+    assert values["SPS"].tolist() == pytest.approx([11 / 12] * 2, abs=1e-5)
+    assert values["COMP"].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+def test_score_mask_of_the_all_ones_mask_is_exactly_the_all_ones_row():
+    brain, outputs = two_clips()
+    values, _ = brain.score_mask(outputs, torch.ones_like(outputs["X"]))
+    reference = scoring.all_ones_metrics(brain, outputs)
+    assert set(values) == set(reference)
+    for name in reference:
+        assert torch.equal(values[name], reference[name]), name
+    p = [softmax([6, 2, 1])[0], softmax([1, 5, 1])[1]]
+    p_silence = softmax([0, 0, 1])
+    assert values["fid_in"].tolist() == [1.0, 1.0]
+    assert values["AI"].tolist() == values["AD"].tolist() == values["AG"].tolist() == [0.0, 0.0]
+    assert values["faithfulness"].tolist() == pytest.approx(
+        [p[0] - p_silence[0], p[1] - p_silence[1]], abs=1e-6
+    )
+
+
+# ---------------------------------------------------------------- the interpretation audio
+class FixedMask(InterpreterBrain):
+    """An interpreter whose mask is set by the test (`next_mask`): explain() around it is the base's."""
+
+    def interpret(self, X, representations, classes, stage):
+        return {"mask": self.next_mask.expand_as(X)}
+
+
+def fixed_mask_brain():
+    return bare_brain(
+        FixedMask,
+        embedding_model=torch.nn.Flatten(),  # any classifier: the audio does not depend on it
+        classifier=torch.nn.LazyLinear(3),
+        compute_stft=STFT(**STFT_ARGS),
+        compute_istft=ISTFT(**STFT_ARGS),
+    )
+
+
+def synthetic_clip(name, seed):
+    """One synthetic clip (1 s, 0 dB over the event): target, background, mixture as floats."""
+    clip = synthesize_clip(name, np.random.default_rng(seed), 16000, 16000, (0.0, 0.0))
+    return [torch.from_numpy(signal / INT16_SCALE).float().unsqueeze(0) for signal in clip[:3]]
+
+
+def test_explain_with_the_all_ones_mask_gives_the_input_back():
+    brain = fixed_mask_brain()
+    _, _, mixture = synthetic_clip("harmonic_stack", 0)
+    brain.next_mask = torch.ones(1)
+    outputs = brain.explain(mixture)
+    assert (outputs["audio"] - mixture).abs().max() < 1e-3  # the STFT round trip
+    assert metrics.si_sdr(outputs["audio"], mixture).item() > 40.0
+
+
+def test_explain_with_the_zero_mask_gives_silence():
+    brain = fixed_mask_brain()
+    _, _, mixture = synthetic_clip("harmonic_stack", 0)
+    brain.next_mask = torch.zeros(1)
+    outputs = brain.explain(mixture)
+    assert outputs["audio"].abs().max() < 1e-7
+    assert outputs["X_int"].abs().max() == 0
+
+
+# the target-dominant region as the mask, at 0 dB: at least this (16-19 dB on these clips)
+GROUND_TRUTH_SI_SDR_DB = 10.0
+
+
+@pytest.mark.parametrize("name, seed", [("steady_tone", 1), ("up_chirp", 2), ("harmonic_stack", 3)])
+def test_explain_with_the_ground_truth_mask_gives_the_target(name, seed):
+    """The region where the target dominates, as the mask, gives audio close to the target
+    event (SI-SDR above GROUND_TRUTH_SI_SDR_DB) and far closer than the clip itself."""
+    brain = fixed_mask_brain()
+    target, background, mixture = synthetic_clip(name, seed)
+    brain.next_mask = metrics.target_region(target, background, brain.hparams.compute_stft)
+    outputs = brain.explain(mixture)
+    interpretation = metrics.si_sdr(outputs["audio"], target).item()
+    assert interpretation > GROUND_TRUTH_SI_SDR_DB
+    assert interpretation > metrics.si_sdr(mixture, target).item() + 5.0
+
+
+# ---------------------------------------------------------------- checkpoint selection
+class ScriptedStatistics(InterpreterBrain):
+    """An interpreter whose valid statistic `best_key` is read from a script, one per epoch."""
+
+    def stage_extra_stats(self):
+        return {} if self.best_key == "loss" else {self.best_key: self.scripted}
+
+
+def scripted_brain(tmp_path, best_key, lower):
+    """A Brain made by InterpreterBrain's own __init__ (a one-weight psi, a checkpointer)."""
+    psi = torch.nn.Linear(1, 1, bias=False)
+    hparams = {
+        "embedding_model": torch.nn.Flatten(),
+        "classifier": torch.nn.Linear(1, 2),
+        "use_pretrained": False,
+        "add_wham_noise": False,
+        "use_tensorboard": False,
+        "lr_annealing": None,
+        "train_logger": FileTrainLogger(str(tmp_path / "train_log.txt")),
+    }
+    brain_class = type(
+        "Scripted", (ScriptedStatistics,), {"best_key": best_key, "best_key_is_lower": lower}
+    )
+    brain = brain_class(
+        modules={"psi": psi},
+        hparams=hparams,
+        run_opts={"device": "cpu"},
+        checkpointer=Checkpointer(str(tmp_path / "save"), recoverables={"psi_model": psi}),
+    )
+    brain.optimizer = torch.optim.SGD(psi.parameters(), lr=0.1)
+    return brain
+
+
+@pytest.mark.parametrize(
+    "brain_class, script",
+    [
+        (L2I, [0.5, 0.9, 0.2]),  # maximised (theta_top1): the best is epoch 2's 0.9
+        ("PIQ", [0.5, 0.1, 0.7]),  # minimised (the valid loss): the best is epoch 2's 0.1
+    ],
+)
+def test_the_test_stage_and_the_export_load_the_best_epoch(tmp_path, brain_class, script):
+    if brain_class == "PIQ":
+        from recipes.interpreters.piq import PIQ as brain_class
+    brain = scripted_brain(tmp_path, brain_class.best_key, brain_class.best_key_is_lower)
+    psi = brain.modules["psi"]
+    for epoch, value in enumerate(script, start=1):
+        with torch.no_grad():
+            psi.weight.fill_(float(epoch))  # the weights of epoch k are k
+        brain.on_stage_start(sb.Stage.VALID, epoch)
+        brain.scripted = value
+        brain.on_stage_end(sb.Stage.VALID, value if brain.best_key == "loss" else 1.0, epoch)
+    log = (tmp_path / "train_log.txt").read_text()
+    assert f"{brain.best_key}: " in log  # selected by a key that is logged
+    with torch.no_grad():
+        psi.weight.fill_(-1.0)  # what the last step of training left: not a checkpoint
+    brain.on_evaluate_start()  # what the test stage (Brain.evaluate) runs first
+    assert psi.weight.item() == 2.0
+    brain.export_interpreter(str(tmp_path))  # what train_interpreter exports after the test stage
+    exported = torch.load(tmp_path / "psi_model.ckpt", weights_only=True)
+    assert exported["weight"].item() == 2.0
+
+
+# ---------------------------------------------------------------- L2I's mask
+# W (F 6, K 3): overlapping components, so a component's share of a bin is a fraction
+W = torch.tensor(
+    [
+        [1.0, 1.0, 0.0],
+        [1.0, 0.0, 1.0],
+        [0.0, 1.0, 1.0],
+        [2.0, 0.0, 0.0],
+        [0.0, 2.0, 0.0],
+        [0.0, 0.0, 2.0],
+    ]
+)
+# H (1, K 3, frames 4): each component peaks at 1 (max pooling: z = (1, 1, 1))
+H = torch.tensor([[[1.0, 0.2, 0.0, 0.5], [0.3, 1.0, 0.1, 0.0], [0.0, 0.4, 1.0, 0.6]]])
+# Theta's weights (2 classes x 3 components): raw relevance for class 0 is (1, 0.8, -0.5), so
+# components 0 and 1 pass the threshold 0.5; centred over the classes (mean (1, 0, 0)) it is
+# (0, 0.8, -0.5) / 0.8: component 1 alone
+THETA = torch.tensor([[1.0, 0.8, -0.5], [1.0, -0.8, 0.5]])
+
+
+class FixedActivations(torch.nn.Module):
+    """psi: the activations H, whatever the classifier's representations."""
+
+    def forward(self, representations):
+        return H
+
+
+def l2i_brain(centered):
+    brain = bare_brain(L2I, relevance_centered=centered, relevance_th=0.5)
+    theta = Theta(n_comp=3, T=4, num_classes=2, pooling="max")
+    with torch.no_grad():
+        theta.classifier_weight().copy_(THETA)
+    brain.modules = torch.nn.ModuleDict({"psi": FixedActivations(), "theta": theta})
+    brain.W = W
+    return brain
+
+
+def share_of(components):
+    """sum_{k in components} W_fk H_kt / sum_k W_fk H_kt, by loops (B 1, frames 4, F 6)."""
+    expected = torch.zeros(1, 4, 6)
+    for t in range(4):
+        for f in range(6):
+            total = sum(W[f, k].item() * H[0, k, t].item() for k in range(3))
+            kept = sum(W[f, k].item() * H[0, k, t].item() for k in components)
+            expected[0, t, f] = kept / (total + EPS)
+    return expected
+
+
+@pytest.mark.parametrize("centered, components", [(False, [0, 1]), (True, [1])])
+def test_l2i_mask_is_the_share_of_the_relevant_components(centered, components):
+    brain = l2i_brain(centered)
+    X = torch.ones(1, 4, 6)
+    outputs = brain.interpret(
+        X, representations=None, classes=torch.tensor([0]), stage=sb.Stage.TEST
+    )
+    chosen = torch.zeros(1, 3)
+    chosen[0, components] = 1.0
+    assert torch.equal(outputs["selected"], chosen)
+    assert torch.allclose(outputs["mask"], share_of(components), atol=1e-6)
+    # the mask is not trivial: fractions, and bins of the other components at 0
+    assert ((outputs["mask"] > 0.05) & (outputs["mask"] < 0.95)).any()
