@@ -1,11 +1,31 @@
 """Shared test fixtures: where the real sample clips are, and a tiny synthetic set."""
 
+import logging
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored():
+    """A recipe run in-process configures the root logger (SpeechBrain's `setup_logging`) with a
+    console handler bound to the sys.stdout of that moment: under `capsys` a buffer closed when the
+    test ends. Left in place, every later log record writes "--- Logging error ---" tracebacks into
+    the next test's stderr. Each test gets the root handlers it started with back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
