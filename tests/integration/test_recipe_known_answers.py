@@ -7,9 +7,11 @@
 
 import shutil
 
+import pytest
 import speechbrain as sb
 import torch
-from conftest import with_flag
+import yaml
+from conftest import HPARAMS, with_flag
 
 from models.PIQ import partition_of_codes
 from recipes.core.brains import build_brain
@@ -86,3 +88,28 @@ def test_a_resumed_run_continues_from_the_saved_weights(tiny_piq, tmp_path):
     assert saved.keys() == resumed.keys()
     for name, value in saved.items():
         assert torch.equal(resumed[name].cpu(), value), name
+
+
+class _TagsAsText(yaml.SafeLoader):
+    """A yaml loader that reads every hyperpyyaml tag (!new:, !ref, ...) as its plain value."""
+
+
+_TagsAsText.add_multi_constructor(
+    "!",
+    lambda loader, tag, node: {
+        yaml.ScalarNode: loader.construct_scalar,
+        yaml.SequenceNode: loader.construct_sequence,
+        yaml.MappingNode: loader.construct_mapping,
+    }[type(node)](node),
+)
+
+
+@pytest.mark.parametrize("name", ["l2i_conv2d", "l2i_cnn14", "lmac_conv2d", "lmac_cnn14", "piq"])
+def test_every_trained_module_is_restored_on_resume(name):
+    """The resume test above runs PIQ; for every interpreter yaml, each trained module (L2I's
+    psi and Theta, ...) is a recoverable of the checkpointer, so a resumed run loads it too."""
+    with open(HPARAMS / f"{name}.yaml") as fin:
+        hparams = yaml.load(fin, Loader=_TagsAsText)
+    recoverables = set(hparams["checkpointer"]["recoverables"].values())
+    modules = set(hparams["modules"].values())
+    assert modules and modules <= recoverables, modules - recoverables

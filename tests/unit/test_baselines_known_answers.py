@@ -121,3 +121,48 @@ def test_each_baseline_explains_the_class_it_is_given(name):
     assert not torch.allclose(
         method(embedding, head, X, classes), method(embedding, head, X, (classes + 1) % 3)
     )
+
+
+class HalfSquare(torch.nn.Module):
+    """The embedding (X - t)^2 / 2, flattened: its gradient X - t changes sign at t."""
+
+    def __init__(self, threshold):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, X):
+        return (0.5 * (X - self.threshold) ** 2).flatten(start_dim=1)
+
+
+def test_smoothgrad_averages_the_absolute_gradient():
+    """SmoothGrad is the mean of |gradient| over the noisy copies, not |mean gradient|: with
+    gradient W_c (X + noise - t), it is |W_c| E|Y|, Y ~ N(X - t, std^2), the folded normal's
+    mean std sqrt(2 / pi) exp(-mu^2 / 2 std^2) + mu (1 - 2 Phi(-mu / std))."""
+    _, head = linear_classifier()
+    X, classes = clips()
+    X, threshold = 3 * X, 1.5
+    std = baselines.SMOOTHGRAD_NOISE * (
+        X.flatten(1).amax(1) - X.flatten(1).amin(1)
+    ).numpy().reshape(-1, 1, 1)
+    mu = X.numpy() - threshold
+    phi = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
+    folded = std * math.sqrt(2 / math.pi) * np.exp(-(mu**2) / (2 * std**2)) + mu * (
+        1 - 2 * phi(-mu / std)
+    )
+    weights = np.abs(weights_of(head, classes))
+    expected = per_clip_max(weights * folded)
+    mask = baselines.smoothgrad_mask(
+        HalfSquare(threshold), head, X, classes, seed=0, n_samples=SMOOTHGRAD_SAMPLES
+    )
+    assert np.abs(mask.numpy() - expected).max() < 0.05
+    # |mean gradient| = |W_c| |X - t| is another answer: the test can tell them apart
+    assert np.abs(per_clip_max(weights * np.abs(mu)) - expected).max() > 0.1
+
+
+def test_random_mask_moves_the_values_of_each_clip():
+    """The same values per clip (the interpreter's distribution), at other places."""
+    mask = torch.arange(2 * FRAMES * BINS, dtype=torch.float32).view(2, FRAMES, BINS)
+    shuffled = baselines.random_mask(mask, torch.Generator().manual_seed(0))
+    for clip in range(2):
+        assert shuffled[clip].flatten().sort().values.tolist() == mask[clip].flatten().tolist()
+    assert (shuffled != mask).float().mean() > 0.5  # 30 distinct values: nearly all moved

@@ -35,6 +35,17 @@ def test_bin_ranks_by_hand():
 def test_step_counts_by_hand():
     assert curves.step_counts(4, FIVE_STEPS).tolist() == [0, 1, 2, 3, 4]
     assert curves.step_counts(20).tolist() == list(range(21))  # 5 % of 20 bins: one per step
+    # shares that are not whole bins go to the nearest count: 0.9, 1.8, 2.7 of 3 bins -> 1, 2, 3
+    assert curves.step_counts(3, (0.0, 0.3, 0.6, 0.9, 1.0)).tolist() == [0, 1, 2, 3, 3]
+
+
+def test_ties_are_ranked_by_the_generator_not_by_position():
+    """An all-zero mask (every bin tied): each seed gives its own order, the same seed the same."""
+    flat = torch.zeros(1, 4, 8)
+    orders = [curves.bin_ranks(flat, torch.Generator().manual_seed(seed)) for seed in (0, 1, 0)]
+    assert sorted(orders[0].flatten().tolist()) == list(range(32))  # a ranking of the 32 bins
+    assert torch.equal(orders[0], orders[2])
+    assert not torch.equal(orders[0], orders[1])  # 1 / 32! of failing by chance
 
 
 def test_endpoint_probabilities_by_hand():

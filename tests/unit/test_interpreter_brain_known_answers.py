@@ -332,3 +332,69 @@ def test_l2i_mask_is_the_share_of_the_relevant_components(centered, components):
     assert torch.allclose(outputs["mask"], share_of(components), atol=1e-6)
     # the mask is not trivial: fractions, and bins of the other components at 0
     assert ((outputs["mask"] > 0.05) & (outputs["mask"] < 0.95)).any()
+
+
+def test_train_interpreter_tests_and_exports_the_best_epoch(tmp_path, monkeypatch):
+    """The recipes' training flow (`train_interpreter`) with a scripted fit: the test stage
+    and the exported weights are those of the best epoch (2 of 3), not the last step's."""
+    from recipes.interpreters import training
+
+    brain = scripted_brain(tmp_path, L2I.best_key, L2I.best_key_is_lower)
+    brain.hparams.output_folder = str(tmp_path)
+    psi = brain.modules["psi"]
+
+    def scripted_fit(brain_, hparams, datasets):
+        for epoch, value in enumerate([0.5, 0.9, 0.2], start=1):  # maximised: epoch 2
+            with torch.no_grad():
+                psi.weight.fill_(float(epoch))
+            brain.on_stage_start(sb.Stage.VALID, epoch)
+            brain.scripted = value
+            brain.on_stage_end(sb.Stage.VALID, 1.0, epoch)
+        with torch.no_grad():
+            psi.weight.fill_(-1.0)  # the last step of training: not a checkpoint
+
+    tested = []
+
+    def evaluate(test_set, max_key=None, min_key=None, **kwargs):  # Brain.evaluate's first step
+        brain.on_evaluate_start(max_key=max_key, min_key=min_key)
+        tested.append(psi.weight.item())
+
+    hparams = {"test_dataloader_opts": {}}
+    monkeypatch.setattr(
+        training,
+        "prepare_run",
+        lambda argv, recipe_file=None: (hparams, {}, None, None, {"test": []}, None),
+    )
+    monkeypatch.setattr(training, "build_brain", lambda *args, **kwargs: brain)
+    monkeypatch.setattr(training, "fit_interpreter", scripted_fit)
+    monkeypatch.setattr(training, "export_inference", lambda brain_, folder: folder)
+    monkeypatch.setattr(brain, "evaluate", evaluate)
+    training.train_interpreter(type(brain), argv=[])
+    assert tested == [2.0]
+    exported = torch.load(tmp_path / "psi_model.ckpt", weights_only=True)
+    assert exported["weight"].item() == 2.0
+
+
+class TwoClipActivations(torch.nn.Module):
+    """psi: the activations H for each of two clips."""
+
+    def forward(self, representations):
+        return H.repeat(2, 1, 1)
+
+
+# with threshold 0.4, class 1 (Theta's row (1, -0.8, 0.5)): raw relevance (1, -0.8, 0.5) keeps
+# components 0 and 2; centred, (0, -0.8, 0.5) / 0.8 = (0, -1, 0.625) keeps component 2; class 0
+# keeps (0, 1) raw and (1) centred, as above
+@pytest.mark.parametrize("centered, components", [(False, [[0, 1], [0, 2]]), (True, [[1], [2]])])
+def test_l2i_mask_uses_each_clip_s_own_class(centered, components):
+    brain = l2i_brain(centered)
+    brain.hparams.relevance_th = 0.4
+    brain.modules["psi"] = TwoClipActivations()
+    outputs = brain.interpret(
+        torch.ones(2, 4, 6), representations=None, classes=torch.tensor([0, 1]), stage=sb.Stage.TEST
+    )
+    for clip, kept in enumerate(components):
+        chosen = torch.zeros(3)
+        chosen[kept] = 1.0
+        assert torch.equal(outputs["selected"][clip], chosen), clip
+        assert torch.allclose(outputs["mask"][clip], share_of(kept)[0], atol=1e-6), clip

@@ -156,6 +156,41 @@ def test_ground_truth_metrics_by_hand():
     assert gt["gt_recall"].item() == pytest.approx(1.0)
 
 
+def test_si_sdri_of_a_clip_that_is_not_at_0_db_by_hand():
+    """s = (1, -1, 1, -1) and n = (1, 1, -1, -1), orthogonal, zero mean, |s|^2 = |n|^2 = 4: the
+    clip s + n / 2 has SI-SDR 10 log10(4 / 1), the audio s + n / 4 has 10 log10(4 / 0.25), so
+    SI-SDRi = 10 log10(16) - 10 log10(4) = 10 log10(4) (the improvement over the clip, against
+    the target)."""
+    s = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    n = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
+    X = torch.log1p(MAGNITUDE)
+    gt = metrics.ground_truth_metrics(X, X, s + n / 4, s + n / 2, s, REGION)
+    assert gt["si_sdr"].item() == pytest.approx(10 * math.log10(16.0), abs=1e-4)
+    assert gt["si_sdri"].item() == pytest.approx(10 * math.log10(4.0), abs=1e-4)
+
+
+def test_si_sdr_of_silent_signals_by_hand():
+    """A silent estimate (energy at most EPS once centred) against a sound reference is the
+    floor -SI_SDR_CLIP_DB, even when it is a scaled copy of the reference; a silent (or
+    constant) reference has no SI-SDR: NaN."""
+    s = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    assert metrics.si_sdr(torch.zeros_like(s), s).item() == -metrics.SI_SDR_CLIP_DB
+    assert metrics.si_sdr(1e-6 * s, s).item() == -metrics.SI_SDR_CLIP_DB  # energy 4e-12
+    assert metrics.si_sdr(torch.full_like(s, 0.5), s).item() == -metrics.SI_SDR_CLIP_DB
+    assert torch.isnan(metrics.si_sdr(s, torch.zeros_like(s))).all()
+    assert torch.isnan(metrics.si_sdr(s, torch.full_like(s, 0.5))).all()
+
+
+def test_bootstrap_interval_of_the_median_by_hand():
+    """Eight 0s and one 100: a resample's median is 100 only when 5 of its 9 draws are the
+    100 (probability sum_{k>=5} C(9, k) (1/9)^k (8/9)^(9-k) ~ 0.0014 < 2.5 %), so the
+    median's interval is (0, 0); the mean's reaches 100 / 9 (one draw of the 100 or more:
+    probability 1 - (8/9)^9 ~ 0.65)."""
+    values = torch.tensor([0.0] * 8 + [100.0])
+    assert metrics.bootstrap_interval(values, median=True) == (0.0, 0.0)
+    assert metrics.bootstrap_interval(values)[1] >= 100 / 9
+
+
 def test_bootstrap_interval_of_two_values_by_hand():
     """Resamples of (0, 1) have mean 0, 1/2 or 1 with probabilities 1/4, 1/2, 1/4: the
     2.5 % and 97.5 % percentiles of 1000 of them are 0 and 1."""
