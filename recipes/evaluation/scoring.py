@@ -39,7 +39,7 @@ from recipes.core.brains import fused_for_inference
 from recipes.core.labels import BASELINES, ORACLE
 from recipes.core.pipeline import classify
 from recipes.evaluation import curves, metrics
-from recipes.evaluation.baselines import baseline_masks, parse_baselines
+from recipes.evaluation.baselines import baseline_masks, has_activation_map, parse_baselines
 from recipes.evaluation.sanity import sanity_check_of_evaluation
 from recipes.reporting.figures import plot_curves, plot_sanity, save_interpretation, write_wav
 from recipes.reporting.html_report import write_report
@@ -447,7 +447,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
                 " and WHAM! noise" if brain.wham_mixer is not None else "",
             )
     options = EvaluationOptions(
-        parse_baselines(args.baselines), args.deletion_value, hparams["seed"], args.n_bootstrap
+        parse_baselines(args.baselines, has_activation_map(brain)), args.deletion_value, hparams["seed"], args.n_bootstrap
     )
     scored = evaluate(
         brain,
