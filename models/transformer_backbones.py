@@ -34,6 +34,7 @@ Authors
 """
 
 import os
+import re
 
 import torch  # noqa: F401 (the doctests use it)
 import torch.nn.functional as F
@@ -71,6 +72,9 @@ class SpectrogramImageBackbone:
 
     spans_input = True
     size_keys = ()
+    #: The `transformers` class whose `from_pretrained` reads the checkpoints (its own key
+    #: conversions apply to it, not to a subclass).
+    pretrained_class = None
 
     def spectrogram_image(self, X):
         return spectrogram_image(X, self.config.image_size)
@@ -86,11 +90,11 @@ class SpectrogramImageBackbone:
         """
         local = os.path.isdir(os.path.expanduser(source))
         try:
-            pretrained = type(self).from_pretrained(os.path.expanduser(source), local_files_only=local)
+            pretrained = self.pretrained_class.from_pretrained(os.path.expanduser(source), local_files_only=local)
         except OSError as error:
             if local:
                 raise ValueError(
-                    f"--pretrained_backbone {source}: the folder holds no {type(self).__name__} "
+                    f"--pretrained_backbone {source}: the folder holds no {self.pretrained_class.__name__} "
                     f"checkpoint that transformers can read ({error}); give a folder written by "
                     "save_pretrained (config.json and the weights)."
                 ) from error
@@ -134,6 +138,7 @@ class AudioViT(SpectrogramImageBackbone, ViTModel):
     """
 
     size_keys = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    pretrained_class = ViTModel
 
     def __init__(
         self,
@@ -156,6 +161,7 @@ class AudioViT(SpectrogramImageBackbone, ViTModel):
                 intermediate_size=intermediate_size,
             )
         super().__init__(config, **kwargs)
+        self._register_load_state_dict_pre_hook(_vit_legacy_keys)
 
     def forward(self, X):
         """X (B, frames, F) -> embedding (B, D), patch-token grid (B, D, g, g), g = image / patch."""
@@ -181,6 +187,7 @@ class AudioFocalNet(SpectrogramImageBackbone, FocalNetBackbone):
     """
 
     size_keys = ("image_size", "patch_size", "embed_dim", "depths", "focal_levels", "focal_windows")
+    pretrained_class = FocalNetBackbone
 
     def __init__(
         self,
@@ -216,6 +223,41 @@ class AudioFocalNet(SpectrogramImageBackbone, FocalNetBackbone):
             feature_map, scale_factor=2, mode="bilinear", antialias=True, align_corners=False
         )  # (B, D, 2h, 2w)
         return embedding, grid
+
+
+#: transformers < 5 named ViTModel's parameters otherwise; the published ESC-50 checkpoints
+#: (`speechbrain/vit-base-esc50`'s embedding_model.ckpt) have these names: (old, new), in order.
+VIT_LEGACY_NAMES = (
+    (r"^encoder\.layer\.", "layers."),
+    (r"attention\.attention\.query", "attention.q_proj"),
+    (r"attention\.attention\.key", "attention.k_proj"),
+    (r"attention\.attention\.value", "attention.v_proj"),
+    (r"attention\.output\.dense", "attention.o_proj"),
+    (r"intermediate\.dense", "mlp.fc1"),
+    (r"\boutput\.dense", "mlp.fc2"),
+)
+
+
+def vit_current_name(name):
+    """A ViTModel parameter name of transformers < 5 as transformers >= 5 names it.
+
+    Example
+    -------
+    >>> vit_current_name("encoder.layer.3.attention.attention.query.weight")
+    'layers.3.attention.q_proj.weight'
+    >>> vit_current_name("encoder.layer.3.output.dense.bias"), vit_current_name("pooler.dense.bias")
+    ('layers.3.mlp.fc2.bias', 'pooler.dense.bias')
+    """
+    for old, new in VIT_LEGACY_NAMES:
+        name = re.sub(old, new, name)
+    return name
+
+
+def _vit_legacy_keys(state_dict, prefix, *args):
+    """load_state_dict pre-hook: a state dict of transformers < 5's names is renamed in place,
+    so the published checkpoints load with strict=True."""
+    for key in [key for key in state_dict if key.startswith(prefix + "encoder.layer.")]:
+        state_dict[prefix + vit_current_name(key[len(prefix):])] = state_dict.pop(key)
 
 
 def focalnet_channels(embed_dim, depths):
