@@ -52,6 +52,10 @@ def test_vit_contract_scores_grid_and_decoder():
     decoded, _, _ = VectorQuantizedPSIViT_Audio(dim=32, K=10, numclasses=5)(grid, torch.tensor([0, 1]))
     assert decoded.shape == (2, 1, 431, 513)  # the 5 s STFT's frames x bins
     assert fit_to_input(decoded.squeeze(1), 259, 513, vit).shape == (2, 259, 513)
+    # the grid spans the clip: the decoder's frames are resized onto the clip's, not cropped
+    ramp = torch.linspace(0, 1, 431).view(1, 431, 1).expand(2, 431, 513)
+    fitted = fit_to_input(ramp, 259, 513, vit)
+    assert float(fitted[0, -1, 0]) > 0.99 and float(fitted[0, 0, 0]) < 0.01
 
 
 def test_vit_grid_rows_follow_time():
