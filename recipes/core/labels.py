@@ -24,7 +24,9 @@ MAP_BASELINES = tuple(MAP_BASELINE_LABELS)
 #: The baselines of the classifier alone (not the random permutation of the interpreter's
 #: mask): the same for every interpreter on the same classifier and clips, so the summary
 #: shows them once per classifier and data.
-CLASSIFIER_BASELINES = BASELINES[1:] + MAP_BASELINES
+CLASSIFIER_BASELINES = BASELINES[1:]
+#: ... and with AMT (where the classifier has a grid): every baseline of the classifier alone.
+CLASSIFIER_ONLY_BASELINES = CLASSIFIER_BASELINES + MAP_BASELINES
 #: The interpreter's best mask from the ground truth (`InterpreterBrain.oracle_mask`, L2I's
 #: best NMF components): a row per interpreter, but a reference, not ranked with the methods.
 ORACLE = "oracle"
