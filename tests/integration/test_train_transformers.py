@@ -80,3 +80,16 @@ def test_inference_folder_and_audio_interpret(tiny_vit, tiny_synthetic, tmp_path
     predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert predictions["files"][str(clip)]["class"] == result["class"]
     assert (tmp_path / "out" / f"{clip.stem}_interpretation.wav").is_file()
+
+
+def test_transformer_demo_smoke(tmp_path, repo_root):
+    """hparams/demo_transformers.yaml's chain (data, ViT, PIQ, eval with AMT) at its smoke sizes."""
+    from recipes import demo
+
+    result = demo.main(["--config", str(repo_root / "hparams" / "demo_transformers.yaml"), "--smoke", "--output_folder", str(tmp_path)])
+    assert list(result["timings"]) == ["data", "classifier", "piq", "eval_piq"]  # no NMF, L2I, L-MAC
+    assert "| AMT (activation map) |" in result["summary"] and "| PIQ |" in result["summary"]
+    config = demo.load_config(repo_root / "hparams" / "demo_transformers.yaml")
+    config["stages"]["piq"]["overrides"]["hidden_size"] = 32  # not the classifier's 64
+    with pytest.raises(ValueError, match="`hidden_size` differs between the stages"):
+        demo.check_config(config)
