@@ -93,3 +93,24 @@ def test_transformer_demo_smoke(tmp_path, repo_root):
     config["stages"]["piq"]["overrides"]["hidden_size"] = 32  # not the classifier's 64
     with pytest.raises(ValueError, match="`hidden_size` differs between the stages"):
         demo.check_config(config)
+
+
+@pytest.mark.parametrize("name", ["vit", "focalnet"])
+def test_lmac_one_epoch(name, tiny_synthetic, tiny_vit, tmp_path):
+    """L-MAC (issue 27) on the tiny classifiers: models.LMAC.GridMaskDecoder on their 14 x 14 grid."""
+    from recipes import train_lmac
+
+    classifier = tiny_vit["folder"].parent / "classifier"
+    if name == "focalnet":
+        classifier = tmp_path / "classifier"
+        common = ["--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
+        train_classifier.main([str(HPARAMS / "classifier_focalnet.yaml"), *common, "--output_folder", str(classifier)])
+    argv = [str(HPARAMS / f"lmac_{name}.yaml"), "--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
+    argv += ["--classifier_folder", str(classifier), "--n_interpretations_to_save", "0"]
+    brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
+    stats = json.loads((tmp_path / "lmac" / "test_metrics.json").read_text())
+    assert 0.0 <= stats["fid_in"] <= 1.0
+    outputs = brain.explain(torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1)
+    assert outputs["mask"].shape == outputs["X"].shape == (2, 87, 513)
+    assert outputs["logits"].shape == (2, 87, 513)  # 431 x 513 resized onto the 87 frames, not cropped
+    assert (tmp_path / "lmac" / "inference" / "psi_model.ckpt").is_file()
