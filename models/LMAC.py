@@ -13,6 +13,9 @@ masked-in and masked-out spectrograms.
   only, (B, K, frames), and no frequency axis.
 - Conv2d (``Conv2dEncoder_v2``): :class:`Conv2dMaskDecoder` below, PIQ's
   decoder without its quantiser.
+- ViT and FocalNet (``models.transformer_backbones``): :class:`GridMaskDecoder`,
+  the same with the decoder of the seed's ``VectorQuantizedPSIViT_Audio``
+  (a 14 x 14 grid -> 431 x 513).
 
 Authors
  * audio-interpret contributors 2026
@@ -23,6 +26,7 @@ import torch.nn as nn
 from models.PIQ import (
     ResBlockAudio,
     VectorQuantizedPSI_Audio,
+    VectorQuantizedPSIViT_Audio,
     _transposed_conv_decoder,
     weights_init,
 )
@@ -54,6 +58,9 @@ class Conv2dMaskDecoder(nn.Module):
     torch.Size([2, 1, 417, 513])
     """
 
+    #: the PIQ decoder whose up-sampling stages it shares
+    piq_decoder = VectorQuantizedPSI_Audio
+
     def __init__(self, dim=256, use_adapter=True):
         super().__init__()
         self.dim = dim
@@ -62,8 +69,8 @@ class Conv2dMaskDecoder(nn.Module):
             self.adapter = ResBlockAudio(dim)
         self.decoder = _transposed_conv_decoder(
             dim,
-            VectorQuantizedPSI_Audio.decoder_stages,
-            VectorQuantizedPSI_Audio.decoder_out_kernel,
+            self.piq_decoder.decoder_stages,
+            self.piq_decoder.decoder_out_kernel,
         )
         self.apply(weights_init)
 
@@ -82,9 +89,27 @@ class Conv2dMaskDecoder(nn.Module):
         """
         if hs.ndim != 4 or hs.shape[1] != self.dim:
             raise ValueError(
-                f"Conv2dMaskDecoder(dim={self.dim}) expects representations of shape "
+                f"{type(self).__name__}(dim={self.dim}) expects representations of shape "
                 f"(B, {self.dim}, T', F'), got {tuple(hs.shape)}: set the yaml's emb_dim to "
                 "the classifier's."
             )
         h = self.adapter(hs) if self.use_adapter else hs  # (B, dim, T', F')
         return self.decoder(h)  # (B, 1, frames', F)
+
+
+class GridMaskDecoder(Conv2dMaskDecoder):
+    """Mask logits over the log1p |STFT| from a transformer backbone's 14 x 14 grid.
+
+    :class:`Conv2dMaskDecoder` with the up-sampling stages of the seed's
+    ``VectorQuantizedPSIViT_Audio`` (shared with ``VectorQuantizedPSIFocalNet_Audio``):
+    14 x 14 -> 431 x 513, resized by the recipe onto the clip's frames (the grid
+    spans the clip).
+
+    Example
+    -------
+    >>> import torch
+    >>> GridMaskDecoder(dim=16)(torch.randn(2, 16, 14, 14)).shape
+    torch.Size([2, 1, 431, 513])
+    """
+
+    piq_decoder = VectorQuantizedPSIViT_Audio

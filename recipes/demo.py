@@ -69,6 +69,34 @@ DEFAULT_CONFIG = os.path.join(REPO_ROOT, "hparams", "demo.yaml")
 STAGE_RECORD = "demo_stage.json"
 INTERPRETERS = ("l2i", "piq", "lmac")  # their stages (and eval folders), in the report's order
 REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
+#: Sizes that the classifier stage and the interpreter stages must share (when a stage sets them).
+CLASSIFIER_SIZE_KEYS = (
+    "emb_dim",
+    "lin_neurons",
+    # the transformer backbones' (hparams/classifier_vit.yaml, classifier_focalnet.yaml)
+    "image_size",
+    "patch_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "embed_dim",
+    "depths",
+    "focal_levels",
+    "focal_windows",
+)
+
+
+def config_interpreters(config):
+    """The interpreters a demo config trains, in INTERPRETERS order (a config may leave some out,
+    e.g. hparams/demo_transformers.yaml has no L2I, hence no NMF stage).
+
+    Example
+    -------
+    >>> config_interpreters({"stages": {"classifier": {}, "piq": {}}})
+    ('piq',)
+    """
+    return tuple(name for name in INTERPRETERS if name in config["stages"])
 
 
 def deep_merge(base, update):
@@ -104,15 +132,16 @@ def load_config(path=DEFAULT_CONFIG, smoke=False):
 def check_config(config, path="the demo config"):
     """Sizes that two stages must share are equal, or a ValueError naming them."""
     stages = config["stages"]
+    if "classifier" not in stages:
+        raise ValueError(f"{path}: `stages` has no `classifier`, which every interpreter explains.")
+    if "l2i" in stages and "nmf" not in stages:
+        raise ValueError(f"{path}: the l2i stage needs the nmf stage (its dictionary): add it.")
     overrides = {name: stage.get("overrides", {}) for name, stage in stages.items()}
-    must_match = [
-        ("emb_dim", ("classifier", "l2i", "piq", "lmac")),
-        ("lin_neurons", ("classifier", "l2i", "piq", "lmac")),
-        ("K", ("nmf", "l2i")),
-    ]
+    must_match = [(key, ("classifier", *INTERPRETERS)) for key in CLASSIFIER_SIZE_KEYS]
+    must_match.append(("K", ("nmf", "l2i")))
     for key, names in must_match:
-        values = {name: overrides[name].get(key) for name in names}
-        if len(set(values.values())) > 1:
+        values = {name: overrides[name].get(key) for name in names if name in overrides}
+        if len({str(value) for value in values.values()}) > 1:  # str: lists (depths) too
             raise ValueError(
                 f"{path}: `{key}` differs between the stages {values}; the interpreters "
                 f"must use the classifier's / dictionary's {key}: set the same value."
@@ -272,13 +301,14 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     Returns
     -------
     tuple
-        (list of Stage, eval folders of the interpreters in INTERPRETERS order). The
+        (list of Stage, eval folders of the config's interpreters in INTERPRETERS order). The
         stages end with the in-distribution evaluations `eval_<interpreter>`, then the
         out-of-distribution ones `eval_<overlap type>_<interpreter>` (their folders:
         `out_of_distribution_folder`).
     """
     out = os.path.abspath(output_folder)
     interpreter_base = os.path.abspath(interpreter_folder) if interpreter_folder else out
+    interpreters = config_interpreters(config)
     folders = {name: os.path.join(out, name) for name in ("data", "classifier", "nmf")}
     folders.update({name: os.path.join(interpreter_base, name) for name in INTERPRETERS})
     dataset = config["dataset"]
@@ -300,26 +330,19 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
 
     classifier_paths = {"classifier_folder": folders["classifier"]}
     nmf_path = os.path.join(folders["nmf"], "nmf_decoder.ckpt")
+    extra_paths = {"l2i": {"nmf_decoder_path": nmf_path, **classifier_paths}}
     argv = {
         "classifier": recipe_argv(
             hparams_path("classifier"), overrides("classifier", output_folder=folders["classifier"])
         ),
-        "nmf": recipe_argv(hparams_path("nmf"), overrides("nmf", output_folder=folders["nmf"])),
-        "l2i": recipe_argv(
-            hparams_path("l2i"),
-            overrides(
-                "l2i", output_folder=folders["l2i"], nmf_decoder_path=nmf_path, **classifier_paths
-            ),
-        ),
-        "piq": recipe_argv(
-            hparams_path("piq"), overrides("piq", output_folder=folders["piq"], **classifier_paths)
-        ),
-        "lmac": recipe_argv(
-            hparams_path("lmac"), overrides("lmac", output_folder=folders["lmac"], **classifier_paths)
-        ),
     }
-    eval_folders = {name: os.path.join(folders[name], "eval") for name in INTERPRETERS}
-    for name in INTERPRETERS:
+    if "nmf" in stages_config:
+        argv["nmf"] = recipe_argv(hparams_path("nmf"), overrides("nmf", output_folder=folders["nmf"]))
+    for name in interpreters:
+        paths = extra_paths.get(name, classifier_paths)
+        argv[name] = recipe_argv(hparams_path(name), overrides(name, output_folder=folders[name], **paths))
+    eval_folders = {name: os.path.join(folders[name], "eval") for name in interpreters}
+    for name in interpreters:
         argv[f"eval_{name}"] = argv[name] + [
             "--pretrained_interpreter",
             os.path.join(folders[name], "psi_model.ckpt"),
@@ -327,6 +350,8 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
             eval_folders[name],
             *eval_flags(config.get("eval", {}), name),
         ]
+    recipes = {"l2i": train_l2i, "piq": train_piq, "lmac": train_lmac}
+    outputs = {"l2i": ("psi_model.ckpt", "theta.ckpt"), "piq": ("psi_model.ckpt",), "lmac": ("psi_model.ckpt",)}
     stages = [
         Stage(
             "data",
@@ -352,31 +377,21 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
             lambda: train_classifier.main(argv["classifier"]),
             argv["classifier"],
         ),
-        Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]),
-        Stage(
-            "l2i",
-            folders["l2i"],
-            [os.path.join(folders["l2i"], f) for f in ("psi_model.ckpt", "theta.ckpt")],
-            lambda: train_l2i.main(argv["l2i"]),
-            argv["l2i"],
-        ),
-        Stage(
-            "piq",
-            folders["piq"],
-            [os.path.join(folders["piq"], "psi_model.ckpt")],
-            lambda: train_piq.main(argv["piq"]),
-            argv["piq"],
-        ),
-        Stage(
-            "lmac",
-            folders["lmac"],
-            [os.path.join(folders["lmac"], "psi_model.ckpt")],
-            lambda: train_lmac.main(argv["lmac"]),
-            argv["lmac"],
-        ),
     ]
+    if "nmf" in argv:
+        stages.append(Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]))
+    for name in interpreters:
+        stages.append(
+            Stage(
+                name,
+                folders[name],
+                [os.path.join(folders[name], f) for f in outputs[name]],
+                lambda name=name: recipes[name].main(argv[name]),
+                argv[name],
+            )
+        )
     for overlap_type in out_of_distribution(config):  # the same evaluations, out of distribution
-        for name in INTERPRETERS:
+        for name in interpreters:
             folder = out_of_distribution_folder(eval_folders[name], overlap_type)
             argv[f"eval_{overlap_type}_{name}"] = argv[name] + [
                 "--pretrained_interpreter",
@@ -387,10 +402,10 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 "--overlap_type",
                 overlap_type,
             ]
-    evaluations = [(f"eval_{name}", eval_folders[name]) for name in INTERPRETERS] + [
+    evaluations = [(f"eval_{name}", eval_folders[name]) for name in interpreters] + [
         (f"eval_{overlap_type}_{name}", out_of_distribution_folder(eval_folders[name], overlap_type))
         for overlap_type in out_of_distribution(config)
-        for name in INTERPRETERS
+        for name in interpreters
     ]
     for stage_name, folder in evaluations:
         stages.append(
@@ -402,7 +417,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 argv[stage_name],
             )
         )
-    return stages, [eval_folders[name] for name in INTERPRETERS]
+    return stages, [eval_folders[name] for name in interpreters]
 
 
 def summary_table(evaluations):
@@ -430,8 +445,9 @@ def run_demo(config, output_folder):
     for stage in stages:
         times = stage.run()
         timings[stage.name], cpu_times[stage.name] = times if times else (None, None)
+    title = config.get("title", REPORT_TITLE)
     all_folders = eval_folders + [folder for folders in ood_folders.values() for folder in folders]
-    report = write_report(all_folders, os.path.join(output_folder, "report"), REPORT_TITLE)
+    report = write_report(all_folders, os.path.join(output_folder, "report"), title)
     evaluations = [load_evaluation(folder) for folder in eval_folders]
     summary = summary_table(evaluations)
     ood_evaluations = {
@@ -467,9 +483,7 @@ def run_demo(config, output_folder):
         f"\n{out_of_distribution_title(overlap_type)}\n\n{table}\n"
         for overlap_type, table in ood_summaries.items()
     )
-    write_text(
-        f"# {REPORT_TITLE}\n\n{summary}\n{ood_text}{note}{agreement}", os.path.join(output_folder, "summary.md")
-    )
+    write_text(f"# {title}\n\n{summary}\n{ood_text}{note}{agreement}", os.path.join(output_folder, "summary.md"))
     return result
 
 

@@ -208,7 +208,8 @@ def parse_eval_arguments(argv=None):
         "--baselines",
         default="all",
         help="baselines to score, comma-separated (random, saliency, integrated_gradients, "
-        "smoothgrad, occlusion), or all / none",
+        "smoothgrad, occlusion, and amt for a transformer classifier), or all / none (all: "
+        "amt included where the classifier has one)",
     )
     parser.add_argument(
         "--deletion_value",

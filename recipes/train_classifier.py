@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Trains the audio classifier that the interpreters (L2I, PIQ) explain.
 
-Two set-ups, one code path (`recipes.core.pipeline.spectrogram` + `classify`):
+Four set-ups, one code path (`recipes.core.pipeline.spectrogram` + `classify`):
 
 - `hparams/classifier_conv2d.yaml`: `Conv2dEncoder_v2` on the log1p magnitude
   STFT, ECAPA cosine head, AAM-softmax loss;
 - `hparams/classifier_cnn14.yaml`: `Cnn14` on the log1p mel spectrogram, a
-  linear head, cross-entropy.
+  linear head, cross-entropy;
+- `hparams/classifier_vit.yaml`, `hparams/classifier_focalnet.yaml`: the
+  `transformers` ViT and FocalNet backbones (`models.transformer_backbones`) on
+  the log1p magnitude STFT as an image, ECAPA cosine head, AAM-softmax loss;
+  `--pretrained_backbone FOLDER_OR_HUB_ID` starts from `from_pretrained` weights.
 
 To run:
 
@@ -50,7 +54,7 @@ from data_prep import synthetic_prepare
 from data_prep.audio import load_clip, peak_normalise
 from data_prep.files import write_atomic, write_json, write_text
 from data_prep.wham_prepare import WhamMixer
-from recipes.core.brains import build_brain
+from recipes.core.brains import build_brain, load_pretrained_backbone
 from recipes.core.pipeline import class_probabilities, classify, spectrogram
 from recipes.core.startup import prepare_run
 from recipes.reporting.figures import plot_confusion_matrix
@@ -300,6 +304,8 @@ def main(argv=None):
                 f"present in {hparams['data_folder']}/meta/esc50.csv."
             )
 
+    if hparams.get("pretrained_backbone"):  # before build_brain: a resumed run's checkpoint wins
+        load_pretrained_backbone(hparams["embedding_model"], hparams["pretrained_backbone"])
     brain = build_brain(ClassifierBrain, hparams, run_opts)
     brain.fit(
         brain.hparams.epoch_counter,

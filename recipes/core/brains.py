@@ -7,6 +7,7 @@
 - `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
 - `check_device`: a `--device` torch does not know, or a GPU this machine
   does not have, refused before any set-up.
+- `load_pretrained_backbone`: `--pretrained_backbone` (from_pretrained weights).
 - `load_state_dict_file`, `load_pretrained`, `freeze`: checkpoints in, with
   `weights_only=True`, strict key checks and errors that say what to do.
 
@@ -201,6 +202,24 @@ def _hub_id(path):
     path = str(path)
     parts = path.split("/")
     return not os.path.exists(path) and len(parts) == 3 and not path.startswith((".", "/", "~"))
+
+
+def load_pretrained_backbone(embedding_model, source):
+    """`--pretrained_backbone SOURCE`: the embedding model starts from `from_pretrained` weights.
+
+    Only the transformer backbones (`models.transformer_backbones`) have them; a
+    local folder is read offline, a hub id is fetched (an offline hub id gives an
+    error that says to pass a local folder).
+    """
+    if not hasattr(embedding_model, "load_pretrained_backbone"):
+        raise ValueError(
+            f"--pretrained_backbone {source}: the yaml's embedding model ({type(embedding_model).__name__}) "
+            "has no from_pretrained weights; use a transformer classifier yaml "
+            "(hparams/classifier_vit.yaml, classifier_focalnet.yaml) or leave the key null."
+        )
+    embedding_model.load_pretrained_backbone(str(source))
+    logger.info("Embedding model initialised from the pretrained backbone %s", source)
+    return embedding_model
 
 
 def freeze(module):

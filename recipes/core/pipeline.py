@@ -129,17 +129,39 @@ def match_frames(tensor, n_frames, dim=1):
 
 
 def split_classifier_output(output):
-    """The one place that handles "the embedding model returns a tuple or a tensor".
+    """The classifier adapter contract: what every embedding model gives, in one place.
 
-    Conv2dEncoder_v2 returns the embedding map (B, D, T', F') itself; Cnn14 with
-    `return_reps=True` returns `(embedding (B, 1, D), (h1, h2, h3, ...))`.
+    An embedding model reads the classifier input (X, or its log-mel for CNN14)
+    and returns either
+
+    - a map (B, C, T', F') (time, then frequency): the embedding is its mean
+      over T' and F', and the map is the representation (Conv2d); or
+    - a pair `(embedding, representations)`: the embedding (B, D) or (B, 1, D),
+      and the representations, one map (B, C, T', F') or a tuple of maps
+      (CNN14 with `return_reps=True`: its blocks', finest first).
+
+    The head (ECAPA `Classifier` or a `torch.nn.Linear`) maps the (B, 1, D)
+    embedding to the class scores. What each supported classifier gives:
+
+    ==========================  ========================  =============================================
+    embedding model              embedding                 representations (what psi reads)
+    ==========================  ========================  =============================================
+    `Conv2dEncoder_v2`           map mean (B, 1, C)        (B, C, T/16, F/16)
+    Cnn14 (return_reps)          (B, 1, 2048)              (h1, h2, h3, h4) maps, (B, C_i, T_i, F_i)
+    `AudioViT`                   token mean (B, 1, D)      patch tokens on their grid (B, D, 14, 14)
+    `AudioFocalNet`              map mean (B, 1, D)        last map upsampled 2x (B, D, 14, 14)
+    ==========================  ========================  =============================================
+
+    (the transformer backbones of `models.transformer_backbones` at their
+    reference sizes; their grids span the whole clip: `spans_input`). A model of
+    one's own joins by returning the pair.
 
     Returns
     -------
     embedding : torch.Tensor
         (B, 1, D), the input of the classifier head.
     representations : torch.Tensor or tuple
-        What an interpreter's psi reads: the map for Conv2d, the tuple for Cnn14.
+        What an interpreter's psi reads.
     """
     if isinstance(output, (tuple, list)):
         embedding, representations = output[0], output[1]
@@ -151,6 +173,35 @@ def split_classifier_output(output):
     if output.dim() == 2:
         return output.unsqueeze(1), output
     return output, output
+
+
+def spans_input(embedding_model):
+    """True when the model's representation grid covers the whole clip, whatever its length
+    (the transformer backbones resize X to their image): decoders' outputs are then resized to
+    X (`fit_to_input`) and its grid is an activation map (the AMT baseline)."""
+    return bool(getattr(embedding_model, "spans_input", False))
+
+
+def fit_to_input(decoded, n_frames, n_bins, embedding_model):
+    """A decoder's time-frequency output (B, frames', F') on the input's (B, n_frames, n_bins).
+
+    Resized (bilinear) when the representation spans the input (`spans_input`);
+    otherwise its frames are cropped or zero-padded (`match_frames`): a
+    convolutional encoder's grid follows the frames one to one.
+
+    Example
+    -------
+    >>> vit = type("Backbone", (), {"spans_input": True})()
+    >>> fit_to_input(torch.rand(2, 431, 513), 259, 513, vit).shape
+    torch.Size([2, 259, 513])
+    >>> fit_to_input(torch.rand(2, 431, 513), 259, 513, torch.nn.Identity()).shape
+    torch.Size([2, 259, 513])
+    """
+    if spans_input(embedding_model):
+        if decoded.shape[1:] == (n_frames, n_bins):
+            return decoded
+        return F.interpolate(decoded.unsqueeze(1), size=(n_frames, n_bins), mode="bilinear", align_corners=False).squeeze(1)
+    return match_frames(decoded, n_frames)
 
 
 def classifier_input(X, compute_fbank=None, use_melspectra=False):

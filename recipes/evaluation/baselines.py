@@ -27,7 +27,14 @@ training, so its figures can be read against a reference:
     (`Occlusion`); only drops count (an occlusion that raises the score is not
     evidence for c), so it is the positive part.
 
-  These four depend on the classifier and the clip only, not on the
+- `amt_mask`: AMT, the by-design baseline of the public recipe (activation map
+  thresholding): the classifier's own representation grid, its mean over the
+  channels, upsampled to X and scaled to [0, 1] per clip. Only for classifiers
+  whose grid spans the input (the transformer backbones, `spans_input`): a
+  convolutional encoder's grid follows the frames one to one, and its mean
+  map is not a by-design explanation.
+
+  These five depend on the classifier and the clip only, not on the
   interpreter (`CLASSIFIER_BASELINES`): the report shows them once per
   classifier and data, and `--baselines` can leave them out of an evaluation
   that another one already covers (the demo computes them once).
@@ -39,11 +46,12 @@ Authors
 """
 
 import torch
+import torch.nn.functional as F
 from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 
 from data_prep.audio import EPS
-from recipes.core.labels import BASELINES
-from recipes.core.pipeline import classify
+from recipes.core.labels import BASELINES, MAP_BASELINES
+from recipes.core.pipeline import classify, spans_input
 
 #: Integrated Gradients: steps of the path integral (Gauss-Legendre).
 IG_STEPS = 20
@@ -268,6 +276,40 @@ def occlusion_mask(
     return normalise_per_clip(attribution.clamp(min=0))
 
 
+def amt_mask(representations, n_frames, n_bins):
+    """AMT: the representation grid's mean over channels, upsampled to X, scaled to [0, 1] per clip.
+
+    Arguments
+    ---------
+    representations : torch.Tensor or tuple
+        The classifier's grid (B, C, T', F') (`recipes.core.pipeline.split_classifier_output`);
+        of a tuple of maps, the last (coarsest).
+    n_frames, n_bins : int
+        X's size.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, n_frames, n_bins): min-max scaled per clip (all zeros for a constant map).
+
+    Example
+    -------
+    >>> grid = torch.zeros(1, 4, 2, 2)
+    >>> grid[0, :, 0, 1] = 3.0  # early frames, high bins
+    >>> mask = amt_mask(grid, 4, 6)
+    >>> mask.shape, float(mask[0, 0, 5]), float(mask[0, 3, 0])
+    (torch.Size([1, 4, 6]), 1.0, 0.0)
+    """
+    grid = representations[-1] if isinstance(representations, (tuple, list)) else representations
+    activation = grid.float().mean(dim=1, keepdim=True)  # (B, 1, T', F')
+    activation = F.interpolate(activation, size=(n_frames, n_bins), mode="bilinear", align_corners=False)
+    activation = activation.squeeze(1)  # (B, frames, F)
+    flat = activation.flatten(start_dim=1)
+    low = flat.amin(dim=1).view(-1, 1, 1)
+    spread = (flat.amax(dim=1).view(-1, 1, 1) - low).clamp(min=EPS)
+    return (activation - low) / spread
+
+
 #: The captum baselines by name (all take the classifier, X and the classes).
 ATTRIBUTION_MASKS = {
     "saliency": saliency_mask,
@@ -277,34 +319,55 @@ ATTRIBUTION_MASKS = {
 }
 
 
-def parse_baselines(text):
+def parse_baselines(text, activation_map=True):
     """`--baselines` (comma-separated names, or "all" / "none") as a tuple in `BASELINES` order.
+
+    `activation_map`: whether the classifier's grid spans the input (`spans_input`);
+    "all" then includes AMT, and without it asking for AMT is an error.
 
     Example
     -------
     >>> parse_baselines("occlusion,random")
     ('random', 'occlusion')
-    >>> parse_baselines("all") == BASELINES
+    >>> parse_baselines("all", activation_map=False) == BASELINES
     True
+    >>> parse_baselines("all")[-1]
+    'amt'
     """
     text = text.strip()
+    known = BASELINES + MAP_BASELINES
     if text == "all":
-        return BASELINES
+        return known if activation_map else BASELINES
     if text == "none":
         return ()
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(BASELINES))
+    unknown = sorted(set(names) - set(known))
     if unknown:
         raise ValueError(
-            f"--baselines: unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)} "
+            f"--baselines: unknown baseline(s) {unknown}; choose from {', '.join(known)} "
             "(comma-separated), or all / none."
         )
-    return tuple(name for name in BASELINES if name in names)
+    if not activation_map and set(names) & set(MAP_BASELINES):
+        raise ValueError(
+            "--baselines amt: AMT reads a classifier grid that spans the whole input (the "
+            "transformer classifiers, e.g. hparams/piq_vit.yaml); this classifier has none: "
+            "leave amt out."
+        )
+    return tuple(name for name in known if name in names)
+
+
+def has_activation_map(brain):
+    """Whether the brain's classifier has a grid that spans the input (AMT applies)."""
+    return spans_input(brain.hparams.embedding_model)
 
 
 def attribution_mask(brain, name, X, classes, seed=0):
-    """One captum baseline (`ATTRIBUTION_MASKS[name]`) of the brain's frozen classifier."""
+    """One baseline of the brain's frozen classifier: a captum one (`ATTRIBUTION_MASKS[name]`)
+    or AMT (from the classifier's own grid)."""
     hparams = brain.hparams
+    if name in MAP_BASELINES:
+        _, representations = brain.classify(X)
+        return amt_mask(representations, X.shape[1], X.shape[2])
     options = {"seed": seed} if name == "smoothgrad" else {}
     return ATTRIBUTION_MASKS[name](
         hparams.embedding_model,
@@ -329,7 +392,7 @@ def baseline_masks(brain, outputs, generator=None, names=BASELINES):
     generator : torch.Generator, optional
         For the random permutation, then SmoothGrad's noise seed.
     names : tuple of str
-        Which baselines (`BASELINES` order kept).
+        Which baselines (`BASELINES` order kept, then `MAP_BASELINES`).
 
     Returns
     -------
@@ -337,7 +400,7 @@ def baseline_masks(brain, outputs, generator=None, names=BASELINES):
         {name: (B, frames, F) in [0, 1]}, in `BASELINES` order.
     """
     masks = {}
-    for name in BASELINES:
+    for name in BASELINES + MAP_BASELINES:
         if name not in names:
             continue
         if name == "random":

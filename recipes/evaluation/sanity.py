@@ -42,7 +42,7 @@ from scipy.stats import rankdata
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.logger import get_logger
 
-from recipes.core.labels import CLASSIFIER_BASELINES
+from recipes.core.labels import CLASSIFIER_ONLY_BASELINES
 from recipes.evaluation.baselines import attribution_mask
 
 logger = get_logger(__name__)
@@ -430,6 +430,6 @@ def sanity_check_of_evaluation(brain, dataset, interference, baselines, n_clips,
         return mask
 
     mask_functions = {type(brain).__name__: interpreter_mask}  # the tables' interpreter name
-    mask_functions.update({name: baseline(name) for name in baselines if name in CLASSIFIER_BASELINES})
+    mask_functions.update({name: baseline(name) for name in baselines if name in CLASSIFIER_ONLY_BASELINES})
     logger.info("Sanity check: randomising the classifier from the top down, %d clips", n_clips)
     return model_randomisation_check(brain, wavs, mask_functions, seed=seed)

@@ -41,7 +41,7 @@ from recipes.core.brains import fused_for_inference
 from recipes.core.labels import BASELINES, ORACLE
 from recipes.core.pipeline import classify
 from recipes.evaluation import curves, metrics
-from recipes.evaluation.baselines import baseline_masks, parse_baselines
+from recipes.evaluation.baselines import baseline_masks, has_activation_map, parse_baselines
 from recipes.evaluation.sanity import sanity_check_of_evaluation
 from recipes.reporting.figures import plot_curves, plot_sanity, save_interpretation, write_wav
 from recipes.reporting.html_report import write_report
@@ -444,7 +444,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
     if GroundTruth.available(hparams["data_folder"]):  # in and out of distribution alike
         ground_truth = GroundTruth(hparams["data_folder"], hparams["sample_rate"], n_samples)
     options = EvaluationOptions(
-        parse_baselines(args.baselines), args.deletion_value, hparams["seed"], args.n_bootstrap
+        parse_baselines(args.baselines, has_activation_map(brain)), args.deletion_value, hparams["seed"], args.n_bootstrap
     )
     scored = evaluate(
         brain,

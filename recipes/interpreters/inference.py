@@ -83,6 +83,17 @@ SIZE_KEYS = (
     "lin_neurons",
     "out_n_neurons",
     "K",
+    # the transformer backbones' sizes (models.transformer_backbones)
+    "image_size",
+    "patch_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "embed_dim",
+    "depths",
+    "focal_levels",
+    "focal_windows",
     "classifier_temp",
     "use_melspectra",
 )

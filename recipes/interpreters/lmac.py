@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 from data_prep.ground_truth import GroundTruth
-from recipes.core.pipeline import classify, match_frames
+from recipes.core.pipeline import classify, fit_to_input, match_frames, spans_input
 from recipes.interpreters.base import InterpreterBrain
 
 logger = get_logger(__name__)
@@ -188,6 +188,9 @@ class LMAC(InterpreterBrain):
                 f"psi cannot decode the classifier's representations of {X.shape[1]}-frame clips "
                 f"({error}); CNN14PSI_stft takes 201 or 431 frames: --signal_length_s 2.325 or 5."
             ) from error
+        embedding_model = self.hparams.embedding_model
+        if spans_input(embedding_model):  # the grid spans the clip: the output is resized to X
+            logits = fit_to_input(logits, X.shape[1], X.shape[2], embedding_model)  # (B, frames, F)
         if logits.shape[-1] != X.shape[-1]:
             raise ValueError(
                 f"psi decodes {logits.shape[-1]} frequency bins but the STFT has {X.shape[-1]}: "

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
-from recipes.core.pipeline import match_frames
+from recipes.core.pipeline import fit_to_input, match_frames, spans_input
 from recipes.interpreters.base import InterpreterBrain
 
 logger = get_logger(__name__)
@@ -125,19 +125,22 @@ class PIQ(InterpreterBrain):
         return decoded.squeeze(1), h, z_q
 
     def interpret(self, X, representations, classes, stage):
-        decoded, h, z_q = self.decode(representations, classes)  # (B, frames', F)
-        if decoded.shape[-1] != X.shape[-1]:
+        decoded, h, z_q = self.decode(representations, classes)  # (B, frames', F')
+        embedding_model = self.hparams.embedding_model
+        if decoded.shape[-1] != X.shape[-1] and not spans_input(embedding_model):
             raise ValueError(
                 f"psi decodes {decoded.shape[-1]} frequency bins but the STFT has {X.shape[-1]}: "
                 "PIQ's decoder is built for n_fft 1024 (513 bins)."
             )
+        if spans_input(embedding_model):  # the grid spans the clip: the output is resized to X
+            decoded = fit_to_input(decoded, X.shape[1], X.shape[2], embedding_model)  # (B, frames, F)
         if self.hparams.use_mask_output:
             mask = torch.sigmoid(decoded)
         else:
             decoded = F.softplus(decoded)
             mask = target_mask(decoded, self.hparams.mask_th)  # psi's own spectrogram
-        # The decoder's frame count is fixed by the representation size: crop or
-        # zero-pad the mask to the input's frames.
+        # The convolutional decoders' frame count is fixed by the representation size:
+        # crop or zero-pad the mask to the input's frames.
         return {"decoded": decoded, "h": h, "z_q": z_q, "mask": match_frames(mask, X.shape[1])}
 
     def interpretation_loss(self, outputs, batch, stage):

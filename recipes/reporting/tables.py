@@ -14,7 +14,7 @@ import collections
 import json
 import math
 
-from recipes.core.labels import CLASSIFIER_BASELINES, METHOD_LABELS, ORACLE, REFERENCE_LABELS
+from recipes.core.labels import CLASSIFIER_ONLY_BASELINES, METHOD_LABELS, ORACLE, REFERENCE_LABELS
 from recipes.reporting.agreement import agreement_line, agreement_markdown, metric_agreement
 
 #: Known metrics in table order: key -> (column title, definition).
@@ -152,7 +152,7 @@ def _summary_entries(evaluations):
         group = _reference_group(evaluation)
         intervals = evaluation.get("intervals", {})
         for method, stats in evaluation["methods"].items():
-            if method in CLASSIFIER_BASELINES:
+            if method in CLASSIFIER_ONLY_BASELINES:
                 continue
             kind = "interpreter" if method == evaluation["interpreter"] else "baseline"
             kind = "reference" if method == ORACLE else kind
@@ -167,7 +167,7 @@ def _summary_entries(evaluations):
         candidates = [
             ("classifier_baseline", method, METHOD_LABELS.get(method, method), stats)
             for method, stats in evaluation["methods"].items()
-            if method in CLASSIFIER_BASELINES
+            if method in CLASSIFIER_ONLY_BASELINES
         ] + [
             ("reference", key, REFERENCE_LABELS.get(key, key), stats)
             for key, stats in evaluation.get("references", {}).items()

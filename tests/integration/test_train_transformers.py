@@ -1,0 +1,116 @@
+"""PIQ on the transformer classifiers, end to end on tiny data (issue 26).
+
+One epoch of a tiny ViT (width 32, 2 layers) and a tiny FocalNet (width 16 -> 32, 2 stages)
+classifier on the 3-class, 1 s `tiny_synthetic` set, one epoch of PIQ on each (the seed's
+VectorQuantizedPSIViT_Audio / VectorQuantizedPSIFocalNet_Audio), the evaluation with the AMT
+row, and the ViT interpreter's inference folder through AudioInterpreter and `audio-interpret`.
+"""
+
+import json
+
+import pytest
+import torch
+from conftest import HPARAMS
+
+from recipes import eval as eval_recipe
+from recipes import interpret_files, train_classifier, train_piq
+from recipes.interpreters.inference import AudioInterpreter
+
+TINY = ["--signal_length_s", "1", "--batch_size", "4", "--number_of_epochs", "1", "--lin_neurons", "8"]
+SIZES = {
+    "vit": ["--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "2", "--intermediate_size", "32"],
+    "focalnet": ["--image_size", "56", "--embed_dim", "16", "--depths", "[1,1]", "--focal_levels", "[2,2]", "--focal_windows", "[3,3]"],
+}
+
+
+def train_backbone(name, data, out):
+    """Classifier, then PIQ (K 30), one epoch each; returns PIQ's argv without --output_folder."""
+    common = ["--data_folder", str(data), *TINY, *SIZES[name]]
+    summary = train_classifier.main([str(HPARAMS / f"classifier_{name}.yaml"), *common, "--output_folder", str(out / "classifier")])
+    argv = [str(HPARAMS / f"piq_{name}.yaml"), *common, "--K", "30", "--classifier_folder", str(out / "classifier")]
+    argv += ["--n_interpretations_to_save", "1"]
+    brain = train_piq.main(argv + ["--output_folder", str(out / "piq")])
+    return {"summary": summary, "brain": brain, "argv": argv, "folder": out / "piq"}
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tiny_synthetic, tmp_path_factory):
+    return train_backbone("vit", tiny_synthetic, tmp_path_factory.mktemp("vit"))
+
+
+@pytest.mark.parametrize("name", ["vit", "focalnet"])
+def test_classifier_and_piq_one_epoch(name, tiny_synthetic, tiny_vit, tmp_path):
+    run = tiny_vit if name == "vit" else train_backbone(name, tiny_synthetic, tmp_path)
+    assert run["summary"]["n_test_clips"] == 3
+    folder = run["folder"]
+    assert (folder / "psi_model.ckpt").is_file() and (folder / "inference" / "hyperparams.yaml").is_file()
+    stats = json.loads((folder / "test_metrics.json").read_text())
+    assert 0.0 <= stats["fid_in"] <= 1.0 and 0.0 < stats["codebook_usage"] <= 1.0
+    assert len(list((folder / "interpretations" / "test").glob("*.png"))) == 1
+    # the mask covers the 1 s clip's frames: the 14 x 14 grid's 431 x 513 output resized to them
+    brain = run["brain"]
+    outputs = brain.explain(torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1)
+    assert outputs["mask"].shape == outputs["X"].shape == (2, 87, 513)
+
+
+def test_eval_scores_the_amt_row(tiny_vit, tmp_path):
+    argv = tiny_vit["argv"] + ["--pretrained_interpreter", str(tiny_vit["folder"] / "psi_model.ckpt")]
+    argv += ["--eval_folder", str(tmp_path / "eval"), "--n_report_clips", "1", "--n_bootstrap", "20"]
+    result = eval_recipe.main(argv + ["--baselines", "random,amt"])
+    assert list(result["methods"]) == ["PIQ", "random", "amt"]
+    amt = result["methods"]["amt"]
+    assert 0.0 <= amt["fid_in"] <= 1.0 and amt["gt_precision"] == amt["gt_precision"]  # not NaN
+    assert "| amt |" in (tmp_path / "eval" / "metrics.md").read_text()
+
+
+def test_amt_is_refused_for_a_classifier_without_a_grid(tiny_piq, tmp_path):
+    argv = tiny_piq["argv"] + ["--pretrained_interpreter", str(tiny_piq["folder"] / "psi_model.ckpt")]
+    with pytest.raises(ValueError, match="--baselines amt: AMT reads a classifier grid"):
+        eval_recipe.main(argv + ["--eval_folder", str(tmp_path / "eval"), "--baselines", "amt"])
+
+
+def test_inference_folder_and_audio_interpret(tiny_vit, tiny_synthetic, tmp_path):
+    folder = tiny_vit["folder"] / "inference"
+    interpreter = AudioInterpreter.from_hparams(source=folder)
+    clip = next((tiny_synthetic / "audio").glob("5-*.wav"))
+    result = interpreter.interpret_file(clip)
+    assert result["mask"].shape[-1] == 513 and result["interpretation"].shape[-1] == 16000
+    status = interpret_files.main([str(clip), "--interpreter", str(folder), "--out", str(tmp_path / "out")])
+    assert status == 0
+    predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert predictions["files"][str(clip)]["class"] == result["class"]
+    assert (tmp_path / "out" / f"{clip.stem}_interpretation.wav").is_file()
+
+
+def test_transformer_demo_smoke(tmp_path, repo_root):
+    """hparams/demo_transformers.yaml's chain (data, ViT, PIQ, eval with AMT) at its smoke sizes."""
+    from recipes import demo
+
+    result = demo.main(["--config", str(repo_root / "hparams" / "demo_transformers.yaml"), "--smoke", "--output_folder", str(tmp_path)])
+    assert list(result["timings"]) == ["data", "classifier", "piq", "eval_piq"]  # no NMF, L2I, L-MAC
+    assert "| AMT (activation map) |" in result["summary"] and "| PIQ |" in result["summary"]
+    config = demo.load_config(repo_root / "hparams" / "demo_transformers.yaml")
+    config["stages"]["piq"]["overrides"]["hidden_size"] = 32  # not the classifier's 64
+    with pytest.raises(ValueError, match="`hidden_size` differs between the stages"):
+        demo.check_config(config)
+
+
+@pytest.mark.parametrize("name", ["vit", "focalnet"])
+def test_lmac_one_epoch(name, tiny_synthetic, tiny_vit, tmp_path):
+    """L-MAC (issue 27) on the tiny classifiers: models.LMAC.GridMaskDecoder on their 14 x 14 grid."""
+    from recipes import train_lmac
+
+    classifier = tiny_vit["folder"].parent / "classifier"
+    if name == "focalnet":
+        classifier = tmp_path / "classifier"
+        common = ["--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
+        train_classifier.main([str(HPARAMS / "classifier_focalnet.yaml"), *common, "--output_folder", str(classifier)])
+    argv = [str(HPARAMS / f"lmac_{name}.yaml"), "--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
+    argv += ["--classifier_folder", str(classifier), "--n_interpretations_to_save", "0"]
+    brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
+    stats = json.loads((tmp_path / "lmac" / "test_metrics.json").read_text())
+    assert 0.0 <= stats["fid_in"] <= 1.0
+    outputs = brain.explain(torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1)
+    assert outputs["mask"].shape == outputs["X"].shape == (2, 87, 513)
+    assert outputs["logits"].shape == (2, 87, 513)  # 431 x 513 resized onto the 87 frames, not cropped
+    assert (tmp_path / "lmac" / "inference" / "psi_model.ckpt").is_file()

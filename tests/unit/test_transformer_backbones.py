@@ -1,0 +1,173 @@
+"""The transformer backbones (models/transformer_backbones.py) through the classifier contract.
+
+Tiny configs (width 32, 2 layers / stages): the contract's shapes, the scores equal to
+the `transformers` model's own forward, the grid laid out as the seed's PIQ decoders
+read it; `--pretrained_backbone` from a local folder, and the offline hub-id error.
+The parity of the published checkpoint layout at the reference sizes is marked slow.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hyperpyyaml import load_hyperpyyaml
+from safetensors.torch import load_file
+from speechbrain.lobes.models.ECAPA_TDNN import Classifier
+from transformers import FocalNetBackbone, FocalNetConfig, ViTConfig, ViTModel
+
+from models.PIQ import VectorQuantizedPSIFocalNet_Audio, VectorQuantizedPSIViT_Audio
+from models.transformer_backbones import AudioFocalNet, AudioViT
+from recipes.core.brains import load_pretrained_backbone
+from recipes.core.pipeline import classify, fit_to_input
+from recipes.evaluation.baselines import amt_mask
+
+TINY_VIT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# 56 / 4 = 14, halved once: a 7 x 7 last map (the reference's 224 / 4 / 8), 2 x 16 = 32 channels
+TINY_FOCALNET = {"image_size": 56, "embed_dim": 16, "depths": [1, 1], "focal_levels": [2, 2], "focal_windows": [3, 3]}
+
+
+def image_of(X, size):
+    """The public recipes' classifier input, written out: X resized, 3 channels."""
+    image = F.interpolate(X.unsqueeze(1), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return image.expand(-1, 3, -1, -1)
+
+
+def head(input_size):
+    return Classifier(input_size=input_size, out_neurons=5, lin_blocks=1, lin_neurons=8).eval()
+
+
+def test_vit_contract_scores_grid_and_decoder():
+    torch.manual_seed(0)
+    vit = AudioViT(**TINY_VIT).eval()
+    classifier = head(32)
+    X = torch.rand(2, 259, 513)  # 3 s clips
+    scores, grid = classify(vit, classifier, X)
+    assert scores.shape == (2, 5) and grid.shape == (2, 32, 14, 14)
+    # the model's own forward: ViTModel on the image, the mean of every token
+    tokens = ViTModel.forward(vit, pixel_values=image_of(X, 224)).last_hidden_state  # (2, 197, 32)
+    expected = classifier(tokens.mean(dim=1, keepdim=True)).squeeze(1)
+    torch.testing.assert_close(scores, expected)
+    # the grid: token 1 + row * 14 + column (CLS left out), rows = time
+    torch.testing.assert_close(grid[:, :, 3, 5], tokens[:, 1 + 3 * 14 + 5])
+    torch.testing.assert_close(grid[:, :, 13, 0], tokens[:, 1 + 13 * 14])
+    decoded, _, _ = VectorQuantizedPSIViT_Audio(dim=32, K=10, numclasses=5)(grid, torch.tensor([0, 1]))
+    assert decoded.shape == (2, 1, 431, 513)  # the 5 s STFT's frames x bins
+    assert fit_to_input(decoded.squeeze(1), 259, 513, vit).shape == (2, 259, 513)
+    # the grid spans the clip: the decoder's frames are resized onto the clip's, not cropped
+    ramp = torch.linspace(0, 1, 431).view(1, 431, 1).expand(2, 431, 513)
+    fitted = fit_to_input(ramp, 259, 513, vit)
+    assert float(fitted[0, -1, 0]) > 0.99 and float(fitted[0, 0, 0]) < 0.01
+
+
+def test_vit_grid_rows_follow_time():
+    """An event in the clip's first frames moves the first grid rows, not the last ones."""
+    torch.manual_seed(0)
+    vit = AudioViT(**{**TINY_VIT, "num_hidden_layers": 0}).eval()  # patch embeddings + final norm only
+    X = torch.zeros(1, 259, 513)
+    _, silent = vit(X)
+    X[:, :30, 100:200] = 3.0  # frames 0-29 of 259: the image's first rows
+    _, loud = vit(X)
+    change = (loud - silent).abs().sum(dim=(0, 1))  # (14 time rows, 14 frequency columns)
+    assert change[:2].sum() > 0 and change[3:].sum() == 0
+    assert change[:, :2].sum() == 0  # bins 100-200 of 513: columns 2-5
+    amt = amt_mask(loud - silent, 259, 513)
+    assert amt.shape == (1, 259, 513) and float(amt.min()) == 0.0 and float(amt.max()) == 1.0
+
+
+def test_focalnet_contract_scores_grid_and_decoder():
+    torch.manual_seed(0)
+    net = AudioFocalNet(**TINY_FOCALNET).eval()
+    classifier = head(32)
+    X = torch.rand(2, 259, 513)
+    scores, grid = classify(net, classifier, X)
+    assert scores.shape == (2, 5) and grid.shape == (2, 32, 14, 14)
+    feature_map = FocalNetBackbone.forward(net, pixel_values=image_of(X, 56)).feature_maps[-1]  # (2, 32, 7, 7)
+    expected = classifier(feature_map.mean(dim=(2, 3)).unsqueeze(1)).squeeze(1)
+    torch.testing.assert_close(scores, expected)
+    upsampled = F.interpolate(feature_map, scale_factor=2, mode="bilinear", antialias=True, align_corners=False)
+    torch.testing.assert_close(grid, upsampled)
+    decoded, _, _ = VectorQuantizedPSIFocalNet_Audio(dim=32, K=10, numclasses=5)(grid, torch.tensor([0, 1]))
+    assert decoded.shape == (2, 1, 431, 513)
+
+
+def test_pretrained_backbone_from_a_local_folder(tmp_path):
+    torch.manual_seed(1)
+    reference = ViTModel(ViTConfig(**TINY_VIT))
+    reference.save_pretrained(tmp_path / "vit")
+    vit = load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "vit")
+    for key, value in reference.state_dict().items():
+        assert torch.equal(vit.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="--hidden_size 32 --intermediate_size 64"):
+        load_pretrained_backbone(AudioViT(**{**TINY_VIT, "hidden_size": 64, "intermediate_size": 128}), tmp_path / "vit")
+    with pytest.raises(ValueError, match="from_pretrained weights; use a transformer classifier yaml"):
+        load_pretrained_backbone(torch.nn.Linear(2, 2), tmp_path / "vit")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no ViTModel checkpoint"):
+        load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "empty")
+
+
+def test_hub_id_offline_says_to_pass_a_local_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # HF_HUB_OFFLINE=1: no network
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing to reuse
+    with pytest.raises(ValueError) as error:
+        load_pretrained_backbone(AudioViT(**TINY_VIT), "google/vit-base-patch16-224")
+    message = str(error.value)
+    assert "google/vit-base-patch16-224" in message and "Offline?" in message
+    assert "--pretrained_backbone DIR" in message  # the local folder to pass instead
+
+
+def yaml_modules(name, tmp_path):
+    """The embedding model and head the yaml builds at its default (reference) sizes."""
+    with open(f"hparams/{name}", encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, {"data_folder": str(tmp_path), "output_folder": str(tmp_path)})
+    return hparams["embedding_model"], hparams["classifier"]
+
+
+def published_state_dict(model, folder):
+    """The state dict as transformers < 5 (that trained the published ESC-50 checkpoints) named
+    it: what `save_pretrained` writes (transformers >= 5 converts its own names back on saving)."""
+    model.save_pretrained(folder)
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_vit_loads_the_names_of_transformers_4(tmp_path):
+    torch.manual_seed(3)
+    reference = ViTModel(ViTConfig(**TINY_VIT))
+    legacy = published_state_dict(reference, tmp_path / "vit")
+    assert "encoder.layer.1.attention.attention.query.weight" in legacy  # the old names indeed
+    vit = AudioViT(**TINY_VIT)
+    vit.load_state_dict(legacy, strict=True)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(vit.state_dict()[key], value), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "yaml_name, published",
+    [
+        ("classifier_vit.yaml", lambda: ViTModel(ViTConfig())),  # google/vit-base-patch16-224's sizes
+        (
+            "classifier_focalnet.yaml",  # microsoft/focalnet-base's (srf) sizes
+            lambda: FocalNetBackbone(
+                FocalNetConfig(embed_dim=128, depths=[2, 2, 18, 2], hidden_sizes=[256, 512, 1024, 1024])
+            ),
+        ),
+    ],
+)
+def test_published_checkpoint_layout_loads_strictly(yaml_name, published, tmp_path, repo_root, monkeypatch):
+    """embedding_model.ckpt = the transformers model's state dict (transformers 4 names); classifier.ckpt
+    = the ECAPA head's (input 768 / 1024, lin_blocks 1, 50 classes), as the ESC-50 recipes publish."""
+    monkeypatch.chdir(repo_root)
+    torch.manual_seed(2)
+    backbone = published()
+    width = 768 if isinstance(backbone, ViTModel) else 1024
+    files = {
+        "embedding_model": published_state_dict(backbone, tmp_path / "backbone"),
+        "classifier": Classifier(input_size=width, out_neurons=50, lin_blocks=1).state_dict(),
+    }
+    for name, state in files.items():
+        torch.save(state, tmp_path / f"{name}.ckpt")
+    embedding_model, classifier = yaml_modules(yaml_name, tmp_path)
+    for name, module in (("embedding_model", embedding_model), ("classifier", classifier)):
+        module.load_state_dict(torch.load(tmp_path / f"{name}.ckpt", weights_only=True), strict=True)
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(embedding_model.state_dict()[key], value), key
