@@ -57,6 +57,7 @@ from recipes.demo import (
     format_times,
     load_config,
     resolve_output_folder,
+    use_data_folder,
 )
 from recipes.reporting.html_report import load_evaluation
 from recipes.reporting.tables import (
@@ -154,7 +155,7 @@ def plan_stages(config, output_folder, seeds, interpreters):
         )
         by_name = {stage.name: stage for stage in stages}
         if index == 0:  # the same for every seed
-            plan += [(name, by_name[name]) for name in shared]
+            plan += [(name, by_name[name]) for name in shared if name in by_name]  # no data: --data_folder
         names = list(interpreters) + [f"eval_{name}" for name in interpreters]
         plan += [(f"{name} [seed {seed}]", by_name[name]) for name in names]
         eval_folders[seed] = {
@@ -379,6 +380,10 @@ def main(argv=None):
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="demo yaml (stage overrides)")
     parser.add_argument("--smoke", action="store_true", help="use the config's smoke: sizes")
     parser.add_argument("--output_folder", help="the demo's folder (default: the config's)")
+    parser.add_argument(
+        "--data_folder",
+        help="a dataset with exact sources (data_prep/collection_prepare.py) instead of the synthetic set",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--n_seeds",
@@ -394,6 +399,8 @@ def main(argv=None):
     try:
         interpreters = resolve_interpreters(args.interpreters)
         config = load_config(args.config, smoke=args.smoke)
+        if args.data_folder:
+            config = use_data_folder(config, args.data_folder)
         seeds = resolve_seeds(config["common"]["seed"], args.n_seeds, args.seeds)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))

@@ -161,6 +161,35 @@ def check_config(config, path="the demo config"):
         )
 
 
+def use_data_folder(config, data_folder):
+    """The config with a dataset of the user's in place of the synthetic one (`--data_folder`).
+
+    The folder needs the synthetic set's layout with ground truth (what
+    data_prep/collection_prepare.py and data_prep/fetch_debian_sounds.py --build
+    write): meta/esc50.csv, meta/ground_truth.csv, audio/, sources/. The data
+    stage is then skipped, and the demo's stages run on it unchanged.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder or one of those files is missing: what to run to make it.
+    """
+    folder = os.path.abspath(data_folder)
+    missing = [
+        name
+        for name in (os.path.join("meta", "esc50.csv"), os.path.join("meta", "ground_truth.csv"), "audio", "sources")
+        if not os.path.exists(os.path.join(folder, name))
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"--data_folder {data_folder}: no {', '.join(missing)}; the demo's chain needs a dataset "
+            "with exact sources: make one from your recordings with `python data_prep/collection_prepare.py "
+            "--targets DIR --backgrounds DIR --out FOLDER` (or `python data_prep/fetch_debian_sounds.py "
+            "--out DIR --build`, FOLDER = DIR/dataset)."
+        )
+    return {**config, "data_folder": folder}
+
+
 def out_of_distribution(config):
     """The `--overlap_type`s of the demo's out-of-distribution evaluations (`eval: out_of_distribution`).
 
@@ -290,7 +319,8 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     ---------
     config : dict
     output_folder : str
-        Gets data/, classifier/, nmf/ (and, by default, the interpreters' folders).
+        Gets data/ (unless the config has a `data_folder` of the user's: `use_data_folder`),
+        classifier/, nmf/ (and, by default, the interpreters' folders).
     interpreter_folder : str, optional
         Where the interpreters' folders {l2i,piq,lmac}/ (and their eval/) go
         instead of `output_folder` (recipes/compare.py: one per training seed).
@@ -310,6 +340,9 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     interpreter_base = os.path.abspath(interpreter_folder) if interpreter_folder else out
     interpreters = config_interpreters(config)
     folders = {name: os.path.join(out, name) for name in ("data", "classifier", "nmf")}
+    own_data = config.get("data_folder")  # a dataset of the user's (`--data_folder`): no data stage
+    if own_data:
+        folders["data"] = os.path.abspath(own_data)
     folders.update({name: os.path.join(interpreter_base, name) for name in INTERPRETERS})
     dataset = config["dataset"]
     stages_config = config["stages"]
@@ -352,7 +385,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
         ]
     recipes = {"l2i": train_l2i, "piq": train_piq, "lmac": train_lmac}
     outputs = {"l2i": ("psi_model.ckpt", "theta.ckpt"), "piq": ("psi_model.ckpt",), "lmac": ("psi_model.ckpt",)}
-    stages = [
+    stages = [] if own_data else [
         Stage(
             "data",
             folders["data"],
@@ -367,6 +400,8 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
             ),
             {"dataset": dataset, "seed": config["common"]["seed"]},
         ),
+    ]
+    stages += [
         Stage(
             "classifier",
             folders["classifier"],
@@ -524,8 +559,14 @@ def main(argv=None):
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="demo yaml (stage overrides)")
     parser.add_argument("--smoke", action="store_true", help="use the config's smoke: sizes")
     parser.add_argument("--output_folder", help="where everything goes (default: the config's)")
+    parser.add_argument(
+        "--data_folder",
+        help="a dataset with exact sources (data_prep/collection_prepare.py) instead of the synthetic set",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = load_config(args.config, smoke=args.smoke)
+    if args.data_folder:
+        config = use_data_folder(config, args.data_folder)
     output_folder = resolve_output_folder(args.output_folder, config)
     start = time.perf_counter()
     result = run_demo(config, output_folder)

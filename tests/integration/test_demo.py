@@ -219,3 +219,27 @@ def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_pat
         ["make", "-n", "demo"], cwd=repo_root, capture_output=True, text=True, check=True
     )
     assert "recipes/demo.py" in dry_run.stdout
+
+
+def test_a_dataset_of_the_users_replaces_the_synthetic_set(smoke, tmp_path):
+    """`--data_folder` (a collection_prepare dataset, e.g. real recordings): no data stage,
+    every stage reads that folder, compare's plan too; a folder without exact sources is
+    refused with the command that makes one."""
+    from recipes import compare
+
+    out, _, _ = smoke
+    data = out / "data"  # the smoke set has the layout collection_prepare writes
+    config = demo.use_data_folder(demo.load_config(smoke=True), str(data))
+    stages, _ = demo.build_stages(config, tmp_path / "run")
+    assert "data" not in [stage.name for stage in stages]
+    for stage in stages:
+        argv = stage.settings
+        assert argv[argv.index("--data_folder") + 1] == str(data), stage.name
+        assert not str(stage.folder).startswith(str(data))
+    plan, _ = compare.plan_stages(config, str(tmp_path / "run"), [1, 2], ("piq",))
+    assert [label for label, _ in plan][:2] == ["classifier", "piq [seed 1]"]
+
+    (tmp_path / "bare" / "meta").mkdir(parents=True)
+    (tmp_path / "bare" / "meta" / "esc50.csv").write_text((data / "meta" / "esc50.csv").read_text())
+    with pytest.raises(FileNotFoundError, match="ground_truth.csv.*collection_prepare.py"):
+        demo.use_data_folder(config, str(tmp_path / "bare"))
