@@ -72,7 +72,7 @@ of the metrics' agreement.
 The classifier check ("classifier_check"): the classifier's accuracy on the
 evaluated clips and, with ground truth, on the clean target events alone and
 the ground-truth mask's Fid-In; and the most frequent class of its predictions
-on X_int = mask * X, pooled over the clips and the masks that keep the clip's
+on X_int (the mask applied), pooled over the clips and the masks that keep the clip's
 evidence in place (the interpreter's, saliency, ground truth; not the random
 permutation, which scatters it on purpose). When one
 class takes more than half of those, or the ground-truth mask's Fid-In is
@@ -91,7 +91,7 @@ expm1(X)^2 the energy of a bin,
 
 - `si_sdr`: SI-SDR of the interpretation audio against the target event (dB);
 - `si_sdri`: its improvement over the clip, si_sdr - SI-SDR(clip, target);
-- `gt_precision`: share of the interpretation's energy E(mask * X) that lies
+- `gt_precision`: share of the interpretation's energy E(X_int) that lies
   in the target-dominant region R (|STFT(target)| > |STFT(background)|, same
   STFT): sum(E(mask X) R) / sum(E(mask X)) (0 for an all-zero mask);
 - `gt_recall`: share of R's energy that the interpretation keeps:

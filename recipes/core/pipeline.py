@@ -106,6 +106,58 @@ def invert_to_audio(X, X_stft, compute_istft, sig_length=None):
     return compute_istft(spec, sig_length=sig_length)
 
 
+MASK_DOMAINS = ("log", "magnitude")
+
+
+def apply_mask(X, mask, domain="log"):
+    """The interpretation spectrogram X_int of a mask in [0, 1] over X = log1p |STFT|, (B, frames, F).
+
+    - "log" (the reference recipes): X_int = mask * X, the mask scales the
+      log-magnitude, so a bin kept at m keeps expm1(m log1p |S|) <= m |S|, a
+      smaller share the louder the bin (m = 0.5 keeps 33 % of |S| = 3 and 25 %
+      of |S| = 8, 10 % of |S| = 100): a soft mask drops most of the loud target
+      event it points at, and its audio is quieter than its mask says;
+    - "magnitude": X_int = log1p(mask * |STFT|), the mask scales the magnitude,
+      as a time-frequency mask of source separation does (a bin kept at 0.5 is
+      6 dB down, whatever its level).
+
+    Binary masks give the same X_int in both domains.
+
+    Example
+    -------
+    >>> X = torch.log1p(torch.tensor([[[3.0, 8.0]]]))
+    >>> torch.expm1(apply_mask(X, torch.tensor([[[0.5, 0.5]]]), "magnitude"))
+    tensor([[[1.5000, 4.0000]]])
+    >>> torch.expm1(apply_mask(X, torch.tensor([[[0.5, 0.5]]]), "log")).round(decimals=4)  # sqrt(1 + |S|) - 1
+    tensor([[[1., 2.]]])
+    """
+    if domain == "log":
+        return mask * X
+    if domain != "magnitude":
+        raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
+    return torch.log1p(mask * torch.expm1(X).clamp(min=0.0))
+
+
+def remove_interpretation(X, X_int, domain="log"):
+    """The input without its interpretation, "X - X_int" in the mask's domain, (B, frames, F).
+
+    "log": X - X_int; "magnitude": log1p(|STFT| - |X_int|), i.e. the mask 1 - m
+    applied in the magnitude domain.
+
+    Example
+    -------
+    >>> X = torch.log1p(torch.tensor([[[3.0, 8.0]]]))
+    >>> X_int = apply_mask(X, torch.tensor([[[0.5, 0.25]]]), "magnitude")
+    >>> torch.expm1(remove_interpretation(X, X_int, "magnitude"))
+    tensor([[[1.5000, 6.0000]]])
+    """
+    if domain == "log":
+        return X - X_int
+    if domain != "magnitude":
+        raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
+    return torch.log1p((torch.expm1(X) - torch.expm1(X_int)).clamp(min=0.0))
+
+
 def match_frames(tensor, n_frames, dim=1):
     """Crops or zero-pads `tensor` along `dim` to `n_frames` frames.
 

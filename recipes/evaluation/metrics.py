@@ -248,7 +248,7 @@ def mask_metrics(probs, probs_int, probs_removed, classes, mask):
     Arguments
     ---------
     probs, probs_int, probs_removed : torch.Tensor
-        Classifier softmax (B, N) on X, on X_int = mask * X, and on X - X_int.
+        Classifier softmax (B, N) on X, on X_int (the mask applied) and on X without it.
     classes : torch.Tensor
         Predicted class on X, (B,).
     mask : torch.Tensor
@@ -349,15 +349,15 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
       sum(E(X_int) R) / sum(E(X) R) (NaN when R holds no energy of X).
 
     E(X_int) is the energy of the interpretation spectrogram, what its audio
-    holds: a mask value m keeps expm1(m X)^2 of the bin's expm1(X)^2, less than
-    the share m when 0 < m < 1 (the mask acts on log1p magnitudes). For a binary
-    mask it is the energy of the kept bins. A silent target (SI-SDR, SI-SDRi) or
+    holds: a mask value m keeps (m expm1(X))^2 of the bin's expm1(X)^2 with
+    `mask_domain: magnitude`, and expm1(m X)^2, less, in the log domain (the
+    reference's X_int = m X). For a binary mask it is the energy of the kept bins. A silent target (SI-SDR, SI-SDRi) or
     an empty region is undefined: NaN (see the module docstring).
 
     Arguments
     ---------
     X_int : torch.Tensor
-        The interpretation spectrogram mask * X, (B, frames, F).
+        The interpretation spectrogram (`recipes.core.pipeline.apply_mask`), (B, frames, F).
     X : torch.Tensor
         The clips' log1p magnitude (B, frames, F).
     audio : torch.Tensor

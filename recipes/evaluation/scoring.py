@@ -96,7 +96,7 @@ def classifier_check(
     accuracy : float
         The classifier's accuracy on the evaluated clips.
     masked_predictions : torch.Tensor
-        Its predicted class on X_int = mask * X, pooled over the clips and the
+        Its predicted class on X_int (the mask applied), pooled over the clips and the
         interpreter's, saliency and ground-truth masks, (M,).
     class_name : callable
         Class index -> name.

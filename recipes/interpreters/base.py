@@ -6,7 +6,7 @@ project's design card, repeated in the README):
     preprocess (STFT, log1p magnitude, phase)
     -> classify (frozen classifier: eval mode, no grad; log-mel when it wants it)
     -> interpret (abstract: the subclass's psi gives a mask in [0, 1] over X)
-    -> apply_mask (X_int = mask * X)
+    -> apply_mask (X_int = mask * X, or log1p(mask * |STFT|) with `mask_domain: magnitude`)
     -> interpretation_audio (X_int with the input phase, ISTFT)
     -> score (score_mask: the metric suite of recipes/evaluation/metrics.py for any mask,
        batched; then the subclass's interpreter_metrics)
@@ -40,7 +40,14 @@ from recipes.core.brains import (
     load_pretrained,
     load_state_dict_strict,
 )
-from recipes.core.pipeline import class_probabilities, classify, invert_to_audio, spectrogram
+from recipes.core.pipeline import (
+    apply_mask,
+    class_probabilities,
+    classify,
+    invert_to_audio,
+    remove_interpretation,
+    spectrogram,
+)
 from recipes.evaluation import metrics
 from recipes.reporting.figures import save_interpretation
 
@@ -171,10 +178,16 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         """The subclass's loss terms, {name: scalar tensor}; their sum is minimised."""
         raise NotImplementedError("An interpreter must implement interpretation_loss()")
 
-    @staticmethod
-    def apply_mask(X, mask):
-        """The interpretation spectrogram X_int = mask * X, (B, frames, F)."""
-        return mask * X
+    @property
+    def mask_domain(self):
+        """Where the mask scales X (`recipes.core.pipeline.apply_mask`): "log" (the reference
+        recipes: mask * X) or "magnitude" (log1p(mask * |STFT|)); "log" when the yaml has no
+        `mask_domain` (a run or inference folder from before the key)."""
+        return getattr(self.hparams, "mask_domain", "log")
+
+    def apply_mask(self, X, mask):
+        """The interpretation spectrogram X_int of `mask` in the yaml's `mask_domain`, (B, frames, F)."""
+        return apply_mask(X, mask, self.mask_domain)
 
     def invert(self, X, X_stft, length=None):
         """Waveform of a log1p magnitude X with the input phase (B, T)."""
@@ -249,7 +262,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         """
         X = outputs["X"]
         X_int = self.apply_mask(X, mask)
-        scores_pair, _ = self.classify(torch.cat([X_int, X - X_int]))  # (2B, N)
+        removed = remove_interpretation(X, X_int, self.mask_domain)  # X - X_int
+        scores_pair, _ = self.classify(torch.cat([X_int, removed]))  # (2B, N)
         scores = dict(zip(("int", "removed"), scores_pair.chunk(2)))
         probs = self.class_probabilities(outputs["scores"])
         probs_int = self.class_probabilities(scores["int"])

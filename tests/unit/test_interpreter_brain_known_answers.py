@@ -398,3 +398,54 @@ def test_l2i_mask_uses_each_clip_s_own_class(centered, components):
         chosen[kept] = 1.0
         assert torch.equal(outputs["selected"][clip], chosen), clip
         assert torch.allclose(outputs["mask"][clip], share_of(kept)[0], atol=1e-6), clip
+
+
+# ---------------------------------------------------------------- the mask's domain
+@pytest.mark.parametrize("keep", [0.5, 0.1])
+def test_a_constant_mask_in_the_magnitude_domain_scales_the_waveform(keep):
+    """`mask_domain: magnitude`: a mask m everywhere scales every |STFT| bin by m, so the
+    interpretation audio is m times the input (the ISTFT is linear), 20 log10 m dB down;
+    in the log domain (the reference) the same mask keeps expm1(m log1p |S|) <= m |S| of each
+    bin, a smaller share the louder the bin: much less of the clip."""
+    _, _, mixture = synthetic_clip("harmonic_stack", 0)
+    audio = {}
+    for domain in ("magnitude", "log"):
+        brain = fixed_mask_brain()
+        brain.hparams.mask_domain = domain
+        brain.next_mask = torch.full((1,), keep)
+        audio[domain] = brain.explain(mixture)["audio"]
+    assert (audio["magnitude"] - keep * mixture).abs().max() < 1e-3
+    assert metrics.si_sdr(audio["magnitude"], mixture).item() > 40.0
+    log_gain = audio["log"].norm() / mixture.norm()
+    assert log_gain < 0.75 * keep  # m = 0.5: sqrt(1 + |S|) - 1 of each bin
+
+
+def test_the_log_domain_and_a_yaml_without_the_key_are_the_reference_mask_times_x():
+    """No `mask_domain` (a run from before the key) and `log`: X_int = mask * X exactly, and
+    the masked-out input X - X_int, as the reference recipes compute them."""
+    brain, outputs = two_clips()
+    mask = torch.rand_like(outputs["X"], generator=torch.Generator().manual_seed(0))
+    for domain in (None, "log"):
+        if domain:
+            brain.hparams.mask_domain = domain
+        assert torch.equal(brain.apply_mask(outputs["X"], mask), mask * outputs["X"])
+        _, scores = brain.score_mask(outputs, mask)
+        expected, _ = brain.classify(outputs["X"] - mask * outputs["X"])
+        assert torch.equal(scores["removed"], expected)
+
+
+def test_the_magnitude_domain_removes_the_kept_magnitude():
+    """`magnitude`: the masked-out input keeps (1 - m) of each bin's |STFT|, by hand."""
+    brain, outputs = two_clips()
+    brain.hparams.mask_domain = "magnitude"
+    mask = torch.full_like(outputs["X"], 0.25)
+    _, scores = brain.score_mask(outputs, mask)
+    # clip 0: X[a] = 3 -> |S| = e^3 - 1; kept 0.75 of it: X'[a] = log1p(0.75 (e^3 - 1))
+    removed_a = math.log1p(0.75 * math.expm1(3.0))
+    removed_b = math.log1p(0.75 * math.expm1(1.0))
+    assert scores["removed"][0].tolist() == pytest.approx([2 * removed_a, 2 * removed_b, 1.0], rel=1e-5)
+    kept_a = math.log1p(0.25 * math.expm1(3.0))
+    assert scores["int"][0, 0].item() == pytest.approx(2 * kept_a, rel=1e-5)
+    with pytest.raises(ValueError, match="mask_domain 'lin'.*log.*magnitude"):
+        brain.hparams.mask_domain = "lin"
+        brain.apply_mask(outputs["X"], mask)
