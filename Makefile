@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test test-unit test-integration test-slow lint demo compare bench clean
+.PHONY: setup test test-unit test-integration test-slow lint demo demo-real compare bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ lint: setup
 
 demo: setup
 	$(PY) recipes/demo.py
+
+# Real recordings with exact sources (Debian packages, fetched, never committed; see README):
+# the demo's chain, unchanged, on them.
+REAL_SOUNDS ?= results/debian_sounds
+demo-real: setup
+	$(PY) data_prep/fetch_debian_sounds.py --out $(REAL_SOUNDS) --build
+	$(PY) recipes/demo.py --data_folder $(REAL_SOUNDS)/dataset --output_folder results/demo_real
 
 compare: setup
 	$(PY) recipes/compare.py

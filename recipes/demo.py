@@ -187,7 +187,8 @@ def use_data_folder(config, data_folder):
             "--targets DIR --backgrounds DIR --out FOLDER` (or `python data_prep/fetch_debian_sounds.py "
             "--out DIR --build`, FOLDER = DIR/dataset)."
         )
-    return {**config, "data_folder": folder}
+    title = config.get("title") or f"The demo's chain on {folder}: L2I, PIQ and L-MAC against its exact sources"
+    return {**config, "data_folder": folder, "title": title}
 
 
 def out_of_distribution(config):
@@ -455,6 +456,70 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     return stages, [eval_folders[name] for name in interpreters]
 
 
+#: Each stage's wall time in a from-scratch `make demo` on 2 CPU cores (35afc62, seconds): the
+#: weights of the progress line's estimate; an out-of-distribution evaluation counts as its
+#: in-distribution one, a stage not listed (another config's) as an interpreter's training.
+STAGE_COST_S = {
+    "data": 4,
+    "classifier": 123,
+    "nmf": 12,
+    "l2i": 175,
+    "piq": 101,
+    "lmac": 39,
+    "eval_l2i": 79,
+    "eval_piq": 23,
+    "eval_lmac": 21,
+}
+
+
+def nominal_cost(stage_name):
+    """A stage's weight in `STAGE_COST_S` (out-of-distribution evaluations as their in-distribution one).
+
+    Example
+    -------
+    >>> nominal_cost("eval_mixtures_piq"), nominal_cost("classifier"), nominal_cost("eval_ast")
+    (23, 123, 23)
+    """
+    if stage_name in STAGE_COST_S:
+        return STAGE_COST_S[stage_name]
+    if stage_name.startswith("eval_"):
+        return STAGE_COST_S.get("eval_" + stage_name.rsplit("_", 1)[-1], STAGE_COST_S["eval_piq"])
+    return STAGE_COST_S["piq"]
+
+
+def progress_line(index, stages, done, measured):
+    """The line printed before stage `index`: where it is in the chain, and the time left.
+
+    The time left is the nominal cost of the stages still to run (`nominal_cost`, 0 for
+    those already done), scaled by how this machine compared with the nominal costs on the
+    stages run so far (1 before any).
+
+    Arguments
+    ---------
+    index : int
+        The stage about to run (0-based) in `stages` (their names).
+    stages : list of str
+    done : set of str
+        Stages whose outputs exist (reused: no time).
+    measured : dict
+        {stage name: wall seconds} of the stages run so far.
+
+    Example
+    -------
+    >>> names = ["data", "classifier", "nmf"]
+    >>> progress_line(1, names, {"data"}, {})
+    'demo: stage 2/3 classifier; about 2 min 15 s left (estimate)'
+    >>> progress_line(2, names, {"data"}, {"classifier": 246.0})  # this machine: half the speed
+    'demo: stage 3/3 nmf; about 24 s left (estimate)'
+    """
+    ran = [name for name in measured if measured[name] is not None]
+    speed = sum(measured[name] for name in ran) / sum(nominal_cost(name) for name in ran) if ran else 1.0
+    left = speed * sum(nominal_cost(name) for name in stages[index:] if name not in done)
+    minutes, seconds = divmod(int(round(left)), 60)
+    left_text = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return f"demo: stage {index + 1}/{len(stages)} {stages[index]}; about {left_text} left (estimate)"
+
+
 def summary_table(evaluations):
     """The summary table (markdown, ± half the bootstrap intervals) of some evaluations."""
     return markdown_table(summary_rows(evaluations), summary_intervals(evaluations))
@@ -477,7 +542,10 @@ def run_demo(config, output_folder):
         for overlap_type in out_of_distribution(config)
     }
     timings, cpu_times = {}, {}
-    for stage in stages:
+    names = [stage.name for stage in stages]
+    done = {stage.name for stage in stages if stage.done()}
+    for index, stage in enumerate(stages):
+        print(progress_line(index, names, done, timings), flush=True)
         times = stage.run()
         timings[stage.name], cpu_times[stage.name] = times if times else (None, None)
     title = config.get("title", REPORT_TITLE)

@@ -127,7 +127,7 @@ def plot_interpretation(X, mask, X_int, title=""):
     """Input / mask / interpretation spectrograms side by side (frequency up)."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True)
     panels = (("input log1p |STFT|", _numpy(X), "magma"), ("mask", _numpy(mask), "viridis"))
-    panels += (("interpretation (mask * input)", _numpy(X_int), "magma"),)
+    panels += (("interpretation log1p |STFT| (mask applied)", _numpy(X_int), "magma"),)
     vmax = float(max(_numpy(X).max(), 1e-6))
     for ax, (name, image, cmap) in zip(axes, panels):
         limits = (0.0, 1.0) if name == "mask" else (0.0, vmax)

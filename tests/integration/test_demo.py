@@ -160,6 +160,10 @@ def test_rerun_reuses_every_stage(smoke, capsys):
     assert result["summary"] == first["summary"]
     printed = capsys.readouterr().out
     assert "Report: " in printed and "| PIQ: random mask |" in printed
+    n = len(result["timings"])  # the progress line before each stage: nothing left to run
+    assert [line for line in printed.splitlines() if line.startswith("demo: stage ")] == [
+        f"demo: stage {i + 1}/{n} {name}; about 0 s left (estimate)" for i, name in enumerate(result["timings"])
+    ]
     assert first["out_of_distribution"]["mixtures"] in printed  # the mixtures table too
 
 
