@@ -341,8 +341,21 @@ def _check_export(brain, staging):
     generator = torch.Generator().manual_seed(0)
     wav = peak_normalise(torch.randn(1, n_samples, generator=generator))  # (1, T)
     expected = brain.explain(wav)
+    yaml_path = os.path.join(staging, HPARAMS_FILE)
+    with open(yaml_path, encoding="utf-8") as fin:
+        try:
+            check_inference_yaml(fin.read(), yaml_path)
+        except UntrustedYamlError:  # a classifier of the user's own (README, "Your own classifier")
+            logger.warning(
+                "The inference folder builds code outside %s (the training yaml's own classes): "
+                "loading it needs trust_code=True (audio-interpret --trust_code).",
+                ", ".join(TRUSTED_MODULES),
+            )
     try:
-        interpreter = AudioInterpreter.from_hparams(source=staging, run_opts={"device": str(brain.device)})
+        # this run's own yaml, whose classes this process has already built: trusted here
+        interpreter = AudioInterpreter.from_hparams(
+            source=staging, run_opts={"device": str(brain.device)}, trust_code=True
+        )
         exported = interpreter.interpret_batch(wav)
     except AttributeError as error:  # a key the Brain reads is not in the inference yaml
         raise ValueError(
