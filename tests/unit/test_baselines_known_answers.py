@@ -92,15 +92,21 @@ class Thresholded(torch.nn.Module):
 SMOOTHGRAD_SAMPLES = 4000  # the mean's error: under 0.008 |W| per bin
 
 
+def smoothgrad_setting():
+    """(head, X, classes, threshold, std): the linear head, clips of range about 3, the
+    embedding's threshold 1.5 and SmoothGrad's noise std (SMOOTHGRAD_NOISE x each clip's
+    range), (B, 1, 1)."""
+    _, head = linear_classifier()
+    X, classes = clips()
+    X = 3 * X
+    std = baselines.SMOOTHGRAD_NOISE * (X.flatten(1).amax(1) - X.flatten(1).amin(1)).numpy().reshape(-1, 1, 1)
+    return head, X, classes, 1.5, std
+
+
 def test_smoothgrad_is_the_mean_gradient_under_the_noise():
     """Noise std = SMOOTHGRAD_NOISE x the clip's range (here about 3: not the noise of a
     range of 1); mean |gradient| = |W_c| Phi((X - t) / std)."""
-    _, head = linear_classifier()
-    X, classes = clips()
-    X, threshold = 3 * X, 1.5
-    std = baselines.SMOOTHGRAD_NOISE * (
-        X.flatten(1).amax(1) - X.flatten(1).amin(1)
-    ).numpy().reshape(-1, 1, 1)
+    head, X, classes, threshold, std = smoothgrad_setting()
     phi = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
     expected = per_clip_max(np.abs(weights_of(head, classes)) * phi((X.numpy() - threshold) / std))
     mask = baselines.smoothgrad_mask(
@@ -138,12 +144,7 @@ def test_smoothgrad_averages_the_absolute_gradient():
     """SmoothGrad is the mean of |gradient| over the noisy copies, not |mean gradient|: with
     gradient W_c (X + noise - t), it is |W_c| E|Y|, Y ~ N(X - t, std^2), the folded normal's
     mean std sqrt(2 / pi) exp(-mu^2 / 2 std^2) + mu (1 - 2 Phi(-mu / std))."""
-    _, head = linear_classifier()
-    X, classes = clips()
-    X, threshold = 3 * X, 1.5
-    std = baselines.SMOOTHGRAD_NOISE * (
-        X.flatten(1).amax(1) - X.flatten(1).amin(1)
-    ).numpy().reshape(-1, 1, 1)
+    head, X, classes, threshold, std = smoothgrad_setting()
     mu = X.numpy() - threshold
     phi = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
     folded = std * math.sqrt(2 / math.pi) * np.exp(-(mu**2) / (2 * std**2)) + mu * (

@@ -1,6 +1,7 @@
 """The metric suite on hand-made cases whose answer is known."""
 
 import numpy as np
+import pytest
 import torch
 
 from recipes.evaluation import metrics
@@ -85,17 +86,18 @@ def test_si_sdr_known_signals():
     assert torch.equal(metrics.si_sdr(torch.zeros(3, 8000), reference), torch.full((3,), -metrics.SI_SDR_CLIP_DB))
 
 
-def test_si_sdr_from_torchmetrics_agrees_with_the_hand_written_definition():
+@pytest.mark.parametrize("scale, offset, seed", [(0.7, 0.25, 0), (-1.5, -0.3, 1)])
+def test_si_sdr_from_torchmetrics_agrees_with_the_hand_written_definition(scale, offset, seed):
     """The library's SI-SDR equals the definition the project used before it (zero-mean,
     optimal scale, 10 log10 of the energies; numpy, float64) on an offset, scaled, noisy
     estimate: 10 log10(|a s|^2 / |e - a s|^2) with a = <e, s> / |s|^2 after removing means."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     reference = rng.standard_normal((4, 8000))
-    estimate = 0.7 * reference + 0.4 * rng.standard_normal((4, 8000)) + 0.25  # offset and scale
+    estimate = scale * reference + 0.4 * rng.standard_normal((4, 8000)) + offset  # offset and scale
     s = reference - reference.mean(axis=1, keepdims=True)
     e = estimate - estimate.mean(axis=1, keepdims=True)
     a = (e * s).sum(axis=1, keepdims=True) / (s**2).sum(axis=1, keepdims=True)
     expected = 10 * np.log10(((a * s) ** 2).sum(axis=1) / ((e - a * s) ** 2).sum(axis=1))
     got = metrics.si_sdr(torch.from_numpy(estimate).float(), torch.from_numpy(reference).float())
     assert np.allclose(got.numpy(), expected, atol=1e-4)
-    assert 4.0 < expected.mean() < 6.0  # 0.7^2 / 0.4^2: about 4.9 dB
+    assert 4.0 < expected.mean() - 20 * np.log10(abs(scale) / 0.7) < 6.0  # 0.7^2 / 0.4^2: about 4.9 dB
