@@ -39,7 +39,7 @@ from speechbrain.utils.logger import get_logger
 from data_prep.files import write_json
 from recipes.core.brains import check_device
 from recipes.core.run_guard import LOCK_FILE, check_writable_folder, lock_output_folder
-from recipes.core.startup import given_flags
+from recipes.core.startup import given_flags, leave_process_group_at_exit
 from recipes.interpreters.inference import AudioInterpreter
 from recipes.reporting.figures import interpretation_paths, save_interpretation, write_wav
 
@@ -202,6 +202,7 @@ def _join_torchrun(device=None):
     if not torch.distributed.is_initialized():
         on_gpu = device is None and torch.cuda.is_available() or str(device).startswith("cuda")
         torch.distributed.init_process_group(backend="nccl" if on_gpu else "gloo")
+        leave_process_group_at_exit()
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 

@@ -15,6 +15,7 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import atexit
 import ctypes
 import ctypes.util
 import errno
@@ -25,6 +26,7 @@ import shutil
 import sys
 
 import speechbrain as sb
+import torch
 from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -303,6 +305,25 @@ def _start_experiment(hparams, hparams_file, overrides, recipe_file):
         shutil.copy(recipe_file, os.path.join(hparams["output_folder"], os.path.basename(recipe_file)))
 
 
+def _leave_process_group():
+    """Destroys the default process group if this process still holds one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+@functools.lru_cache(maxsize=1)
+def leave_process_group_at_exit():
+    """Registers (once per process) the leaving of torchrun's process group at exit.
+
+    A process that exits still holding a gloo group can die in the
+    interpreter's teardown ("terminate called without an active exception",
+    SIGABRT) while gloo's worker threads are destroyed: the run's work is done
+    but torchrun reports it failed. Destroying the group while Python is still
+    alive, after `main` returns, ends it cleanly.
+    """
+    atexit.register(_leave_process_group)
+
+
 def prepare_run(argv=None, prepare=True, recipe_file=None):
     """Parses the command line, loads the yaml and prepares the data.
 
@@ -330,6 +351,8 @@ def prepare_run(argv=None, prepare=True, recipe_file=None):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     # torchrun's environment (RANK, LOCAL_RANK) switches DDP on: join the group.
     sb.utils.distributed.ddp_init_group(run_opts)
+    if torch.distributed.is_initialized():
+        leave_process_group_at_exit()
     user_set_classes = "out_n_neurons" in _overrides_keys(overrides)
     # The class count is unknown until the data is read: the first pass builds
     # the modules for one class (every size check passes), the second for the data.

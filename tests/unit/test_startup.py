@@ -72,3 +72,26 @@ def test_a_whole_number_key_refuses_a_fraction(key, value):
         check_override_types(REPO_ROOT / "hparams" / "piq.yaml", f"{key}: {value}\n")
     # seconds and real-valued keys keep taking fractions
     check_override_types(REPO_ROOT / "hparams" / "piq.yaml", "signal_length_s: 0.5\nlr: 1e-4\nnumber_of_epochs: 2\n")
+
+
+def test_a_joined_process_group_is_left_at_exit(tmp_path):
+    """A process that exits holding a gloo group can abort in teardown (seen as a torchrun
+    failure after the work was done): `leave_process_group_at_exit` destroys it while
+    Python is alive. A one-process group; a handler registered earlier runs after ours."""
+    script = tmp_path / "join.py"
+    script.write_text(
+        "import atexit, socket\n"
+        "import torch.distributed as dist\n"
+        "from recipes.core.startup import leave_process_group_at_exit\n"
+        "atexit.register(lambda: print('still joined' if dist.is_initialized() else 'left'))\n"
+        "with socket.socket() as s:\n"
+        "    s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]\n"
+        "dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)\n"
+        "leave_process_group_at_exit()\n"
+        "leave_process_group_at_exit()  # twice: registered once\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["left"]
