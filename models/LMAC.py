@@ -16,6 +16,9 @@ masked-in and masked-out spectrograms.
 - ViT and FocalNet (``models.transformer_backbones``): :class:`GridMaskDecoder`,
   the same with the decoder of the seed's ``VectorQuantizedPSIViT_Audio``
   (a 14 x 14 grid -> 431 x 513).
+- AST (``models.transformer_backbones.AudioAST``): :class:`ASTGridMaskDecoder`,
+  with the decoder of ``models.PIQ.VectorQuantizedPSIAST_Audio`` (its time x mel
+  grid, 8x on both axes, put onto the STFT's bins by the backbone).
 
 Authors
  * audio-interpret contributors 2026
@@ -26,6 +29,7 @@ import torch.nn as nn
 from models.PIQ import (
     ResBlockAudio,
     VectorQuantizedPSI_Audio,
+    VectorQuantizedPSIAST_Audio,
     VectorQuantizedPSIViT_Audio,
     _transposed_conv_decoder,
     weights_init,
@@ -113,3 +117,21 @@ class GridMaskDecoder(Conv2dMaskDecoder):
     """
 
     piq_decoder = VectorQuantizedPSIViT_Audio
+
+
+class ASTGridMaskDecoder(Conv2dMaskDecoder):
+    """Mask logits from the Audio Spectrogram Transformer's time x mel token grid.
+
+    :class:`Conv2dMaskDecoder` with the up-sampling stages of
+    ``models.PIQ.VectorQuantizedPSIAST_Audio``: (T', F') -> (8 T', 8 F') over the
+    grid's time span and the mel bands; the recipe puts the logits onto the
+    clip's frames and linear bins (``AudioAST.grid_to_input``).
+
+    Example
+    -------
+    >>> import torch
+    >>> ASTGridMaskDecoder(dim=16)(torch.randn(2, 16, 25, 12)).shape
+    torch.Size([2, 1, 200, 96])
+    """
+
+    piq_decoder = VectorQuantizedPSIAST_Audio

@@ -985,3 +985,37 @@ class VectorQuantizedPSIViT_Audio(VectorQuantizedPSI_Audio):
 
     def __init__(self, dim=768, **kwargs):
         super().__init__(dim=dim, **kwargs)
+
+
+class VectorQuantizedPSIAST_Audio(VectorQuantizedPSI_Audio):
+    """PIQ interpreter for Audio Spectrogram Transformer representations.
+
+    Same as :class:`VectorQuantizedPSI_Audio` with a decoder for AST's token
+    grid ``(B, dim, T', F')`` (time columns x mel rows: 101 x 12 for 1024 frames
+    of 128 mel bins with strides 10): three stride-2 stages, 8x on both axes,
+    to a map over the grid's time span and the mel bands (808 x 96 at the
+    reference sizes). The recipe puts it onto the STFT's frames and linear
+    bins (``models.transformer_backbones.AudioAST.grid_to_input``), so the
+    decoder need not know the clip's length or the mel scale.
+
+    Arguments
+    ---------
+    dim : int
+        Number of channels of the representations and dimension of the codes.
+    **kwargs : dict
+        Other arguments of :class:`VectorQuantizedPSI_Audio`.
+
+    Example
+    -------
+    >>> psi = VectorQuantizedPSIAST_Audio(dim=32, K=20, numclasses=2)
+    >>> x = torch.randn(2, 32, 26, 12)
+    >>> logspectra, hcat, z_q_x = psi(x, torch.Tensor([0, 1]))
+    >>> print(logspectra.shape, hcat.shape, z_q_x.shape)
+    torch.Size([2, 1, 208, 96]) torch.Size([2, 32, 13, 6]) torch.Size([2, 32, 13, 6])
+    """
+
+    decoder_stages = ((4, 2), (4, 2), (4, 2))
+    decoder_out_kernel = 3
+
+    def __init__(self, dim=768, **kwargs):
+        super().__init__(dim=dim, **kwargs)

@@ -20,10 +20,21 @@ as the public ESC-50 recipes compute them: X resized to `image_size` x
   `microsoft/focalnet-base`): embedding = the mean of the last feature map;
   representation = that map upsampled 2x (7 x 7 -> 14 x 14 at the reference
   sizes), what the seed's `VectorQuantizedPSIFocalNet_Audio` decodes.
+- `AudioAST` (`transformers.ASTModel`, the Audio Spectrogram Transformer,
+  reference `MIT/ast-finetuned-audioset-10-10-0.4593`): not an image. X becomes
+  128 log-mel bins (power, Kaldi's mel scale), zero-padded to `max_length`
+  frames and normalised as `ASTFeatureExtractor` does; 16 x 16 patches with
+  strides 10 x 10 give a frequency x time token grid (12 x 101 at the
+  reference sizes). embedding = the mean of the CLS and distillation tokens
+  (`ASTModel`'s pooled output); representation = the patch tokens on their
+  grid, transposed to (time, mel) and cut to the columns that cover the clip.
+  Its decoders' outputs are on a mel axis: `grid_to_input` puts them back on
+  the STFT's linear bins (`mel_to_linear`), not by a plain resize.
 
 Adding a backbone is one small class: a `transformers` model subclass with
-`SpectrogramImageBackbone` first in its bases, a constructor from sizes, and a
-`forward(X)` that returns (embedding, representation).
+`TransformerBackbone` (or `SpectrogramImageBackbone` for an image model) first
+in its bases, a constructor from sizes, and a `forward(X)` that returns
+(embedding, representation).
 
 Sizes are constructor arguments (the yamls' top-level keys), the reference
 sizes their defaults; `load_pretrained_backbone` replaces the weights by those
@@ -33,12 +44,15 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import functools
+import math
 import os
 import re
 
-import torch  # noqa: F401 (the doctests use it)
+import torch
 import torch.nn.functional as F
-from transformers import FocalNetBackbone, FocalNetConfig, ViTConfig, ViTModel
+from torchaudio.functional import melscale_fbanks
+from transformers import ASTConfig, ASTModel, FocalNetBackbone, FocalNetConfig, ViTConfig, ViTModel
 
 
 def spectrogram_image(X, image_size):
@@ -57,15 +71,15 @@ def spectrogram_image(X, image_size):
     return image.expand(-1, 3, -1, -1)
 
 
-class SpectrogramImageBackbone:
-    """Mixin of the transformer backbones: the spectrogram as an image, and pretrained weights.
+class TransformerBackbone:
+    """Mixin of the transformer backbones: a grid that spans the clip, and pretrained weights.
 
     Class attributes the interpreters read:
 
     - `spans_input = True`: the representation grid covers the whole clip
-      whatever its length (the input is resized), so a decoder's output is
-      resized to X rather than cropped, and the AMT baseline (the grid as an
-      activation map) applies.
+      whatever its length, so a decoder's output is put onto X's frames and
+      bins (`grid_to_input`) rather than cropped, and the AMT baseline (the
+      grid as an activation map) applies.
     - `size_keys`: the config fields the yamls set; `load_pretrained_backbone`
       checks them against the pretrained config.
     """
@@ -76,8 +90,17 @@ class SpectrogramImageBackbone:
     #: conversions apply to it, not to a subclass).
     pretrained_class = None
 
-    def spectrogram_image(self, X):
-        return spectrogram_image(X, self.config.image_size)
+    def grid_to_input(self, decoded, n_frames, n_bins):
+        """A map over the grid's (time, frequency) span (B, T', F') on X's (B, n_frames, n_bins).
+
+        The image backbones resize the whole spectrogram, so a bilinear resize
+        inverts their view of it.
+        """
+        if decoded.shape[1:] == (n_frames, n_bins):
+            return decoded
+        return F.interpolate(
+            decoded.unsqueeze(1), size=(n_frames, n_bins), mode="bilinear", align_corners=False
+        ).squeeze(1)
 
     def load_pretrained_backbone(self, source):
         """Replaces the weights by `from_pretrained(source)`'s (strict), sizes checked first.
@@ -115,6 +138,13 @@ class SpectrogramImageBackbone:
             )
         self.load_state_dict(pretrained.state_dict(), strict=True)
         return self
+
+
+class SpectrogramImageBackbone(TransformerBackbone):
+    """The image backbones (ViT, FocalNet): X resized to `image_size` x `image_size`, 3 channels."""
+
+    def spectrogram_image(self, X):
+        return spectrogram_image(X, self.config.image_size)
 
 
 def _flag_value(value):
@@ -225,8 +255,198 @@ class AudioFocalNet(SpectrogramImageBackbone, FocalNetBackbone):
         return embedding, grid
 
 
-#: transformers < 5 named ViTModel's parameters otherwise; the published ESC-50 checkpoints
-#: (`speechbrain/vit-base-esc50`'s embedding_model.ckpt) have these names: (old, new), in order.
+#: ASTFeatureExtractor's normalisation of the log-mel (AudioSet's mean and std; it divides by 2 std).
+AST_MEL_MEAN = -4.2677393
+AST_MEL_STD = 4.5689974
+#: The mel filterbank starts here, Hz (Kaldi's fbank default, which ASTFeatureExtractor uses).
+AST_LOW_FREQ = 20.0
+#: Kaldi's floor before the log of the mel energies (float32 epsilon).
+AST_LOG_FLOOR = torch.finfo(torch.float32).eps
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(n_bins, n_mels, sample_rate):
+    """Triangular mel filters (n_bins, n_mels) on Kaldi's (HTK) mel scale, AST_LOW_FREQ to Nyquist."""
+    return melscale_fbanks(
+        n_freqs=n_bins, f_min=AST_LOW_FREQ, f_max=sample_rate / 2, n_mels=n_mels, sample_rate=sample_rate, mel_scale="htk"
+    )
+
+
+def _htk_mel(hz):
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+
+@functools.lru_cache(maxsize=8)
+def mel_positions(n_bins, n_mels, sample_rate):
+    """Where each linear STFT bin lies on the axis of `mel_filterbank`'s filters (fractional index).
+
+    Filter i peaks at the (i + 1)-th of n_mels + 2 points equally spaced in mel
+    from AST_LOW_FREQ to Nyquist; a bin between two peaks gets a fraction.
+    Clamped to [0, n_mels - 1] below the first and above the last peak.
+
+    Example
+    -------
+    >>> positions = mel_positions(513, 128, 16000)
+    >>> positions.shape, float(positions[0]), float(positions[-1])
+    (torch.Size([513]), 0.0, 127.0)
+    """
+    low, high = _htk_mel(AST_LOW_FREQ), _htk_mel(sample_rate / 2)
+    hz = torch.linspace(0, sample_rate / 2, n_bins, dtype=torch.float64)
+    mel = 2595.0 * torch.log10(1.0 + hz / 700.0)
+    positions = (mel - low) / (high - low) * (n_mels + 1) - 1
+    return positions.clamp(0, n_mels - 1).float()
+
+
+def mel_to_linear(mel_map, n_bins, sample_rate):
+    """A map over mel bands (B, T, n_mels) on the STFT's linear bins (B, T, n_bins).
+
+    Each bin takes the map at its place on the mel axis (`mel_positions`),
+    linearly interpolated between the two nearest filters: a mask over mel
+    bands becomes a mask over the bins those bands cover.
+
+    Example
+    -------
+    >>> band = torch.zeros(1, 1, 128)
+    >>> band[..., 60:70] = 1.0  # mel bands 60-69
+    >>> linear = mel_to_linear(band, 513, 16000)
+    >>> hz = torch.nonzero(linear[0, 0] == 1.0).flatten() * 8000 / 512
+    >>> int(hz.min()), int(hz.max())  # the peaks of filters 60 and 69: 1639 and 2084 Hz
+    (1640, 2078)
+    """
+    n_mels = mel_map.shape[-1]
+    positions = mel_positions(n_bins, n_mels, sample_rate).to(mel_map.device)
+    below = positions.floor().long()
+    above = (below + 1).clamp(max=n_mels - 1)
+    weight = (positions - below).to(mel_map.dtype)
+    return mel_map[..., below] * (1 - weight) + mel_map[..., above] * weight
+
+
+class AudioAST(TransformerBackbone, ASTModel):
+    """`transformers.ASTModel` on spectrograms: (embedding (B, D), token grid (B, D, T', F')).
+
+    Built from `ASTConfig` with these sizes (defaults: the reference AST, 128 mel
+    bins, 1024 frames, 16 x 16 patches with strides 10 x 10, ViT-base widths).
+    X = log1p |STFT| (B, frames, n_fft / 2 + 1) becomes AST's input as
+    `ASTFeatureExtractor` makes it: power mel energies (`mel_filterbank`), their
+    log, zero-padded to `max_length` frames, minus `mel_mean`, over 2 `mel_std`.
+    A clip may not have more than `max_length` frames (AST's position
+    embeddings are learnt for that many; the reference truncates silently, this
+    refuses).
+
+    embedding: the mean of the CLS and distillation tokens (`ASTModel`'s pooled
+    output, what the reference classifies). Representation: the patch tokens,
+    (B, D, T', F') with T' the time columns that cover the clip (those over the
+    padding are left out) and F' = (num_mel_bins - patch) / frequency_stride + 1
+    mel rows, lowest band first. `grid_to_input` maps a decoder's output from
+    this (time, mel) span onto X's frames and linear bins.
+
+    Example
+    -------
+    >>> ast = AudioAST(max_length=259, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    >>> embedding, grid = ast(torch.rand(2, 259, 513))
+    >>> embedding.shape, grid.shape  # (259 - 16) // 10 + 1 = 25 columns, (128 - 16) // 10 + 1 = 12 rows
+    (torch.Size([2, 32]), torch.Size([2, 32, 25, 12]))
+    >>> ast.grid_to_input(torch.rand(2, 200, 96), 259, 513).shape
+    torch.Size([2, 259, 513])
+    """
+
+    size_keys = (
+        "num_mel_bins",
+        "max_length",
+        "patch_size",
+        "frequency_stride",
+        "time_stride",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+    )
+    pretrained_class = ASTModel
+
+    def __init__(
+        self,
+        config=None,
+        num_mel_bins=128,
+        max_length=1024,
+        patch_size=16,
+        frequency_stride=10,
+        time_stride=10,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        sample_rate=16000,
+        mel_mean=AST_MEL_MEAN,
+        mel_std=AST_MEL_STD,
+        **kwargs,
+    ):
+        if config is None:
+            config = ASTConfig(
+                num_mel_bins=num_mel_bins,
+                max_length=max_length,
+                patch_size=patch_size,
+                frequency_stride=frequency_stride,
+                time_stride=time_stride,
+                hidden_size=hidden_size,
+                num_hidden_layers=num_hidden_layers,
+                num_attention_heads=num_attention_heads,
+                intermediate_size=intermediate_size,
+            )
+        super().__init__(config, **kwargs)
+        self._register_load_state_dict_pre_hook(_vit_legacy_keys)  # ASTModel's layers are ViT's
+        self.sample_rate = sample_rate
+        self.mel_mean = mel_mean
+        self.mel_std = mel_std
+
+    def grid_shape(self, n_frames):
+        """(time columns covering n_frames, mel rows) of the token grid (`forward`'s T', F')."""
+        config = self.config
+        rows = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+        columns = (config.max_length - config.patch_size) // config.time_stride + 1
+        covering = math.ceil(max(n_frames - config.patch_size, 0) / config.time_stride) + 1
+        return min(columns, covering), rows
+
+    def log_mel(self, X):
+        """X = log1p |STFT| (B, frames, bins) -> AST's normalised input (B, max_length, num_mel_bins)."""
+        n_frames, n_bins = X.shape[1], X.shape[2]
+        if n_frames > self.config.max_length:
+            raise ValueError(
+                f"AST reads at most max_length = {self.config.max_length} frames; this clip has {n_frames}. "
+                f"Give --max_length {n_frames} or more (a pretrained AST keeps its own: then shorter clips, "
+                "--signal_length_s)."
+            )
+        filters = mel_filterbank(n_bins, self.config.num_mel_bins, self.sample_rate).to(X)  # (bins, mels)
+        power = torch.expm1(X).clamp(min=0) ** 2  # |STFT|^2
+        log_mel = torch.log((power @ filters).clamp(min=AST_LOG_FLOOR))  # (B, frames, mels)
+        log_mel = F.pad(log_mel, (0, 0, 0, self.config.max_length - n_frames))  # zeros, as the extractor
+        return (log_mel - self.mel_mean) / (2 * self.mel_std)
+
+    def forward(self, X):
+        """X (B, frames, F) -> embedding (B, D), patch-token grid (B, D, T', F') over (time, mel)."""
+        tokens = super().forward(input_values=self.log_mel(X)).last_hidden_state  # (B, 2 + F'_all * T'_all, D)
+        embedding = (tokens[:, 0] + tokens[:, 1]) / 2  # (B, D): ASTModel's pooled output
+        columns, rows = self.grid_shape(self.config.max_length)
+        # the patches are ordered mel row by row (the conv's (F', T') output flattened)
+        grid = tokens[:, 2:].transpose(1, 2).reshape(X.shape[0], -1, rows, columns)  # (B, D, F', T'_all)
+        covering, _ = self.grid_shape(X.shape[1])
+        return embedding, grid[..., :covering].transpose(2, 3)  # (B, D, T', F')
+
+    def grid_to_input(self, decoded, n_frames, n_bins):
+        """A map over the grid's span (B, T', F' on the mel axis) on X's frames and linear bins.
+
+        Resized to (n_frames, num_mel_bins) (the grid's columns cover the clip,
+        its rows the mel bands), then each linear bin takes the value at its
+        place on the mel axis (`mel_to_linear`).
+        """
+        on_mel = F.interpolate(
+            decoded.unsqueeze(1), size=(n_frames, self.config.num_mel_bins), mode="bilinear", align_corners=False
+        ).squeeze(1)  # (B, frames, mels)
+        return mel_to_linear(on_mel, n_bins, self.sample_rate)
+
+
+#: transformers < 5 named ViTModel's (and ASTModel's) parameters otherwise; the published ESC-50
+#: checkpoints (`speechbrain/vit-base-esc50`'s embedding_model.ckpt) and AST's AudioSet ones have
+#: these names: (old, new), in order.
 VIT_LEGACY_NAMES = (
     (r"^encoder\.layer\.", "layers."),
     (r"attention\.attention\.query", "attention.q_proj"),

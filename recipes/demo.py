@@ -73,7 +73,8 @@ REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
 CLASSIFIER_SIZE_KEYS = (
     "emb_dim",
     "lin_neurons",
-    # the transformer backbones' (hparams/classifier_vit.yaml, classifier_focalnet.yaml)
+    # the transformer backbones' (hparams/classifier_vit.yaml, classifier_focalnet.yaml,
+    # classifier_ast.yaml)
     "image_size",
     "patch_size",
     "hidden_size",
@@ -84,6 +85,10 @@ CLASSIFIER_SIZE_KEYS = (
     "depths",
     "focal_levels",
     "focal_windows",
+    "num_mel_bins",
+    "max_length",
+    "frequency_stride",
+    "time_stride",
 )
 
 

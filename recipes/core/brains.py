@@ -215,7 +215,7 @@ def load_pretrained_backbone(embedding_model, source):
         raise ValueError(
             f"--pretrained_backbone {source}: the yaml's embedding model ({type(embedding_model).__name__}) "
             "has no from_pretrained weights; use a transformer classifier yaml "
-            "(hparams/classifier_vit.yaml, classifier_focalnet.yaml) or leave the key null."
+            "(hparams/classifier_vit.yaml, classifier_focalnet.yaml, classifier_ast.yaml) or leave the key null."
         )
     embedding_model.load_pretrained_backbone(str(source))
     logger.info("Embedding model initialised from the pretrained backbone %s", source)

@@ -202,6 +202,7 @@ def split_classifier_output(output):
     Cnn14 (return_reps)          (B, 1, 2048)              (h1, h2, h3, h4) maps, (B, C_i, T_i, F_i)
     `AudioViT`                   token mean (B, 1, D)      patch tokens on their grid (B, D, 14, 14)
     `AudioFocalNet`              map mean (B, 1, D)        last map upsampled 2x (B, D, 14, 14)
+    `AudioAST`                   CLS + distillation mean   patch tokens (B, D, T', 12): time x mel
     ==========================  ========================  =============================================
 
     (the transformer backbones of `models.transformer_backbones` at their
@@ -237,7 +238,8 @@ def spans_input(embedding_model):
 def fit_to_input(decoded, n_frames, n_bins, embedding_model):
     """A decoder's time-frequency output (B, frames', F') on the input's (B, n_frames, n_bins).
 
-    Resized (bilinear) when the representation spans the input (`spans_input`);
+    When the representation spans the input (`spans_input`): the backbone's
+    `grid_to_input` (AST's maps a mel axis onto the linear bins), else a bilinear resize;
     otherwise its frames are cropped or zero-padded (`match_frames`): a
     convolutional encoder's grid follows the frames one to one.
 
@@ -250,6 +252,9 @@ def fit_to_input(decoded, n_frames, n_bins, embedding_model):
     torch.Size([2, 259, 513])
     """
     if spans_input(embedding_model):
+        to_input = getattr(embedding_model, "grid_to_input", None)
+        if to_input is not None:  # the backbone's own view of X (AST: a mel axis)
+            return to_input(decoded, n_frames, n_bins)
         if decoded.shape[1:] == (n_frames, n_bins):
             return decoded
         return F.interpolate(decoded.unsqueeze(1), size=(n_frames, n_bins), mode="bilinear", align_corners=False).squeeze(1)

@@ -51,7 +51,7 @@ from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 
 from data_prep.audio import EPS
 from recipes.core.labels import BASELINES, MAP_BASELINES
-from recipes.core.pipeline import classify, spans_input
+from recipes.core.pipeline import classify, fit_to_input, spans_input
 
 #: Integrated Gradients: steps of the path integral (Gauss-Legendre).
 IG_STEPS = 20
@@ -276,7 +276,7 @@ def occlusion_mask(
     return normalise_per_clip(attribution.clamp(min=0))
 
 
-def amt_mask(representations, n_frames, n_bins):
+def amt_mask(representations, n_frames, n_bins, embedding_model=None):
     """AMT: the representation grid's mean over channels, upsampled to X, scaled to [0, 1] per clip.
 
     Arguments
@@ -286,6 +286,10 @@ def amt_mask(representations, n_frames, n_bins):
         of a tuple of maps, the last (coarsest).
     n_frames, n_bins : int
         X's size.
+    embedding_model : torch.nn.Module, optional
+        The classifier's backbone: its grid is put onto X as its decoders' outputs are
+        (`recipes.core.pipeline.fit_to_input`: AST's mel rows onto the linear bins);
+        None: a bilinear resize.
 
     Returns
     -------
@@ -302,8 +306,11 @@ def amt_mask(representations, n_frames, n_bins):
     """
     grid = representations[-1] if isinstance(representations, (tuple, list)) else representations
     activation = grid.float().mean(dim=1, keepdim=True)  # (B, 1, T', F')
-    activation = F.interpolate(activation, size=(n_frames, n_bins), mode="bilinear", align_corners=False)
-    activation = activation.squeeze(1)  # (B, frames, F)
+    if embedding_model is not None and spans_input(embedding_model):
+        activation = fit_to_input(activation.squeeze(1), n_frames, n_bins, embedding_model)  # (B, frames, F)
+    else:
+        activation = F.interpolate(activation, size=(n_frames, n_bins), mode="bilinear", align_corners=False)
+        activation = activation.squeeze(1)  # (B, frames, F)
     flat = activation.flatten(start_dim=1)
     low = flat.amin(dim=1).view(-1, 1, 1)
     spread = (flat.amax(dim=1).view(-1, 1, 1) - low).clamp(min=EPS)
@@ -367,7 +374,7 @@ def attribution_mask(brain, name, X, classes, seed=0):
     hparams = brain.hparams
     if name in MAP_BASELINES:
         _, representations = brain.classify(X)
-        return amt_mask(representations, X.shape[1], X.shape[2])
+        return amt_mask(representations, X.shape[1], X.shape[2], hparams.embedding_model)
     options = {"seed": seed} if name == "smoothgrad" else {}
     return ATTRIBUTION_MASKS[name](
         hparams.embedding_model,

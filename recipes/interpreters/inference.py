@@ -94,6 +94,10 @@ SIZE_KEYS = (
     "depths",
     "focal_levels",
     "focal_windows",
+    "num_mel_bins",
+    "max_length",
+    "frequency_stride",
+    "time_stride",
     "classifier_temp",
     "use_melspectra",
     "mask_domain",  # where the mask scales X (recipes.core.pipeline.apply_mask)

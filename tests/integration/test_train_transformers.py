@@ -1,9 +1,10 @@
-"""PIQ on the transformer classifiers, end to end on tiny data (issue 26).
+"""PIQ and L-MAC on the transformer classifiers, end to end on tiny data (issues 26 and 27).
 
-One epoch of a tiny ViT (width 32, 2 layers) and a tiny FocalNet (width 16 -> 32, 2 stages)
-classifier on the 3-class, 1 s `tiny_synthetic` set, one epoch of PIQ on each (the seed's
-VectorQuantizedPSIViT_Audio / VectorQuantizedPSIFocalNet_Audio), the evaluation with the AMT
-row, and the ViT interpreter's inference folder through AudioInterpreter and `audio-interpret`.
+One epoch of a tiny ViT (width 32, 2 layers), a tiny FocalNet (width 16 -> 32, 2 stages) and a
+tiny AST (width 32, 1 layer, 87 frames) classifier on the 3-class, 1 s `tiny_synthetic` set, one
+epoch of PIQ on each (the seed's VectorQuantizedPSIViT_Audio / VectorQuantizedPSIFocalNet_Audio,
+and VectorQuantizedPSIAST_Audio) and of L-MAC, the evaluation with the AMT row, and the ViT
+interpreter's inference folder through AudioInterpreter and `audio-interpret`.
 """
 
 import json
@@ -20,6 +21,8 @@ TINY = ["--signal_length_s", "1", "--batch_size", "4", "--number_of_epochs", "1"
 SIZES = {
     "vit": ["--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "2", "--intermediate_size", "32"],
     "focalnet": ["--image_size", "56", "--embed_dim", "16", "--depths", "[1,1]", "--focal_levels", "[2,2]", "--focal_windows", "[3,3]"],
+    # 1 s = 87 frames: (87 - 16) // 10 + 1 = 8 time columns x 12 mel rows
+    "ast": ["--max_length", "87", "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2", "--intermediate_size", "32"],
 }
 
 
@@ -38,9 +41,23 @@ def tiny_vit(tiny_synthetic, tmp_path_factory):
     return train_backbone("vit", tiny_synthetic, tmp_path_factory.mktemp("vit"))
 
 
-@pytest.mark.parametrize("name", ["vit", "focalnet"])
-def test_classifier_and_piq_one_epoch(name, tiny_synthetic, tiny_vit, tmp_path):
-    run = tiny_vit if name == "vit" else train_backbone(name, tiny_synthetic, tmp_path)
+@pytest.fixture(scope="module")
+def tiny_ast(tiny_synthetic, tmp_path_factory):
+    return train_backbone("ast", tiny_synthetic, tmp_path_factory.mktemp("ast"))
+
+
+@pytest.fixture
+def tiny_run(request, tiny_synthetic, tmp_path):
+    """The tiny classifier + PIQ run of `request.param`: the module's for ViT and AST, a fresh one else."""
+    name = request.param
+    if name in ("vit", "ast"):
+        return request.getfixturevalue(f"tiny_{name}")
+    return train_backbone(name, tiny_synthetic, tmp_path)
+
+
+@pytest.mark.parametrize("tiny_run", ["vit", "focalnet", "ast"], indirect=True)
+def test_classifier_and_piq_one_epoch(tiny_run):
+    run = tiny_run
     assert run["summary"]["n_test_clips"] == 3
     folder = run["folder"]
     assert (folder / "psi_model.ckpt").is_file() and (folder / "inference" / "hyperparams.yaml").is_file()
@@ -53,8 +70,9 @@ def test_classifier_and_piq_one_epoch(name, tiny_synthetic, tiny_vit, tmp_path):
     assert outputs["mask"].shape == outputs["X"].shape == (2, 87, 513)
 
 
-def test_eval_scores_the_amt_row(tiny_vit, tmp_path):
-    argv = tiny_vit["argv"] + ["--pretrained_interpreter", str(tiny_vit["folder"] / "psi_model.ckpt")]
+@pytest.mark.parametrize("tiny_run", ["vit", "ast"], indirect=True)
+def test_eval_scores_the_amt_row(tiny_run, tmp_path):
+    argv = tiny_run["argv"] + ["--pretrained_interpreter", str(tiny_run["folder"] / "psi_model.ckpt")]
     argv += ["--eval_folder", str(tmp_path / "eval"), "--n_report_clips", "1", "--n_bootstrap", "20"]
     result = eval_recipe.main(argv + ["--baselines", "random,amt"])
     assert list(result["methods"]) == ["PIQ", "random", "amt"]
@@ -95,13 +113,15 @@ def test_transformer_demo_smoke(tmp_path, repo_root):
         demo.check_config(config)
 
 
-@pytest.mark.parametrize("name", ["vit", "focalnet"])
-def test_lmac_one_epoch(name, tiny_synthetic, tiny_vit, tmp_path):
-    """L-MAC (issue 27) on the tiny classifiers: models.LMAC.GridMaskDecoder on their 14 x 14 grid."""
+@pytest.mark.parametrize("name", ["vit", "focalnet", "ast"])
+def test_lmac_one_epoch(name, tiny_synthetic, request, tmp_path):
+    """L-MAC (issue 27) on the tiny classifiers: models.LMAC.GridMaskDecoder on the ViT's and
+    FocalNet's 14 x 14 grid, ASTGridMaskDecoder on AST's time x mel grid."""
     from recipes import train_lmac
 
-    classifier = tiny_vit["folder"].parent / "classifier"
-    if name == "focalnet":
+    if name in ("vit", "ast"):
+        classifier = request.getfixturevalue(f"tiny_{name}")["folder"].parent / "classifier"
+    else:
         classifier = tmp_path / "classifier"
         common = ["--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
         train_classifier.main([str(HPARAMS / "classifier_focalnet.yaml"), *common, "--output_folder", str(classifier)])
@@ -112,5 +132,7 @@ def test_lmac_one_epoch(name, tiny_synthetic, tiny_vit, tmp_path):
     assert 0.0 <= stats["fid_in"] <= 1.0
     outputs = brain.explain(torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1)
     assert outputs["mask"].shape == outputs["X"].shape == (2, 87, 513)
-    assert outputs["logits"].shape == (2, 87, 513)  # 431 x 513 resized onto the 87 frames, not cropped
+    # the decoder's map over the grid's span (ViT: 431 x 513; AST: 64 x 96 on the mel axis) put onto
+    # the 87 frames and 513 bins, not cropped
+    assert outputs["logits"].shape == (2, 87, 513)
     assert (tmp_path / "lmac" / "inference" / "psi_model.ckpt").is_file()

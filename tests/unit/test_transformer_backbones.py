@@ -1,21 +1,34 @@
 """The transformer backbones (models/transformer_backbones.py) through the classifier contract.
 
-Tiny configs (width 32, 2 layers / stages): the contract's shapes, the scores equal to
+Tiny configs (width 32, 1-2 layers / stages): the contract's shapes, the scores equal to
 the `transformers` model's own forward, the grid laid out as the seed's PIQ decoders
-read it; `--pretrained_backbone` from a local folder, and the offline hub-id error.
+read it; AST's log-mel input against the feature extractor's recipe written out, and its
+mel axis put back onto the STFT's bins; `--pretrained_backbone` from a local folder, and the offline hub-id error.
 The parity of the published checkpoint layout at the reference sizes is marked slow.
 """
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hyperpyyaml import load_hyperpyyaml
 from safetensors.torch import load_file
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
-from transformers import FocalNetBackbone, FocalNetConfig, ViTConfig, ViTModel
+from transformers import ASTConfig, ASTModel, FocalNetBackbone, FocalNetConfig, ViTConfig, ViTModel
 
-from models.PIQ import VectorQuantizedPSIFocalNet_Audio, VectorQuantizedPSIViT_Audio
-from models.transformer_backbones import AudioFocalNet, AudioViT
+from models.LMAC import ASTGridMaskDecoder
+from models.PIQ import (
+    VectorQuantizedPSIAST_Audio,
+    VectorQuantizedPSIFocalNet_Audio,
+    VectorQuantizedPSIViT_Audio,
+)
+from models.transformer_backbones import (
+    AudioAST,
+    AudioFocalNet,
+    AudioViT,
+    mel_filterbank,
+    mel_to_linear,
+)
 from recipes.core.brains import load_pretrained_backbone
 from recipes.core.pipeline import classify, fit_to_input
 from recipes.evaluation.baselines import amt_mask
@@ -23,6 +36,8 @@ from recipes.evaluation.baselines import amt_mask
 TINY_VIT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 # 56 / 4 = 14, halved once: a 7 x 7 last map (the reference's 224 / 4 / 8), 2 x 16 = 32 channels
 TINY_FOCALNET = {"image_size": 56, "embed_dim": 16, "depths": [1, 1], "focal_levels": [2, 2], "focal_windows": [3, 3]}
+# 3 s = 259 frames: (259 - 16) // 10 + 1 = 25 time columns, (128 - 16) // 10 + 1 = 12 mel rows
+TINY_AST = {"max_length": 259, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
 
 
 def image_of(X, size):
@@ -89,6 +104,99 @@ def test_focalnet_contract_scores_grid_and_decoder():
     assert decoded.shape == (2, 1, 431, 513)
 
 
+def htk_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def htk_hz(mel):
+    return 700.0 * (10 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def triangles(n_bins, n_mels, sample_rate, low=20.0):
+    """Kaldi / HTK mel filters written out: n_mels + 2 points equally spaced in mel from `low` to
+    Nyquist, filter i rising linearly in Hz from point i to i + 1 and falling to point i + 2."""
+    points = htk_hz(np.linspace(htk_mel(low), htk_mel(sample_rate / 2), n_mels + 2))
+    hz = np.linspace(0, sample_rate / 2, n_bins)
+    filters = np.zeros((n_bins, n_mels))
+    for i in range(n_mels):
+        left, centre, right = points[i : i + 3]
+        filters[:, i] = np.clip(np.minimum((hz - left) / (centre - left), (right - hz) / (right - centre)), 0, None)
+    return filters, points[1:-1]
+
+
+def test_ast_log_mel_is_the_feature_extractors_recipe():
+    """AST's input from X = log1p |S|: log of the power mel energies (floor: float32 eps), zeros
+    up to max_length frames, minus the AudioSet mean, over 2 stds (ASTFeatureExtractor)."""
+    filters, _ = triangles(513, 128, 16000)
+    np.testing.assert_allclose(mel_filterbank(513, 128, 16000).numpy(), filters, atol=5e-5)  # float32
+    ast = AudioAST(**{**TINY_AST, "max_length": 300})
+    torch.manual_seed(0)
+    X = torch.rand(1, 259, 513) * 3
+    power = np.expm1(X[0].double().numpy()) ** 2
+    log_mel = np.log(np.maximum(power @ filters, np.finfo(np.float32).eps))
+    expected = np.concatenate([log_mel, np.zeros((41, 128))])  # padded to 300 frames
+    expected = (expected - (-4.2677393)) / (2 * 4.5689974)
+    np.testing.assert_allclose(ast.log_mel(X)[0].double().numpy(), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="at most max_length = 300 frames; this clip has 301. Give --max_length 301"):
+        ast(torch.rand(1, 301, 513))
+
+
+def test_ast_contract_scores_grid_and_decoder():
+    torch.manual_seed(0)
+    ast = AudioAST(**TINY_AST).eval()
+    torch.nn.init.normal_(ast.embeddings.distillation_token)  # initialised as CLS (zeros): now told apart
+    classifier = head(32)
+    X = torch.rand(2, 259, 513)
+    scores, grid = classify(ast, classifier, X)
+    assert scores.shape == (2, 5) and grid.shape == (2, 32, 25, 12)
+    # the model's own forward: ASTModel on the log-mel, the pooled (CLS + distillation) / 2
+    output = ASTModel.forward(ast, input_values=ast.log_mel(X))
+    tokens = output.last_hidden_state  # (2, 2 + 12 * 25, 32)
+    torch.testing.assert_close(scores, classifier(output.pooler_output.unsqueeze(1)).squeeze(1))
+    # patch p = mel row * 25 + time column (the conv's (F', T') output flattened), after 2 tokens
+    torch.testing.assert_close(grid[:, :, 3, 5], tokens[:, 2 + 5 * 25 + 3])
+    torch.testing.assert_close(grid[:, :, 24, 0], tokens[:, 2 + 24])
+    for psi in (VectorQuantizedPSIAST_Audio(dim=32, K=10, numclasses=5), ASTGridMaskDecoder(dim=32)):
+        decoded = psi(grid, torch.tensor([0, 1]))[0] if isinstance(psi, VectorQuantizedPSIAST_Audio) else psi(grid)
+        assert decoded.shape[-1] == 96  # 8 x 12 mel rows
+        fitted = fit_to_input(decoded.squeeze(1), 259, 513, ast)  # through the backbone's mel axis
+        torch.testing.assert_close(fitted, ast.grid_to_input(decoded.squeeze(1), 259, 513))
+        assert fitted.shape == (2, 259, 513)
+
+
+def test_ast_grid_follows_time_then_mel_and_leaves_the_padding_out():
+    """An event in the first frames and the top bins moves the first columns and last mel rows only;
+    a shorter clip gets only the columns that cover it."""
+    ast = AudioAST(**{**TINY_AST, "num_hidden_layers": 0}).eval()  # patch embeddings + final norm
+    X = torch.zeros(1, 259, 513)
+    _, silent = ast(X)
+    X[:, :30, 400:] = 3.0  # frames 0-29, 6.25-8 kHz: mel bands from 116 up
+    _, loud = ast(X)
+    change = (loud - silent).abs().sum(dim=(0, 1))  # (25 time columns, 12 mel rows)
+    assert change[:3].sum() > 0 and change[3:].sum() == 0  # columns 0-2 cover frames 0-35
+    assert change[:, 11].sum() > 0 and change[:, :11].sum() == 0  # row 11: bands 110-125 (row 10: 100-115)
+    _, short = ast(torch.zeros(1, 100, 513))
+    assert short.shape == (1, 32, 10, 12)  # columns 0..9 start before frame 100: 9 * 10 + 16 >= 100
+    # AMT puts the grid onto the bins through the mel axis: row 11 (its centre at band 122 once
+    # resized to the 128 bands, from band 111.5, row 10's centre, up) lands on the high bins only
+    amt = amt_mask((loud - silent).abs(), 259, 513, ast)
+    assert amt.shape == (1, 259, 513) and float(amt[0, :, :250].max()) == 0.0 and float(amt[0, 5, 512]) > 0.5
+    assert float(amt[0, 5, 405]) > 0.2  # 6.3 kHz: band 117, halfway to row 11 (a linear resize: row 9.0)
+
+
+def test_mel_to_linear_reads_each_bin_at_its_place_on_the_mel_axis():
+    _, centres = triangles(513, 128, 16000)
+    hz = np.linspace(0, 8000, 513)
+    expected_position = np.interp(htk_mel(hz), htk_mel(centres), np.arange(128))  # clamped at both ends
+    ramp = torch.arange(128, dtype=torch.float32).view(1, 1, 128)  # each band's value = its index
+    np.testing.assert_allclose(mel_to_linear(ramp, 513, 16000)[0, 0].numpy(), expected_position, atol=1e-3)
+    ast = AudioAST(**TINY_AST)
+    on_mel = torch.rand(2, 200, 96)
+    mapped = ast.grid_to_input(on_mel, 259, 513)
+    resized = F.interpolate(on_mel.unsqueeze(1), size=(259, 128), mode="bilinear", align_corners=False).squeeze(1)
+    torch.testing.assert_close(mapped, mel_to_linear(resized, 513, 16000))
+
+
 def test_pretrained_backbone_from_a_local_folder(tmp_path):
     torch.manual_seed(1)
     reference = ViTModel(ViTConfig(**TINY_VIT))
@@ -103,6 +211,11 @@ def test_pretrained_backbone_from_a_local_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no ViTModel checkpoint"):
         load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "empty")
+    ASTModel(ASTConfig(**TINY_AST)).save_pretrained(tmp_path / "ast")
+    ast = load_pretrained_backbone(AudioAST(**TINY_AST), tmp_path / "ast")
+    assert torch.equal(ast.embeddings.position_embeddings, ASTModel.from_pretrained(tmp_path / "ast").embeddings.position_embeddings)
+    with pytest.raises(ValueError, match="--max_length 259"):
+        load_pretrained_backbone(AudioAST(**{**TINY_AST, "max_length": 300}), tmp_path / "ast")
 
 
 def test_hub_id_offline_says_to_pass_a_local_folder(tmp_path, monkeypatch):
@@ -145,6 +258,7 @@ def test_vit_loads_the_names_of_transformers_4(tmp_path):
     "yaml_name, published",
     [
         ("classifier_vit.yaml", lambda: ViTModel(ViTConfig())),  # google/vit-base-patch16-224's sizes
+        ("classifier_ast.yaml", lambda: ASTModel(ASTConfig())),  # MIT/ast-finetuned-audioset-10-10-0.4593's
         (
             "classifier_focalnet.yaml",  # microsoft/focalnet-base's (srf) sizes
             lambda: FocalNetBackbone(
@@ -159,7 +273,7 @@ def test_published_checkpoint_layout_loads_strictly(yaml_name, published, tmp_pa
     monkeypatch.chdir(repo_root)
     torch.manual_seed(2)
     backbone = published()
-    width = 768 if isinstance(backbone, ViTModel) else 1024
+    width = 1024 if isinstance(backbone, FocalNetBackbone) else 768
     files = {
         "embedding_model": published_state_dict(backbone, tmp_path / "backbone"),
         "classifier": Classifier(input_size=width, out_neurons=50, lin_blocks=1).state_dict(),
