@@ -296,11 +296,11 @@ class PsiOptimized(nn.Module):
 
     Example
     -------
-    >>> inp = torch.randn(1, 256, 26, 32)
-    >>> psi = PsiOptimized(dim=256, K=100, use_adapter=False, adapter_reduce_dim=False)
+    >>> inp = torch.randn(1, 32, 26, 32)  # the classifier's channels: 256 in the reference
+    >>> psi = PsiOptimized(dim=32, K=100, use_adapter=False, adapter_reduce_dim=False)
     >>> h, inp_ad= psi(inp)
     >>> print(h.shape, inp_ad.shape)
-    torch.Size([1, 1, 417, 100]) torch.Size([1, 256, 26, 32])
+    torch.Size([1, 1, 417, 100]) torch.Size([1, 32, 26, 32])
     """
 
     def __init__(self, dim=128, K=100, numclasses=50, use_adapter=False, adapter_reduce_dim=True):

@@ -827,12 +827,12 @@ class VectorQuantizedPSI_Audio(nn.Module):
 
     Example
     -------
-    >>> psi = VectorQuantizedPSI_Audio(dim=256, K=1024)
-    >>> x = torch.randn(2, 256, 16, 16)
+    >>> psi = VectorQuantizedPSI_Audio(dim=32, K=1024)  # dim: the classifier's channels (256 in the reference)
+    >>> x = torch.randn(2, 32, 16, 16)
     >>> labels = torch.Tensor([0, 2])
     >>> logspectra, hcat, z_q_x = psi(x, labels)
     >>> print(logspectra.shape, hcat.shape, z_q_x.shape)
-    torch.Size([2, 1, 257, 257]) torch.Size([2, 256, 8, 8]) torch.Size([2, 256, 8, 8])
+    torch.Size([2, 1, 257, 257]) torch.Size([2, 32, 8, 8]) torch.Size([2, 32, 8, 8])
     """
 
     # (kernel_size, stride) of each up-sampling stage, then the last kernel size.
@@ -942,12 +942,12 @@ class VectorQuantizedPSIFocalNet_Audio(VectorQuantizedPSI_Audio):
 
     Example
     -------
-    >>> psi = VectorQuantizedPSIFocalNet_Audio(dim=256, K=1024)
-    >>> x = torch.randn(2, 256, 16, 16)
+    >>> psi = VectorQuantizedPSIFocalNet_Audio(dim=32, K=1024)  # dim: the classifier's channels (256 in the reference)
+    >>> x = torch.randn(2, 32, 16, 16)
     >>> labels = torch.Tensor([0, 2])
     >>> logspectra, hcat, z_q_x = psi(x, labels)
     >>> print(logspectra.shape, hcat.shape, z_q_x.shape)
-    torch.Size([2, 1, 495, 593]) torch.Size([2, 256, 8, 8]) torch.Size([2, 256, 8, 8])
+    torch.Size([2, 1, 495, 593]) torch.Size([2, 32, 8, 8]) torch.Size([2, 32, 8, 8])
     """
 
     decoder_stages = ((3, (4, 5)), ((4, 1), 2), ((4, 1), 2), ((4, 2), 2))
@@ -972,12 +972,12 @@ class VectorQuantizedPSIViT_Audio(VectorQuantizedPSI_Audio):
 
     Example
     -------
-    >>> psi = VectorQuantizedPSIViT_Audio(dim=256, K=1024)
-    >>> x = torch.randn(2, 256, 16, 16)
+    >>> psi = VectorQuantizedPSIViT_Audio(dim=32, K=1024)  # dim: the classifier's channels (256 in the reference)
+    >>> x = torch.randn(2, 32, 16, 16)
     >>> labels = torch.Tensor([0, 2])
     >>> logspectra, hcat, z_q_x = psi(x, labels)
     >>> print(logspectra.shape, hcat.shape, z_q_x.shape)
-    torch.Size([2, 1, 495, 593]) torch.Size([2, 256, 8, 8]) torch.Size([2, 256, 8, 8])
+    torch.Size([2, 1, 495, 593]) torch.Size([2, 32, 8, 8]) torch.Size([2, 32, 8, 8])
     """
 
     decoder_stages = VectorQuantizedPSIFocalNet_Audio.decoder_stages

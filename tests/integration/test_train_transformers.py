@@ -101,15 +101,31 @@ def test_inference_folder_and_audio_interpret(tiny_vit, tiny_synthetic, tmp_path
 
 
 def test_transformer_demo_smoke(tmp_path, repo_root):
-    """hparams/demo_transformers.yaml's chain (data, ViT, PIQ, eval with AMT) at its smoke sizes."""
+    """hparams/demo_transformers.yaml's chain (data, ViT, PIQ, L-MAC, eval with AMT) at its smoke sizes."""
     from recipes import demo
 
     result = demo.main(["--config", str(repo_root / "hparams" / "demo_transformers.yaml"), "--smoke", "--output_folder", str(tmp_path)])
-    assert list(result["timings"]) == ["data", "classifier", "piq", "eval_piq"]  # no NMF, L2I, L-MAC
-    assert "| AMT (activation map) |" in result["summary"] and "| PIQ |" in result["summary"]
+    assert list(result["timings"]) == ["data", "classifier", "piq", "lmac", "eval_piq", "eval_lmac"]  # no NMF, L2I
+    for row in ("| AMT (activation map) |", "| PIQ |", "| LMAC |"):
+        assert row in result["summary"], row
     config = demo.load_config(repo_root / "hparams" / "demo_transformers.yaml")
     config["stages"]["piq"]["overrides"]["hidden_size"] = 32  # not the classifier's 64
     with pytest.raises(ValueError, match="`hidden_size` differs between the stages"):
+        demo.check_config(config)
+
+
+def test_ast_demo_smoke(tmp_path, repo_root):
+    """hparams/demo_ast.yaml's chain (data, AST, PIQ, L-MAC, eval with AMT) at its smoke sizes."""
+    from recipes import demo
+
+    config_path = repo_root / "hparams" / "demo_ast.yaml"
+    result = demo.main(["--config", str(config_path), "--smoke", "--output_folder", str(tmp_path)])
+    assert list(result["timings"]) == ["data", "classifier", "piq", "lmac", "eval_piq", "eval_lmac"]
+    for row in ("| AMT (activation map) |", "| PIQ |", "| LMAC |"):
+        assert row in result["summary"], row
+    config = demo.load_config(config_path)
+    config["stages"]["lmac"]["overrides"]["max_length"] = 300  # not the classifier's 259
+    with pytest.raises(ValueError, match="`max_length` differs between the stages"):
         demo.check_config(config)
 
 
