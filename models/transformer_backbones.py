@@ -77,9 +77,11 @@ class TransformerBackbone:
     Class attributes the interpreters read:
 
     - `spans_input = True`: the representation grid covers the whole clip
-      whatever its length, so a decoder's output is put onto X's frames and
-      bins (`grid_to_input`) rather than cropped, and the AMT baseline (the
-      grid as an activation map) applies.
+      whatever its length, so a decoder's output is resized onto X's frames and
+      bins rather than cropped (`recipes.core.pipeline.fit_to_input`; a
+      backbone whose grid is not X's axes, AST's mel rows, gives its own
+      `grid_to_input`), and the AMT baseline (the grid as an activation map)
+      applies.
     - `size_keys`: the config fields the yamls set; `load_pretrained_backbone`
       checks them against the pretrained config.
     """
@@ -89,18 +91,6 @@ class TransformerBackbone:
     #: The `transformers` class whose `from_pretrained` reads the checkpoints (its own key
     #: conversions apply to it, not to a subclass).
     pretrained_class = None
-
-    def grid_to_input(self, decoded, n_frames, n_bins):
-        """A map over the grid's (time, frequency) span (B, T', F') on X's (B, n_frames, n_bins).
-
-        The image backbones resize the whole spectrogram, so a bilinear resize
-        inverts their view of it.
-        """
-        if decoded.shape[1:] == (n_frames, n_bins):
-            return decoded
-        return F.interpolate(
-            decoded.unsqueeze(1), size=(n_frames, n_bins), mode="bilinear", align_corners=False
-        ).squeeze(1)
 
     def load_pretrained_backbone(self, source):
         """Replaces the weights by `from_pretrained(source)`'s (strict), sizes checked first.
@@ -273,7 +263,8 @@ def mel_filterbank(n_bins, n_mels, sample_rate):
 
 
 def _htk_mel(hz):
-    return 2595.0 * math.log10(1.0 + hz / 700.0)
+    """Hz -> mel on Kaldi's (HTK) scale, for a tensor of frequencies."""
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -290,9 +281,8 @@ def mel_positions(n_bins, n_mels, sample_rate):
     >>> positions.shape, float(positions[0]), float(positions[-1])
     (torch.Size([513]), 0.0, 127.0)
     """
-    low, high = _htk_mel(AST_LOW_FREQ), _htk_mel(sample_rate / 2)
-    hz = torch.linspace(0, sample_rate / 2, n_bins, dtype=torch.float64)
-    mel = 2595.0 * torch.log10(1.0 + hz / 700.0)
+    low, high = _htk_mel(torch.tensor([AST_LOW_FREQ, sample_rate / 2], dtype=torch.float64))
+    mel = _htk_mel(torch.linspace(0, sample_rate / 2, n_bins, dtype=torch.float64))
     positions = (mel - low) / (high - low) * (n_mels + 1) - 1
     return positions.clamp(0, n_mels - 1).float()
 
