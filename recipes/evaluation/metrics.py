@@ -58,7 +58,6 @@ import math
 
 import torch
 from speechbrain.processing.features import spectral_magnitude
-from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
 from data_prep.audio import EPS
 
@@ -232,6 +231,10 @@ def si_sdr(estimate, reference):
     >>> si_sdr(0.5 * ref, ref)
     tensor([100.])
     """
+    # imported here: `import torchmetrics` loads every metric family it has (text ones
+    # import transformers), about 40 % of a recipe's start-up, for the one metric we use
+    from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
+
     # float64: the library's epsilon then sits far below float32 rounding, so a
     # scaled copy of the reference reaches the clip, as an exact match should
     ratio = scale_invariant_signal_distortion_ratio(estimate.double(), reference.double(), zero_mean=True)

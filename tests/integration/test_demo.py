@@ -192,22 +192,15 @@ def test_inconsistent_sizes_are_a_clear_error():
         demo.check_config(config)
 
 
-def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_path):
-    """The real demo (checked, not run): each stage's arguments build its yaml, eval's
-    arguments parse, and `make demo` runs recipes/demo.py."""
-    import subprocess
-
+def check_stages_load(config, folder, extra=()):
+    """Each stage's arguments (+ `extra`) build its yaml (an unknown key is a KeyError) and
+    eval's arguments parse; returns the stages' names."""
     import speechbrain as sb
     from hyperpyyaml import load_hyperpyyaml
 
     from recipes import eval as eval_recipe
 
-    config = demo.load_config()
-    stages, _ = demo.build_stages(config, tmp_path / "demo")
-    assert [stage.name for stage in stages] == [
-        "data", "classifier", "nmf", "l2i", "piq", "lmac", "eval_l2i", "eval_piq", "eval_lmac",
-        "eval_mixtures_l2i", "eval_mixtures_piq", "eval_mixtures_lmac",
-    ]
+    stages, _ = demo.build_stages(config, folder)
     for stage in stages[1:]:
         argv = stage.settings
         if stage.name.startswith("eval_"):
@@ -215,14 +208,42 @@ def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_pat
             assert args.pretrained_interpreter.endswith("psi_model.ckpt")
             assert args.overlap_type == ("mixtures" if "mixtures" in stage.name else "none")
             argv += ["--data_folder", args.data_folder, "--output_folder", args.eval_folder]
-        hparams_file, _, overrides = sb.parse_arguments(argv)
-        with open(hparams_file, encoding="utf-8") as fin:  # an unknown key is a KeyError
+        hparams_file, _, overrides = sb.parse_arguments([*argv, *extra])
+        with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)
-        assert hparams["output_folder"].startswith(str(tmp_path)), stage.name
+        assert hparams["output_folder"].startswith(str(folder)), stage.name
+    return [stage.name for stage in stages]
+
+
+def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_path):
+    """The real demo (checked, not run): each stage's arguments build its yaml, eval's
+    arguments parse, and `make demo` runs recipes/demo.py."""
+    import subprocess
+
+    assert check_stages_load(demo.load_config(), tmp_path / "demo") == [
+        "data", "classifier", "nmf", "l2i", "piq", "lmac", "eval_l2i", "eval_piq", "eval_lmac",
+        "eval_mixtures_l2i", "eval_mixtures_piq", "eval_mixtures_lmac",
+    ]  # fmt: skip
     dry_run = subprocess.run(
         ["make", "-n", "demo"], cwd=repo_root, capture_output=True, text=True, check=True
     )
     assert "recipes/demo.py" in dry_run.stdout
+
+
+@pytest.mark.parametrize("at_smoke_sizes", [False, True])
+def test_transformer_demo_config_loads_into_every_recipe(repo_root, tmp_path, at_smoke_sizes):
+    """hparams/demo_transformers.yaml, at its sizes and its smoke sizes (checked, not run: its
+    smoke run is the slow test tests/integration/test_train_transformers.py::
+    test_transformer_demo_smoke; demo_ast.yaml's smoke run, the same chain, is not slow)."""
+    config = demo.load_config(repo_root / "hparams" / "demo_transformers.yaml", smoke=at_smoke_sizes)
+    # the class count the recipes take from the data at start-up (the yamls' 50 is ESC-50's)
+    classes = ["--out_n_neurons", str(config["dataset"]["classes"])]
+    assert check_stages_load(config, tmp_path / "demo", classes) == [
+        "data", "classifier", "piq", "lmac", "eval_piq", "eval_lmac",
+    ]  # fmt: skip
+    config["stages"]["piq"]["overrides"]["hidden_size"] = 48  # not the classifier's (64, smoke: 32)
+    with pytest.raises(ValueError, match="`hidden_size` differs between the stages"):
+        demo.check_config(config)
 
 
 def test_a_dataset_of_the_users_replaces_the_synthetic_set(smoke, tmp_path):

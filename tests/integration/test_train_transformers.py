@@ -100,6 +100,7 @@ def test_inference_folder_and_audio_interpret(tiny_vit, tiny_synthetic, tmp_path
     assert (tmp_path / "out" / f"{clip.stem}_interpretation.wav").is_file()
 
 
+@pytest.mark.slow  # 14 s; its config is checked by test_demo.py, its chain by demo_ast's smoke below
 def test_transformer_demo_smoke(tmp_path, repo_root):
     """hparams/demo_transformers.yaml's chain (data, ViT, PIQ, L-MAC, eval with AMT) at its smoke sizes."""
     from recipes import demo
