@@ -101,6 +101,7 @@ SIZE_KEYS = (
     "classifier_temp",
     "use_melspectra",
     "mask_domain",  # where the mask scales X (recipes.core.pipeline.apply_mask)
+    "psi_decoder",  # the ViT / FocalNet PIQ decoder (models.PIQ.TRANSFORMER_DECODERS)
 )
 #: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.
 FIXED = {"use_pretrained": False, "add_wham_noise": False, "use_tensorboard": False}

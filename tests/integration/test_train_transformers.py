@@ -11,7 +11,7 @@ import json
 
 import pytest
 import torch
-from conftest import HPARAMS
+from conftest import HPARAMS, with_flag
 
 from recipes import eval as eval_recipe
 from recipes import interpret_files, train_classifier, train_piq
@@ -68,6 +68,25 @@ def test_classifier_and_piq_one_epoch(tiny_run):
     brain = run["brain"]
     outputs = brain.explain(torch.randn(2, 16000, generator=torch.Generator().manual_seed(0)) * 0.1)
     assert outputs["mask"].shape == outputs["X"].shape == (2, 87, 513)
+
+
+def test_piq_with_the_grid_decoder_on_the_vit(tiny_vit, tmp_path):
+    """`--psi_decoder grid` (not the seed's): psi decodes 8x the 14 x 14 grid (no halving:
+    112 x 112), the recipe resizes it onto the clip, and the exported folder builds the same
+    decoder (the export's own check compares its masks with the Brain's)."""
+    argv = with_flag(tiny_vit["argv"], "--n_interpretations_to_save", 0)
+    argv += ["--psi_decoder", "grid", "--adapter_reduce_dim", "False"]
+    brain = train_piq.main(argv + ["--output_folder", str(tmp_path / "piq")])
+    _, representations = brain.classify(brain.preprocess(torch.zeros(1, 16000))[0])
+    assert tuple(representations.shape[-2:]) == (14, 14)
+    decoded = brain.modules.psi(representations, torch.tensor([0]))[0]
+    assert tuple(decoded.shape) == (1, 1, 112, 112)
+    inference_yaml = (tmp_path / "piq" / "inference" / "hyperparams.yaml").read_text()
+    assert "decoder: grid" in inference_yaml
+    interpreter = AudioInterpreter.from_hparams(source=tmp_path / "piq" / "inference")
+    assert interpreter.interpret_batch(torch.zeros(1, 16000))["mask"].shape[-2:] == (87, 513)
+    with pytest.raises(ValueError, match="decoder 'grids': choose one of"):
+        train_piq.main(with_flag(argv, "--psi_decoder", "grids") + ["--output_folder", str(tmp_path / "bad")])
 
 
 @pytest.mark.parametrize("tiny_run", ["vit", "ast"], indirect=True)
