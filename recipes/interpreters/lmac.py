@@ -43,6 +43,8 @@ logger = get_logger(__name__)
 
 FINETUNING_REFERENCES = ("sources", "clip")
 OUT_LOSSES = ("neg_ce", "not_class")
+#: What selects L-MAC's checkpoint (`checkpoint_key`): its valid loss, or (the reference) valid Fid-In.
+CHECKPOINT_KEYS = ("loss", "fid_in")
 
 
 def out_loss(logits, classes, kind="neg_ce"):
@@ -126,13 +128,23 @@ def binarised_reference(X_clean, bin_th):
 class LMAC(InterpreterBrain):
     """Listenable Maps for Audio Classifiers on the InterpreterBrain base."""
 
-    best_key = "fid_in"
     #: The reference halves the lr on a plateau of valid Fid-In (not of the valid
     #: loss, whose out-term can keep falling while the mask keeps less of the class).
     lr_plateau_key = "fid_in"
     # it checks its loss weights when it is built; it never fine-tunes at inference
     inference_keys = ("l_in_w", "l_out_w", "reg_w_l1", "g_w")
     inference_fixed = {"finetuning": False}
+
+    @property
+    def best_key(self):
+        """The valid statistic that selects the checkpoint: the yaml's `checkpoint_key`,
+        "fid_in" (the reference: the highest valid Fid-In) when the yaml has none."""
+        return getattr(self.hparams, "checkpoint_key", "fid_in")
+
+    @property
+    def best_key_is_lower(self):
+        """The valid loss is minimised, Fid-In maximised."""
+        return self.best_key == "loss"
 
     def load_frozen(self):
         """Checks the loss settings; for fine-tuning, the clean reference and the starting psi.
@@ -148,6 +160,11 @@ class LMAC(InterpreterBrain):
                 raise ValueError(f"{key} = {getattr(self.hparams, key)}: the loss weights are >= 0.")
         if self.hparams.out_loss not in OUT_LOSSES:
             raise ValueError(f"out_loss {self.hparams.out_loss!r}: choose one of {OUT_LOSSES}.")
+        if self.best_key not in CHECKPOINT_KEYS:
+            raise ValueError(
+                f"checkpoint_key {self.best_key!r}: choose one of {CHECKPOINT_KEYS} (loss: the lowest "
+                "valid loss; fid_in: the reference's highest valid Fid-In)."
+            )
         self.finetuning = bool(self.hparams.finetuning)
         if not self.finetuning:
             return

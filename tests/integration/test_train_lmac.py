@@ -54,6 +54,25 @@ def test_rerun_resumes_instead_of_restarting(tiny_lmac, tmp_path):
     assert epochs_logged(folder / "train_log.txt") == [1, 2]
 
 
+def test_checkpoint_key_loss_keeps_the_epoch_of_the_lowest_valid_loss(tiny_lmac, tmp_path):
+    """checkpoint_key: loss (the demos'): the test stage loads, and the export holds, the
+    epoch whose valid loss is the lowest of the run's, read back from its train_log."""
+    argv = with_flag(with_flag(tiny_lmac["argv"], "--number_of_epochs", 3), "--n_interpretations_to_save", 0)
+    folder = tmp_path / "by_loss"
+    train_lmac.main(argv + ["--checkpoint_key", "loss", "--output_folder", str(folder)])
+    log = (folder / "train_log.txt").read_text()
+    losses = [float(v) for v in re.findall(r"valid loss: ([-\d.e+]+)", log)]
+    assert len(losses) == 3 and len(set(losses)) == 3
+    best = losses.index(min(losses)) + 1
+    assert re.search(r"^Epoch loaded: (\d+)", log, flags=re.M).group(1) == str(best)
+    kept = [d for d in (folder / "save").glob("CKPT+*") if f"epoch: {best}" in (d / "CKPT.yaml").read_text()]
+    exported = torch.load(folder / "psi_model.ckpt", weights_only=True)
+    saved = torch.load(kept[0] / "psi_model.ckpt", weights_only=True)
+    assert all(torch.equal(exported[name], saved[name]) for name in saved)
+    with pytest.raises(ValueError, match="checkpoint_key 'fidin': choose one of"):
+        train_lmac.main(argv + ["--checkpoint_key", "fidin", "--output_folder", str(tmp_path / "bad")])
+
+
 def test_classifier_is_bit_identical_after_training(tiny_lmac, tiny_pretrained):
     brain = tiny_lmac["brain"]
     for name in ("embedding_model", "classifier"):

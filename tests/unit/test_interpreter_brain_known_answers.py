@@ -449,3 +449,14 @@ def test_the_magnitude_domain_removes_the_kept_magnitude():
     with pytest.raises(ValueError, match="mask_domain 'lin'.*log.*magnitude"):
         brain.hparams.mask_domain = "lin"
         brain.apply_mask(outputs["X"], mask)
+
+
+def test_lmac_keeps_the_reference_checkpoint_choice_unless_asked():
+    """No checkpoint_key (a yaml or run from before the key): the highest valid Fid-In, as
+    the reference; checkpoint_key: loss -> the lowest valid loss."""
+    from recipes.interpreters.lmac import LMAC
+
+    reference = bare_brain(LMAC)
+    assert (reference.best_key, reference.best_key_is_lower) == ("fid_in", False)
+    by_loss = bare_brain(LMAC, checkpoint_key="loss")
+    assert (by_loss.best_key, by_loss.best_key_is_lower) == ("loss", True)
