@@ -12,18 +12,26 @@ Authors
 import os
 import tempfile
 
-import matplotlib
+import numpy as np
+import soundfile as sf
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import torch  # noqa: E402
+from data_prep.audio import EPS
+from data_prep.files import write_atomic
+from models.nmf import fit_activations
+from recipes.core.labels import METHOD_LABELS, REFERENCE_LABELS
 
-from data_prep.audio import EPS  # noqa: E402
-from data_prep.files import write_atomic  # noqa: E402
-from models.nmf import fit_activations  # noqa: E402
-from recipes.core.labels import METHOD_LABELS, REFERENCE_LABELS  # noqa: E402
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported at the first figure: half a second
+    of every recipe's start-up that a process drawing nothing (a refused command, a worker
+    rank) need not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _numpy(tensor):
@@ -118,6 +126,7 @@ class WavStream:
 
 def save_figure(fig, path, dpi=90, tight=True):
     """Saves a matplotlib figure as a PNG atomically and closes it."""
+    plt = _pyplot()
     bbox = "tight" if tight else None
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=bbox))
     plt.close(fig)
@@ -125,6 +134,7 @@ def save_figure(fig, path, dpi=90, tight=True):
 
 def plot_interpretation(X, mask, X_int, title=""):
     """Input / mask / interpretation spectrograms side by side (frequency up)."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True)
     panels = (("input log1p |STFT|", _numpy(X), "magma"), ("mask", _numpy(mask), "viridis"))
     panels += (("interpretation log1p |STFT| (mask applied)", _numpy(X_int), "magma"),)
@@ -172,6 +182,7 @@ def save_interpretation(folder, clip_id, X, mask, X_int, original, interpretatio
 
 def plot_atoms(W, path, sample_rate):
     """Writes the atoms (columns of W) sorted by spectral centroid, as an image."""
+    plt = _pyplot()
     W = W.detach().cpu()
     bins = torch.arange(W.shape[0], dtype=W.dtype)[:, None]  # (F, 1)
     centroid = (W * bins).sum(0) / W.sum(0).clamp_min(EPS)  # (K,)
@@ -208,6 +219,7 @@ def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
         Multiplicative updates of H.
     generator : torch.Generator
     """
+    plt = _pyplot()
     n_clips, n_frames, n_freq = X.shape
     H = fit_activations(X.reshape(-1, n_freq).T, W, n_iter=n_iter, generator=generator)
     reconstruction = (W @ H).T.reshape(n_clips, n_frames, n_freq)  # (n, frames, F)
@@ -239,6 +251,7 @@ def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
 
 def plot_confusion_matrix(counts, class_names, path):
     """Writes the confusion matrix as a PNG with the class names on both axes."""
+    plt = _pyplot()
     n_classes = len(class_names)
     size = max(4.0, 0.3 * n_classes + 2.0)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -274,6 +287,7 @@ def plot_curves(curves, path, interpreter=None):
     str
         `path`.
     """
+    plt = _pyplot()
     fractions = np.asarray(curves["fractions"]) * 100
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     palette = plt.get_cmap("tab10")
@@ -326,6 +340,7 @@ def plot_sanity(result, path):
     str
         `path`.
     """
+    plt = _pyplot()
     steps = ["none"] + [s.removeprefix("embedding_model.") for s in result["steps"][1:]]
     x = list(range(len(steps)))
     failed = set(result["failed"])
