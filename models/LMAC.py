@@ -31,6 +31,7 @@ from models.PIQ import (
     VectorQuantizedPSI_Audio,
     VectorQuantizedPSIAST_Audio,
     VectorQuantizedPSIViT_Audio,
+    _choose_decoder,
     _transposed_conv_decoder,
     weights_init,
 )
@@ -64,6 +65,8 @@ class Conv2dMaskDecoder(nn.Module):
 
     #: the PIQ decoder whose up-sampling stages it shares
     piq_decoder = VectorQuantizedPSI_Audio
+    decoder_stages = piq_decoder.decoder_stages
+    decoder_out_kernel = piq_decoder.decoder_out_kernel
 
     def __init__(self, dim=256, use_adapter=True):
         super().__init__()
@@ -71,11 +74,7 @@ class Conv2dMaskDecoder(nn.Module):
         self.use_adapter = use_adapter
         if use_adapter:
             self.adapter = ResBlockAudio(dim)
-        self.decoder = _transposed_conv_decoder(
-            dim,
-            self.piq_decoder.decoder_stages,
-            self.piq_decoder.decoder_out_kernel,
-        )
+        self.decoder = _transposed_conv_decoder(dim, self.decoder_stages, self.decoder_out_kernel)
         self.apply(weights_init)
 
     def forward(self, hs):
@@ -107,16 +106,35 @@ class GridMaskDecoder(Conv2dMaskDecoder):
     :class:`Conv2dMaskDecoder` with the up-sampling stages of the seed's
     ``VectorQuantizedPSIViT_Audio`` (shared with ``VectorQuantizedPSIFocalNet_Audio``):
     14 x 14 -> 431 x 513, resized by the recipe onto the clip's frames (the grid
-    spans the clip).
+    spans the clip). With ``decoder="grid"`` (not the seed's; PIQ's option of the
+    same name, ``models.PIQ.GRID_DECODER``): 8x the grid on both axes (112 x 112),
+    resized onto the clip's frames and bins.
+
+    Arguments
+    ---------
+    dim : int
+        Channels of the classifier's representations (its token width).
+    use_adapter : bool
+        If True, a learned residual block adapts the representations first.
+    decoder : str
+        "seed" (the seed's decoder) or "grid".
 
     Example
     -------
     >>> import torch
     >>> GridMaskDecoder(dim=16)(torch.randn(2, 16, 14, 14)).shape
     torch.Size([2, 1, 431, 513])
+    >>> GridMaskDecoder(dim=16, decoder="grid")(torch.randn(2, 16, 14, 14)).shape
+    torch.Size([2, 1, 112, 112])
     """
 
     piq_decoder = VectorQuantizedPSIViT_Audio
+    decoder_stages = piq_decoder.decoder_stages
+    decoder_out_kernel = piq_decoder.decoder_out_kernel
+
+    def __init__(self, dim=256, use_adapter=True, decoder="seed"):
+        _choose_decoder(self, decoder)
+        super().__init__(dim=dim, use_adapter=use_adapter)
 
 
 class ASTGridMaskDecoder(Conv2dMaskDecoder):
@@ -135,3 +153,5 @@ class ASTGridMaskDecoder(Conv2dMaskDecoder):
     """
 
     piq_decoder = VectorQuantizedPSIAST_Audio
+    decoder_stages = piq_decoder.decoder_stages
+    decoder_out_kernel = piq_decoder.decoder_out_kernel

@@ -149,10 +149,16 @@ def test_ast_demo_smoke(tmp_path, repo_root):
         demo.check_config(config)
 
 
+#: L-MAC's decoder per backbone in test_lmac_one_epoch: the ViT runs `--psi_decoder grid` (the
+#: transformer demo's), FocalNet the seed's (the yaml's default), AST its own
+LMAC_DECODER = {"vit": ["--psi_decoder", "grid"], "focalnet": [], "ast": []}
+
+
 @pytest.mark.parametrize("name", ["vit", "focalnet", "ast"])
 def test_lmac_one_epoch(name, tiny_synthetic, request, tmp_path):
-    """L-MAC (issue 27) on the tiny classifiers: models.LMAC.GridMaskDecoder on the ViT's and
-    FocalNet's 14 x 14 grid, ASTGridMaskDecoder on AST's time x mel grid."""
+    """L-MAC (issue 27) on the tiny classifiers: models.LMAC.GridMaskDecoder on the ViT's (with
+    `--psi_decoder grid`) and FocalNet's (the seed's decoder) 14 x 14 grid, ASTGridMaskDecoder
+    on AST's time x mel grid."""
     from recipes import train_lmac
 
     if name in ("vit", "ast"):
@@ -162,7 +168,7 @@ def test_lmac_one_epoch(name, tiny_synthetic, request, tmp_path):
         common = ["--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
         train_classifier.main([str(HPARAMS / "classifier_focalnet.yaml"), *common, "--output_folder", str(classifier)])
     argv = [str(HPARAMS / f"lmac_{name}.yaml"), "--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
-    argv += ["--classifier_folder", str(classifier), "--n_interpretations_to_save", "0"]
+    argv += ["--classifier_folder", str(classifier), "--n_interpretations_to_save", "0", *LMAC_DECODER[name]]
     brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
     stats = json.loads((tmp_path / "lmac" / "test_metrics.json").read_text())
     assert 0.0 <= stats["fid_in"] <= 1.0
@@ -172,3 +178,10 @@ def test_lmac_one_epoch(name, tiny_synthetic, request, tmp_path):
     # the 87 frames and 513 bins, not cropped
     assert outputs["logits"].shape == (2, 87, 513)
     assert (tmp_path / "lmac" / "inference" / "psi_model.ckpt").is_file()
+    if name == "vit":  # the grid decoder: 8x the 14 x 14 grid, and the exported folder builds it
+        _, representations = brain.classify(brain.preprocess(torch.zeros(1, 16000))[0])
+        assert tuple(brain.modules.psi(representations).shape) == (1, 1, 112, 112)
+        assert "decoder: grid" in (tmp_path / "lmac" / "inference" / "hyperparams.yaml").read_text()
+        interpreter = AudioInterpreter.from_hparams(source=tmp_path / "lmac" / "inference")
+        assert tuple(interpreter.mods.psi(representations).shape) == (1, 1, 112, 112)
+        assert interpreter.interpret_batch(torch.zeros(1, 16000))["mask"].shape[-2:] == (87, 513)
