@@ -157,6 +157,9 @@ def check_config(config, path="the demo config"):
                 f"{path}: eval: out_of_distribution holds {overlap_type!r}; each entry is one of "
                 f"{', '.join(OVERLAP_TYPES[1:])} (recipes/eval.py --overlap_type)."
             )
+    if config.get("stage_costs_s") is not None:
+        names = ["data", *stages, *(f"eval_{name}" for name in config_interpreters(config))]
+        check_stage_costs(config["stage_costs_s"], names, path)
     duration = config["dataset"]["duration_s"]
     length = config["common"]["signal_length_s"]
     if float(duration) != float(length):
@@ -477,27 +480,53 @@ STAGE_COST_S = {
 }
 
 
-def nominal_cost(stage_name):
-    """A stage's weight in `STAGE_COST_S` (out-of-distribution evaluations as their in-distribution one).
+def nominal_cost(stage_name, costs=None):
+    """A stage's weight: in `costs` (a config's `stage_costs_s`), else in `STAGE_COST_S`
+    (out-of-distribution evaluations as their in-distribution one).
 
     Example
     -------
     >>> nominal_cost("eval_mixtures_piq"), nominal_cost("classifier"), nominal_cost("eval_ast")
     (23, 123, 23)
+    >>> nominal_cost("classifier", {"classifier": 277}), nominal_cost("eval_mixtures_lmac", {"eval_lmac": 40})
+    (277, 40)
     """
-    if stage_name in STAGE_COST_S:
-        return STAGE_COST_S[stage_name]
+    table = {**STAGE_COST_S, **(costs or {})}
+    if stage_name in table:
+        return table[stage_name]
     if stage_name.startswith("eval_"):
-        return STAGE_COST_S.get("eval_" + stage_name.rsplit("_", 1)[-1], STAGE_COST_S["eval_piq"])
-    return STAGE_COST_S["piq"]
+        return table.get("eval_" + stage_name.rsplit("_", 1)[-1], table["eval_piq"])
+    return table["piq"]
 
 
-def progress_line(index, stages, done, measured):
+def check_stage_costs(costs, stage_names, path="the demo config"):
+    """A config's `stage_costs_s`: {stage: seconds > 0} over the config's stages, or a ValueError.
+
+    Example
+    -------
+    >>> check_stage_costs({"lmac": 219}, ["data", "classifier", "lmac", "eval_lmac"])
+    >>> check_stage_costs({"lmca": 219}, ["data", "lmac"])
+    Traceback (most recent call last):
+    ...
+    ValueError: the demo config: stage_costs_s names 'lmca', not a stage of this config (data, lmac).
+    """
+    if not isinstance(costs, dict):
+        raise ValueError(f"{path}: stage_costs_s is a mapping {{stage: seconds}}, got {costs!r}.")
+    for name, seconds in costs.items():
+        if name not in stage_names:
+            raise ValueError(
+                f"{path}: stage_costs_s names {name!r}, not a stage of this config ({', '.join(stage_names)})."
+            )
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise ValueError(f"{path}: stage_costs_s: {name}: {seconds!r} is not a number of seconds > 0.")
+
+
+def progress_line(index, stages, done, measured, costs=None):
     """The line printed before stage `index`: where it is in the chain, and the time left.
 
     The time left is the nominal cost of the stages still to run (`nominal_cost`, 0 for
-    those already done), scaled by how this machine compared with the nominal costs on the
-    stages run so far (1 before any).
+    those already done; `costs`: the config's own measured costs, `stage_costs_s`), scaled
+    by how this machine compared with the nominal costs on the stages run so far (1 before any).
 
     Arguments
     ---------
@@ -508,6 +537,8 @@ def progress_line(index, stages, done, measured):
         Stages whose outputs exist (reused: no time).
     measured : dict
         {stage name: wall seconds} of the stages run so far.
+    costs : dict, optional
+        {stage name: seconds} over `STAGE_COST_S` (the config's `stage_costs_s`).
 
     Example
     -------
@@ -518,8 +549,9 @@ def progress_line(index, stages, done, measured):
     'demo: stage 3/3 nmf; about 24 s left (estimate)'
     """
     ran = [name for name in measured if measured[name] is not None]
-    speed = sum(measured[name] for name in ran) / sum(nominal_cost(name) for name in ran) if ran else 1.0
-    left = speed * sum(nominal_cost(name) for name in stages[index:] if name not in done)
+    nominal = sum(nominal_cost(name, costs) for name in ran)
+    speed = sum(measured[name] for name in ran) / nominal if ran else 1.0
+    left = speed * sum(nominal_cost(name, costs) for name in stages[index:] if name not in done)
     minutes, seconds = divmod(int(round(left)), 60)
     left_text = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
     return f"demo: stage {index + 1}/{len(stages)} {stages[index]}; about {left_text} left (estimate)"
@@ -548,9 +580,10 @@ def run_demo(config, output_folder):
     }
     timings, cpu_times = {}, {}
     names = [stage.name for stage in stages]
+    costs = config.get("stage_costs_s")  # checked by check_config
     done = {stage.name for stage in stages if stage.done()}
     for index, stage in enumerate(stages):
-        print(progress_line(index, names, done, timings), flush=True)
+        print(progress_line(index, names, done, timings, costs), flush=True)
         times = stage.run()
         timings[stage.name], cpu_times[stage.name] = times if times else (None, None)
     title = config.get("title", REPORT_TITLE)

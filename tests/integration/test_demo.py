@@ -190,6 +190,30 @@ def test_inconsistent_sizes_are_a_clear_error():
     config["eval"]["out_of_distribution"] = ["mixture"]
     with pytest.raises(ValueError, match="out_of_distribution.*'mixture'.*mixtures"):
         demo.check_config(config)
+    config = demo.load_config(smoke=True)
+    config["stage_costs_s"] = {"eval_lmca": 40}
+    with pytest.raises(ValueError, match="stage_costs_s names 'eval_lmca', not a stage"):
+        demo.check_config(config)
+    config["stage_costs_s"] = {"eval_lmac": 0}
+    with pytest.raises(ValueError, match="eval_lmac: 0 is not a number of seconds > 0"):
+        demo.check_config(config)
+
+
+@pytest.mark.parametrize("name", ["demo_transformers", "demo_ast"])
+def test_a_config_s_own_stage_costs_weigh_its_progress_estimate(repo_root, name):
+    """The transformer demos' stages cost several times the Conv2d demo's (`STAGE_COST_S`):
+    their `stage_costs_s` weigh the estimate; before any stage, the time left is their sum."""
+    config = demo.load_config(repo_root / "hparams" / f"{name}.yaml")
+    costs = config["stage_costs_s"]
+    names = ["data", "classifier", "piq", "lmac", "eval_piq", "eval_lmac"]
+    assert sorted(costs) == sorted(names)
+    minutes, seconds = divmod(sum(costs.values()), 60)
+    line = demo.progress_line(0, names, set(), {}, costs)
+    assert line == f"demo: stage 1/6 data; about {minutes} min {seconds} s left (estimate)"
+    # the classifier took twice its cost here: the rest is estimated at twice theirs
+    left = 2 * sum(costs[n] for n in names[2:])
+    line = demo.progress_line(2, names, set(), {"data": 2 * costs["data"], "classifier": 2 * costs["classifier"]}, costs)
+    assert line.endswith(f"about {left // 60} min {left % 60} s left (estimate)")
 
 
 def check_stages_load(config, folder, extra=()):
