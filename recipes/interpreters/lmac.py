@@ -10,8 +10,10 @@ the classifier's class on X and f its logits (scores / classifier_temp):
     L = l_in_w CE(f(M X), y) - l_out_w CE(f((1 - M) X), y) + reg_w_l1 mean|M|
 
 The masked-in spectrogram must keep the class, the masked-out one must lose it,
-and the mask is kept small. mean|M| is over the whole batch (the public recipe
-sums the clips' means, so its weight grows with the batch size). CNN14 reads the
+and the mask is kept small (`l1_weighting: input`, not the reference's: the
+share of X it keeps, mean(M X) / mean(X), instead of mean|M|). mean|M| is over
+the whole batch (the public recipe sums the clips' means, so its weight grows
+with the batch size). CNN14 reads the
 log-mel of the masked spectrograms, computed from the same STFT. `out_loss:
 not_class` replaces the out-term's -CE, unbounded below, by -log(1 - p_y) on
 (1 - M) X, which is 0 once the class is gone (`out_loss`; the yamls say why).
@@ -45,6 +47,8 @@ FINETUNING_REFERENCES = ("sources", "clip")
 OUT_LOSSES = ("neg_ce", "not_class")
 #: What selects L-MAC's checkpoint (`checkpoint_key`): its valid loss, or (the reference) valid Fid-In.
 CHECKPOINT_KEYS = ("loss", "fid_in")
+#: How the size term weighs the bins (`l1_weighting`): mean |M| (the reference), or the share of X kept.
+L1_WEIGHTINGS = ("bins", "input")
 
 
 def out_loss(logits, classes, kind="neg_ce"):
@@ -98,6 +102,28 @@ def mask_l1(mask, weights=None):
     return per_clip.mean()
 
 
+def mask_share(mask, X, weights=None):
+    """The share of X the mask keeps, mean(M X) / mean(X) per clip, averaged over the batch, ().
+
+    `l1_weighting: input`'s size term: each bin weighs as much as it holds of X = log1p |STFT|,
+    as it does in the fidelity terms' gradients (d(M X)/dM = X), so a loud bin costs more
+    than a quiet one (mean|M|, the reference, counts bins).
+
+    Example
+    -------
+    >>> X = torch.tensor([[[9.0, 1.0]]])
+    >>> mask_share(torch.tensor([[[1.0, 0.0]]]), X), mask_share(torch.tensor([[[0.0, 1.0]]]), X)
+    (tensor(0.9000), tensor(0.1000))
+    >>> mask_share(torch.ones(1, 1, 2), X), mask_l1(torch.ones(1, 1, 2))
+    (tensor(1.), tensor(1.))
+    """
+    kept = (mask * X).flatten(1).sum(dim=1)
+    per_clip = kept / X.flatten(1).sum(dim=1).clamp_min(1e-8)  # (B,)
+    if weights is not None:
+        per_clip = per_clip * weights
+    return per_clip.mean()
+
+
 def spectrogram_similarity(a, b):
     """Cosine similarity of two spectrograms per clip, (B,) (the paper's "dotp" cross-correlation).
 
@@ -142,6 +168,11 @@ class LMAC(InterpreterBrain):
         return getattr(self.hparams, "checkpoint_key", "fid_in")
 
     @property
+    def l1_weighting(self):
+        """The size term's weighting: the yaml's `l1_weighting`, "bins" (the reference) without one."""
+        return getattr(self.hparams, "l1_weighting", "bins")
+
+    @property
     def best_key_is_lower(self):
         """The valid loss is minimised, Fid-In maximised."""
         return self.best_key == "loss"
@@ -164,6 +195,11 @@ class LMAC(InterpreterBrain):
             raise ValueError(
                 f"checkpoint_key {self.best_key!r}: choose one of {CHECKPOINT_KEYS} (loss: the lowest "
                 "valid loss; fid_in: the reference's highest valid Fid-In)."
+            )
+        if self.l1_weighting not in L1_WEIGHTINGS:
+            raise ValueError(
+                f"l1_weighting {self.l1_weighting!r}: choose one of {L1_WEIGHTINGS} (bins: the "
+                "reference's mean |M|; input: the share of X the mask keeps)."
             )
         self.finetuning = bool(self.hparams.finetuning)
         if not self.finetuning:
@@ -245,7 +281,8 @@ class LMAC(InterpreterBrain):
             guided, terms["loss_guide"] = self.guidance_loss(outputs, batch)
             outputs["guided"] = guided  # (B,), logged by interpreter_metrics
             l1_weights = 1.0 - guided  # guided clips drop the L1 term
-        terms["loss_l1"] = self.hparams.reg_w_l1 * mask_l1(mask, l1_weights)
+        size = mask_share(mask, X, l1_weights) if self.l1_weighting == "input" else mask_l1(mask, l1_weights)
+        terms["loss_l1"] = self.hparams.reg_w_l1 * size
         return terms
 
     def clean_spectrogram(self, batch):

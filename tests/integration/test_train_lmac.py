@@ -181,6 +181,17 @@ def test_loss_matches_its_definition(tiny_lmac):
     logits_out = brain.classifier_logits((1 - M) * X)
     expected = -(1 - logits_out.double().softmax(dim=1).gather(1, y.view(-1, 1))).log().mean()  # p_y ~ 1
     assert torch.allclose(out_loss(logits_out, y, "not_class").double(), expected, rtol=1e-4)
+    # l1_weighting input: the share of X each clip's mask keeps, sum(M X) / sum(X), averaged over
+    # the clips (written out clip by clip in float64)
+    brain.hparams.l1_weighting = "input"
+    try:
+        with torch.no_grad():
+            weighted = brain.interpretation_loss(outputs, None, sb.Stage.VALID)["loss_l1"]
+    finally:
+        brain.hparams.l1_weighting = "bins"
+    shares = [float((M[b].double() * X[b].double()).sum() / X[b].double().sum()) for b in range(3)]
+    assert abs(float(weighted) - hp.reg_w_l1 * sum(shares) / 3) < 1e-5 * hp.reg_w_l1
+    assert not torch.allclose(weighted, terms["loss_l1"])  # not mean |M|
 
 
 def test_conv2d_decoder_is_piqs_decoder_without_the_codebook():
@@ -270,10 +281,12 @@ def test_finetuning_guides_the_clips_towards_the_clean_target(finetuned, tiny_lm
         ({"finetuning_reference": "clip"}, "add_wham_noise"),
         ({"finetuning_reference": "oracle"}, "finetuning_reference"),
         ({"data_folder": "ESC50"}, "ground_truth.csv"),  # sources without separate sources
+        ({"finetuning": False, "l1_weighting": "energy"}, "l1_weighting 'energy': choose one of"),
     ],
 )
 def test_finetuning_configuration_errors(tiny_lmac, esc50_sample_dir, settings, match):
-    """The fine-tuning set-up (checked when the Brain is built, before any training)."""
+    """The fine-tuning set-up and the loss's options (checked when the Brain is built, before any
+    training)."""
     brain = tiny_lmac["brain"]
     if settings.get("data_folder") == "ESC50":
         settings = {"data_folder": str(esc50_sample_dir)}
