@@ -694,11 +694,13 @@ class CNN14PSI_stft_2d(nn.Module):
 
     Example
     -------
-    >>> from speechbrain.lobes.models.Cnn14 import Cnn14
-    >>> classifier_embedder = Cnn14(mel_bins=80, emb_dim=2048, return_reps=True)
-    >>> x = torch.randn(2, 201, 80)
-    >>> _, hs = classifier_embedder(x)
-    >>> psimodel = CNN14PSI_stft_2d(2048, 20)
+    With ``Cnn14(mel_bins=80, emb_dim=2048, return_reps=True)`` on 201 frames, ``hs`` has
+    2048, 1024, 512 and 256 channels on grids of 6 x 2, 6 x 2, 12 x 5 and 25 x 10
+    (``CNN14PSI_stft_2d(2048, 20)`` then gives (2, 20, 207); tests/unit/test_models_l2i.py
+    runs it on a real Cnn14's representations). The same grids at 1/8 of the channels:
+
+    >>> hs = [torch.randn(2, c, t, f) for c, t, f in ((256, 6, 2), (128, 6, 2), (64, 12, 5), (32, 25, 10))]
+    >>> psimodel = CNN14PSI_stft_2d(256, 20)
     >>> xhat = psimodel.forward(hs)
     >>> print(xhat.shape)
     torch.Size([2, 20, 207])
