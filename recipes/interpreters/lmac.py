@@ -117,11 +117,8 @@ def mask_share(mask, X, weights=None):
     >>> mask_share(torch.ones(1, 1, 2), X), mask_l1(torch.ones(1, 1, 2))
     (tensor(1.), tensor(1.))
     """
-    kept = (mask * X).flatten(1).sum(dim=1)
-    per_clip = kept / X.flatten(1).sum(dim=1).clamp_min(1e-8)  # (B,)
-    if weights is not None:
-        per_clip = per_clip * weights
-    return per_clip.mean()
+    clip_mean = X.flatten(1).mean(dim=1).clamp_min(1e-8).view(-1, 1, 1)  # (B, 1, 1)
+    return mask_l1(mask * X / clip_mean, weights)  # mean(M X / mean X) = mean(M X) / mean(X)
 
 
 def spectrogram_similarity(a, b):
