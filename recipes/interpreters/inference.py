@@ -45,6 +45,8 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torchaudio
@@ -68,6 +70,8 @@ logger = get_logger(__name__)
 
 INFERENCE_FOLDER = "inference"  # beside psi_model.ckpt in a training run's output folder
 HPARAMS_FILE = "hyperparams.yaml"
+#: The file of a `savedir` that names the inference folder or hub id its files are from.
+SAVEDIR_SOURCE_FILE = "interpreter_source.txt"
 CLASSIFIER_MODULES = ("embedding_model", "classifier")
 SIGNAL_MODULES = ("compute_stft", "compute_istft", "compute_fbank")
 #: Sizes and signal settings written as literals when the training run has them.
@@ -678,6 +682,59 @@ def check_inference_yaml(text, where, trust_code=False):
     return text
 
 
+def claim_savedir(savedir, source):
+    """Make `savedir` the collection folder of `source` (an inference folder or hub id) only.
+
+    SpeechBrain's `fetch` returns a file that a savedir already holds under the
+    same name (`hyperparams.yaml`, `psi_model.ckpt`, ...), a link or a copy,
+    without looking where it came from: a savedir that collected one
+    interpreter would silently load it again when given another one. The
+    first call writes `SAVEDIR_SOURCE_FILE` in the savedir; a later call for
+    another source, or a savedir that already holds files without that
+    record, is refused.
+
+    Arguments
+    ---------
+    savedir : str or Path
+    source : str
+        The absolute inference folder, or the hub id.
+
+    Raises
+    ------
+    ValueError
+        The savedir holds another source's files, or files of unknown origin.
+
+    Example
+    -------
+    >>> folder = tempfile.mkdtemp()
+    >>> claim_savedir(folder, "/runs/piq/inference"); claim_savedir(folder, "/runs/piq/inference")
+    >>> claim_savedir(folder, "/runs/l2i/inference")
+    Traceback (most recent call last):
+    ...
+    ValueError: savedir ... holds the files of /runs/piq/inference, not of /runs/l2i/inference: ...
+    >>> shutil.rmtree(folder)
+    """
+    folder = Path(savedir)
+    record = folder / SAVEDIR_SOURCE_FILE
+    if record.is_file():
+        previous = record.read_text(encoding="utf-8").strip()
+        if previous == str(source):
+            return
+        raise ValueError(
+            f"savedir {folder} holds the files of {previous}, not of {source}: SpeechBrain's fetch "
+            "would load them instead. Give each interpreter its own savedir, or delete this one."
+        )
+    # another process of the same run (torchrun) may be writing the record right now
+    if folder.is_dir() and any(not entry.name.startswith(SAVEDIR_SOURCE_FILE) for entry in folder.iterdir()):
+        raise ValueError(
+            f"savedir {folder} already holds files and no {SAVEDIR_SOURCE_FILE} naming the "
+            f"interpreter they belong to: SpeechBrain's fetch would load any file of the same name "
+            f"from there instead of {source}'s. Give an empty or new folder."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(f"{source}\n", record)
+
+
 class AudioInterpreter(Pretrained):
     """A trained interpreter (L2I, PIQ or L-MAC) and its frozen classifier, for inference.
 
@@ -768,6 +825,9 @@ class AudioInterpreter(Pretrained):
         savedir : str or Path, optional
             Where to collect the files (links for a folder, copies from the
             hub); by default a folder is read in place and the hub cache is used.
+            One savedir per interpreter (`claim_savedir`): a savedir that holds
+            another interpreter's files is refused, as SpeechBrain's fetch would
+            load those; a folder's files are collected again on every load.
         overrides : dict, optional
             Yaml overrides; one that contradicts a trained setting of the
             yaml (sizes, signal, STFT, thresholds) is refused.
@@ -786,12 +846,20 @@ class AudioInterpreter(Pretrained):
             message names the local folder to give instead.
         UntrustedYamlError
             The yaml names something else than what an export writes.
+        ValueError
+            `savedir` holds another interpreter's files (`claim_savedir`), or the
+            yaml is not a complete inference yaml.
         """
         source = resolve_source(source, hparams_file)
         hub = _is_hub_id(source)
         if not hub:
             source = os.path.abspath(source)
         fetch_config = fetch_config or FetchConfig()
+        in_place = savedir is not None and not hub and Path(savedir).resolve() == Path(source).resolve()
+        if savedir is not None and not in_place:
+            claim_savedir(savedir, source)
+            if not hub:  # the savedir is this folder's: link (or copy) its files again, not a stale copy
+                fetch_config = replace(fetch_config, overwrite=True)
         try:  # the yaml first: without a network this is where a hub id fails
             yaml_path = fetch(
                 hparams_file, source=source, savedir=savedir, local_strategy=local_strategy, fetch_config=fetch_config

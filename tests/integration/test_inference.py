@@ -8,6 +8,7 @@ training runs export `<output_folder>/inference/`.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
+from speechbrain.utils.fetching import LocalStrategy
 
 from recipes import eval as eval_recipe
 from recipes import interpret_files
@@ -286,3 +288,40 @@ def test_a_yaml_that_runs_code_is_refused_unless_trusted(trained, tmp_path, monk
     yaml_file.write_text("\n".join(lines + ['evil: !apply:os.system ["touch MARKER"]']) + "\n")
     AudioInterpreter.from_hparams(source=folder, trust_code=True)
     assert (tmp_path / "MARKER").exists()
+
+
+def test_one_savedir_holds_one_interpreter(trained, tmp_path):
+    """Was: a savedir that had collected L2I's folder loaded L2I again when given PIQ's
+    (SpeechBrain's fetch reuses a file of the same name), silently."""
+    savedir = tmp_path / "collected"
+    l2i_folder, piq_folder = (trained[name]["folder"] / "inference" for name in ("L2I", "PIQ"))
+    l2i = AudioInterpreter.from_hparams(source=l2i_folder, savedir=savedir)
+    assert l2i.method == "L2I"
+    expected = f"holds the files of {re.escape(str(l2i_folder))}, not of {re.escape(str(piq_folder))}"
+    with pytest.raises(ValueError, match=expected):
+        AudioInterpreter.from_hparams(source=piq_folder, savedir=savedir)
+    again = AudioInterpreter.from_hparams(source=l2i_folder, savedir=savedir)
+    assert again.method == "L2I"
+    assert AudioInterpreter.from_hparams(source=piq_folder, savedir=tmp_path / "other").method == "PIQ"
+
+    mine = tmp_path / "mine"  # a folder of the user's, not made by from_hparams
+    mine.mkdir()
+    (mine / "hyperparams.yaml").write_text("my own\n")
+    with pytest.raises(ValueError, match=r"already holds files and no interpreter_source.txt"):
+        AudioInterpreter.from_hparams(source=trained["PIQ"]["folder"] / "inference", savedir=mine)
+    assert (mine / "hyperparams.yaml").read_text() == "my own\n"
+
+
+def test_a_copied_savedir_follows_its_folder(trained, tmp_path):
+    """With LocalStrategy.COPY, a folder trained again is collected again, not the old copy."""
+    folder = tmp_path / "inference"
+    shutil.copytree(trained["PIQ"]["folder"] / "inference", folder)
+    savedir = tmp_path / "collected"
+    first = AudioInterpreter.from_hparams(source=folder, savedir=savedir, local_strategy=LocalStrategy.COPY)
+    state = torch.load(folder / "psi_model.ckpt", weights_only=True)
+    name = next(key for key, value in state.items() if value.is_floating_point())
+    state[name] = state[name] + 1.0  # the folder's psi, trained again
+    torch.save(state, folder / "psi_model.ckpt")
+    second = AudioInterpreter.from_hparams(source=folder, savedir=savedir, local_strategy=LocalStrategy.COPY)
+    assert torch.equal(second.mods["psi"].state_dict()[name].cpu(), state[name])
+    assert not torch.equal(first.mods["psi"].state_dict()[name].cpu(), state[name])
