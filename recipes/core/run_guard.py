@@ -15,6 +15,12 @@
   parameter files). Before a recipe builds its Brain, every such folder is
   renamed `incomplete-CKPT+...` (kept, not deleted, so nothing is lost), with a
   warning; the run then resumes from the newest complete checkpoint.
+- `refuse_changed_resume(hparams)`: a run that would resume from checkpoints
+  made with another frozen classifier (or NMF dictionary) or other model
+  sizes (`RESUME_KEYS`, read from the folder's `hyperparams.yaml`, which the
+  run then rewrites) stops with an error naming the key, both values and the
+  fix; a classifier file moved or copied elsewhere, with the same bytes, is
+  the same classifier.
 
 Authors
  * audio-interpret contributors 2026
@@ -22,6 +28,7 @@ Authors
 
 import atexit
 import fcntl
+import filecmp
 import os
 import socket
 import time
@@ -29,12 +36,36 @@ import zipfile
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT
 from speechbrain.utils.logger import get_logger
 
 logger = get_logger(__name__)
 
 LOCK_FILE = ".run.lock"
+#: The resolved yaml SpeechBrain writes in every output folder (`create_experiment_directory`).
+SAVED_HPARAMS = "hyperparams.yaml"
+#: Files a run's checkpoints were trained against: another file there is another run.
+RESUME_FILE_KEYS = ("embedding_model_path", "classifier_model_path", "nmf_decoder_path")
+#: Sizes of what a run trains (and of the frozen classifier it reads): its checkpoints hold them.
+RESUME_SIZE_KEYS = (
+    "sample_rate",
+    "n_fft",
+    "n_mels",
+    "emb_dim",
+    "lin_neurons",
+    "K",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "embed_dim",
+    "depths",
+    "psi_decoder",
+    "use_adapter",
+)
+RESUME_KEYS = RESUME_FILE_KEYS + RESUME_SIZE_KEYS
 QUARANTINE_PREFIX = "incomplete-"
 ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
 
@@ -242,3 +273,64 @@ def quarantine_incomplete_checkpoints(checkpointer, later_names=()):
         )
         moved.append(target)
     return moved
+
+
+def _saved_settings(path):
+    """{key: value} of the plain (untagged) top-level values of a saved hyperparams.yaml; {} when unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fin:
+            data = YAML(typ="rt", pure=True).load(fin)
+    except (OSError, YAMLError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    plain = (str, int, float, bool, list)
+    return {key: value for key, value in data.items() if isinstance(value, plain) and not getattr(value, "tag", None)}
+
+
+def _same_value(key, before, now):
+    """Whether a RESUME_KEYS value is unchanged: files by their bytes, the rest by value."""
+    if before == now or (isinstance(before, list) and list(before) == list(now or [])):
+        return True
+    if key in RESUME_FILE_KEYS and os.path.isfile(str(before)) and os.path.isfile(str(now)):
+        return filecmp.cmp(str(before), str(now), shallow=False)
+    return False
+
+
+def refuse_changed_resume(hparams):
+    """A ValueError when the run would resume from checkpoints made with another classifier or sizes.
+
+    SpeechBrain resumes from `<save_folder>`'s checkpoints whatever the new
+    command says: a run given another `--classifier_folder` in the same
+    output folder went on training (or, with its epochs done, exported) the
+    interpreter of the old classifier, with the new one's name in its logs.
+    The settings of the last start are in the folder's `hyperparams.yaml`
+    (SpeechBrain rewrites it at each start: call this before). The number of
+    epochs, the learning rate and the like may change on a resume.
+
+    Arguments
+    ---------
+    hparams : dict
+        The run's loaded yaml (`output_folder`, `save_folder`, RESUME_KEYS).
+
+    Raises
+    ------
+    ValueError
+        Naming the key, the folder's value and the new one, and what to do.
+    """
+    save_folder = hparams.get("save_folder")
+    if not save_folder or not os.path.isdir(save_folder):
+        return
+    if not any(name.startswith(CKPT_PREFIX) for name in os.listdir(save_folder)):
+        return  # nothing to resume from
+    saved = _saved_settings(os.path.join(hparams["output_folder"], SAVED_HPARAMS))
+    for key in RESUME_KEYS:
+        if key not in saved or key not in hparams or hparams[key] is None:
+            continue
+        if not _same_value(key, saved[key], hparams[key]):
+            raise ValueError(
+                f"{hparams['output_folder']} holds checkpoints of a run with {key} = {saved[key]}; "
+                f"this command gives {hparams[key]}, and would resume from them. Give another "
+                "--output_folder (or --experiment_name) for the new run, or delete "
+                f"{save_folder} to start this folder over."
+            )

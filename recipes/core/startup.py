@@ -34,7 +34,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from data_prep.esc50_prepare import dataio_prep, prepare_esc50
-from recipes.core.run_guard import lock_output_folder
+from recipes.core.run_guard import lock_output_folder, refuse_changed_resume
 
 logger = get_logger(__name__)
 
@@ -296,6 +296,7 @@ def _start_experiment(hparams, hparams_file, overrides, recipe_file):
     describe_environment_once()
     if sb.utils.distributed.if_main_process():
         lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
+        refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,

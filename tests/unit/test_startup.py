@@ -99,3 +99,30 @@ def test_a_joined_process_group_is_left_at_exit(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["left"]
+
+
+def test_a_resume_with_another_classifier_or_size_is_refused(tmp_path):
+    """Was: a run given another --classifier_folder (or emb_dim) in the folder of an earlier
+    run resumed from that run's checkpoints: the old classifier's interpreter went on, with
+    the new classifier's name in its logs."""
+    from recipes.core.startup import prepare_run
+
+    for name, content in (("first", b"first classifier"), ("second", b"second classifier"), ("copy", b"first classifier")):
+        (tmp_path / name).mkdir()
+        for file in ("embedding_model.ckpt", "classifier.ckpt"):
+            (tmp_path / name / file).write_bytes(content)
+    run = tmp_path / "run"
+    base = [str(REPO_ROOT / "hparams" / "piq.yaml"), "--output_folder", str(run), "--data_folder", str(tmp_path)]
+    argv = base + ["--emb_dim", "8", "--lin_neurons", "8", "--K", "64"]
+    prepare_run(argv + ["--classifier_folder", str(tmp_path / "first")], prepare=False)
+    # no checkpoint yet: nothing to resume from, any classifier goes
+    prepare_run(argv + ["--classifier_folder", str(tmp_path / "second")], prepare=False)
+    prepare_run(argv + ["--classifier_folder", str(tmp_path / "first")], prepare=False)
+    (run / "save" / "CKPT+2026-12-04+12-00-00+00").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"embedding_model_path = .*first/embedding_model.ckpt; this command gives .*second/"):
+        prepare_run(argv + ["--classifier_folder", str(tmp_path / "second")], prepare=False)
+    with pytest.raises(ValueError, match=r"emb_dim = 8; this command gives 16.*delete .*save to start"):
+        sizes = ["--emb_dim", "16", "--lin_neurons", "8", "--K", "64"]
+        prepare_run(base + sizes + ["--classifier_folder", str(tmp_path / "first")], prepare=False)
+    # what may change on a resume: epochs, lr; the same classifier's bytes elsewhere
+    prepare_run(argv + ["--classifier_folder", str(tmp_path / "copy"), "--lr", "0.5", "--number_of_epochs", "3"], prepare=False)
