@@ -24,8 +24,11 @@ set-up: the clips as they are, then each out-of-distribution one.
 A stage whose outputs exist (classifier.ckpt, nmf_decoder.ckpt,
 psi_model.ckpt, metrics.json) is skipped, so a rerun only does what is
 missing; an interrupted training stage resumes from its checkpoints. A stage
-records the arguments it ran with (`demo_stage.json`); when the settings
-changed since, the demo stops and says which folder to delete.
+records the arguments it ran with (`demo_stage.json`) and the SHA-256 of the
+files of earlier stages it read (`demo_inputs.json`: the classifier's, the
+dictionary's, the interpreter's checkpoints); when the settings or those
+files changed since (a classifier trained again), the demo stops and says
+which folder to delete.
 
 The stages run in this process, one recipe `main(argv)` after the other:
 every recipe yaml seeds everything when it is loaded (`__set_seed`) and
@@ -39,6 +42,7 @@ Authors
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import sys
@@ -67,6 +71,8 @@ logger = get_logger(__name__)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "hparams", "demo.yaml")
 STAGE_RECORD = "demo_stage.json"
+#: The SHA-256 of the files of earlier stages a stage read, beside its STAGE_RECORD.
+INPUTS_RECORD = "demo_inputs.json"
 INTERPRETERS = ("l2i", "piq", "lmac")  # their stages (and eval folders), in the report's order
 REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
 #: Sizes that the classifier stage and the interpreter stages must share (when a stage sets them).
@@ -263,6 +269,17 @@ def eval_flags(eval_config, interpreter):
     return argv
 
 
+def file_sha256(path):
+    """The SHA-256 of a file's bytes (hex), or None when there is no such file."""
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fin:
+        for block in iter(lambda: fin.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Stage:
     """One step of the chain: its outputs, how to run it, and the record of its arguments.
 
@@ -277,14 +294,33 @@ class Stage:
         Runs the stage (no argument).
     settings : dict
         What the stage ran with (compared on reruns).
+    inputs : list of str
+        Files of earlier stages that the stage reads (their SHA-256 is
+        recorded in `demo_inputs.json`, compared on reruns).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> source, made = os.path.join(folder, "classifier.ckpt"), os.path.join(folder, "out", "psi.ckpt")
+    >>> _ = write_text("first", source)
+    >>> stage = Stage("psi", os.path.dirname(made), [made], lambda: write_text("psi", made), ["--lr", "1"], [source])
+    >>> _ = stage.run()
+    >>> stage.done()
+    True
+    >>> _ = write_text("trained again", source)
+    >>> stage.done()
+    Traceback (most recent call last):
+    ...
+    ValueError: .../out read .../classifier.ckpt, which changed since (an earlier stage ran again): delete .../out (and the stages after it) to rerun it on the new file.
     """
 
-    def __init__(self, name, folder, outputs, run, settings):
+    def __init__(self, name, folder, outputs, run, settings, inputs=()):
         self.name, self.folder, self.outputs = name, folder, outputs
-        self._run, self.settings = run, settings
+        self._run, self.settings, self.inputs = run, settings, list(inputs)
 
     def done(self):
-        """True when every output exists and was made with the same settings."""
+        """True when every output exists and was made with the same settings and input files."""
         if not all(os.path.isfile(path) for path in self.outputs):
             return False
         record = os.path.join(self.folder, STAGE_RECORD)
@@ -297,6 +333,17 @@ class Stage:
                     f"({recorded} instead of {self.settings}): delete {self.folder} (and the "
                     "stages after it) to rerun with the new settings."
                 )
+        inputs_record = os.path.join(self.folder, INPUTS_RECORD)
+        if os.path.isfile(inputs_record):  # a folder made before the record existed has none
+            with open(inputs_record, encoding="utf-8") as fin:
+                recorded = json.load(fin)
+            for path in self.inputs:
+                if path in recorded and recorded[path] != file_sha256(path):
+                    raise ValueError(
+                        f"{self.folder} read {path}, which changed since (an earlier stage ran "
+                        f"again): delete {self.folder} (and the stages after it) to rerun it on "
+                        "the new file."
+                    )
         return True
 
     def run(self):
@@ -311,6 +358,7 @@ class Stage:
             logger.info("demo: %s is done (%s), reused.", self.name, self.folder)
             return None
         logger.info("demo: running %s -> %s", self.name, self.folder)
+        read = {path: file_sha256(path) for path in self.inputs}  # what it is about to read
         start, start_cpu = time.perf_counter(), time.process_time()
         self._run()
         elapsed = (time.perf_counter() - start, time.process_time() - start_cpu)
@@ -318,6 +366,7 @@ class Stage:
         if missing:
             raise RuntimeError(f"demo: stage {self.name} finished without writing {missing}.")
         write_json(self.settings, os.path.join(self.folder, STAGE_RECORD))
+        write_json(read, os.path.join(self.folder, INPUTS_RECORD))
         return elapsed
 
 
@@ -424,6 +473,8 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     ]
     if "nmf" in argv:
         stages.append(Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]))
+    classifier_files = next(stage.outputs for stage in stages if stage.name == "classifier")
+    reads = {name: classifier_files + ([nmf_path] if name == "l2i" else []) for name in interpreters}
     for name in interpreters:
         stages.append(
             Stage(
@@ -432,8 +483,10 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 [os.path.join(folders[name], f) for f in outputs[name]],
                 lambda name=name: recipes[name].main(argv[name]),
                 argv[name],
+                reads[name],
             )
         )
+        reads[f"eval_{name}"] = reads[name] + stages[-1].outputs  # + the trained interpreter
     for overlap_type in out_of_distribution(config):  # the same evaluations, out of distribution
         for name in interpreters:
             folder = out_of_distribution_folder(eval_folders[name], overlap_type)
@@ -452,6 +505,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
         for name in interpreters
     ]
     for stage_name, folder in evaluations:
+        interpreter = stage_name.rsplit("_", 1)[-1]
         stages.append(
             Stage(
                 stage_name,
@@ -459,6 +513,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 [os.path.join(folder, "metrics.json")],
                 lambda stage_name=stage_name: eval_recipe.main(argv[stage_name]),
                 argv[stage_name],
+                reads[f"eval_{interpreter}"],
             )
         )
     return stages, [eval_folders[name] for name in interpreters]

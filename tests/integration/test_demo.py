@@ -177,6 +177,43 @@ def test_changed_settings_stop_a_rerun(smoke):
         stages["classifier"].done()
 
 
+def test_a_classifier_trained_again_stops_the_stages_that_read_it(smoke):
+    """Was: after the classifier's folder was deleted and trained again, the interpreters
+    trained on the old classifier and their evaluations were reused (their arguments had
+    not changed)."""
+    out, _, _ = smoke
+    stages = {stage.name: stage for stage in demo.build_stages(demo.load_config(smoke=True), out)[0]}
+    checkpoint = out / "classifier" / "classifier.ckpt"
+    original = checkpoint.read_bytes()
+    try:
+        checkpoint.write_bytes(original + b"trained again")
+        for name, stage in stages.items():
+            if name in ("data", "classifier", "nmf"):
+                assert stage.done(), name  # the classifier's own record is its arguments
+            else:
+                with pytest.raises(ValueError, match=f"delete {stage.folder} .*classifier.ckpt|read {checkpoint}"):
+                    stage.done()
+        (out / "nmf" / "nmf_decoder.ckpt").touch()  # the same bytes: still done
+        checkpoint.write_bytes(original)
+        assert all(stage.done() for stage in stages.values())
+    finally:
+        checkpoint.write_bytes(original)
+    psi = out / "lmac" / "psi_model.ckpt"  # L-MAC trained again: its evaluations only
+    trained = psi.read_bytes()
+    try:
+        psi.write_bytes(trained + b"trained again")
+        stopped = set()
+        for name, stage in stages.items():
+            try:
+                stage.done()
+            except ValueError as error:
+                assert f"read {psi}" in str(error)
+                stopped.add(name)
+        assert stopped == {"eval_lmac", "eval_mixtures_lmac"}
+    finally:
+        psi.write_bytes(trained)
+
+
 def test_inconsistent_sizes_are_a_clear_error():
     config = demo.load_config(smoke=True)
     config["stages"]["piq"]["overrides"]["emb_dim"] = 16
