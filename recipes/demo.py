@@ -42,6 +42,7 @@ Authors
 
 import argparse
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -270,9 +271,19 @@ def eval_flags(eval_config, interpreter):
 
 
 def file_sha256(path):
-    """The SHA-256 of a file's bytes (hex), or None when there is no such file."""
+    """The SHA-256 of a file's bytes (hex), or None when there is no such file.
+
+    Read once per version of the file (its size and modification time): every
+    stage after the classifier's asks for the classifier's.
+    """
     if not os.path.isfile(path):
         return None
+    status = os.stat(path)
+    return _sha256(os.path.abspath(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path, size, mtime_ns):
     digest = hashlib.sha256()
     with open(path, "rb") as fin:
         for block in iter(lambda: fin.read(1 << 20), b""):
