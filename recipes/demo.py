@@ -486,6 +486,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
         stages.append(Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]))
     classifier_files = next(stage.outputs for stage in stages if stage.name == "classifier")
     reads = {name: classifier_files + ([nmf_path] if name == "l2i" else []) for name in interpreters}
+    evaluation_reads = {}  # what an interpreter's evaluations read: its inputs and itself
     for name in interpreters:
         stages.append(
             Stage(
@@ -497,7 +498,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 reads[name],
             )
         )
-        reads[f"eval_{name}"] = reads[name] + stages[-1].outputs  # + the trained interpreter
+        evaluation_reads[name] = reads[name] + stages[-1].outputs
     for overlap_type in out_of_distribution(config):  # the same evaluations, out of distribution
         for name in interpreters:
             folder = out_of_distribution_folder(eval_folders[name], overlap_type)
@@ -510,13 +511,12 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 "--overlap_type",
                 overlap_type,
             ]
-    evaluations = [(f"eval_{name}", eval_folders[name]) for name in interpreters] + [
-        (f"eval_{overlap_type}_{name}", out_of_distribution_folder(eval_folders[name], overlap_type))
+    evaluations = [(f"eval_{name}", eval_folders[name], name) for name in interpreters] + [
+        (f"eval_{overlap_type}_{name}", out_of_distribution_folder(eval_folders[name], overlap_type), name)
         for overlap_type in out_of_distribution(config)
         for name in interpreters
     ]
-    for stage_name, folder in evaluations:
-        interpreter = stage_name.rsplit("_", 1)[-1]
+    for stage_name, folder, interpreter in evaluations:
         stages.append(
             Stage(
                 stage_name,
@@ -524,7 +524,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 [os.path.join(folder, "metrics.json")],
                 lambda stage_name=stage_name: eval_recipe.main(argv[stage_name]),
                 argv[stage_name],
-                reads[f"eval_{interpreter}"],
+                evaluation_reads[interpreter],
             )
         )
     return stages, [eval_folders[name] for name in interpreters]
