@@ -57,6 +57,7 @@ from data_prep.interference import OVERLAP_TYPES
 from data_prep.synthetic_prepare import create_synthetic_dataset
 from recipes import eval as eval_recipe
 from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
+from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
 from recipes.reporting.agreement import agreement_line, agreement_markdown
 from recipes.reporting.html_report import load_evaluation, write_report
 from recipes.reporting.tables import (
@@ -76,27 +77,6 @@ STAGE_RECORD = "demo_stage.json"
 INPUTS_RECORD = "demo_inputs.json"
 INTERPRETERS = ("l2i", "piq", "lmac")  # their stages (and eval folders), in the report's order
 REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
-#: Sizes that the classifier stage and the interpreter stages must share (when a stage sets them).
-CLASSIFIER_SIZE_KEYS = (
-    "emb_dim",
-    "lin_neurons",
-    # the transformer backbones' (hparams/classifier_vit.yaml, classifier_focalnet.yaml,
-    # classifier_ast.yaml)
-    "image_size",
-    "patch_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "embed_dim",
-    "depths",
-    "focal_levels",
-    "focal_windows",
-    "num_mel_bins",
-    "max_length",
-    "frequency_stride",
-    "time_stride",
-)
 
 
 def config_interpreters(config):

@@ -15,6 +15,28 @@ import torch
 import torch.nn.functional as F
 from speechbrain.processing.features import spectral_magnitude
 
+#: The frozen classifier's sizes in the yamls: its checkpoints hold them, and every recipe that
+#: reads the classifier must build it with the same values.
+CLASSIFIER_SIZE_KEYS = (
+    "emb_dim",
+    "lin_neurons",
+    # the transformer backbones' (hparams/classifier_vit.yaml, classifier_focalnet.yaml,
+    # classifier_ast.yaml)
+    "image_size",
+    "patch_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "embed_dim",
+    "depths",
+    "focal_levels",
+    "focal_windows",
+    "num_mel_bins",
+    "max_length",
+    "frequency_stride",
+    "time_stride",
+)
 
 def spectrogram(wavs, compute_stft):
     """Returns the log1p magnitude spectrogram and the complex STFT of `wavs`.

@@ -41,6 +41,8 @@ from ruamel.yaml.error import YAMLError
 from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT
 from speechbrain.utils.logger import get_logger
 
+from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
+
 logger = get_logger(__name__)
 
 LOCK_FILE = ".run.lock"
@@ -49,22 +51,7 @@ SAVED_HPARAMS = "hyperparams.yaml"
 #: Files a run's checkpoints were trained against: another file there is another run.
 RESUME_FILE_KEYS = ("embedding_model_path", "classifier_model_path", "nmf_decoder_path")
 #: Sizes of what a run trains (and of the frozen classifier it reads): its checkpoints hold them.
-RESUME_SIZE_KEYS = (
-    "sample_rate",
-    "n_fft",
-    "n_mels",
-    "emb_dim",
-    "lin_neurons",
-    "K",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "embed_dim",
-    "depths",
-    "psi_decoder",
-    "use_adapter",
-)
+RESUME_SIZE_KEYS = ("sample_rate", "n_fft", "n_mels", *CLASSIFIER_SIZE_KEYS, "K", "psi_decoder", "use_adapter")
 RESUME_KEYS = RESUME_FILE_KEYS + RESUME_SIZE_KEYS
 QUARANTINE_PREFIX = "incomplete-"
 ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins

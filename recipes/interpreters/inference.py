@@ -63,6 +63,7 @@ from data_prep.audio import EPS, audio_length, pad_or_crop, peak_normalise, read
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_atomic, write_text
 from recipes.core.brains import build_brain
+from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
 from recipes.core.startup import top_level_scalars
 from recipes.interpreters.base import interpreter_file
 
@@ -83,25 +84,9 @@ SIZE_KEYS = (
     "win_length",
     "n_mels",
     "n_frames",
-    "emb_dim",
-    "lin_neurons",
     "out_n_neurons",
     "K",
-    # the transformer backbones' sizes (models.transformer_backbones)
-    "image_size",
-    "patch_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "embed_dim",
-    "depths",
-    "focal_levels",
-    "focal_windows",
-    "num_mel_bins",
-    "max_length",
-    "frequency_stride",
-    "time_stride",
+    *CLASSIFIER_SIZE_KEYS,  # emb_dim, lin_neurons and the transformer backbones' sizes
     "classifier_temp",
     "use_melspectra",
     "mask_domain",  # where the mask scales X (recipes.core.pipeline.apply_mask)
