@@ -10,11 +10,12 @@ the classifier's class on X and f its logits (scores / classifier_temp):
     L = l_in_w CE(f(M X), y) - l_out_w CE(f((1 - M) X), y) + reg_w_l1 mean|M|
 
 The masked-in spectrogram must keep the class, the masked-out one must lose it,
-and the mask is kept small (`l1_weighting: input`, not the reference's: the
-share of X it keeps, mean(M X) / mean(X), instead of mean|M|). mean|M| is over
-the whole batch (the public recipe sums the clips' means, so its weight grows
-with the batch size). CNN14 reads the
-log-mel of the masked spectrograms, computed from the same STFT. `out_loss:
+and the mask is kept small: mean|M|, the reference's and every yaml's default
+(`l1_weighting: bins`), or, not the reference's, the share of X it keeps,
+mean(M X) / mean(X) (`l1_weighting: input`). The size term is averaged over the
+clips of the batch (the public recipe sums the clips' means, so its weight grows
+with the batch size). CNN14 reads the log-mel of the masked spectrograms,
+computed from the same STFT. `out_loss:
 not_class` replaces the out-term's -CE, unbounded below, by -log(1 - p_y) on
 (1 - M) X, which is 0 once the class is gone (`out_loss`; the yamls say why).
 
