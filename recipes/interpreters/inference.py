@@ -698,6 +698,9 @@ def claim_savedir(savedir, source):
     ...
     ValueError: savedir ... holds the files of /runs/piq/inference, not of /runs/l2i/inference: ...
     >>> shutil.rmtree(folder)
+    >>> folder = tempfile.mkdtemp()  # another process of the run writing the record now
+    >>> open(os.path.join(folder, f".{SAVEDIR_SOURCE_FILE}.partial"), "w").close()
+    >>> claim_savedir(folder, "/runs/piq/inference"); shutil.rmtree(folder)
     """
     folder = Path(savedir)
     record = folder / SAVEDIR_SOURCE_FILE
@@ -710,7 +713,10 @@ def claim_savedir(savedir, source):
             "would load them instead. Give each interpreter its own savedir, or delete this one."
         )
     # another process of the same run (torchrun) may be writing the record right now
-    if folder.is_dir() and any(not entry.name.startswith(SAVEDIR_SOURCE_FILE) for entry in folder.iterdir()):
+    # (`write_text` writes `.interpreter_source.txt.partial`, then renames it)
+    if folder.is_dir() and any(
+        not entry.name.lstrip(".").startswith(SAVEDIR_SOURCE_FILE) for entry in folder.iterdir()
+    ):
         raise ValueError(
             f"savedir {folder} already holds files and no {SAVEDIR_SOURCE_FILE} naming the "
             f"interpreter they belong to: SpeechBrain's fetch would load any file of the same name "
