@@ -608,6 +608,29 @@ def summary_table(evaluations):
     return markdown_table(summary_rows(evaluations), summary_intervals(evaluations))
 
 
+def reusable_stages(stages):
+    """The names of the stages that are done, before any runs.
+
+    Raises
+    ------
+    ValueError
+        Naming every stage folder made with other settings or from files that
+        changed since (`Stage.done`), all at once: not one per rerun.
+    """
+    done, refused = set(), []
+    for stage in stages:
+        try:
+            if stage.done():
+                done.add(stage.name)
+        except ValueError as error:
+            refused.append(str(error))
+    if len(refused) == 1:
+        raise ValueError(refused[0])
+    if refused:
+        raise ValueError(f"{len(refused)} folders of the demo cannot be reused:\n- " + "\n- ".join(refused))
+    return done
+
+
 def run_demo(config, output_folder):
     """Runs (or reuses) every stage, then writes the merged report.
 
@@ -627,7 +650,7 @@ def run_demo(config, output_folder):
     timings, cpu_times = {}, {}
     names = [stage.name for stage in stages]
     costs = config.get("stage_costs_s")  # checked by check_config
-    done = {stage.name for stage in stages if stage.done()}
+    done = reusable_stages(stages)
     for index, stage in enumerate(stages):
         print(progress_line(index, names, done, timings, costs), flush=True)
         times = stage.run()

@@ -193,6 +193,10 @@ def test_a_classifier_trained_again_stops_the_stages_that_read_it(smoke):
             else:
                 with pytest.raises(ValueError, match=f"delete {stage.folder} .*classifier.ckpt|read {checkpoint}"):
                     stage.done()
+        with pytest.raises(ValueError, match="^9 folders of the demo cannot be reused") as refused:
+            demo.reusable_stages(list(stages.values()))  # what a rerun says, before it runs anything
+        for name, stage in stages.items():
+            assert (f"- {stage.folder} read" in str(refused.value)) == (name not in ("data", "classifier", "nmf"))
         (out / "nmf" / "nmf_decoder.ckpt").touch()  # the same bytes: still done
         checkpoint.write_bytes(original)
         assert all(stage.done() for stage in stages.values())
