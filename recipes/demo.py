@@ -329,11 +329,14 @@ class Stage:
             with open(inputs_record, encoding="utf-8") as fin:
                 recorded = json.load(fin)
             for path in self.inputs:
-                if path in recorded and recorded[path] != file_sha256(path):
+                now = file_sha256(path)
+                if path in recorded and recorded[path] != now:
+                    what = "which changed since (an earlier stage ran again)" if now else (
+                        "which is gone (its stage will make a new one)"
+                    )
                     raise ValueError(
-                        f"{self.folder} read {path}, which changed since (an earlier stage ran "
-                        f"again): delete {self.folder} (and the stages after it) to rerun it on "
-                        "the new file."
+                        f"{self.folder} read {path}, {what}: delete {self.folder} (and the "
+                        "stages after it) to rerun it on the new file."
                     )
         return True
 

@@ -202,6 +202,13 @@ def test_a_classifier_trained_again_stops_the_stages_that_read_it(smoke):
         assert all(stage.done() for stage in stages.values())
     finally:
         checkpoint.write_bytes(original)
+    moved = checkpoint.with_name("moved.ckpt")  # the classifier's folder deleted: its stage will run again
+    checkpoint.rename(moved)
+    try:
+        with pytest.raises(ValueError, match=f"read {checkpoint}, which is gone"):
+            stages["piq"].done()
+    finally:
+        moved.rename(checkpoint)
     psi = out / "lmac" / "psi_model.ckpt"  # L-MAC trained again: its evaluations only
     trained = psi.read_bytes()
     try:
