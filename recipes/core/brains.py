@@ -21,8 +21,8 @@ import zipfile
 
 import torch
 from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.logger import get_logger
-from speechbrain.utils.parameter_transfer import PARAMFILE_EXT
 
 from recipes.core.run_guard import quarantine_incomplete_checkpoints
 
@@ -163,40 +163,6 @@ def load_state_dict_strict(module, path, what):
     return module
 
 
-def collect_again(pretrainer):
-    """`pretrainer.collect_files()`, after removing what an earlier run collected in its folder.
-
-    SpeechBrain's fetch returns a file that `collect_in` already holds under
-    the loadable's name (`<name>.ckpt`, a link or a copy) without looking where
-    it came from: a run given another classifier in the same output folder
-    (`--classifier_folder`, `--embedding_model_path`) loaded the old one,
-    while its logs and metrics named the new one. The folder is the run's
-    own (`<save_folder>/pretrained`); local files are linked again at once,
-    a hub id is read from the hub's cache.
-
-    Example
-    -------
-    >>> import pathlib, tempfile
-    >>> from speechbrain.utils.parameter_transfer import Pretrainer
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for name, value in (("a.ckpt", 1.0), ("b.ckpt", 2.0)):
-    ...     torch.save({"weight": torch.full((1, 1), value), "bias": torch.zeros(1)}, folder / name)
-    >>> layer = torch.nn.Linear(1, 1)
-    >>> for name in ("a.ckpt", "b.ckpt"):  # the same run folder, another checkpoint
-    ...     pretrainer = Pretrainer(folder / "pretrained", {"layer": layer}, {"layer": str(folder / name)})
-    ...     _ = collect_again(pretrainer)
-    ...     pretrainer.load_collected()
-    >>> layer.weight.item()
-    2.0
-    """
-    if pretrainer.collect_in is not None:
-        for name in pretrainer.loadables:
-            collected = pretrainer.collect_in / f"{name}{PARAMFILE_EXT}"
-            if collected.is_symlink() or collected.is_file():
-                collected.unlink()
-    return pretrainer.collect_files()
-
-
 def load_pretrained(pretrainer, paths, what="classifier"):
     """Collects and loads pretrained modules, strictly and with weights_only=True.
 
@@ -223,7 +189,10 @@ def load_pretrained(pretrainer, paths, what="classifier"):
 
     pretrainer.add_custom_hooks({name: strict_hook(name) for name in pretrainer.loadables})
     try:
-        run_on_main(collect_again, args=[pretrainer])
+        # overwrite: SpeechBrain's fetch otherwise returns the file `collect_in` already holds
+        # under the loadable's name, whatever it links to: a run given another classifier in
+        # an earlier run's folder loaded the old one, its metrics naming the new one
+        run_on_main(pretrainer.collect_files, kwargs={"fetch_config": FetchConfig(overwrite=True)})
     except Exception as error:  # network or hub errors: name the files
         raise RuntimeError(
             f"Could not fetch the pretrained {what} ({dict(paths)}): {error}. Offline? Use local "
