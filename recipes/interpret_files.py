@@ -38,8 +38,9 @@ from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json
 from recipes.core.brains import check_device
+from recipes.core.process import leave_process_group_at_exit
 from recipes.core.run_guard import LOCK_FILE, check_writable_folder, lock_output_folder
-from recipes.core.startup import given_flags, leave_process_group_at_exit
+from recipes.core.startup import given_flags
 from recipes.interpreters.inference import AudioInterpreter
 from recipes.reporting.figures import interpretation_paths, save_interpretation, write_wav
 

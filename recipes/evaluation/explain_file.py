@@ -50,7 +50,8 @@ from data_prep.audio import (
 )
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_json
-from recipes.core.startup import prepare_run, release_freed_memory
+from recipes.core.process import release_freed_memory
+from recipes.core.startup import prepare_run
 from recipes.evaluation.metrics import finite_or_none
 from recipes.reporting.figures import (
     WavStream,

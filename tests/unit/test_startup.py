@@ -1,4 +1,4 @@
-"""Tests for recipes/core/startup.py: the allocator setting (keep_freed_memory) and the command line."""
+"""Tests for recipes/core/startup.py and recipes/core/process.py: the allocator setting (keep_freed_memory), leaving torchrun's group, and the command line."""
 
 import subprocess
 import sys
@@ -13,7 +13,7 @@ from conftest import REPO_ROOT
 _PROBE = textwrap.dedent(
     """
     import resource, sys, torch
-    from recipes.core.startup import keep_freed_memory
+    from recipes.core.process import keep_freed_memory
     print(keep_freed_memory())
     for _ in range(20):
         torch.empty(16 * 2**20).fill_(1.0)
@@ -86,7 +86,7 @@ def test_a_joined_process_group_is_left_at_exit(tmp_path):
     script.write_text(
         "import atexit, socket\n"
         "import torch.distributed as dist\n"
-        "from recipes.core.startup import leave_process_group_at_exit\n"
+        "from recipes.core.process import leave_process_group_at_exit\n"
         "atexit.register(lambda: print('still joined' if dist.is_initialized() else 'left'))\n"
         "with socket.socket() as s:\n"
         "    s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]\n"
