@@ -6,6 +6,7 @@ a launch costs about 13 s before any work); each test reads its command's outcom
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,7 +64,14 @@ def torchrun(tiny_pretrained, tiny_piq, tmp_path_factory):
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
         str(REPO_ROOT / "tests" / "integration" / "torchrun_chain.py"), str(root / "plan.json"),
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    launch = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = launch.communicate(timeout=240)
+    except subprocess.TimeoutExpired:  # a hung collective: the workers go too, not only torchrun
+        os.killpg(launch.pid, signal.SIGKILL)
+        stdout, stderr = launch.communicate()
+    result = subprocess.CompletedProcess(command, launch.returncode, stdout, stderr)
     outcome = [json.loads((root / f"rank{rank}.json").read_text()) for rank in (0, 1)
                if (root / f"rank{rank}.json").is_file()]  # fmt: skip
     return {"root": root, "result": result, "outcome": outcome, "files": files, "bad": str(bad),
