@@ -46,13 +46,15 @@ def tiny_ast(tiny_synthetic, tmp_path_factory):
     return train_backbone("ast", tiny_synthetic, tmp_path_factory.mktemp("ast"))
 
 
+@pytest.fixture(scope="module")
+def tiny_focalnet(tiny_synthetic, tmp_path_factory):
+    return train_backbone("focalnet", tiny_synthetic, tmp_path_factory.mktemp("focalnet"))
+
+
 @pytest.fixture
-def tiny_run(request, tiny_synthetic, tmp_path):
-    """The tiny classifier + PIQ run of `request.param`: the module's for ViT and AST, a fresh one else."""
-    name = request.param
-    if name in ("vit", "ast"):
-        return request.getfixturevalue(f"tiny_{name}")
-    return train_backbone(name, tiny_synthetic, tmp_path)
+def tiny_run(request):
+    """The module's tiny classifier + PIQ run of `request.param`."""
+    return request.getfixturevalue(f"tiny_{request.param}")
 
 
 @pytest.mark.parametrize("tiny_run", ["vit", "focalnet", "ast"], indirect=True)
@@ -161,12 +163,7 @@ def test_lmac_one_epoch(name, tiny_synthetic, request, tmp_path):
     on AST's time x mel grid."""
     from recipes import train_lmac
 
-    if name in ("vit", "ast"):
-        classifier = request.getfixturevalue(f"tiny_{name}")["folder"].parent / "classifier"
-    else:
-        classifier = tmp_path / "classifier"
-        common = ["--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
-        train_classifier.main([str(HPARAMS / "classifier_focalnet.yaml"), *common, "--output_folder", str(classifier)])
+    classifier = request.getfixturevalue(f"tiny_{name}")["folder"].parent / "classifier"
     argv = [str(HPARAMS / f"lmac_{name}.yaml"), "--data_folder", str(tiny_synthetic), *TINY, *SIZES[name]]
     argv += ["--classifier_folder", str(classifier), "--n_interpretations_to_save", "0", *LMAC_DECODER[name]]
     brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
