@@ -6,15 +6,13 @@ The interpreter is the tiny PIQ run of conftest.py (`tiny_piq`), loaded from its
 """
 
 import json
+import multiprocessing
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO_ROOT
 
 from recipes import interpret_files
 from recipes.interpreters import inference
@@ -76,22 +74,34 @@ def test_an_output_never_replaces_an_input(piq_folder, tiny_synthetic, tmp_path,
     assert len(predictions["notes"]) == 2
 
 
+def _hold_lock(out, held, release):
+    """Holds `out`'s run lock until `release`, then lets it go as a run's exit does (atexit)."""
+    from recipes.core import run_guard
+
+    run_guard._held_locks.clear()  # the forked copy of pytest's own locks: not this run's to empty
+    run_guard.lock_output_folder(out)
+    held.set()
+    release.wait(timeout=60)
+    run_guard._release_all()  # a forked process leaves with os._exit: no atexit handlers
+
+
 def test_a_second_run_on_a_busy_out_is_refused(piq_folder, tiny_synthetic, tmp_path, capsys):
     """Was: two runs on one --out both exited 0 and predictions.json kept one run's entries."""
     out = tmp_path / "out"
-    holder = subprocess.Popen(  # another run holding --out
-        [sys.executable, "-c", "import sys; from recipes.core.run_guard import lock_output_folder; "
-         f"lock_output_folder({str(out)!r}); print('held', flush=True); sys.stdin.read()"],
-        cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
+    # another run holding --out: a forked process (the imports done; a fresh one takes ~5 s)
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(str(out), held, release))
+    holder.start()
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert held.wait(timeout=60)
         assert run([tiny_synthetic / "audio" / CLIPS[0]], piq_folder, out) == 2
         line = refusal(capsys)
         assert f"{out} is in use by another run (pid {holder.pid}" in line and "pass another --out" in line
         assert sorted(path.name for path in out.iterdir()) == [".run.lock"]  # nothing written
     finally:
-        holder.communicate("", timeout=30)
+        release.set()
+        holder.join(timeout=30)
     assert run([tiny_synthetic / "audio" / CLIPS[0]], piq_folder, out) == 0  # free again
 
 
