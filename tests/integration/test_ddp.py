@@ -36,7 +36,11 @@ def torchrun(tiny_pretrained, tiny_piq, tmp_path_factory):
     del overrides[at : at + 2]
     train_argv = [str(HPARAMS / "piq.yaml"), "--distributed_backend=gloo", "--output_folder",
                   str(root / "ddp"), "--K", "30", *overrides]  # fmt: skip
-    eval_argv = with_flag(tiny_piq["argv"], "--batch_size", 1) + ["--pretrained_interpreter", str(tiny_piq["folder"])]
+    # the random masks (drawn per clip) and one captum baseline: the other baselines take the
+    # same path through the shards; 2 report clips: one from each process
+    eval_argv = with_flag(tiny_piq["argv"], "--batch_size", 1) + [
+        "--pretrained_interpreter", str(tiny_piq["folder"]), "--baselines", "random,saliency",
+        "--n_report_clips", "2"]  # fmt: skip
     files = []
     for i in range(N_FILES):
         path = root / f"clip{i}.wav"
