@@ -249,3 +249,42 @@ def test_source_augmentation_doubles_the_batch_with_targets_and_backgrounds(
     assert scores.shape[0] == 8
     loss = brain.compute_objectives(scores, batch, train_classifier.sb.Stage.TRAIN)
     assert torch.isfinite(loss)
+
+
+def test_backgrounds_alone_are_pulled_towards_uniform(tiny_synthetic, tmp_path):
+    """`--background_uniform_w`: a third block of the batch holds each clip's own background
+    (sources/<id>_background.wav) at a random gain, and its class probabilities add
+    w x (cross-entropy to uniform - log N) to the loss: 0 for a uniform output."""
+    import math
+
+    from speechbrain.dataio.dataloader import make_dataloader
+
+    from data_prep.audio import load_clip
+    from recipes.core.pipeline import class_probabilities
+    from recipes.core.startup import prepare_run
+
+    argv = [str(CONV2D_YAML), "--data_folder", str(tiny_synthetic), "--output_folder", str(tmp_path / "clf")]
+    argv += ["--emb_dim", "8", "--lin_neurons", "8", "--batch_size", "4", "--signal_length_s", "1"]
+    argv += ["--train_on_sources", "True", "--background_uniform_w", "0.5"]
+    hparams, run_opts, _, _, datasets, _ = prepare_run(argv)
+    train_classifier.prepare_source_augmentation(hparams, datasets["train"])
+    brain = train_classifier.ClassifierBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts)
+    batch = next(iter(make_dataloader(datasets["train"], batch_size=4)))
+    wavs = brain.training_waveforms(batch)
+    assert wavs.shape == (12, batch.sig[0].shape[1])
+    for row, clip_id in zip(wavs[8:], batch.id):
+        background = load_clip(tiny_synthetic / "sources" / f"{clip_id}_background.wav", 16000, 16000)
+        gain = row.abs().max() / background.abs().max()
+        assert hparams["source_gain_low"] - 1e-6 <= gain <= hparams["source_gain_high"] + 1e-6
+        assert torch.allclose(row, gain * background, atol=1e-6)  # that clip's background, scaled
+
+    stage = train_classifier.sb.Stage.TRAIN
+    brain.on_stage_start(stage)
+    scores = torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
+    main_loss = hparams["compute_cost"](scores[:8].unsqueeze(1), batch.class_string_encoded.data.repeat(2, 1))
+    probs = class_probabilities(scores[8:].double(), hparams["classifier_temp"])  # no underflow in float64
+    expected = main_loss + 0.5 * (-probs.log().mean(dim=1) - math.log(3)).mean().float()
+    assert torch.allclose(brain.compute_objectives(scores, batch, stage), expected, atol=1e-4)
+    uniform = torch.cat([scores[:8], torch.zeros(4, 3)])  # backgrounds that say nothing: no extra loss
+    assert torch.allclose(brain.compute_objectives(uniform, batch, stage), main_loss, atol=1e-5)
+    assert len(brain.stage_predictions[-1]) == 8  # the backgrounds are not counted in the accuracy
