@@ -42,7 +42,6 @@ Authors
  * audio-interpret contributors 2026
 """
 
-import math
 import os
 
 import soundfile as sf
@@ -146,17 +145,7 @@ def prepare_source_augmentation(hparams, train_set):
         return load_clip(sources[clip_id][0], sample_rate, n_samples)
 
     train_set.add_dynamic_item(target_pipeline)
-    keys = ["id", "sig", "target_sig", "class_string", "class_string_encoded"]
-    if hparams["background_uniform_w"] > 0:
-
-        @sb.utils.data_pipeline.takes("id")
-        @sb.utils.data_pipeline.provides("background_sig")
-        def background_pipeline(clip_id):
-            return load_clip(sources[clip_id][1], sample_rate, n_samples)
-
-        train_set.add_dynamic_item(background_pipeline)
-        keys.append("background_sig")
-    train_set.set_output_keys(keys)
+    train_set.set_output_keys(["id", "sig", "target_sig", "class_string", "class_string_encoded"])
 
     path = os.path.join(hparams["manifest_folder"], BACKGROUNDS_CSV)
     rows = ["ID,duration,wav,wav_format,wav_opts"]
@@ -187,9 +176,7 @@ class ClassifierBrain(sb.Brain):
 
         With `train_on_sources`, B' = 2 B: the mixtures, then the target events
         with a random training background at a random SNR (AddNoise),
-        peak-normalised and scaled by a random gain (RandAmp). With
-        `background_uniform_w` > 0 as well, B' = 3 B: then the clips' own
-        backgrounds alone, at a random gain.
+        peak-normalised and scaled by a random gain (RandAmp).
         """
         wavs, _ = batch.sig  # (B, T)
         if self.wham_mixer is not None:
@@ -200,9 +187,6 @@ class ClassifierBrain(sb.Brain):
             # RandAmp divides by the peak itself: 0 / 0 on a silent pair, hence nan_to_num
             with_background = self.hparams.source_gain(peak_normalise(with_background)).nan_to_num(0.0)
             wavs = torch.cat([wavs, with_background])  # (2B, T)
-            if self.hparams.background_uniform_w > 0:  # the clips' own backgrounds, alone
-                backgrounds, _ = batch.background_sig  # (B, T), peak-normalised
-                wavs = torch.cat([wavs, self.hparams.source_gain(backgrounds).nan_to_num(0.0)])  # (3B, T)
         return wavs
 
     def compute_forward(self, batch, stage):
@@ -226,27 +210,11 @@ class ClassifierBrain(sb.Brain):
         return scores  # (B, N)
 
     def compute_objectives(self, predictions, batch, stage):
-        """Loss of the yaml (AAM softmax or cross-entropy); tracks the predictions.
-
-        With `background_uniform_w` > 0 (and `train_on_sources`), the last B rows
-        are the backgrounds alone: they add `background_uniform_w` x the
-        cross-entropy of their class probabilities to the uniform distribution,
-        minus its floor log N (0 when a background says nothing about the class).
-        """
+        """Loss of the yaml (AAM softmax or cross-entropy); tracks the predictions."""
         targets = batch.class_string_encoded.data.to(self.device)  # (B, 1)
-        background_loss = None
-        if stage == sb.Stage.TRAIN and self.hparams.train_on_sources and self.hparams.background_uniform_w > 0:
-            n_clips = targets.shape[0]
-            # the log of class_probabilities (softmax(scores / classifier_temp)), computed as one
-            log_probs = torch.log_softmax(predictions[-n_clips:] / self.hparams.classifier_temp, dim=1)
-            to_uniform = -log_probs.mean(dim=1) - math.log(log_probs.shape[1])  # (B,), >= 0
-            background_loss = self.hparams.background_uniform_w * to_uniform.mean()
-            predictions = predictions[:-n_clips]
         if predictions.shape[0] != targets.shape[0]:  # augmented copies follow the batch
             targets = targets.repeat(predictions.shape[0] // targets.shape[0], 1)
         loss = self.hparams.compute_cost(predictions.unsqueeze(1), targets)
-        if background_loss is not None:
-            loss = loss + background_loss
         probs = class_probabilities(predictions.detach(), self.hparams.classifier_temp)
         self.stage_predictions.append(probs.argmax(dim=1).cpu())
         self.stage_targets.append(targets.view(-1).cpu())
