@@ -203,6 +203,41 @@ def test_events_are_cut_where_the_recording_sounds(dataset):
         assert np.sqrt(np.mean(first**2)) > 0.1 * np.sqrt(np.mean(event**2)), row["id"]
 
 
+def test_dc_offsets_are_removed_before_cutting_and_mixing(tmp_path):
+    """Recordings with a DC offset (0.3 on the targets, 0.4 on the background, above
+    their sound): the sources carry none, the SNR is that of what is heard, and the
+    events start in the bursts (an offset counted as sound would make the floor
+    "active"). A recording that is only an offset is silent, skipped with a warning."""
+    targets, backgrounds = tmp_path / "targets", tmp_path / "backgrounds"
+    targets.mkdir()
+    backgrounds.mkdir()
+    for index, (name, hz) in enumerate((("alpha", 500.0), ("beta", 2000.0))):
+        sf.write(targets / f"{name}.wav", _burst(hz, RATE, 3.0, 1.5, seed=index) + 0.3, RATE, subtype="FLOAT")
+    sf.write(backgrounds / "noise.wav", _noise(2.0, 1.0, 7) + 0.4, RATE, subtype="FLOAT")
+    sf.write(backgrounds / "offset.wav", np.full(2 * RATE, 0.25), RATE, subtype="FLOAT")
+    root = create_collection_dataset(targets, backgrounds, tmp_path / "data", per_class=5, duration_s=1.0)
+    _, truth = _read_csv(root / "meta" / "ground_truth.csv")
+    _, rows = _read_csv(root / "meta" / "esc50.csv")
+    category = {row["filename"][: -len(".wav")]: row["category"] for row in rows}
+    for row in truth:
+        target, _ = sf.read(root / row["target_path"])
+        background, _ = sf.read(root / row["background_path"])
+        assert np.std(background) > 0.01  # the noise, never the offset-only recording
+        assert abs(background.mean()) < 0.2 * background.std(), row["id"]
+        onset, offset = round(float(row["onset_s"]) * RATE), round(float(row["offset_s"]) * RATE)
+        event = target[onset:offset]
+        assert abs(event.mean()) < 0.05 * event.std(), row["id"]
+        # what is heard: each source without its mean over the event
+        heard = 10 * np.log10(
+            np.sum((event - event.mean()) ** 2) / np.sum((background[onset:offset] - background[onset:offset].mean()) ** 2)
+        )
+        assert abs(heard - float(row["snr_db"])) < 0.2, row["id"]
+        power = np.abs(np.fft.rfft(event * np.hanning(len(event)))) ** 2
+        freqs = np.fft.rfftfreq(len(event), 1 / RATE)
+        assert abs(freqs[power.argmax()] - CLASS_HZ[category[row["id"]]]) < 50, row["id"]  # the burst
+        assert power[freqs < 100].sum() < 0.05 * power.sum(), row["id"]  # no offset's pulse
+
+
 def test_read_source_paths_and_ground_truth_read_it(dataset):
     _, rows = _read_csv(dataset / "meta" / "esc50.csv")
     ids = [row["filename"][: -len(".wav")] for row in rows]
