@@ -14,7 +14,11 @@ inference folder (which holds its frozen classifier), on one fold:
 - the ground-truth mask's Fid-In, with and without that band added;
 - the interpreter's SI-SDRi, GT precision / recall and Fid-In over all clips,
   and over the clips where the classifier is right and the ground-truth mask
-  keeps its class (where the evidence is the target event).
+  keeps its class (where the evidence is the target event);
+- coarse reference masks made from the target alone (`coarse_masks`): the
+  event's frames over all bins (a time gate), and those frames over the band
+  that holds 95 % of the target's energy (a box): what a mask that only finds
+  when the event is, or when and roughly where, reaches.
 
 The clips and sources are read as `eval.py` reads them (peak-normalised, the
 sources scaled alike: `data_prep.ground_truth.GroundTruth`), so "all clips" is
@@ -51,6 +55,37 @@ def parse_arguments(argv=None):
     parser.add_argument("--fold", type=int, default=5, help="the fold to read (default: the test fold, 5)")
     parser.add_argument("--low_bins", type=int, default=25, help="the low band's STFT bins (25: 0-390 Hz at 16 kHz)")
     return parser.parse_args(argv)
+
+
+#: A frame belongs to the event when its target energy is within this factor of the loudest frame's.
+EVENT_FRAME_SHARE = 1e-3
+#: The box's band: the fewest bins holding this share of the target's energy.
+BAND_ENERGY_SHARE = 0.95
+
+
+def coarse_masks(X_target):
+    """{name: mask (B, frames, F)} from the clean target's spectrogram: the event's frames
+    (all bins) and the event's frames x the band holding BAND_ENERGY_SHARE of its energy.
+
+    Example
+    -------
+    >>> X_target = torch.zeros(1, 4, 3)  # log1p |STFT|: an event in frames 1-2, mostly in bin 0
+    >>> X_target[0, 1:3, 0], X_target[0, 1:3, 1] = 5.0, 0.1
+    >>> masks = coarse_masks(X_target)
+    >>> masks["the event's frames, all bins"][0, :, 0].tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    >>> masks["the event's frames x its band"][0].tolist()
+    [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    """
+    energy = spectrogram_energy(X_target).float()  # (B, frames, F)
+    per_frame = energy.sum(dim=2)  # (B, frames)
+    frames = (per_frame > EVENT_FRAME_SHARE * per_frame.amax(dim=1, keepdim=True)).float()
+    per_bin = energy.sum(dim=1)  # (B, F)
+    ranked, order = per_bin.sort(dim=1, descending=True)
+    before = (ranked.cumsum(dim=1) - ranked) / per_bin.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    band = torch.zeros_like(per_bin).scatter(1, order, (before < BAND_ENERGY_SHARE).float())
+    span = frames[:, :, None].expand_as(energy)
+    return {"the event's frames, all bins": span.contiguous(), "the event's frames x its band": span * band[:, None, :]}
 
 
 def share(flags):
@@ -119,6 +154,18 @@ def main(argv=None):
                 f"{scores['gt_precision'][chosen].nanmean():.3f} | {scores['gt_recall'][chosen].nanmean():.3f} | "
                 f"{keeps[chosen].float().mean():.3f} |"
             )
+
+    print("\n| reference mask (from the target alone) | mean mask | SI-SDRi dB | GT precision | GT recall | Fid-In |")
+    print("|---|---|---|---|---|---|")
+    for name, mask in {**coarse_masks(X_target), "ground truth": region}.items():
+        X_int = brain.apply_mask(X, mask)
+        audio = brain.invert(X_int, out["X_stft"], clips.shape[-1])
+        scores = ground_truth_metrics(X_int, X, audio, clips, target, region)
+        print(
+            f"| {name} | {mask.mean():.3f} | {scores['si_sdri'].nanmean():+.2f} | "
+            f"{scores['gt_precision'].nanmean():.3f} | {scores['gt_recall'].nanmean():.3f} | "
+            f"{(decision(X_int) == classes).float().mean():.3f} |"
+        )
 
 
 if __name__ == "__main__":
