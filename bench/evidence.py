@@ -18,7 +18,10 @@ inference folder (which holds its frozen classifier), on one fold:
 - coarse reference masks made from the target alone (`coarse_masks`): the
   event's frames over all bins (a time gate), and those frames over the band
   that holds 95 % of the target's energy (a box): what a mask that only finds
-  when the event is, or when and roughly where, reaches.
+  when the event is, or when and roughly where, reaches; and the interpreter's
+  own mask cut to the event's frames: what the mask holds outside the event
+  costs (SI-SDRi) and buys (Fid-In, also over the clips where the evidence is
+  the target event).
 
 The clips and sources are read as `eval.py` reads them (peak-normalised, the
 sources scaled alike: `data_prep.ground_truth.GroundTruth`), so "all clips" is
@@ -88,6 +91,18 @@ def coarse_masks(X_target):
     return {"the event's frames, all bins": span.contiguous(), "the event's frames x its band": span * band[:, None, :]}
 
 
+def share_of(flags, chosen):
+    """The share of `flags` among the `chosen` clips, as a 3-decimal string ("-" for none).
+
+    Example
+    -------
+    >>> flags, chosen = torch.tensor([True, False, True]), torch.tensor([True, True, False])
+    >>> share_of(flags, chosen), share_of(flags, torch.zeros(3, dtype=torch.bool))
+    ('0.500', '-')
+    """
+    return f"{flags[chosen].float().mean():.3f}" if chosen.any() else "-"
+
+
 def share(flags):
     return f"{100 * flags.float().mean().item():.1f} %"
 
@@ -155,16 +170,28 @@ def main(argv=None):
                 f"{keeps[chosen].float().mean():.3f} |"
             )
 
-    print("\n| reference mask (from the target alone) | mean mask | SI-SDRi dB | GT precision | GT recall | Fid-In |")
-    print("|---|---|---|---|---|---|")
-    for name, mask in {**coarse_masks(X_target), "ground truth": region}.items():
+    good = right & gt_keeps
+    print(
+        "\n| reference mask | mean mask | SI-SDRi dB | GT precision | GT recall | Fid-In "
+        f"| Fid-In on the {int(good.sum())} clips the classifier gets right, the ground truth keeping its class |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    coarse = coarse_masks(X_target)
+    references = {
+        **coarse,
+        "ground truth": region,
+        # the interpreter's own mask cut to the event's frames: what its mask holds
+        # outside the event costs (SI-SDRi) and buys (Fid-In)
+        f"{interpreter.method}'s mask x the event's frames": out["mask"] * coarse["the event's frames, all bins"],
+    }
+    for name, mask in references.items():
         X_int = brain.apply_mask(X, mask)
         audio = brain.invert(X_int, out["X_stft"], clips.shape[-1])
         scores = ground_truth_metrics(X_int, X, audio, clips, target, region)
         print(
             f"| {name} | {mask.mean():.3f} | {scores['si_sdri'].nanmean():+.2f} | "
             f"{scores['gt_precision'].nanmean():.3f} | {scores['gt_recall'].nanmean():.3f} | "
-            f"{(decision(X_int) == classes).float().mean():.3f} |"
+            f"{(decision(X_int) == classes).float().mean():.3f} | {share_of(decision(X_int) == classes, good)} |"
         )
 
 
