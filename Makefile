@@ -19,7 +19,7 @@ test: setup
 	$(PY) -m pytest
 
 test-unit: setup  # no training: under a minute
-	$(PY) -m pytest tests/unit models data_prep recipes
+	$(PY) -m pytest tests/unit models data_prep recipes bench
 
 test-integration: setup  # tiny training runs, the CLI, torchrun
 	$(PY) -m pytest tests/integration
