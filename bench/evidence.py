@@ -156,21 +156,21 @@ def main(argv=None):
     )
     scores = ground_truth_metrics(out["X_int"], X, out["audio"], clips, target, region)
     keeps = decision(out["X_int"]) == classes
+    good = right & gt_keeps  # the clips whose evidence is the target event
     print(f"| {interpreter.method}: clips | n | SI-SDRi dB | GT precision | GT recall | Fid-In |")
     print("|---|---|---|---|---|---|")
     for name, chosen in (
         ("all", torch.ones_like(right)),
-        ("the classifier right and the ground truth keeping its class", right & gt_keeps),
+        ("the classifier right and the ground truth keeping its class", good),
         ("the classifier wrong", ~right),
     ):
         if chosen.any():
             print(
                 f"| {name} | {int(chosen.sum())} | {scores['si_sdri'][chosen].nanmean():+.2f} | "
                 f"{scores['gt_precision'][chosen].nanmean():.3f} | {scores['gt_recall'][chosen].nanmean():.3f} | "
-                f"{keeps[chosen].float().mean():.3f} |"
+                f"{share_of(keeps, chosen)} |"
             )
 
-    good = right & gt_keeps
     print(
         "\n| reference mask | mean mask | SI-SDRi dB | GT precision | GT recall | Fid-In "
         f"| Fid-In on the {int(good.sum())} clips the classifier gets right, the ground truth keeping its class |"
@@ -188,10 +188,11 @@ def main(argv=None):
         X_int = brain.apply_mask(X, mask)
         audio = brain.invert(X_int, out["X_stft"], clips.shape[-1])
         scores = ground_truth_metrics(X_int, X, audio, clips, target, region)
+        kept = decision(X_int) == classes
         print(
             f"| {name} | {mask.mean():.3f} | {scores['si_sdri'].nanmean():+.2f} | "
             f"{scores['gt_precision'].nanmean():.3f} | {scores['gt_recall'].nanmean():.3f} | "
-            f"{(decision(X_int) == classes).float().mean():.3f} | {share_of(decision(X_int) == classes, good)} |"
+            f"{share_of(kept, torch.ones_like(kept))} | {share_of(kept, good)} |"
         )
 
 
