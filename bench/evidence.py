@@ -15,6 +15,10 @@ inference folder (which holds its frozen classifier), on one fold:
 - the interpreter's SI-SDRi, GT precision / recall and Fid-In over all clips,
   and over the clips where the classifier is right and the ground-truth mask
   keeps its class (where the evidence is the target event);
+- for L-MAC, its own training loss (in-term, out-term, size term) on its mask and
+  on that mask cut to the event's frames: on a training fold (`--fold 1`), which
+  of the two its objective prefers, i.e. whether what the mask holds outside the
+  event is asked for by the loss or left by a decoder that did not fit it;
 - coarse reference masks made from the target alone (`coarse_masks`): the
   event's frames over all bins (a time gate), and those frames over the band
   that holds 95 % of the target's energy (a box): what a mask that only finds
@@ -41,6 +45,7 @@ import csv
 import os
 import sys
 
+import speechbrain as sb
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,7 +62,44 @@ def parse_arguments(argv=None):
     parser.add_argument("--data_folder", required=True, help="a set with sources/ and meta/ground_truth.csv")
     parser.add_argument("--fold", type=int, default=5, help="the fold to read (default: the test fold, 5)")
     parser.add_argument("--low_bins", type=int, default=25, help="the low band's STFT bins (25: 0-390 Hz at 16 kHz)")
+    parser.add_argument(
+        "--out_loss", default=None, help="L-MAC: the out-term's loss it was trained with (default: its run's yaml)"
+    )
+    parser.add_argument(
+        "--l1_weighting", default=None, help="L-MAC: the size term it was trained with (default: its run's yaml)"
+    )
     return parser.parse_args(argv)
+
+
+def training_setting(folder, key, given=None):
+    """A top-level `key: value` of the training run's yaml (`folder`/hyperparams.yaml, or the
+    one of the folder above: an inference folder sits in its run's), unless `given`.
+
+    The exported inference yaml keeps only what inference needs; the loss's
+    settings are in the run's own yaml.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     with open(os.path.join(run, "hyperparams.yaml"), "w") as fout:
+    ...         _ = fout.write("l_out_w: 0.2\\nout_loss: not_class  # why\\n")
+    ...     os.mkdir(os.path.join(run, "inference"))
+    ...     training_setting(os.path.join(run, "inference"), "out_loss")
+    'not_class'
+    >>> training_setting("no/such/run", "out_loss", given="neg_ce")
+    'neg_ce'
+    """
+    if given is not None:
+        return given
+    for yaml_file in (os.path.join(folder, "hyperparams.yaml"), os.path.join(folder, os.pardir, "hyperparams.yaml")):
+        if not os.path.isfile(yaml_file):
+            continue
+        with open(yaml_file, encoding="utf-8") as fin:
+            for line in fin:
+                if line.startswith(f"{key}:"):
+                    return line.split(":", 1)[1].split("#", 1)[0].strip()
+    raise SystemExit(f"{folder}: no {key} in its run's hyperparams.yaml: give --{key} (what L-MAC was trained with).")
 
 
 #: A frame belongs to the event when its target energy is within this factor of the loudest frame's.
@@ -194,6 +236,28 @@ def main(argv=None):
             f"{scores['gt_precision'].nanmean():.3f} | {scores['gt_recall'].nanmean():.3f} | "
             f"{share_of(kept, torch.ones_like(kept))} | {share_of(kept, good)} |"
         )
+    if interpreter.method == "LMAC":
+        cut = references[f"{interpreter.method}'s mask x the event's frames"]
+        lmac_loss_table(args, brain, X, classes, {"its mask": out["mask"], "its mask x the event's frames": cut})
+
+
+def lmac_loss_table(args, brain, X, classes, masks):
+    """L-MAC's training loss (its Brain's `interpretation_loss`), term by term, for each mask."""
+    # the exported inference yaml leaves out the loss's settings: those of the training run
+    brain.hparams.out_loss = training_setting(args.interpreter, "out_loss", args.out_loss)
+    brain.hparams.l1_weighting = training_setting(args.interpreter, "l1_weighting", args.l1_weighting)
+    print(
+        f"\n| L-MAC's loss (out_loss {brain.hparams.out_loss}, l1_weighting {brain.hparams.l1_weighting}; "
+        f"fold {args.fold}) | in-term | out-term | size term | loss | keeps the class |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, mask in masks.items():
+        with torch.no_grad():
+            terms = brain.interpretation_loss({"X": X, "mask": mask, "classes": classes}, None, sb.Stage.TEST)
+            keeps = (brain.classifier_logits(brain.apply_mask(X, mask)).argmax(dim=1) == classes).float().mean()
+        parts = [terms[key] for key in ("loss_in", "loss_out", "loss_l1")]
+        values = " | ".join(f"{float(part):.3f}" for part in (*parts, sum(parts)))
+        print(f"| {name} | {values} | {keeps:.3f} |")
 
 
 if __name__ == "__main__":
