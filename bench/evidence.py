@@ -226,23 +226,27 @@ def main(argv=None):
         # outside the event costs (SI-SDRi) and buys (Fid-In)
         f"{interpreter.method}'s mask x the event's frames": out["mask"] * coarse["the event's frames, all bins"],
     }
+    kept_by_mask = {}
     for name, mask in references.items():
         X_int = brain.apply_mask(X, mask)
         audio = brain.invert(X_int, out["X_stft"], clips.shape[-1])
         scores = ground_truth_metrics(X_int, X, audio, clips, target, region)
         kept = decision(X_int) == classes
+        kept_by_mask[name] = kept
         print(
             f"| {name} | {mask.mean():.3f} | {scores['si_sdri'].nanmean():+.2f} | "
             f"{scores['gt_precision'].nanmean():.3f} | {scores['gt_recall'].nanmean():.3f} | "
             f"{share_of(kept, torch.ones_like(kept))} | {share_of(kept, good)} |"
         )
     if interpreter.method == "LMAC":
-        cut = references[f"{interpreter.method}'s mask x the event's frames"]
-        lmac_loss_table(args, brain, X, classes, {"its mask": out["mask"], "its mask x the event's frames": cut})
+        cut = f"{interpreter.method}'s mask x the event's frames"
+        masks = {"its mask": (out["mask"], keeps), "its mask x the event's frames": (references[cut], kept_by_mask[cut])}
+        lmac_loss_table(args, brain, X, classes, masks)
 
 
 def lmac_loss_table(args, brain, X, classes, masks):
-    """L-MAC's training loss (its Brain's `interpretation_loss`), term by term, for each mask."""
+    """L-MAC's training loss (its Brain's `interpretation_loss`), term by term, for each
+    mask of `masks` ({name: (mask, whether its masked-in input keeps the class (B,))})."""
     # the exported inference yaml leaves out the loss's settings: those of the training run
     brain.hparams.out_loss = training_setting(args.interpreter, "out_loss", args.out_loss)
     brain.hparams.l1_weighting = training_setting(args.interpreter, "l1_weighting", args.l1_weighting)
@@ -251,13 +255,12 @@ def lmac_loss_table(args, brain, X, classes, masks):
         f"fold {args.fold}) | in-term | out-term | size term | loss | keeps the class |"
     )
     print("|---|---|---|---|---|---|")
-    for name, mask in masks.items():
+    for name, (mask, keeps) in masks.items():
         with torch.no_grad():
             terms = brain.interpretation_loss({"X": X, "mask": mask, "classes": classes}, None, sb.Stage.TEST)
-            keeps = (brain.classifier_logits(brain.apply_mask(X, mask)).argmax(dim=1) == classes).float().mean()
         parts = [terms[key] for key in ("loss_in", "loss_out", "loss_l1")]
         values = " | ".join(f"{float(part):.3f}" for part in (*parts, sum(parts)))
-        print(f"| {name} | {values} | {keeps:.3f} |")
+        print(f"| {name} | {values} | {share_of(keeps, torch.ones_like(keeps))} |")
 
 
 if __name__ == "__main__":
