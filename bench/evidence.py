@@ -19,6 +19,10 @@ inference folder (which holds its frozen classifier), on one fold:
   on that mask cut to the event's frames: on a training fold (`--fold 1`), which
   of the two its objective prefers, i.e. whether what the mask holds outside the
   event is asked for by the loss or left by a decoder that did not fit it;
+- each mask on the clips of other classes (`other_class_pairs`): how often the
+  masked-in input keeps that clip's own class (a mask that does so on any clip is
+  generic: it keeps the clip, not the clip's evidence) and how often it gets the
+  class of the mask's own clip (the mask's shape alone carries the class);
 - coarse reference masks made from the target alone (`coarse_masks`): the
   event's frames over all bins (a time gate), and those frames over the band
   that holds 95 % of the target's energy (a box): what a mask that only finds
@@ -145,6 +149,24 @@ def share_of(flags, chosen):
     return f"{flags[chosen].float().mean():.3f}" if chosen.any() else "-"
 
 
+def other_class_pairs(classes, n_draws=5, seed=0):
+    """(clip, mask's clip) index pairs (P,), (P,) of clips of different classes, from
+    `n_draws` seeded random permutations of the clips.
+
+    Example
+    -------
+    >>> classes = torch.tensor([0, 0, 1, 2])
+    >>> clip, owner = other_class_pairs(classes, n_draws=20)
+    >>> bool((classes[clip] != classes[owner]).all()), len(clip) > 20
+    (True, True)
+    """
+    generator = torch.Generator().manual_seed(seed)
+    clip = torch.arange(len(classes)).repeat(n_draws)
+    owner = torch.cat([torch.randperm(len(classes), generator=generator) for _ in range(n_draws)])
+    other = classes[clip] != classes[owner]
+    return clip[other], owner[other]
+
+
 def share(flags):
     return f"{100 * flags.float().mean().item():.1f} %"
 
@@ -237,6 +259,19 @@ def main(argv=None):
             f"| {name} | {mask.mean():.3f} | {scores['si_sdri'].nanmean():+.2f} | "
             f"{scores['gt_precision'].nanmean():.3f} | {scores['gt_recall'].nanmean():.3f} | "
             f"{share_of(kept, torch.ones_like(kept))} | {share_of(kept, good)} |"
+        )
+    clip, owner = other_class_pairs(classes)
+    every = torch.ones(len(clip), dtype=torch.bool)
+    print(
+        "\n| mask | on its own clip: the class kept | on a clip of another class "
+        f"({len(clip)} pairs): that clip's class kept | ...: the class of the mask's own clip |"
+    )
+    print("|---|---|---|---|")
+    for name, mask, kept in ((interpreter.method, out["mask"], keeps), ("ground truth", region, gt_keeps)):
+        swapped = decision(brain.apply_mask(X[clip], mask[owner]))
+        print(
+            f"| {name} | {share_of(kept, torch.ones_like(kept))} | {share_of(swapped == classes[clip], every)} "
+            f"| {share_of(swapped == classes[owner], every)} |"
         )
     if interpreter.method == "LMAC":
         cut = f"{interpreter.method}'s mask x the event's frames"
