@@ -137,15 +137,18 @@ def coarse_masks(X_target):
     return {"the event's frames, all bins": span.contiguous(), "the event's frames x its band": span * band[:, None, :]}
 
 
-def share_of(flags, chosen):
-    """The share of `flags` among the `chosen` clips, as a 3-decimal string ("-" for none).
+def share_of(flags, chosen=None):
+    """The share of `flags` among the `chosen` clips (all without `chosen`), as a 3-decimal
+    string ("-" for none).
 
     Example
     -------
     >>> flags, chosen = torch.tensor([True, False, True]), torch.tensor([True, True, False])
-    >>> share_of(flags, chosen), share_of(flags, torch.zeros(3, dtype=torch.bool))
-    ('0.500', '-')
+    >>> share_of(flags, chosen), share_of(flags, torch.zeros(3, dtype=torch.bool)), share_of(flags)
+    ('0.500', '-', '0.667')
     """
+    if chosen is None:
+        chosen = torch.ones_like(flags, dtype=torch.bool)
     return f"{flags[chosen].float().mean():.3f}" if chosen.any() else "-"
 
 
@@ -258,10 +261,9 @@ def main(argv=None):
         print(
             f"| {name} | {mask.mean():.3f} | {scores['si_sdri'].nanmean():+.2f} | "
             f"{scores['gt_precision'].nanmean():.3f} | {scores['gt_recall'].nanmean():.3f} | "
-            f"{share_of(kept, torch.ones_like(kept))} | {share_of(kept, good)} |"
+            f"{share_of(kept)} | {share_of(kept, good)} |"
         )
     clip, owner = other_class_pairs(classes)
-    every = torch.ones(len(clip), dtype=torch.bool)
     print(
         "\n| mask | on its own clip: the class kept | on a clip of another class "
         f"({len(clip)} pairs): that clip's class kept | ...: the class of the mask's own clip |"
@@ -270,8 +272,8 @@ def main(argv=None):
     for name, mask, kept in ((interpreter.method, out["mask"], keeps), ("ground truth", region, gt_keeps)):
         swapped = decision(brain.apply_mask(X[clip], mask[owner]))
         print(
-            f"| {name} | {share_of(kept, torch.ones_like(kept))} | {share_of(swapped == classes[clip], every)} "
-            f"| {share_of(swapped == classes[owner], every)} |"
+            f"| {name} | {share_of(kept)} | {share_of(swapped == classes[clip])} "
+            f"| {share_of(swapped == classes[owner])} |"
         )
     if interpreter.method == "LMAC":
         cut = f"{interpreter.method}'s mask x the event's frames"
@@ -295,7 +297,7 @@ def lmac_loss_table(args, brain, X, classes, masks):
             terms = brain.interpretation_loss({"X": X, "mask": mask, "classes": classes}, None, sb.Stage.TEST)
         parts = [terms[key] for key in ("loss_in", "loss_out", "loss_l1")]
         values = " | ".join(f"{float(part):.3f}" for part in (*parts, sum(parts)))
-        print(f"| {name} | {values} | {share_of(keeps, torch.ones_like(keeps))} |")
+        print(f"| {name} | {values} | {share_of(keeps)} |")
 
 
 if __name__ == "__main__":
