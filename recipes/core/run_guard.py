@@ -20,7 +20,9 @@
   sizes (`RESUME_KEYS`, read from the folder's `hyperparams.yaml`, which the
   run then rewrites) stops with an error naming the key, both values and the
   fix; a classifier file moved or copied elsewhere, with the same bytes, is
-  the same classifier.
+  the same classifier. So does a run asked for fewer epochs than its folder's
+  newest checkpoint already holds (`trained_epochs`): SpeechBrain would train
+  nothing and export that longer-trained model under the new setting.
 
 Authors
  * audio-interpret contributors 2026
@@ -284,6 +286,43 @@ def _same_value(key, before, now):
     return False
 
 
+def trained_epochs(save_folder):
+    """The epochs done by the checkpoint a run in `save_folder` resumes from, or None.
+
+    SpeechBrain resumes from the newest complete checkpoint (by its `unixtime`);
+    its `counter.ckpt` holds the epoch it ended. None when there is no such
+    checkpoint or it has no readable counter.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for name, time, epoch in (("CKPT+a", 2, "20"), ("CKPT+b", 1, "12")):
+    ...         folder = Path(tmp) / name
+    ...         folder.mkdir()
+    ...         _ = (folder / METAFNAME).write_text(f"unixtime: {time}\\n")
+    ...         _ = (folder / "counter.ckpt").write_text(epoch)
+    ...     trained_epochs(tmp)
+    20
+    """
+    newest = None  # (unixtime, folder)
+    for ckpt_dir in Path(save_folder).iterdir():
+        if not (ckpt_dir.is_dir() and ckpt_dir.name.startswith(CKPT_PREFIX)):
+            continue
+        if checkpoint_problem(ckpt_dir, []) is not None:
+            continue  # an incomplete one: set aside before the run resumes
+        meta = yaml.safe_load((ckpt_dir / METAFNAME).read_text(encoding="utf-8"))
+        unixtime = meta.get("unixtime")
+        if isinstance(unixtime, (int, float)) and (newest is None or unixtime > newest[0]):
+            newest = (unixtime, ckpt_dir)
+    if newest is None:
+        return None
+    try:
+        return int((newest[1] / f"counter{PARAMFILE_EXT}").read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def refuse_changed_resume(hparams):
     """A ValueError when the run would resume from checkpoints made with another classifier or sizes.
 
@@ -292,8 +331,10 @@ def refuse_changed_resume(hparams):
     output folder went on training (or, with its epochs done, exported) the
     interpreter of the old classifier, with the new one's name in its logs.
     The settings of the last start are in the folder's `hyperparams.yaml`
-    (SpeechBrain rewrites it at each start: call this before). The number of
-    epochs, the learning rate and the like may change on a resume.
+    (SpeechBrain rewrites it at each start: call this before). The learning
+    rate and the like may change on a resume, and the number of epochs may grow
+    (the run goes on training); fewer epochs than the newest checkpoint holds
+    are refused (`trained_epochs`).
 
     Arguments
     ---------
@@ -321,3 +362,12 @@ def refuse_changed_resume(hparams):
                 "--output_folder (or --experiment_name) for the new run, or delete "
                 f"{save_folder} to start this folder over."
             )
+    epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder)
+    if isinstance(epochs, int) and done is not None and done > epochs:
+        raise ValueError(
+            f"{hparams['output_folder']} holds a run already trained for {done} epochs; "
+            f"--number_of_epochs {epochs} would train nothing and export that {done}-epoch "
+            f"model as a run of {epochs}. Give another --output_folder (or --experiment_name) "
+            f"for the new run, --number_of_epochs {done} or more to reuse or continue this "
+            f"one, or delete {save_folder} to start this folder over."
+        )

@@ -149,6 +149,14 @@ def test_conv2d_resumes_after_kill_and_exports(tiny_synthetic, tmp_path):
     assert sum(map(sum, saved["confusion_matrix"])) == 3
     _check_exports_load_strictly(output, CONV2D_YAML, 3, emb_dim=8, lin_neurons=8)
 
+    # Was: a rerun with fewer epochs than the folder's run trained nothing, then tested and
+    # exported that run's model again, its hyperparams.yaml now naming the fewer epochs.
+    kept = {name: (output / name).read_bytes() for name in ("classifier.ckpt", "hyperparams.yaml")}
+    done = last_saved + 1
+    with pytest.raises(ValueError, match=rf"already trained for {done} epochs; --number_of_epochs {done - 1} would"):
+        train_classifier.main(common + ["--number_of_epochs", str(done - 1)])
+    assert {name: (output / name).read_bytes() for name in kept} == kept
+
 
 def test_conv2d_loss_and_probabilities_follow_the_yaml():
     hparams = _load_yaml(
