@@ -9,6 +9,7 @@ the middle leaves at most a `.partial` file, which the next write replaces.
 The writer holds an exclusive `flock` on its `.partial` file while it writes:
 a second process writing the same file at the same time writes its own
 `.<name>.<pid>.partial` instead, so the two never share a temporary file.
+`file_sha256(path)` gives a file's SHA-256, read once per version of the file.
 
 Example
 -------
@@ -23,6 +24,8 @@ Authors
 """
 
 import fcntl
+import functools
+import hashlib
 import json
 import os
 
@@ -126,3 +129,24 @@ def write_json(data, path, indent=2):
     the non-standard `NaN` token: map them to None first.
     """
     return write_text(json.dumps(data, indent=indent, allow_nan=False) + "\n", path)
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes (hex), or None when there is no such file.
+
+    Read once per version of the file (its size and modification time): every
+    stage of the demo after the classifier's asks for the classifier's.
+    """
+    if not os.path.isfile(path):
+        return None
+    status = os.stat(path)
+    return _sha256(os.path.abspath(path), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path, size, mtime_ns):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fin:
+        for block in iter(lambda: fin.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

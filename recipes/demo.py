@@ -42,8 +42,6 @@ Authors
 
 import argparse
 import copy
-import functools
-import hashlib
 import json
 import os
 import sys
@@ -52,7 +50,7 @@ import time
 import yaml
 from speechbrain.utils.logger import get_logger
 
-from data_prep.files import write_json, write_text
+from data_prep.files import file_sha256, write_json, write_text
 from data_prep.interference import OVERLAP_TYPES
 from data_prep.synthetic_prepare import create_synthetic_dataset
 from recipes import eval as eval_recipe
@@ -248,27 +246,6 @@ def eval_flags(eval_config, interpreter):
         elif value is not False and value is not None:
             argv += [f"--{flag}", str(value)]
     return argv
-
-
-def file_sha256(path):
-    """The SHA-256 of a file's bytes (hex), or None when there is no such file.
-
-    Read once per version of the file (its size and modification time): every
-    stage after the classifier's asks for the classifier's.
-    """
-    if not os.path.isfile(path):
-        return None
-    status = os.stat(path)
-    return _sha256(os.path.abspath(path), status.st_size, status.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path, size, mtime_ns):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fin:
-        for block in iter(lambda: fin.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Stage:

@@ -20,9 +20,12 @@
   sizes (`RESUME_KEYS`, read from the folder's `hyperparams.yaml`, which the
   run then rewrites) stops with an error naming the key, both values and the
   fix; a classifier file moved or copied elsewhere, with the same bytes, is
-  the same classifier. So does a run asked for fewer epochs than its folder's
-  newest checkpoint already holds (`trained_epochs`): SpeechBrain would train
-  nothing and export that longer-trained model under the new setting.
+  the same classifier. A file changed in place since the run started (a
+  classifier trained again into its folder) is another file: each start records
+  the SHA-256 of those files in `<output_folder>/resume_inputs.json`
+  (`record_resume_inputs`). So does a run asked for fewer epochs than its
+  folder's newest checkpoint already holds (`trained_epochs`): SpeechBrain
+  would train nothing and export that longer-trained model under the new setting.
 
 Authors
  * audio-interpret contributors 2026
@@ -31,6 +34,7 @@ Authors
 import atexit
 import fcntl
 import filecmp
+import json
 import os
 import socket
 import time
@@ -43,6 +47,7 @@ from ruamel.yaml.error import YAMLError
 from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT
 from speechbrain.utils.logger import get_logger
 
+from data_prep.files import file_sha256, write_json
 from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
 
 logger = get_logger(__name__)
@@ -56,6 +61,8 @@ RESUME_FILE_KEYS = ("embedding_model_path", "classifier_model_path", "nmf_decode
 RESUME_SIZE_KEYS = ("sample_rate", "n_fft", "n_mels", *CLASSIFIER_SIZE_KEYS, "K", "psi_decoder", "use_adapter")
 RESUME_KEYS = RESUME_FILE_KEYS + RESUME_SIZE_KEYS
 QUARANTINE_PREFIX = "incomplete-"
+#: The SHA-256 of the RESUME_FILE_KEYS files at the run's last start, in its output folder.
+RESUME_RECORD = "resume_inputs.json"
 ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
 
 _held_locks = {}  # folder -> open file object holding the flock (one per folder per process)
@@ -362,6 +369,17 @@ def refuse_changed_resume(hparams):
                 "--output_folder (or --experiment_name) for the new run, or delete "
                 f"{save_folder} to start this folder over."
             )
+    recorded = _recorded_inputs(os.path.join(hparams["output_folder"], RESUME_RECORD))
+    for key, digest in recorded.items():
+        path = hparams.get(key)
+        if key in RESUME_FILE_KEYS and path and os.path.isfile(str(path)) and file_sha256(str(path)) != digest:
+            raise ValueError(
+                f"{hparams['output_folder']} holds checkpoints of a run that read {key} = {path} "
+                "with other contents: the file changed since that run started (trained again?), "
+                "and this command would resume from them. Give another --output_folder (or "
+                f"--experiment_name) for a run on the new file, or delete {save_folder} to start "
+                "this folder over."
+            )
     epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder)
     if isinstance(epochs, int) and done is not None and done > epochs:
         raise ValueError(
@@ -371,3 +389,27 @@ def refuse_changed_resume(hparams):
             f"for the new run, --number_of_epochs {done} or more to reuse or continue this "
             f"one, or delete {save_folder} to start this folder over."
         )
+
+
+def _recorded_inputs(path):
+    """{key: SHA-256} of a RESUME_RECORD file; {} when there is none or it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fin:
+            recorded = json.load(fin)
+    except (OSError, ValueError):
+        return {}
+    return {key: value for key, value in recorded.items() if isinstance(value, str)} if isinstance(recorded, dict) else {}
+
+
+def record_resume_inputs(hparams):
+    """Writes the SHA-256 of the run's RESUME_FILE_KEYS files to `<output_folder>/RESUME_RECORD`.
+
+    Called at each start once `refuse_changed_resume` has passed: a later resume
+    compares the files it is given with these.
+    """
+    digests = {}
+    for key in RESUME_FILE_KEYS:
+        path = hparams.get(key)
+        if path and os.path.isfile(str(path)):
+            digests[key] = file_sha256(str(path))
+    write_json(digests, os.path.join(hparams["output_folder"], RESUME_RECORD))

@@ -32,7 +32,7 @@ from speechbrain.utils.logger import get_logger
 
 from data_prep.esc50_prepare import dataio_prep, prepare_esc50
 from recipes.core.process import keep_freed_memory, leave_process_group_at_exit
-from recipes.core.run_guard import lock_output_folder, refuse_changed_resume
+from recipes.core.run_guard import lock_output_folder, record_resume_inputs, refuse_changed_resume
 
 logger = get_logger(__name__)
 
@@ -248,6 +248,7 @@ def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=T
     if sb.utils.distributed.if_main_process():
         lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
         refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
+        record_resume_inputs(hparams)  # what a later resume must find unchanged
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file if save_yaml else None,

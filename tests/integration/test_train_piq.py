@@ -7,7 +7,7 @@ import shutil
 import pytest
 import speechbrain as sb
 import torch
-from conftest import with_flag
+from conftest import piq_argv, with_flag
 
 from models.PIQ import partition_of_codes
 from recipes import train_piq
@@ -39,6 +39,29 @@ def test_rerun_resumes_instead_of_restarting(tiny_piq, tmp_path):
     shutil.copytree(tiny_piq["folder"], folder)
     train_piq.main(with_flag(tiny_piq["argv"], "--number_of_epochs", 2) + ["--output_folder", str(folder)])
     assert epochs_logged(folder / "train_log.txt") == [1, 2]
+
+
+def test_a_resume_on_a_classifier_trained_again_in_place_is_refused(tiny_pretrained, tiny_synthetic, tmp_path):
+    """Was: the classifier trained again into its own folder (same path, new weights), the
+    interpreter's rerun resumed from checkpoints made against the old weights."""
+    from conftest import HPARAMS, TINY, TINY_CLASSIFIER
+
+    from recipes import train_classifier
+
+    classifier = tmp_path / "classifier"
+    shutil.copytree(tiny_pretrained["classifier"], classifier)  # with its checkpoints: it can resume
+    argv = with_flag(piq_argv(tiny_pretrained), "--classifier_folder", classifier)
+    folder = tmp_path / "piq"
+    train_piq.main(argv + ["--output_folder", str(folder)])
+    before = (classifier / "classifier.ckpt").read_bytes()
+    classifier_argv = [str(HPARAMS / "classifier_conv2d.yaml"), "--data_folder", str(tiny_synthetic)]
+    classifier_argv += with_flag(TINY, "--number_of_epochs", 2) + TINY_CLASSIFIER
+    train_classifier.main(classifier_argv + ["--output_folder", str(classifier)])  # one epoch more
+    assert (classifier / "classifier.ckpt").read_bytes() != before
+    resume = with_flag(argv, "--number_of_epochs", 2) + ["--output_folder", str(folder)]
+    with pytest.raises(ValueError, match=r"embedding_model_path = .*/classifier/embedding_model\.ckpt with other contents"):
+        train_piq.main(resume)
+    assert epochs_logged(folder / "train_log.txt") == [1]
 
 
 def test_classifier_is_bit_identical_after_training(tiny_piq, tiny_pretrained):
