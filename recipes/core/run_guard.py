@@ -21,11 +21,14 @@
   run then rewrites) stops with an error naming the key, both values and the
   fix; a classifier file moved or copied elsewhere, with the same bytes, is
   the same classifier. A file changed in place since the run started (a
-  classifier trained again into its folder) is another file: each start records
-  the SHA-256 of those files in `<output_folder>/resume_inputs.json`
-  (`record_resume_inputs`). So does a run asked for fewer epochs than its
-  folder's newest checkpoint already holds (`trained_epochs`): SpeechBrain
-  would train nothing and export that longer-trained model under the new setting.
+  classifier trained again into its folder) is another file: each start
+  records the SHA-256 of those files in `<output_folder>/resume_inputs.json`
+  (`record_resume_inputs`), and `changed_input` compares them (also for
+  `recipes/eval.py`, which refuses to score an interpreter through a
+  classifier changed since its training). A run asked for fewer epochs than
+  its folder's newest checkpoint holds (`trained_epochs`) stops too:
+  SpeechBrain would train nothing and export that longer-trained model under
+  the new setting.
 
 Authors
  * audio-interpret contributors 2026
@@ -369,17 +372,15 @@ def refuse_changed_resume(hparams):
                 "--output_folder (or --experiment_name) for the new run, or delete "
                 f"{save_folder} to start this folder over."
             )
-    recorded = _recorded_inputs(os.path.join(hparams["output_folder"], RESUME_RECORD))
-    for key, digest in recorded.items():
-        path = hparams.get(key)
-        if key in RESUME_FILE_KEYS and path and os.path.isfile(str(path)) and file_sha256(str(path)) != digest:
-            raise ValueError(
-                f"{hparams['output_folder']} holds checkpoints of a run that read {key} = {path} "
-                "with other contents: the file changed since that run started (trained again?), "
-                "and this command would resume from them. Give another --output_folder (or "
-                f"--experiment_name) for a run on the new file, or delete {save_folder} to start "
-                "this folder over."
-            )
+    changed = changed_input(hparams, hparams["output_folder"])
+    if changed:
+        raise ValueError(
+            f"{hparams['output_folder']} holds checkpoints of a run that read {changed[0]} = "
+            f"{changed[1]} with other contents: the file changed since that run started (trained "
+            "again?), and this command would resume from them. Give another --output_folder (or "
+            f"--experiment_name) for a run on the new file, or delete {save_folder} to start "
+            "this folder over."
+        )
     epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder)
     if isinstance(epochs, int) and done is not None and done > epochs:
         raise ValueError(
@@ -399,6 +400,17 @@ def _recorded_inputs(path):
     except (OSError, ValueError):
         return {}
     return {key: value for key, value in recorded.items() if isinstance(value, str)} if isinstance(recorded, dict) else {}
+
+
+def changed_input(hparams, run_folder):
+    """(key, path) of the first RESUME_FILE_KEYS file of `hparams` whose SHA-256 is not the one
+    recorded in `<run_folder>/RESUME_RECORD`, or None (also when there is no record)."""
+    recorded = _recorded_inputs(os.path.join(run_folder, RESUME_RECORD))
+    for key, digest in recorded.items():
+        path = hparams.get(key)
+        if key in RESUME_FILE_KEYS and path and os.path.isfile(str(path)) and file_sha256(str(path)) != digest:
+            return key, str(path)
+    return None
 
 
 def record_resume_inputs(hparams):

@@ -10,6 +10,7 @@ import torch
 from conftest import piq_argv, with_flag
 
 from models.PIQ import partition_of_codes
+from recipes import eval as eval_recipe
 from recipes import train_piq
 
 
@@ -62,6 +63,9 @@ def test_a_resume_on_a_classifier_trained_again_in_place_is_refused(tiny_pretrai
     with pytest.raises(ValueError, match=r"embedding_model_path = .*/classifier/embedding_model\.ckpt with other contents"):
         train_piq.main(resume)
     assert epochs_logged(folder / "train_log.txt") == [1]
+    # its evaluation would score it through the new classifier: refused the same way
+    with pytest.raises(ValueError, match=r"trained on embedding_model_path = .* with other contents"):
+        eval_recipe.main(argv + ["--pretrained_interpreter", str(folder / "psi_model.ckpt")])
 
 
 def test_classifier_is_bit_identical_after_training(tiny_piq, tiny_pretrained):
