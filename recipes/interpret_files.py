@@ -11,9 +11,10 @@ that is missing or unreadable is reported and the others are still explained.
 Under torchrun the files are dealt out to the processes.
 
 Nothing the user has is replaced: an output whose name is an input's (e.g.
-`clips/dog.wav` and `clips/dog_original.wav` with `--out clips`), or another
-input's output, is renamed `<stem>-2...` and the run says so; a file given
-twice is explained once. One run at a time per `--out` (the run lock of
+`clips/dog.wav` and `clips/dog_original.wav` with `--out clips`), another
+input's output, or a file already in `--out` that no earlier run wrote (what
+its `predictions.json` lists may be rewritten), is renamed `<stem>-2...` and
+the run says so; a file given twice is explained once. One run at a time per `--out` (the run lock of
 `recipes.core.run_guard`, as the training recipes).
 
 Exit status: 0, all explained; 1, some files could not be explained; 2,
@@ -27,6 +28,7 @@ Authors
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -89,12 +91,43 @@ def _writes(stem, name):
     return name in names or re.fullmatch(rf"{re.escape(stem)}_component\d+\.wav", name) is not None
 
 
+def earlier_outputs(out):
+    """The names of the files in `out` that an earlier run wrote: those its predictions.json lists.
+
+    Raises
+    ------
+    ValueError
+        `out` holds a predictions.json that is not this command's.
+    """
+    path = os.path.join(out, PREDICTIONS_FILE)
+    if not os.path.isfile(path):
+        return set()
+    try:
+        with open(path, encoding="utf-8") as fin:
+            previous = json.load(fin)
+        entries = previous["files"].values()
+        written = [entry["files"] for entry in entries]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(
+            f"{path} is not a predictions.json of audio-interpret, and a run writes one there: "
+            "pass another --out."
+        ) from None
+    names = set()
+    for files in written:
+        for value in files.values():
+            for item in value if isinstance(value, list) else [value]:
+                if os.path.dirname(os.path.realpath(str(item))) == os.path.realpath(out):
+                    names.add(os.path.basename(str(item)))
+    return names
+
+
 def plan_outputs(files, out):
     """The files to explain, each once, and the stem of each one's outputs in `out`.
 
-    No output replaces an input or another output of the run: a stem whose
-    outputs would be named as an input in `out` (`dog` writes `dog_original.wav`)
-    or as another input's outputs (two `dog.wav` in two folders) becomes
+    No output replaces an input, another output of the run or a file already in
+    `out` that no earlier run wrote (`earlier_outputs`): a stem whose outputs
+    would be named as an input in `out` (`dog` writes `dog_original.wav`), as such
+    a file, or as another input's outputs (two `dog.wav` in two folders) becomes
     `<stem>-2`, `<stem>-3`, ...
 
     Arguments
@@ -141,22 +174,28 @@ def plan_outputs(files, out):
                 f"{inputs_here[name]} is an input, and audio-interpret writes {name} in --out {out}: "
                 "pass another --out."
             )
+    # the files already there that no earlier run wrote: the user's, kept like the inputs
+    present = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    ours = earlier_outputs(out) | {PREDICTIONS_FILE, LOCK_FILE}
+    kept = {name: os.path.join(out, name) for name in present if name not in ours and name not in inputs_here}
     stems, used = {}, set()
     for path in unique:
         stem = candidate = Path(path).stem
         n = 1
-        while candidate in used or any(_writes(candidate, name) for name in inputs_here):
+        while candidate in used or any(_writes(candidate, name) for name in [*inputs_here, *kept]):
             n += 1
             candidate = f"{stem}-{n}"
         used.add(candidate)
         stems[path] = candidate
         if candidate != stem:
             clashes = [inputs_here[name] for name in inputs_here if _writes(stem, name)]
-            why = (
-                f"{', '.join(clashes)} is an input, not overwritten"
-                if clashes
-                else f"{stem} is the name of another input's outputs"
-            )
+            found = [kept[name] for name in kept if _writes(stem, name)]
+            if clashes:
+                why = f"{', '.join(clashes)} is an input, not overwritten"
+            elif found:
+                why = f"{', '.join(found)} is already there and no earlier run wrote it, not overwritten"
+            else:
+                why = f"{stem} is the name of another input's outputs"
             notes.append(f"{path}: its outputs are named {candidate}* in {out} ({why}).")
     return unique, stems, notes
 

@@ -74,6 +74,39 @@ def test_an_output_never_replaces_an_input(piq_folder, tiny_synthetic, tmp_path,
     assert len(predictions["notes"]) == 2
 
 
+def test_an_output_never_replaces_a_file_no_run_wrote(piq_folder, tiny_synthetic, tmp_path, capsys):
+    """Was: `dog.wav --out clips` wrote over the user's `clips/dog_original.wav` and `clips/dog.png`
+    (files it was not given), exit 0; a rerun still rewrites the run's own outputs."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(tiny_synthetic / "audio" / CLIPS[0], clips / "dog.wav")
+    shutil.copy(tiny_synthetic / "audio" / CLIPS[1], clips / "dog_original.wav")
+    (clips / "dog.png").write_bytes(b"the user's picture")
+    mine = {name: (clips / name).read_bytes() for name in ("dog_original.wav", "dog.png")}
+    for attempt in range(2):  # the second run: the same outputs again, no dog-3
+        assert run([clips / "dog.wav"], piq_folder, clips) == 0
+        err = capsys.readouterr().err
+        assert {name: (clips / name).read_bytes() for name in mine} == mine
+        assert "is already there and no earlier run wrote it, not overwritten" in err, err
+        written = sorted(path.name for path in clips.iterdir() if not path.name.startswith("."))
+        assert written == [
+            "dog-2.png",
+            "dog-2_interpretation.wav",
+            "dog-2_original.wav",
+            "dog.png",
+            "dog.wav",
+            "dog_original.wav",
+            "predictions.json",
+        ], attempt
+    # a predictions.json that is not this command's: refused before any work
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "predictions.json").write_text('{"model": "theirs"}')
+    assert run([clips / "dog.wav"], piq_folder, out) == 2
+    assert "is not a predictions.json of audio-interpret" in refusal(capsys)
+    assert sorted(path.name for path in out.iterdir()) == ["predictions.json"]
+
+
 def _hold_lock(out, held, release):
     """Holds `out`'s run lock until `release`, then lets it go as a run's exit does (atexit)."""
     from recipes.core import run_guard
