@@ -47,6 +47,10 @@ from recipes.reporting.tables import (
 
 logger = get_logger(__name__)
 
+#: The report page's `<meta name="generator">`: what `is_own_report` recognises.
+GENERATOR = "audio-interpret report"
+#: A line of STYLE that the pages written before the generator tag hold too.
+LEGACY_MARK = "tr.interpreter td { font-weight: bold; }"
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
@@ -251,7 +255,7 @@ def render_html(evaluations, report_folder, title="Interpretation report"):
     """The report page for `evaluations` (from `load_evaluation`) written in `report_folder`."""
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR}">',
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         _warnings_html(evaluations),
@@ -272,11 +276,43 @@ def render_html(evaluations, report_folder, title="Interpretation report"):
     return "\n".join(parts) + "\n"
 
 
+def is_own_report(path):
+    """Whether the file at `path` is a report page this module wrote (its generator tag, or,
+    from before the tag, its style sheet's rows of the interpreters and references).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     page = os.path.join(tmp, "index.html")
+    ...     _ = write_text("<html><title>my site</title></html>", page)
+    ...     mine = is_own_report(page)
+    ...     _ = write_text(render_html([], tmp), page)
+    ...     mine, is_own_report(page)
+    (False, True)
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fin:
+            head = fin.read(4096)
+    except OSError:
+        return False
+    return f'content="{GENERATOR}"' in head or LEGACY_MARK in head
+
+
 def write_report(eval_folders, report_folder, title="Interpretation report"):
-    """Writes `<report_folder>/index.html` for the eval folders; returns its path."""
+    """Writes `<report_folder>/index.html` for the eval folders; returns its path.
+
+    An index.html already there that is not a report of this module (`is_own_report`) is
+    the user's: refused, not replaced.
+    """
     evaluations = [load_evaluation(folder) for folder in eval_folders]
-    os.makedirs(report_folder, exist_ok=True)
     path = os.path.join(report_folder, "index.html")
+    if os.path.exists(path) and not is_own_report(path):
+        raise ValueError(
+            f"{path} is already there and is not a report of this project: give the report "
+            "another folder (recipes/report.py --out)."
+        )
+    os.makedirs(report_folder, exist_ok=True)
     return write_text(render_html(evaluations, report_folder, title), path)
 
 

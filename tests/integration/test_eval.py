@@ -306,6 +306,17 @@ def test_report_merges_evaluations(evaluations, tmp_path, capsys):
     assert "Do the metrics agree?" in text and "Kendall" in text
     printed = capsys.readouterr().out
     assert "| PIQ: random mask |" in printed and printed.count("| ground truth |") == 1
+    report.main(folders + ["--out", str(tmp_path / "merged")])  # its own page: written again
+
+
+def test_report_never_replaces_a_page_of_the_user(evaluations, tmp_path):
+    """Was: `report.py --out site` wrote over the user's site/index.html."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html><title>my lab</title></html>")
+    with pytest.raises(ValueError, match=r"index.html is already there and is not a report of this project"):
+        report.main([str(evaluations["PIQ"][0]), "--out", str(site)])
+    assert (site / "index.html").read_text() == "<html><title>my lab</title></html>"
 
 
 def test_report_of_a_missing_evaluation_says_what_to_run(tmp_path):
