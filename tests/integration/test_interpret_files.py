@@ -31,6 +31,11 @@ def run(files, folder, out, *flags):
     return interpret_files.main([*map(str, files), "--interpreter", str(folder), "--out", str(out), *flags])
 
 
+def listing(folder):
+    """The names in `folder`, sorted, without the hidden ones (the run lock)."""
+    return sorted(path.name for path in folder.iterdir() if not path.name.startswith("."))
+
+
 def refusal(capsys):
     """The one line of stderr a refusal writes."""
     lines = capsys.readouterr().err.strip().splitlines()
@@ -52,7 +57,7 @@ def test_an_output_never_replaces_an_input(piq_folder, tiny_synthetic, tmp_path,
     assert (clips / "dog_original.wav").read_bytes() == recording  # the user's file is intact
     assert f"{clips / 'dog.wav'}: its outputs are named dog-2* in {clips} ({clips / 'dog_original.wav'} is an input" in err
     assert f"{clips / 'dog.wav'} is given 2 times: explained once." in err
-    written = sorted(path.name for path in clips.iterdir() if not path.name.startswith("."))
+    written = listing(clips)
     assert written == [
         "dog-2.png",
         "dog-2_interpretation.wav",
@@ -88,7 +93,7 @@ def test_an_output_never_replaces_a_file_no_run_wrote(piq_folder, tiny_synthetic
         err = capsys.readouterr().err
         assert {name: (clips / name).read_bytes() for name in mine} == mine
         assert "is already there and no earlier run wrote it, not overwritten" in err, err
-        written = sorted(path.name for path in clips.iterdir() if not path.name.startswith("."))
+        written = listing(clips)
         assert written == [
             "dog-2.png",
             "dog-2_interpretation.wav",
