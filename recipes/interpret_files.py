@@ -14,8 +14,8 @@ Nothing the user has is replaced: an output whose name is an input's (e.g.
 `clips/dog.wav` and `clips/dog_original.wav` with `--out clips`), another
 input's output, or a file already in `--out` that no earlier run wrote (what
 its `predictions.json` lists may be rewritten), is renamed `<stem>-2...` and
-the run says so; a file given twice is explained once. One run at a time per `--out` (the run lock of
-`recipes.core.run_guard`, as the training recipes).
+the run says so; a file given twice is explained once. One run at a time per
+`--out` (the run lock of `recipes.core.run_guard`, as the training recipes).
 
 Exit status: 0, all explained; 1, some files could not be explained; 2,
 nothing was done: the interpreter cannot be loaded (missing, incomplete or
