@@ -65,7 +65,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HPARAMS = {
     "l2i": REPO_ROOT / "hparams" / "l2i_conv2d.yaml",
     "piq": REPO_ROOT / "hparams" / "piq.yaml",
+    "lmac_ast": REPO_ROOT / "hparams" / "lmac_ast.yaml",
 }
+#: The interpreters on a transformer classifier: {method: the classifier's yaml}.
+TRANSFORMER_CLASSIFIERS = {"lmac_ast": REPO_ROOT / "hparams" / "classifier_ast.yaml"}
 
 N_CLASSES = 10
 PER_CLASS = 10  # written per class (2 per fold); train keeps 6, valid 1, test 1
@@ -77,6 +80,18 @@ BATCH_SIZE = 8
 SIZES = {
     "cpu": {"emb_dim": 32, "K": {"l2i": 100, "piq": 256}},
     "full": {"emb_dim": 256, "K": {"l2i": 100, "piq": 1024}},
+}
+# The AST's sizes: "cpu" as the AST demo's (hparams/demo_ast.yaml), max_length the 431 frames
+# of a 5 s clip; "full": the yaml's, the reference AST (768 wide, 12 layers, 1024 frames).
+AST_SIZES = {
+    "cpu": {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "max_length": 431,
+    },
+    "full": {},
 }
 
 WEIGHTS_NOTE = (
@@ -287,6 +302,47 @@ def checkpoint_folder(root, size):
     return Path(root) / "checkpoints" / size
 
 
+def size_description(method, size):
+    """The sizes a measurement runs at, for its output (e.g. "emb_dim 32, K 100").
+
+    Example
+    -------
+    >>> size_description("piq", "full"), size_description("lmac_ast", "cpu")
+    ('emb_dim 256, K 1024', 'AST hidden_size 64, num_hidden_layers 2, num_attention_heads 4, intermediate_size 128, max_length 431')
+    >>> size_description("lmac_ast", "full")
+    'AST at the yaml sizes (the reference)'
+    """
+    if method in TRANSFORMER_CLASSIFIERS:
+        sizes = AST_SIZES[size]
+        if not sizes:
+            return "AST at the yaml sizes (the reference)"
+        return "AST " + ", ".join(f"{key} {value}" for key, value in sizes.items())
+    return f"emb_dim {SIZES[size]['emb_dim']}, K {SIZES[size]['K'][method]}"
+
+
+def save_transformer_checkpoints(root, method, size):
+    """Saves a randomly initialised transformer classifier (backbone and head) for `method`.
+
+    Built only when a measurement asks for it: the reference AST's files are ~350 MB.
+    """
+    folder = Path(root) / "checkpoints" / f"{method}_{size}"
+    files = {"embedding_model": folder / "embedding_model.ckpt", "classifier": folder / "classifier.ckpt"}
+    if all(path.is_file() for path in files.values()):
+        return files
+    overrides = {
+        "data_folder": str(root / "data"),
+        "output_folder": str(root / "yaml_only"),
+        "out_n_neurons": N_CLASSES,
+        **AST_SIZES[size],
+    }
+    with open(TRANSFORMER_CLASSIFIERS[method], encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    for name, path in files.items():
+        state = hparams[name].state_dict()
+        write_atomic(path, lambda tmp, state=state: torch.save(state, tmp))
+    return files
+
+
 def save_stand_in_checkpoints(root, size):
     """Saves randomly initialised classifier and NMF modules built from the L2I yaml."""
     folder = checkpoint_folder(root, size)
@@ -315,7 +371,13 @@ def save_stand_in_checkpoints(root, size):
 def recipe_argv(method, workspace, size="cpu", output_folder=None, extra=()):
     """The command line of a recipe run at the benchmark configuration."""
     root = Path(workspace["root"])
-    ckpt = checkpoint_folder(root, size)
+    if method in TRANSFORMER_CLASSIFIERS:
+        files = save_transformer_checkpoints(root, method, size)
+        sizes = [item for key, value in AST_SIZES[size].items() for item in (f"--{key}", value)]
+    else:
+        ckpt = checkpoint_folder(root, size)
+        files = {name: ckpt / f"{name}.ckpt" for name in ("embedding_model", "classifier")}
+        sizes = ["--emb_dim", SIZES[size]["emb_dim"], "--K", SIZES[size]["K"][method]]
     output_folder = output_folder or root / "runs" / f"{method}_{size}"
     argv = [
         str(HPARAMS[method]),
@@ -325,16 +387,15 @@ def recipe_argv(method, workspace, size="cpu", output_folder=None, extra=()):
         "--valid_annotation", str(workspace["manifests"]["valid"]),
         "--test_annotation", str(workspace["manifests"]["test"]),
         "--skip_manifest_creation", "True",
-        "--embedding_model_path", str(ckpt / "embedding_model.ckpt"),
-        "--classifier_model_path", str(ckpt / "classifier.ckpt"),
-        "--emb_dim", str(SIZES[size]["emb_dim"]),
-        "--K", str(SIZES[size]["K"][method]),
-        "--batch_size", str(BATCH_SIZE),
+        "--embedding_model_path", str(files["embedding_model"]),
+        "--classifier_model_path", str(files["classifier"]),
+        *sizes,
+        "--batch_size", BATCH_SIZE,
         "--noprogressbar",
     ]  # fmt: skip
     if method == "l2i":
         argv += ["--nmf_decoder_path", str(ckpt / "nmf_decoder.ckpt")]
-    return argv + [str(item) for item in extra]
+    return [str(item) for item in argv] + [str(item) for item in extra]
 
 
 def build_brain(method, workspace, size="cpu", brain_class=None, output_folder=None, extra=()):

@@ -5,6 +5,7 @@
     python bench/measure.py train --method piq --epochs 2 --options glibc_malloc,plain_final,contiguous
     python bench/measure.py explain --method l2i
     python bench/measure.py explain --method piq --size full --batches 1
+    python bench/measure.py explain --method lmac_ast --size full --device cuda:0
 
 run_all.py runs each of its measurements this way, so each reports its own
 peak RSS; `--json FILE` also writes the result there (atomically).
@@ -26,6 +27,11 @@ divided by the batch size. The classifier's forward alone (embedding model +
 head, batch 1) is timed the same way, and on CPU the share of explain() time
 spent in psi's ConvTranspose2d layers (forward hooks, batch 1).
 
+`--method lmac_ast`: L-MAC (hparams/lmac_ast.yaml) on an AST classifier, at the
+AST demo's sizes (width 64, 2 layers, 4 heads, max_length 431 = a 5 s clip) or,
+with `--size full`, the reference AST (768 wide, 12 layers, max_length 1024):
+the same clips, batch and timers (bench_common.AST_SIZES).
+
 Weights are random: timings do not depend on training. Not a test: it
 asserts nothing.
 
@@ -45,7 +51,7 @@ import torch
 def _parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["train", "explain"])
-    parser.add_argument("--method", default="l2i", choices=["l2i", "piq"])
+    parser.add_argument("--method", default="l2i", choices=list(bench_common.HPARAMS))
     parser.add_argument(
         "--workspace", help="benchmark workspace (created there); temp dir if unset"
     )
@@ -53,7 +59,7 @@ def _parse_args(argv=None):
         "--epochs", type=int, default=1, help="train: epochs to run; the last one is reported"
     )
     parser.add_argument(
-        "--size", default="cpu", choices=["cpu", "full"], help="explain: cpu: emb_dim 32; full: 256"
+        "--size", default="cpu", choices=["cpu", "full"], help="explain: cpu: emb_dim 32 (AST: 64 wide); full: 256 (AST: the reference)"
     )
     parser.add_argument(
         "--batches", nargs="+", type=int, default=[1, 16], help="explain: batch sizes"
@@ -78,6 +84,10 @@ def _recipe_class(method):
         from recipes.interpreters.l2i import L2I
 
         return L2I
+    if method == "lmac_ast":
+        from recipes.interpreters.lmac import LMAC
+
+        return LMAC
     from recipes.interpreters.piq import PIQ
 
     return PIQ
@@ -156,8 +166,7 @@ def measure_explain(
     result = {
         "method": method,
         "size": size,
-        "emb_dim": bench_common.SIZES[size]["emb_dim"],
-        "K": bench_common.SIZES[size]["K"][method],
+        "sizes": bench_common.size_description(method, size),
         "device": device,
         "precision": precision,
         "options": applied,
@@ -252,7 +261,7 @@ def _summary(result):
         for batch, entry in result["explain"].items()
     )
     return (
-        f"{result['method']} explain (emb_dim {result['emb_dim']}, K {result['K']}, "
+        f"{result['method']} explain ({result['sizes']}, "
         f"{result['device']} {result['precision']}): {cells}; "
         f"classifier alone {result['classifier_ms']['median']:.1f} ms; psi ConvTranspose2d "
         f"{share} of explain at batch 1; {common}"

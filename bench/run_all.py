@@ -6,6 +6,7 @@
     python bench/run_all.py --skip_full           # without the full-size (emb_dim 256) latency
     python bench/run_all.py --device cuda:0 --precision bf16   # on a GPU, with bf16 autocast
     python bench/run_all.py --quiet_wait 120      # shared machine: start each run in a quiet moment
+    python bench/run_all.py --methods lmac_ast --device cuda:0   # L-MAC on the AST (issue 27)
 
 bench/README.md says what each option brings and which were measured and not
 adopted.
@@ -87,6 +88,12 @@ def _parse_args(argv=None):
     )
     # --options: a second column, measured with these speed options
     bench_common.add_run_arguments(parser)
+    parser.add_argument(
+        "--methods",
+        default="l2i,piq",
+        help=f"comma-separated, of {', '.join(bench_common.HPARAMS)} (lmac_ast: L-MAC on the AST; "
+        "its full size is the reference AST; no reference figures)",
+    )
     parser.add_argument("--skip_full", action="store_true", help="skip the full-size latency runs")
     parser.add_argument("--runs", type=int, default=7, help="timed explain() calls at batch 1")
     parser.add_argument(
@@ -129,7 +136,8 @@ def measure_all(args, workspace, folder, options, column):
     """All measurements of one column; returns {(method, figure): (value, peak RSS MB)}."""
     tag = options.replace(",", "_") or "recipe"
     figures = {}
-    for method in ("l2i", "piq"):
+    methods = parse_methods(args.methods)
+    for method in methods:
         name = method.upper()
         result = _run(
             "train",
@@ -161,7 +169,7 @@ def measure_all(args, workspace, folder, options, column):
         figures[(name, "valid s (10 clips)")] = (result.get("valid_s"), rss, result.get("error"))
     sizes = [("cpu", ["1", "16"])] + ([] if args.skip_full else [("full", ["1"])])
     for size, batches in sizes:
-        for method in ("l2i", "piq"):
+        for method in methods:
             name = method.upper()
             result = _run(
                 "explain",
@@ -202,6 +210,25 @@ def measure_all(args, workspace, folder, options, column):
     return figures
 
 
+def parse_methods(text):
+    """The method names of a comma-separated --methods value; an unknown name is an error.
+
+    Example
+    -------
+    >>> parse_methods("l2i,lmac_ast")
+    ['l2i', 'lmac_ast']
+    >>> parse_methods("l2i,lmac")
+    Traceback (most recent call last):
+    ...
+    ValueError: --methods: unknown 'lmac'; choose from l2i, piq, lmac_ast.
+    """
+    methods = [name for name in text.split(",") if name]
+    for name in methods:
+        if name not in bench_common.HPARAMS:
+            raise ValueError(f"--methods: unknown {name!r}; choose from {', '.join(bench_common.HPARAMS)}.")
+    return methods
+
+
 def _progress(what, result):
     state = result.get("error") or (
         f"done in {result.get('wall_s', 0):.0f} s (CPUs {100 * result.get('idle_before', 0):.0f}% idle "
@@ -235,11 +262,13 @@ def _meets(value, goal):
 def print_table(columns):
     """One row per (method, figure): reference, goal, ours (and ours with options)."""
     keys = list(dict.fromkeys(key for figures in columns.values() for key in figures))
+    methods = list(dict.fromkeys(key[0] for key in keys))  # in the order they were measured
     keys.sort(
-        key=lambda k: (k[0] != "L2I", FIGURE_ORDER.index(k[1]) if k[1] in FIGURE_ORDER else 99)
+        key=lambda k: (methods.index(k[0]), FIGURE_ORDER.index(k[1]) if k[1] in FIGURE_ORDER else 99)
     )
     names = list(columns)
-    header = f"{'method':6} {'figure':42} {'reference':>9} {'goal':>8}"
+    width = max([6, *(len(name) for name in methods)])
+    header = f"{'method':{width}} {'figure':42} {'reference':>9} {'goal':>8}"
     for name in names:
         header += f" {name:>22} {'met':>3} {'RSS MB':>6}"
     print(header)
@@ -247,7 +276,7 @@ def print_table(columns):
     for key in keys:
         reference, goal = REFERENCE.get(key, (None, None))
         goal_text = f"{goal[0]} {_fmt(goal[1])}" if goal else "-"
-        line = f"{key[0]:6} {key[1]:42} {_fmt(reference):>9} {goal_text:>8}"
+        line = f"{key[0]:{width}} {key[1]:42} {_fmt(reference):>9} {goal_text:>8}"
         for name in names:
             value, rss, error = columns[name].get(key, (None, None, None))
             cell = "failed" if error else _fmt(value)
@@ -258,6 +287,7 @@ def print_table(columns):
 def main(argv=None):
     args = _parse_args(argv)
     bench_common.parse_options(args.options)  # an unknown name fails now, not minutes later
+    parse_methods(args.methods)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         workspace = Path(args.workspace) if args.workspace else Path(tmp) / "workspace"
@@ -279,6 +309,11 @@ def main(argv=None):
         "16 kHz, Conv2d classifier emb_dim 32, batch 8, L2I K 100, PIQ K 256; full size: emb_dim 256, "
         "PIQ K 1024. explain(): eval, no grad, median over timed calls after warm-up, per clip."
     )
+    if any(method in bench_common.TRANSFORMER_CLASSIFIERS for method in parse_methods(args.methods)):
+        print(
+            f"LMAC_AST: L-MAC (hparams/lmac_ast.yaml) on the AST, {bench_common.size_description('lmac_ast', 'cpu')}; "
+            "full size: the reference AST (768 wide, 12 layers, max_length 1024). Same clips and batch."
+        )
     print(bench_common.WEIGHTS_NOTE)
     print(
         "ms cells: median (min) over the timed calls; RSS: peak of the process that measured the row."
