@@ -6,6 +6,7 @@
     python bench/measure.py explain --method l2i
     python bench/measure.py explain --method piq --size full --batches 1
     python bench/measure.py explain --method lmac_ast --size full --device cuda:0
+    python bench/measure.py train --method lmac_ast --size full --device cuda:0   # one epoch, reference AST
 
 run_all.py runs each of its measurements this way, so each reports its own
 peak RSS; `--json FILE` also writes the result there (atomically).
@@ -59,7 +60,7 @@ def _parse_args(argv=None):
         "--epochs", type=int, default=1, help="train: epochs to run; the last one is reported"
     )
     parser.add_argument(
-        "--size", default="cpu", choices=["cpu", "full"], help="explain: cpu: emb_dim 32 (AST: 64 wide); full: 256 (AST: the reference)"
+        "--size", default="cpu", choices=["cpu", "full"], help="cpu: emb_dim 32 (AST: 64 wide); full: 256 (AST: the reference)"
     )
     parser.add_argument(
         "--batches", nargs="+", type=int, default=[1, 16], help="explain: batch sizes"
@@ -93,19 +94,19 @@ def _recipe_class(method):
     return PIQ
 
 
-def measure_train(method, workspace_root, epochs=1, options=(), device="cpu", precision="fp32"):
-    """Runs `epochs` epochs of the recipe and returns the timings of the last one."""
+def measure_train(method, workspace_root, epochs=1, options=(), device="cpu", precision="fp32", size="cpu"):
+    """Runs `epochs` epochs of the recipe at `size` and returns the timings of the last one."""
     from recipes.interpreters.training import fit_interpreter
 
     applied = bench_common.apply_process_options(options)
     workspace = bench_common.prepare_workspace(workspace_root)
     output_folder = _output_folder(
-        workspace_root, f"train_{method}_{'_'.join(options) or 'recipe'}_"
+        workspace_root, f"train_{method}_{size}_{'_'.join(options) or 'recipe'}_"
     )
     brain, hparams, datasets = bench_common.build_brain(
         method,
         workspace,
-        "cpu",
+        size,
         brain_class=bench_common.stage_timed(_recipe_class(method)),
         output_folder=output_folder,
         extra=["--number_of_epochs", epochs, *bench_common.device_args(device, precision)],
@@ -116,6 +117,8 @@ def measure_train(method, workspace_root, epochs=1, options=(), device="cpu", pr
     n_train, n_valid = len(datasets["train"]), len(datasets["valid"])
     return {
         "method": method,
+        "size": size,
+        "sizes": bench_common.size_description(method, size),
         "device": device,
         "precision": precision,
         "options": applied,
@@ -248,7 +251,7 @@ def _summary(result):
     )
     if "train_s" in result:
         return (
-            f"{result['method']}: {result['n_train']} train clips in {result['train_s']:.1f} s "
+            f"{result['method']} ({result['sizes']}): {result['n_train']} train clips in {result['train_s']:.1f} s "
             f"({result['train_clips_per_s']:.2f} clips/s, CPU {result['train_cpu_s']:.1f} s), "
             f"{result['n_valid']} valid clips in {result['valid_s']:.1f} s, "
             f"epoch {result['epoch_s']:.1f} s, {common}"
@@ -275,7 +278,7 @@ def main(argv=None):
         root = args.workspace or tmp
         if args.what == "train":
             result = measure_train(
-                args.method, root, args.epochs, options, args.device, args.precision
+                args.method, root, args.epochs, options, args.device, args.precision, args.size
             )
         else:
             result = measure_explain(
