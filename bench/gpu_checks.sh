@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks the issues ask for, as one prepared script (a session lent a GPU runs it once):
 #   bash bench/gpu_checks.sh [OUT]        # OUT: where the logs go (default: $OUT, else bench_gpu)
+#   PYTHON=python3 bash bench/gpu_checks.sh   # another interpreter with the project's requirements
 # 1. make bench's table on the GPU, fp32 then bf16 autocast, with L-MAC on the AST beside L2I and PIQ;
 # 2. one training epoch of L-MAC at the reference sizes (the reference AST, 5 s clips; issue 27 item 6).
 # Each step has its own time limit and log; a failed step does not stop the others. run_all.py
