@@ -329,13 +329,18 @@ def save_transformer_checkpoints(root, method, size):
     files = {"embedding_model": folder / "embedding_model.ckpt", "classifier": folder / "classifier.ckpt"}
     if all(path.is_file() for path in files.values()):
         return files
+    return _save_modules(TRANSFORMER_CLASSIFIERS[method], root, files, AST_SIZES[size])
+
+
+def _save_modules(yaml_path, root, files, overrides):
+    """Builds the yaml's modules {name: path} with `overrides` (random weights) and saves them."""
     overrides = {
-        "data_folder": str(root / "data"),
-        "output_folder": str(root / "yaml_only"),
+        "data_folder": str(Path(root) / "data"),
+        "output_folder": str(Path(root) / "yaml_only"),
         "out_n_neurons": N_CLASSES,
-        **AST_SIZES[size],
+        **overrides,
     }
-    with open(TRANSFORMER_CLASSIFIERS[method], encoding="utf-8") as fin:
+    with open(yaml_path, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     for name, path in files.items():
         state = hparams[name].state_dict()
@@ -353,19 +358,8 @@ def save_stand_in_checkpoints(root, size):
     }
     if all(path.is_file() for path in files.values()):
         return files
-    overrides = {
-        "data_folder": str(root / "data"),
-        "output_folder": str(root / "yaml_only"),
-        "emb_dim": SIZES[size]["emb_dim"],
-        "K": SIZES[size]["K"]["l2i"],
-        "out_n_neurons": N_CLASSES,
-    }
-    with open(HPARAMS["l2i"], encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    for name, path in files.items():
-        state = hparams[name].state_dict()
-        write_atomic(path, lambda tmp, state=state: torch.save(state, tmp))
-    return files
+    sizes = {"emb_dim": SIZES[size]["emb_dim"], "K": SIZES[size]["K"]["l2i"]}
+    return _save_modules(HPARAMS["l2i"], root, files, sizes)
 
 
 def recipe_argv(method, workspace, size="cpu", output_folder=None, extra=()):
