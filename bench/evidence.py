@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_prep.audio import load_clip  # noqa: E402
 from data_prep.ground_truth import GroundTruth  # noqa: E402
+from recipes.core.startup import top_level_scalars  # noqa: E402
 from recipes.evaluation.metrics import ground_truth_metrics, spectrogram_energy, target_region  # noqa: E402
 from recipes.interpreters.inference import AudioInterpreter  # noqa: E402
 
@@ -99,10 +100,9 @@ def training_setting(folder, key, given=None):
     for yaml_file in (os.path.join(folder, "hyperparams.yaml"), os.path.join(folder, os.pardir, "hyperparams.yaml")):
         if not os.path.isfile(yaml_file):
             continue
-        with open(yaml_file, encoding="utf-8") as fin:
-            for line in fin:
-                if line.startswith(f"{key}:"):
-                    return line.split(":", 1)[1].split("#", 1)[0].strip()
+        settings = top_level_scalars(yaml_file)
+        if key in settings:
+            return settings[key]
     raise SystemExit(f"{folder}: no {key} in its run's hyperparams.yaml: give --{key} (what L-MAC was trained with).")
 
 
