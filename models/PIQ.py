@@ -42,9 +42,12 @@ import torch.nn as nn
 from speechbrain.utils.logger import get_logger
 from torch.autograd import Function
 
-from models.layers import SingleChannelConvTranspose2d
+from models.layers import SingleChannelConvTranspose2d, above_background_floor
 
 logger = get_logger(__name__)
+
+# State-dict entry of a Conv2dEncoder_v2 that reads X above its median floor.
+FLOOR_KEY = "subtract_floor"
 
 # Index that partition_of_codes gives to the keys shared by all classes.
 SHARED_CODE = -1
@@ -566,10 +569,27 @@ class Conv2dEncoder_v2(nn.Module):
     Four stride-2 ``Conv2d(4x4) -> BatchNorm -> ReLU`` stages (each roughly
     halving time and frequency) followed by a :class:`ResBlockAudio`.
 
+    With ``subtract_floor=True`` the encoder reads what rises above each
+    frequency's median level in the clip, ``relu(x - median_t(x))``
+    (:func:`models.layers.above_background_floor`), instead of x: a stationary
+    background band (rain, hum, the low harmonics of music along the whole
+    clip) then carries no evidence, and a classifier trained so decides from
+    the events. The median is taken on whatever the encoder is given, so on a
+    masked input ``M x`` too (a bin kept on fewer than half of the frames has a
+    floor of 0 there). The setting travels with the trained weights: a
+    ``subtract_floor`` entry in the state dict when it is on, none when it is
+    off (the reference's layout, so that SpeechBrain's own encoder loads such a
+    checkpoint strictly, and refuses one that reads another input). Loading a
+    state dict sets it from that entry, whatever the encoder was built with: the
+    interpreters' yamls build a default encoder and get the classifier's
+    setting from its checkpoint.
+
     Arguments
     ---------
     dim : int
         Number of channels of every stage and of the output embeddings.
+    subtract_floor : bool
+        Read ``relu(x - median over frames of x)`` instead of x.
 
     Example
     -------
@@ -577,9 +597,15 @@ class Conv2dEncoder_v2(nn.Module):
     >>> model = Conv2dEncoder_v2()
     >>> print(model(inputs).shape)
     torch.Size([3, 256, 26, 32])
+    >>> "subtract_floor" in Conv2dEncoder_v2(dim=4, subtract_floor=True).state_dict()
+    True
+    >>> encoder = Conv2dEncoder_v2(dim=4)
+    >>> _ = encoder.load_state_dict(Conv2dEncoder_v2(dim=4, subtract_floor=True).state_dict())
+    >>> encoder.subtract_floor
+    True
     """
 
-    def __init__(self, dim=256):
+    def __init__(self, dim=256, subtract_floor=False):
         super().__init__()
         self.conv1 = nn.Conv2d(1, dim, 4, 2, 1)
         self.bn1 = nn.BatchNorm2d(dim)
@@ -591,6 +617,21 @@ class Conv2dEncoder_v2(nn.Module):
         self.bn4 = nn.BatchNorm2d(dim)
         self.resblock = ResBlockAudio(dim)
         self.nonl = nn.ReLU()
+        self.subtract_floor = bool(subtract_floor)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.subtract_floor:
+            destination[prefix + FLOOR_KEY] = torch.tensor(True)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + FLOOR_KEY
+        subtract_floor = bool(state_dict[key]) if key in state_dict else False
+        if subtract_floor != self.subtract_floor:
+            logger.info("Conv2dEncoder_v2: subtract_floor=%s, from the loaded weights.", subtract_floor)
+        self.subtract_floor = subtract_floor
+        state_dict = {name: value for name, value in state_dict.items() if name != key}
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x):
         """Encodes log-power spectrograms.
@@ -606,6 +647,8 @@ class Conv2dEncoder_v2(nn.Module):
             Embeddings of shape ``(B, dim, T', F')`` with ``T' ~ T / 16``,
             ``F' ~ F / 16`` (431 x 513 gives 26 x 32).
         """
+        if self.subtract_floor:
+            x = above_background_floor(x)
         h = x.unsqueeze(1)  # (B, 1, T, F)
         stages = (
             (self.conv1, self.bn1),

@@ -1,4 +1,8 @@
-"""Layers shared by the L2I and PIQ interpreters.
+"""Layers shared by the L2I and PIQ interpreters, and the classifiers' input floor.
+
+``above_background_floor`` is what rises above each frequency's median level in
+the clip: the input of a Conv2d classifier built with ``subtract_floor=True``
+(``models.PIQ.Conv2dEncoder_v2``) and PIQ's ``mask_target: above_floor``.
 
 ``SingleChannelConvTranspose2d`` is the last layer of both decoders (``dim``
 channels -> one time-frequency map, a 12 x 12 kernel in L2I's psi). It has the
@@ -21,6 +25,37 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+
+def background_floor(X):
+    """Per-clip, per-frequency median of X over the frames, ``(B, 1, F)``.
+
+    The level a bin keeps for most of the clip: the stationary background
+    (hum, rain, a band of music harmonics) of a clip whose events last less
+    than half of it. ``torch.median`` (the lower of the two middle values for
+    an even number of frames; its gradient goes to that frame).
+
+    Example
+    -------
+    >>> X = torch.tensor([[[1.0, 0.0], [3.0, 5.0], [2.0, 1.0], [9.0, 1.0]]])  # (1, 4 frames, 2)
+    >>> background_floor(X)
+    tensor([[[2., 1.]]])
+    """
+    return X.median(dim=1, keepdim=True).values
+
+
+def above_background_floor(X):
+    """``relu(X - background_floor(X))``: what rises above each frequency's median in the clip.
+
+    Example
+    -------
+    >>> X = torch.tensor([[[3.0, 0.1], [3.0, 0.1], [3.2, 1.0]]])  # a steady bin, an event
+    >>> above_background_floor(X)
+    tensor([[[0.0000, 0.0000],
+             [0.0000, 0.0000],
+             [0.2000, 0.9000]]])
+    """
+    return (X - background_floor(X)).clamp(min=0.0)
 
 
 def kernel_rows_conv_transpose(x, weight, padding):

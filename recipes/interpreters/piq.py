@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
+from models.layers import above_background_floor
 from recipes.core.pipeline import fit_to_input, match_frames, spans_input
 from recipes.interpreters.base import InterpreterBrain
 
@@ -34,21 +35,12 @@ logger = get_logger(__name__)
 MASK_TARGETS = ("peak", "above_floor")
 
 
-def background_floor(X):
-    """Per-clip, per-frequency median of X over the frames, (B, 1, F).
-
-    The level a bin keeps for most of the clip: the stationary background
-    (hum, noise floor) of a clip whose events last less than half of it.
-    """
-    return X.median(dim=1, keepdim=True).values
-
-
 def target_mask(X, mask_th, mask_target="peak"):
     """PIQ's binarised reconstruction target, (B, frames, F) in {0, 1}.
 
     - "peak" (the reference recipe): 1 where X exceeds mask_th times its
       per-clip maximum;
-    - "above_floor": the same rule on D = relu(X - background_floor(X)), what
+    - "above_floor": the same rule on D = relu(X - median over frames of X), what
       rises above each frequency's usual level in the clip.
 
     In log1p magnitude the loudest bins of most recordings are the low
@@ -68,7 +60,7 @@ def target_mask(X, mask_th, mask_target="peak"):
              [0., 1.]]])
     """
     if mask_target == "above_floor":
-        X = (X - background_floor(X)).clamp(min=0.0)
+        X = above_background_floor(X)
     elif mask_target != "peak":
         raise ValueError(f"mask_target {mask_target!r}: choose one of {MASK_TARGETS} (piq.yaml).")
     peak = X.flatten(1).amax(dim=1).view(-1, 1, 1)

@@ -9,7 +9,7 @@ import pytest
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from conftest import with_flag
+from conftest import HPARAMS, TINY, TINY_CLASSIFIER, lmac_argv, with_flag
 
 from data_prep.esc50_prepare import load_clip
 from models.LMAC import Conv2dMaskDecoder
@@ -84,6 +84,29 @@ def test_classifier_is_bit_identical_after_training(tiny_lmac, tiny_pretrained):
     assert not any(p.requires_grad for p in brain.classifier_modules.parameters())
     trainable = {id(p) for p in brain.modules.parameters()}
     assert not any(id(p) in trainable for p in brain.classifier_modules.parameters())
+
+
+def test_classifier_reading_x_above_its_floor_reaches_the_interpreter_and_its_export(
+    tiny_synthetic, tiny_pretrained, tmp_path
+):
+    """--subtract_background_floor True (the demo's classifier): the interpreter's yaml builds a
+    default encoder, and the classifier's checkpoint switches the floor on, in training and in
+    the exported inference folder."""
+    from recipes import train_classifier
+    from recipes.interpreters.inference import AudioInterpreter
+
+    classifier = tmp_path / "classifier"
+    train_classifier.main(
+        [str(HPARAMS / "classifier_conv2d.yaml"), "--data_folder", str(tiny_synthetic)]
+        + ["--output_folder", str(classifier), "--subtract_background_floor", "True"]
+        + TINY
+        + TINY_CLASSIFIER
+    )
+    argv = with_flag(lmac_argv(tiny_pretrained), "--classifier_folder", classifier)
+    brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
+    assert brain.classifier_modules["embedding_model"].subtract_floor is True
+    exported = AudioInterpreter.from_hparams(source=tmp_path / "lmac" / "inference")
+    assert exported.brain.classifier_modules["embedding_model"].subtract_floor is True
 
 
 def test_masks_lie_in_unit_interval_and_cover_the_spectrogram(tiny_lmac):

@@ -81,6 +81,47 @@ def test_conv2d_encoder_shape_and_compat():
     _assert_close(out, theirs(x))
 
 
+def _lower_median_floor(x):
+    """relu(x - lower median over the frames), by sorting: independent of torch.median."""
+    frames = x.shape[1]
+    floor = x.sort(dim=1).values[:, (frames - 1) // 2 : (frames - 1) // 2 + 1]
+    return torch.where(x > floor, x - floor, torch.zeros_like(x))
+
+
+def test_conv2d_encoder_with_floor_reads_x_above_its_median():
+    torch.manual_seed(0)
+    plain = _randomize_state(piq.Conv2dEncoder_v2(dim=8)).eval()
+    floored = piq.Conv2dEncoder_v2(dim=8, subtract_floor=True).eval()
+    floored.load_state_dict(plain.state_dict() | {piq.FLOOR_KEY: torch.tensor(True)})
+    x = torch.rand(2, 64, 40) * 3  # an even number of frames: the lower of the middle two
+    x[:, :, 5] = 2.0  # a steady bin: nothing rises above its floor
+    expected = plain(_lower_median_floor(x))
+    _assert_close(floored(x), expected)
+    assert not torch.allclose(plain(x), expected, atol=1e-3)
+    assert torch.equal(_lower_median_floor(x)[:, :, 5], torch.zeros(2, 64))
+
+
+def test_conv2d_encoder_floor_travels_with_its_weights():
+    # on: an entry in the state dict, which sets a default encoder when it loads
+    state = piq.Conv2dEncoder_v2(dim=4, subtract_floor=True).state_dict()
+    assert state[piq.FLOOR_KEY].item() is True
+    loaded = piq.Conv2dEncoder_v2(dim=4)
+    loaded.load_state_dict(state, strict=True)
+    assert loaded.subtract_floor is True
+    # SpeechBrain's encoder reads X: it refuses such weights rather than compute another function
+    with pytest.raises(RuntimeError, match=piq.FLOOR_KEY):
+        ref.Conv2dEncoder_v2(dim=4).load_state_dict(state, strict=True)
+    # off: the reference's layout, and loading it switches the floor off
+    plain = piq.Conv2dEncoder_v2(dim=4).state_dict()
+    assert piq.FLOOR_KEY not in plain
+    loaded.load_state_dict(plain, strict=True)
+    assert loaded.subtract_floor is False
+    # nested in a Sequential (the prefix of a sub-module)
+    outer = torch.nn.Sequential(piq.Conv2dEncoder_v2(dim=4))
+    outer.load_state_dict({f"0.{key}": value for key, value in state.items()}, strict=True)
+    assert outer[0].subtract_floor is True
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_vq_embedding_straight_through_compat(training):
     ours, theirs = _paired("VQEmbedding", 40, 8, numclasses=5, shared_keys=5)
