@@ -101,6 +101,21 @@ def test_conv2d_encoder_with_floor_reads_x_above_its_median():
     assert torch.equal(_lower_median_floor(x)[:, :, 5], torch.zeros(2, 64))
 
 
+@pytest.mark.parametrize("frames", [9, 10])
+def test_background_floor_is_torch_median_with_its_gradient(frames):
+    from models.layers import background_floor
+
+    x = torch.rand(3, frames, 7, generator=torch.Generator().manual_seed(frames), dtype=torch.float64)
+    expected = x.median(dim=1, keepdim=True).values
+    assert torch.equal(background_floor(x), expected)  # no gradient asked: the values alone
+    ours, theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    weights = torch.rand(3, 1, 7, dtype=torch.float64)
+    (background_floor(ours) * weights).sum().backward()
+    (theirs.median(dim=1, keepdim=True).values * weights).sum().backward()
+    assert torch.equal(ours.grad, theirs.grad)
+    assert torch.count_nonzero(ours.grad) == 3 * 7  # one frame per (clip, frequency)
+
+
 def test_conv2d_encoder_floor_travels_with_its_weights():
     # on: an entry in the state dict, which sets a default encoder when it loads
     state = piq.Conv2dEncoder_v2(dim=4, subtract_floor=True).state_dict()
