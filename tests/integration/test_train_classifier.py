@@ -63,8 +63,16 @@ def _complete_checkpoints(save_folder):
     return [
         ckpt
         for ckpt in save_folder.glob("CKPT+*")
-        if CHECKPOINT_FILES <= {path.name for path in ckpt.iterdir()} and _tensors_load(ckpt)
+        if CHECKPOINT_FILES <= _names_in(ckpt) and _tensors_load(ckpt)
     ]
+
+
+def _names_in(ckpt):
+    """The checkpoint's file names; none when the running training removed it since the glob."""
+    try:
+        return {path.name for path in ckpt.iterdir()}
+    except FileNotFoundError:
+        return set()
 
 
 def _tensors_load(ckpt):
