@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data_prep.audio import load_clip  # noqa: E402
 from data_prep.ground_truth import GroundTruth  # noqa: E402
+from recipes.core.pipeline import floor_mask  # noqa: E402
 from recipes.core.startup import top_level_scalars  # noqa: E402
 from recipes.evaluation.metrics import ground_truth_metrics, spectrogram_energy, target_region  # noqa: E402
 from recipes.interpreters.inference import AudioInterpreter  # noqa: E402
@@ -247,6 +248,8 @@ def main(argv=None):
     references = {
         **coarse,
         "ground truth": region,
+        # no classifier: what rises above each frequency's median over the clip's frames
+        "above the clip's floor (no classifier)": floor_mask(X, brain.mask_domain),
         # the interpreter's own mask cut to the event's frames: what its mask holds
         # outside the event costs (SI-SDRi) and buys (Fid-In)
         f"{interpreter.method}'s mask x the event's frames": out["mask"] * coarse["the event's frames, all bins"],

@@ -35,8 +35,9 @@ What is evaluated (the test folds, batch by batch):
   wavs/; chosen per clip from the seed).
 
 Scores, per method (the interpreter and the baselines of recipes/evaluation/baselines.py:
-a random permutation of the interpreter's mask, and four captum attributions
-of the classifier: saliency, Integrated Gradients, SmoothGrad and occlusion;
+a random permutation of the interpreter's mask, four captum attributions
+of the classifier: saliency, Integrated Gradients, SmoothGrad and occlusion, and
+`above_floor`, what rises above each frequency's median in the clip, no classifier;
 `--baselines` picks a subset), the metric suite of recipes/evaluation/metrics.py, with
 the brain's own extras (L2I: Theta top-k fidelity, component-removal
 faithfulness as a median), and the deletion and insertion curves of
@@ -208,7 +209,7 @@ def parse_eval_arguments(argv=None):
         "--baselines",
         default="all",
         help="baselines to score, comma-separated (random, saliency, integrated_gradients, "
-        "smoothgrad, occlusion, and amt for a transformer classifier), or all / none (all: "
+        "smoothgrad, occlusion, above_floor, and amt for a transformer classifier), or all / none (all: "
         "amt included where the classifier has one)",
     )
     parser.add_argument(

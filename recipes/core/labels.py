@@ -15,6 +15,7 @@ BASELINE_LABELS = {
     "integrated_gradients": "Integrated Gradients (captum)",
     "smoothgrad": "SmoothGrad (captum)",
     "occlusion": "occlusion (captum)",
+    "above_floor": "above the clip's floor (no classifier)",
 }
 BASELINES = tuple(BASELINE_LABELS)
 #: By-design baselines that read the classifier's own representation grid, scored (and part of

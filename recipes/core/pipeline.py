@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from speechbrain.processing.features import spectral_magnitude
 
+from models.layers import above_background_floor
+
 #: The frozen classifier's sizes in the yamls: its checkpoints hold them, and every recipe that
 #: reads the classifier must build it with the same values.
 CLASSIFIER_SIZE_KEYS = (
@@ -158,6 +160,39 @@ def apply_mask(X, mask, domain="log"):
     if domain != "magnitude":
         raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
     return torch.log1p(mask * torch.expm1(X).clamp(min=0.0))
+
+
+@torch.no_grad()
+def floor_mask(X, domain="log"):
+    """The mask that keeps of X what rises above each frequency's median over the clip's frames.
+
+    X_int = relu(X - median over frames of X), the Conv2d encoder's input floor
+    (`models.layers.above_background_floor`), as a mask in [0, 1] of `domain`
+    (`apply_mask` gives that X_int back in either): kept / X in "log",
+    expm1(kept) / expm1(X) in "magnitude"; 0 where X is 0. It needs no classifier:
+    the evaluation scores it as a baseline ("above_floor"), and an interpreter with
+    `mask_above_floor: True` multiplies its own mask by it, so that a band the
+    background holds along the whole clip never enters an interpretation.
+
+    Example
+    -------
+    >>> X = torch.log1p(torch.tensor([[[3.0, 0.0], [3.0, 0.0], [15.0, 0.0]]]))  # (1, 3 frames, 2)
+    >>> floor_mask(X, "log")[0, :, 0]  # (log 16 - log 4) / log 16 in the loud frame
+    tensor([0.0000, 0.0000, 0.5000])
+    >>> floor_mask(X, "magnitude")[0, :, 0]  # expm1(log 4) / 15
+    tensor([0.0000, 0.0000, 0.2000])
+    >>> torch.expm1(apply_mask(X, floor_mask(X, "magnitude"), "magnitude"))[0, 2, 0]
+    tensor(3.)
+    """
+    if domain not in MASK_DOMAINS:
+        raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
+    kept = above_background_floor(X.float())
+    if domain == "log":
+        kept, whole = kept, X.float()
+    else:
+        kept, whole = torch.expm1(kept), torch.expm1(X.float())
+    mask = torch.where(whole > 0, kept / whole.clamp(min=torch.finfo(whole.dtype).tiny), torch.zeros_like(kept))
+    return mask.clamp_(0.0, 1.0).to(X.dtype)
 
 
 def remove_interpretation(X, X_int, domain="log"):

@@ -34,7 +34,14 @@ training, so its figures can be read against a reference:
   convolutional encoder's grid follows the frames one to one, and its mean
   map is not a by-design explanation.
 
-  These five depend on the classifier and the clip only, not on the
+- `above_floor`: no classifier at all, what rises above each frequency's median
+  over the clip's frames (`recipes.core.pipeline.floor_mask`, the Conv2d
+  encoder's input floor, and what an interpreter with `mask_above_floor` keeps at
+  most). On real recordings it is the bar the trivial answer "whatever is not
+  the steady background" sets: an interpreter that does not beat it has learnt
+  little from the classifier.
+
+  These six depend on the classifier (or nothing) and the clip only, not on the
   interpreter (`CLASSIFIER_BASELINES`): the report shows them once per
   classifier and data, and `--baselines` can leave them out of an evaluation
   that another one already covers (the demo computes them once).
@@ -51,7 +58,7 @@ from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 
 from data_prep.audio import EPS
 from recipes.core.labels import BASELINES, MAP_BASELINES
-from recipes.core.pipeline import classify, fit_to_input, spans_input
+from recipes.core.pipeline import classify, fit_to_input, floor_mask, spans_input
 
 #: Integrated Gradients: steps of the path integral (Gauss-Legendre).
 IG_STEPS = 20
@@ -369,9 +376,11 @@ def has_activation_map(brain):
 
 
 def attribution_mask(brain, name, X, classes, seed=0):
-    """One baseline of the brain's frozen classifier: a captum one (`ATTRIBUTION_MASKS[name]`)
-    or AMT (from the classifier's own grid)."""
+    """One baseline of the brain's frozen classifier: a captum one (`ATTRIBUTION_MASKS[name]`),
+    AMT (from the classifier's own grid), or the clip's floor (no classifier)."""
     hparams = brain.hparams
+    if name == "above_floor":
+        return floor_mask(X, brain.mask_domain)
     if name in MAP_BASELINES:
         _, representations = brain.classify(X)
         return amt_mask(representations, X.shape[1], X.shape[2], hparams.embedding_model)

@@ -262,9 +262,11 @@ def render_html(evaluations, report_folder, title="Interpretation report"):
         "<h2>Summary</h2>",
         '<p class="meta">Means over the clips (L2I\'s FF_x: medians), ± half the 95 % '
         "bootstrap confidence interval (1,000 resamples of the clips). Baselines: the "
-        "interpreter's mask with its values randomly permuted (same sparsity), and four captum "
+        "interpreter's mask with its values randomly permuted (same sparsity), four captum "
         "attributions of the predicted class normalised to [0, 1] (saliency, Integrated "
-        "Gradients, SmoothGrad, occlusion), shown once per classifier and clips. References "
+        "Gradients, SmoothGrad, occlusion), and what rises above each frequency's median over "
+        "the clip's frames (no classifier: the trivial answer 'not the steady background'), "
+        "shown once per classifier and clips. References "
         "(italic, the same for every interpreter on the same classifier and clips): all ones "
         "(keep everything: Fid-In 1, AI = AD = AG = 0, SI-SDRi 0, the floor of precision) and, "
         "with sources, ground truth (the target-dominant region as the mask: the ceiling).</p>",

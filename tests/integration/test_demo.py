@@ -88,6 +88,7 @@ def test_summary_has_every_interpreter_baselines_and_ground_truth(smoke):
         "Integrated Gradients (captum)",
         "SmoothGrad (captum)",
         "occlusion (captum)",
+        "above the clip's floor (no classifier)",
         "all ones",
         "ground truth",
     ]
@@ -120,6 +121,7 @@ def test_mixtures_table_has_every_interpreter_and_the_ground_truth(smoke):
         "Integrated Gradients (captum) [mixtures]",
         "SmoothGrad (captum) [mixtures]",
         "occlusion (captum) [mixtures]",
+        "above the clip's floor (no classifier) [mixtures]",
         "all ones [mixtures]",
         "ground truth [mixtures]",
     ]
