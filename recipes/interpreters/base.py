@@ -5,7 +5,8 @@ project's design card, repeated in the README):
 
     preprocess (STFT, log1p magnitude, phase)
     -> classify (frozen classifier: eval mode, no grad; log-mel when it wants it)
-    -> interpret (abstract: the subclass's psi gives a mask in [0, 1] over X)
+    -> interpret (abstract: the subclass's psi gives a mask in [0, 1] over X; with
+       `mask_above_floor: True` times `floor_mask(X)`, what rises above the clip's floor)
     -> apply_mask (X_int = mask * X, or log1p(mask * |STFT|) with `mask_domain: magnitude`)
     -> interpretation_audio (X_int with the input phase, ISTFT)
     -> score (score_mask: the metric suite of recipes/evaluation/metrics.py for any mask,
@@ -44,6 +45,7 @@ from recipes.core.pipeline import (
     apply_mask,
     class_probabilities,
     classify,
+    floor_mask,
     invert_to_audio,
     remove_interpretation,
     spectrogram,
@@ -52,8 +54,6 @@ from recipes.evaluation import metrics
 from recipes.reporting.figures import save_interpretation
 
 logger = get_logger(__name__)
-
-
 
 
 def interpreter_file(module_name):
@@ -185,6 +185,14 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         `mask_domain` (a run or inference folder from before the key)."""
         return getattr(self.hparams, "mask_domain", "log")
 
+    @property
+    def mask_above_floor(self):
+        """Whether the interpreter's mask is multiplied by `floor_mask(X)` (the yaml's
+        `mask_above_floor`): the mask then keeps nothing of a bin's level that the bin holds
+        along most of the clip. False when the yaml has no such key (the reference recipes,
+        a run or inference folder from before the key)."""
+        return bool(getattr(self.hparams, "mask_above_floor", False))
+
     def apply_mask(self, X, mask):
         """The interpretation spectrogram X_int of `mask` in the yaml's `mask_domain`, (B, frames, F)."""
         return apply_mask(X, mask, self.mask_domain)
@@ -210,6 +218,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         scores, representations = self.classify(X)
         classes = scores.argmax(dim=1)
         outputs = self.interpret(X, representations, classes, stage)
+        if self.mask_above_floor and "mask" in outputs:
+            outputs["mask"] = outputs["mask"] * floor_mask(X, self.mask_domain)
         outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes)
         return outputs
 

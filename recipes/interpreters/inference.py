@@ -90,6 +90,7 @@ SIZE_KEYS = (
     "classifier_temp",
     "use_melspectra",
     "mask_domain",  # where the mask scales X (recipes.core.pipeline.apply_mask)
+    "mask_above_floor",  # the mask times recipes.core.pipeline.floor_mask
     "psi_decoder",  # the ViT / FocalNet PIQ decoder (models.PIQ.TRANSFORMER_DECODERS)
 )
 #: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.

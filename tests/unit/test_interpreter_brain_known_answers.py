@@ -451,6 +451,65 @@ def test_the_magnitude_domain_removes_the_kept_magnitude():
         brain.apply_mask(outputs["X"], mask)
 
 
+
+# ---------------------------------------------------------------- the clip's floor
+def lower_median_gate(X, domain):
+    """floor_mask by hand on numpy: each bin's lower median over the frames, what rises above
+    it (in log1p magnitude), as a share of X (log) or of |STFT| (magnitude); 0 where X is 0."""
+    X = X.double().numpy()
+    floor = np.sort(X, axis=1)[:, (X.shape[1] - 1) // 2 : (X.shape[1] - 1) // 2 + 1, :]
+    kept = np.maximum(X - floor, 0.0)
+    if domain == "magnitude":
+        kept, X = np.expm1(kept), np.expm1(X)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return torch.from_numpy(np.where(X > 0, kept / X, 0.0)).float()
+
+
+def test_the_floor_mask_keeps_what_rises_above_each_bins_median():
+    """|S| of one bin 1, 1, 1, 9, 1 over five frames (median log 2): the loud frame keeps
+    log 10 - log 2 = log 5 of X = log 10, i.e. |S| = 4 of 9; the quiet frames nothing; a
+    silent bin nothing (no NaN); in either domain the masked X is log 5."""
+    from recipes.core.pipeline import apply_mask, floor_mask
+
+    magnitude = torch.tensor([[1.0, 1.0, 1.0, 9.0, 1.0], [0.0] * 5]).T.unsqueeze(0)  # (1, 5, 2)
+    X = torch.log1p(magnitude)
+    log_mask, magnitude_mask = floor_mask(X, "log"), floor_mask(X, "magnitude")
+    assert log_mask[0, :, 0].tolist() == pytest.approx([0, 0, 0, math.log(5) / math.log(10), 0])
+    assert magnitude_mask[0, :, 0].tolist() == pytest.approx([0, 0, 0, 4 / 9, 0])
+    assert torch.equal(log_mask[0, :, 1], torch.zeros(5)) and torch.equal(magnitude_mask[0, :, 1], torch.zeros(5))
+    for domain, mask in (("log", log_mask), ("magnitude", magnitude_mask)):
+        assert apply_mask(X, mask, domain)[0, 3, 0].item() == pytest.approx(math.log(5), rel=1e-6)
+    with pytest.raises(ValueError, match="mask_domain 'lin'.*log.*magnitude"):
+        floor_mask(X, "lin")
+
+
+@pytest.mark.parametrize("domain", ["log", "magnitude"])
+def test_mask_above_floor_multiplies_the_interpreters_mask_by_the_floor_mask(domain):
+    """`mask_above_floor: True`: explain's mask is the interpreter's times the clip's floor
+    mask (by hand, on numpy), in training's forward too; without the key (the reference, a
+    folder from before it) the interpreter's mask as it is. The evaluation's `above_floor`
+    baseline is that floor mask alone."""
+    from recipes.evaluation.baselines import baseline_masks
+
+    _, _, mixture = synthetic_clip("harmonic_stack", 0)
+    brain = fixed_mask_brain()
+    brain.hparams.mask_domain = domain
+    brain.next_mask = torch.full((1,), 0.5)
+    reference = brain.explain(mixture)
+    assert torch.equal(reference["mask"], torch.full_like(reference["X"], 0.5))
+    gate = lower_median_gate(reference["X"], domain)
+    assert 0.05 < (gate > 0).float().mean() < 0.6  # the event's bins, not all or none
+    brain.hparams.mask_above_floor = True
+    gated = brain.explain(mixture)
+    assert torch.allclose(gated["mask"], 0.5 * gate, atol=1e-6)
+    assert torch.allclose(gated["X_int"], brain.apply_mask(gated["X"], 0.5 * gate), atol=1e-5)
+    trained = brain.forward_waveforms(mixture, sb.Stage.TRAIN)
+    assert torch.allclose(trained["mask"], 0.5 * gate, atol=1e-6)
+    baseline = baseline_masks(brain, gated, None, ("above_floor",))
+    assert list(baseline) == ["above_floor"]
+    assert torch.allclose(baseline["above_floor"], gate, atol=1e-6)
+
+
 def test_lmac_keeps_the_reference_checkpoint_choice_unless_asked():
     """No checkpoint_key (a yaml or run from before the key): the highest valid Fid-In, as
     the reference; checkpoint_key: loss -> the lowest valid loss."""
