@@ -186,11 +186,10 @@ def floor_mask(X, domain="log"):
     """
     if domain not in MASK_DOMAINS:
         raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
-    kept = above_background_floor(X.float())
-    if domain == "log":
-        kept, whole = kept, X.float()
-    else:
-        kept, whole = torch.expm1(kept), torch.expm1(X.float())
+    whole = X.float()
+    kept = above_background_floor(whole)
+    if domain == "magnitude":
+        kept, whole = torch.expm1(kept), torch.expm1(whole)
     mask = torch.where(whole > 0, kept / whole.clamp(min=torch.finfo(whole.dtype).tiny), torch.zeros_like(kept))
     return mask.clamp_(0.0, 1.0).to(X.dtype)
 
