@@ -6,7 +6,9 @@ project's design card, repeated in the README):
     preprocess (STFT, log1p magnitude, phase)
     -> classify (frozen classifier: eval mode, no grad; log-mel when it wants it)
     -> interpret (abstract: the subclass's psi gives a mask in [0, 1] over X; with
-       `mask_above_floor: True` times `floor_mask(X)`, what rises above the clip's floor)
+       `mask_above_floor: True` times `floor_mask(X)`, what rises above the clip's floor;
+       with `keep_class: True`, at test and in `explain`, widened per clip along the
+       interpreter's own ranking until the classifier keeps its class: `keep_class_mask`)
     -> apply_mask (X_int = mask * X, or log1p(mask * |STFT|) with `mask_domain: magnitude`)
     -> interpretation_audio (X_int with the input phase, ISTFT)
     -> score (score_mask: the metric suite of recipes/evaluation/metrics.py for any mask,
@@ -54,6 +56,9 @@ from recipes.evaluation import metrics
 from recipes.reporting.figures import save_interpretation
 
 logger = get_logger(__name__)
+
+#: `keep_class`'s candidates for a soft mask m: m ** e, from m itself (e = 1) to all ones (e = 0).
+KEEP_CLASS_EXPONENTS = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.0)
 
 
 def interpreter_file(module_name):
@@ -193,6 +198,58 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         a run or inference folder from before the key)."""
         return bool(getattr(self.hparams, "mask_above_floor", False))
 
+    @property
+    def keep_class(self):
+        """Whether, at test and in `explain` (the evaluation, `AudioInterpreter`), the mask is
+        widened per clip until the classifier keeps its class (the yaml's `keep_class`,
+        `keep_class_mask`); training and validation, whose losses choose the checkpoint, see
+        the interpreter's own mask. False when the yaml has no such
+        key (the reference recipes, a run or inference folder from before the key)."""
+        return bool(getattr(self.hparams, "keep_class", False))
+
+    def widened_masks(self, outputs):
+        """`keep_class`'s candidates, wider and wider along the interpreter's own ranking of
+        the bins: (S, B, frames, F), the first `outputs["mask"]` itself, the last all ones.
+
+        Here, for a soft mask m: m ** e for e in `KEEP_CLASS_EXPONENTS` (a bin the mask
+        ranks higher stays higher at every step). L2I widens by its components instead.
+        """
+        mask = outputs["mask"]
+        return torch.stack([mask.pow(e) if e > 0 else torch.ones_like(mask) for e in KEEP_CLASS_EXPONENTS])
+
+    @torch.no_grad()
+    def keep_class_mask(self, X, candidates, classes):
+        """Per clip, the first candidate whose X_int the classifier gives the class of X.
+
+        Arguments
+        ---------
+        X : torch.Tensor
+            (B, frames, F).
+        candidates : torch.Tensor
+            (S, B, frames, F), narrowest first (`widened_masks`).
+        classes : torch.Tensor
+            The classifier's classes on X, (B,).
+
+        Returns
+        -------
+        mask : torch.Tensor
+            (B, frames, F): the chosen candidate; the first (the interpreter's own mask)
+            for a clip that no candidate keeps.
+        step : torch.Tensor
+            (B,) the chosen candidate's index; -1 where none keeps the class.
+        """
+        n_steps, batch = candidates.shape[:2]
+        step = torch.full((batch,), -1, dtype=torch.long, device=X.device)
+        for s in range(n_steps):
+            open_ = step < 0
+            if not open_.any():
+                break
+            scores, _ = self.classify(self.apply_mask(X[open_], candidates[s][open_]))
+            kept = scores.argmax(dim=1) == classes[open_]
+            step[open_] = torch.where(kept, s, -1)
+        chosen = step.clamp(min=0)
+        return candidates[chosen, torch.arange(batch, device=X.device)], step
+
     def apply_mask(self, X, mask):
         """The interpretation spectrogram X_int of `mask` in the yaml's `mask_domain`, (B, frames, F)."""
         return apply_mask(X, mask, self.mask_domain)
@@ -218,8 +275,13 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         scores, representations = self.classify(X)
         classes = scores.argmax(dim=1)
         outputs = self.interpret(X, representations, classes, stage)
-        if self.mask_above_floor and "mask" in outputs:
-            outputs["mask"] = outputs["mask"] * floor_mask(X, self.mask_domain)
+        if "mask" in outputs:
+            gate = floor_mask(X, self.mask_domain) if self.mask_above_floor else 1.0
+            if self.keep_class and stage == sb.Stage.TEST:
+                candidates = self.widened_masks(outputs) * gate  # (S, B, frames, F)
+                outputs["mask"], outputs["keep_class_step"] = self.keep_class_mask(X, candidates, classes)
+            elif self.mask_above_floor:
+                outputs["mask"] = outputs["mask"] * gate
         outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes)
         return outputs
 
@@ -293,6 +355,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         """The interpreter's metrics for one batch: `score_mask` of its mask, then
         `interpreter_metrics`. Returns (values, scores) as `score_mask` does."""
         values, scores = self.score_mask(outputs, outputs["mask"])
+        if "keep_class_step" in outputs:  # keep_class: the interpreter's own mask kept the class
+            values["fid_in_unwidened"] = (outputs["keep_class_step"] == 0).float()
         values.update(self.interpreter_metrics(outputs, scores))
         return values, scores
 

@@ -28,7 +28,7 @@ from speechbrain.utils.logger import get_logger
 
 from data_prep.audio import EPS
 from recipes.evaluation import metrics
-from recipes.interpreters.base import InterpreterBrain
+from recipes.interpreters.base import KEEP_CLASS_EXPONENTS, InterpreterBrain
 
 logger = get_logger(__name__)
 
@@ -187,6 +187,16 @@ class L2I(InterpreterBrain):
             mask = soft_mask(self.W, H, selected, full=outputs["WH"])
             outputs.update(relevance=r, selected=selected, mask=mask)
         return outputs
+
+    def widened_masks(self, outputs):
+        """`keep_class`'s candidates for L2I: the soft masks of the components with relevance
+        above thresholds going down from relevance_th towards -1 in equal steps, then all
+        components: (S, B, frames, F), the first the interpretation itself."""
+        th, r, H = self.hparams.relevance_th, outputs["relevance"], outputs["H"]
+        n_steps = len(KEEP_CLASS_EXPONENTS) - 1
+        selections = [(r > th - j * (th + 1) / n_steps).float() for j in range(n_steps)]
+        selections.append(torch.ones_like(r))
+        return torch.stack([soft_mask(self.W, H, sel, full=outputs["WH"]) for sel in selections])
 
     def oracle_mask(self, outputs, region):
         """L2I's mask with the components `oracle_selection` picks from the ground truth."""

@@ -35,6 +35,10 @@ METRICS = {
     "AG": ("AG %", "mean relative confidence gain on the interpretation (higher is better)"),
     "SPS": ("SPS", "sparseness: Gini index of the mask (higher is sparser)"),
     "COMP": ("COMP", "complexity: entropy of the mask normalised to sum 1 (lower is simpler)"),
+    "fid_in_unwidened": (
+        "Fid-In, own mask",
+        "keep_class: Fid-In of the interpreter's mask before it was widened (the other columns score the widened one)",
+    ),
     "si_sdr": (
         "SI-SDR dB",
         "SI-SDR of the interpretation audio against the target event (synthetic data)",

@@ -92,9 +92,9 @@ def test_classifier_reading_x_above_its_floor_reaches_the_interpreter_and_its_ex
 ):
     """--subtract_background_floor True (the demo's classifier): the interpreter's yaml builds a
     default encoder, and the classifier's checkpoint switches the floor on, in training and in
-    the exported inference folder. With it, L-MAC's --mask_above_floor True (the demo's
-    L-MAC): the exported folder keeps it and gives the trained brain's masks, which keep
-    nothing where the clip's floor mask is 0."""
+    the exported inference folder. With it, L-MAC's --mask_above_floor True and --keep_class
+    True (the demo's L-MAC): the exported folder keeps both and gives the trained brain's
+    masks, widened on the same clips, which keep nothing where the clip's floor mask is 0."""
     from recipes import train_classifier
     from recipes.interpreters.inference import AudioInterpreter
 
@@ -106,15 +106,17 @@ def test_classifier_reading_x_above_its_floor_reaches_the_interpreter_and_its_ex
         + TINY_CLASSIFIER
     )
     argv = with_flag(lmac_argv(tiny_pretrained), "--classifier_folder", classifier)
-    argv = with_flag(argv, "--mask_above_floor", "True")
+    argv = with_flag(with_flag(argv, "--mask_above_floor", "True"), "--keep_class", "True")
     brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
     assert brain.classifier_modules["embedding_model"].subtract_floor is True
     exported = AudioInterpreter.from_hparams(source=tmp_path / "lmac" / "inference")
     assert exported.brain.classifier_modules["embedding_model"].subtract_floor is True
     assert brain.mask_above_floor and exported.brain.mask_above_floor
+    assert brain.keep_class and exported.brain.keep_class
     wavs = clips(3, seed=5)
     mine, theirs = brain.explain(wavs), exported.brain.explain(wavs)
     assert torch.allclose(mine["mask"], theirs["mask"], atol=1e-6)
+    assert torch.equal(mine["keep_class_step"], theirs["keep_class_step"])
     outside = floor_mask(mine["X"], brain.mask_domain) == 0
     assert 0.3 < outside.float().mean() < 0.95  # white noise: about half of each bin's frames
     assert mine["mask"][outside].abs().max() == 0 and mine["mask"][~outside].max() > 0

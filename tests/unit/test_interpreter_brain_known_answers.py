@@ -519,3 +519,77 @@ def test_lmac_keeps_the_reference_checkpoint_choice_unless_asked():
     assert (reference.best_key, reference.best_key_is_lower) == ("fid_in", False)
     by_loss = bare_brain(LMAC, checkpoint_key="loss")
     assert (by_loss.best_key, by_loss.best_key_is_lower) == ("loss", True)
+
+
+# ---------------------------------------------------------------- keep_class
+def test_keep_class_mask_takes_each_clips_first_candidate_that_keeps_its_class():
+    """Two-bin classifier. Candidates: nothing (class 2 on both clips), bin a alone (clip 0:
+    logits 6, 0, 1 -> class 0, kept; clip 1: 1, 0, 1 -> a tie, class 0, lost), all ones (both
+    kept). Clip 0 takes step 1, clip 1 step 2; without the all-ones rung clip 1 has none
+    (step -1) and keeps the first candidate."""
+    brain, outputs = two_clips()
+    X, classes = outputs["X"], outputs["classes"]
+    bin_a = torch.zeros_like(X)
+    bin_a[:, BIN_A[0], BIN_A[1]] = 1.0
+    candidates = torch.stack([torch.zeros_like(X), bin_a, torch.ones_like(X)])
+    mask, step = brain.keep_class_mask(X, candidates, classes)
+    assert step.tolist() == [1, 2]
+    assert torch.equal(mask[0], bin_a[0]) and torch.equal(mask[1], torch.ones_like(X[1]))
+    mask, step = brain.keep_class_mask(X, candidates[:2], classes)
+    assert step.tolist() == [1, -1]
+    assert torch.equal(mask[1], torch.zeros_like(X[1]))
+
+
+class MeanLevel(torch.nn.Module):
+    """The embedding model: X (B, frames, F) -> its mean level (B, 1)."""
+
+    def forward(self, X):
+        return X.mean(dim=(1, 2)).unsqueeze(1)
+
+
+@pytest.mark.parametrize("floor", [False, True])
+def test_keep_class_widens_a_soft_mask_up_the_exponent_ladder_at_test_only(floor):
+    """Class 0 while X_int's mean level stays above 0.8 of the clip's (with `mask_above_floor`,
+    of the floor mask's X_int; log domain: a constant mask m scales it by m). m = 0.5 loses
+    it, 0.5 ** 0.5 = 0.71 too, 0.5 ** 0.25 = 0.84 keeps it: explain's mask is 0.84 (times
+    the floor mask); training's and validation's forward keep 0.5."""
+    _, _, mixture = synthetic_clip("harmonic_stack", 0)
+    brain = fixed_mask_brain()
+    brain.hparams.keep_class = True
+    brain.hparams.mask_above_floor = floor
+    X, _ = brain.preprocess(mixture)
+    gate = lower_median_gate(X, "log") if floor else torch.ones_like(X)
+    level = (gate * X).mean().item()
+    head = torch.nn.Linear(1, 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0], [0.0]]))
+        head.bias.copy_(torch.tensor([-0.8 * level, 0.0]))
+    brain.hparams.embedding_model, brain.hparams.classifier = MeanLevel(), head
+    brain.next_mask = torch.full((1,), 0.5)
+    expected = next(
+        (step, 0.5**e) for step, e in enumerate((1.0, 0.5, 0.25, 0.125, 0.0625)) if (0.5**e * gate * X).mean() > 0.8 * level
+    )
+    assert expected[0] == 2  # the ladder is climbed, not its first or last rung
+    outputs = brain.explain(mixture)
+    assert outputs["keep_class_step"].tolist() == [expected[0]]
+    assert torch.allclose(outputs["mask"], expected[1] * gate, atol=1e-6)
+    values, _ = brain.score(outputs)  # the widened mask keeps the class, the interpreter's did not
+    assert values["fid_in"].tolist() == [1.0] and values["fid_in_unwidened"].tolist() == [0.0]
+    for stage in (sb.Stage.TRAIN, sb.Stage.VALID):  # the losses that pick the checkpoint
+        trained = brain.forward_waveforms(mixture, stage)
+        assert "keep_class_step" not in trained
+        assert torch.allclose(trained["mask"], 0.5 * gate, atol=1e-6)
+
+
+def test_l2i_keep_class_ladder_lowers_the_relevance_threshold_then_takes_all_components():
+    """Relevance (1, 0.8, -0.5), relevance_th 0.5: the thresholds 0.5, 0.25, 0, -0.25, -0.5
+    keep components 0 and 1, -0.75 all three, and the last rung is all of them."""
+    brain = l2i_brain(centered=False)
+    outputs = brain.interpret(torch.ones(1, 4, 6), None, torch.tensor([0]), sb.Stage.TEST)
+    ladder = brain.widened_masks(outputs)
+    assert ladder.shape == (7, 1, 4, 6)
+    assert torch.allclose(ladder[0], outputs["mask"])
+    for step in range(5):
+        assert torch.allclose(ladder[step], share_of([0, 1]), atol=1e-6), step
+    for step in (5, 6):
+        assert torch.allclose(ladder[step], share_of([0, 1, 2]), atol=1e-6), step
