@@ -217,6 +217,11 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         mask = outputs["mask"]
         return torch.stack([mask.pow(e) if e > 0 else torch.ones_like(mask) for e in KEEP_CLASS_EXPONENTS])
 
+    def widening_chosen(self, outputs, step):
+        """Hook: `keep_class` chose candidate `step` (B,) of `widened_masks` (-1: none, the
+        first kept) for each clip; a subclass updates what its outputs say of the mask
+        (L2I: the selected components)."""
+
     @torch.no_grad()
     def keep_class_mask(self, X, candidates, classes):
         """Per clip, the first candidate whose X_int the classifier gives the class of X.
@@ -280,6 +285,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             if self.keep_class and stage == sb.Stage.TEST:
                 candidates = self.widened_masks(outputs) * gate  # (S, B, frames, F)
                 outputs["mask"], outputs["keep_class_step"] = self.keep_class_mask(X, candidates, classes)
+                self.widening_chosen(outputs, outputs["keep_class_step"])
             elif self.mask_above_floor:
                 outputs["mask"] = outputs["mask"] * gate
         outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes)

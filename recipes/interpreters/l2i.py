@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 from data_prep.audio import EPS
+from recipes.core.pipeline import floor_mask
 from recipes.evaluation import metrics
 from recipes.interpreters.base import KEEP_CLASS_EXPONENTS, InterpreterBrain
 
@@ -196,7 +197,13 @@ class L2I(InterpreterBrain):
         n_steps = len(KEEP_CLASS_EXPONENTS) - 1
         selections = [(r > th - j * (th + 1) / n_steps).float() for j in range(n_steps)]
         selections.append(torch.ones_like(r))
+        outputs["ladder_selected"] = torch.stack(selections)  # (S, B, K), for widening_chosen
         return torch.stack([soft_mask(self.W, H, sel, full=outputs["WH"]) for sel in selections])
+
+    def widening_chosen(self, outputs, step):
+        """The selected components are those of the chosen rung (the metrics, component_audio)."""
+        ladder = outputs.pop("ladder_selected")
+        outputs["selected"] = ladder[step.clamp(min=0), torch.arange(ladder.shape[1], device=ladder.device)]
 
     def oracle_mask(self, outputs, region):
         """L2I's mask with the components `oracle_selection` picks from the ground truth."""
@@ -272,6 +279,8 @@ class L2I(InterpreterBrain):
         X = outputs["X"][0]  # (frames, F)
         full = outputs["WH"][0]  # (frames, F)
         masks = torch.einsum("fl,lt->ltf", self.W[:, chosen], H) / (full + EPS)  # (L, frames, F)
+        if self.mask_above_floor:  # as the interpretation's mask: each share above the floor
+            masks = masks * floor_mask(outputs["X"], self.mask_domain)
         X_stft = outputs["X_stft"].expand(len(chosen), *outputs["X_stft"].shape[1:])
         audio = self.interpretation_audio(X, X_stft, masks, wav.shape[-1])  # (L, T)
         r = outputs["relevance"][0, chosen]

@@ -593,3 +593,36 @@ def test_l2i_keep_class_ladder_lowers_the_relevance_threshold_then_takes_all_com
         assert torch.allclose(ladder[step], share_of([0, 1]), atol=1e-6), step
     for step in (5, 6):
         assert torch.allclose(ladder[step], share_of([0, 1, 2]), atol=1e-6), step
+    brain.widening_chosen(outputs, torch.tensor([5]))  # the components of the chosen rung
+    assert outputs["selected"].tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_l2i_component_audio_follows_keep_class_and_the_floor():
+    """relevance_th 1: no component is relevant, X_int is silence and loses the class (class
+    0 while X_int's mean level is above half the floor mask's), so `keep_class` widens: the
+    components listed are the chosen rung's, and with `mask_above_floor` each one's mask is
+    its share above the floor, so that in the magnitude domain (the ISTFT of log1p(m |S|)
+    with the input phase is linear in m) their audio adds up to the interpretation's."""
+    _, _, mixture = synthetic_clip("harmonic_stack", 0)
+    brain = l2i_brain(centered=False)
+    brain.hparams.__dict__.update(
+        relevance_th=1.0,
+        keep_class=True,
+        mask_above_floor=True,
+        mask_domain="magnitude",
+        compute_stft=STFT(**STFT_ARGS),
+        compute_istft=ISTFT(**STFT_ARGS),
+    )
+    brain.W = torch.rand(513, 3, generator=torch.Generator().manual_seed(0)) + 0.1
+    X, _ = brain.preprocess(mixture)
+    level = brain.apply_mask(X, lower_median_gate(X, "magnitude")).mean().item()
+    head = torch.nn.Linear(1, 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0], [0.0]]))
+        head.bias.copy_(torch.tensor([-0.5 * level, 0.0]))
+    brain.hparams.embedding_model, brain.hparams.classifier = MeanLevel(), head
+    components, outputs = brain.component_audio(mixture)
+    assert outputs["keep_class_step"].item() > 0
+    assert outputs["selected"].sum().item() == len(components) > 0
+    total = torch.stack([audio for _k, _r, audio in components]).sum(dim=0)
+    assert torch.allclose(total, outputs["audio"][0], atol=1e-4)
