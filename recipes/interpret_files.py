@@ -318,6 +318,8 @@ def main(argv=None):
             "files": written,
             "warnings": result["warnings"],
         }
+        if "keep_class_step" in result:  # keep_class: how far the mask was widened (0: not)
+            predictions[path]["keep_class_step"] = result["keep_class_step"]
         tqdm.write(f"{path}: {result['class']} (p={result['probability']:.3f}) -> {written['interpretation']}")
     if world_size > 1:  # every process's results, on every process (one exit status)
         everyone = [None] * world_size

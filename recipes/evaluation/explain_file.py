@@ -199,6 +199,8 @@ def explain_single_sample(brain, hparams, path, folder, window=False):
         "files": {key: os.path.abspath(p) for key, p in paths.items()},
         "warnings": warnings,
     }
+    if "keep_class_step" in outputs:  # keep_class: 0 its own mask, k the k-th wider, -1 none kept
+        result["keep_class_step"] = int(outputs["keep_class_step"][0])
     if components is not None:
         result["components"] = []
         for k, relevance, audio in components:

@@ -1004,6 +1004,8 @@ class AudioInterpreter(Pretrained):
         }
         if "relevance" in outputs:  # L2I: each NMF component's relevance and whether it is kept
             result.update(relevance=outputs["relevance"], selected=outputs["selected"])
+        if "keep_class_step" in outputs:  # keep_class: 0 its own mask, k the k-th wider, -1 none kept
+            result["keep_class_step"] = outputs["keep_class_step"]
         return result
 
     def interpret_batch(self, wavs, wav_lens=None, sample_rate=None):
@@ -1021,7 +1023,9 @@ class AudioInterpreter(Pretrained):
             (B, N), "mask" (B, frames, F), "interpretation" (B, n_samples) the
             interpretation waveform, "input" (B, n_samples) the clips as
             classified, "X" / "X_int" (B, frames, F), "sample_rate", "warnings";
-            for L2I also "relevance" and "selected" (B, K).
+            for L2I also "relevance" and "selected" (B, K); with `keep_class` also
+            "keep_class_step" (B,): 0 where the interpreter's own mask keeps the class,
+            k > 0 where the k-th wider mask was the first that did, -1 where none did.
         """
         clips, warnings = self.prepare_batch(wavs, wav_lens, sample_rate)
         return self._outputs(self.brain.explain(clips), clips, warnings)
@@ -1061,6 +1065,8 @@ class AudioInterpreter(Pretrained):
         result = {key: value[0] if key not in ("sample_rate", "warnings") else value for key, value in batch.items()}
         result["probability"] = float(result["probability"])
         result["class_index"] = int(result["class_index"])
+        if "keep_class_step" in result:
+            result["keep_class_step"] = int(result["keep_class_step"])
         result["file"] = path
         if components is not None:
             result["components"] = [

@@ -117,6 +117,8 @@ def test_classifier_reading_x_above_its_floor_reaches_the_interpreter_and_its_ex
     mine, theirs = brain.explain(wavs), exported.brain.explain(wavs)
     assert torch.allclose(mine["mask"], theirs["mask"], atol=1e-6)
     assert torch.equal(mine["keep_class_step"], theirs["keep_class_step"])
+    batch = exported.interpret_batch(wavs)  # what a user's script reads: how far each was widened
+    assert torch.equal(batch["keep_class_step"], brain.explain(batch["input"])["keep_class_step"])
     outside = floor_mask(mine["X"], brain.mask_domain) == 0
     assert 0.3 < outside.float().mean() < 0.95  # white noise: about half of each bin's frames
     assert mine["mask"][outside].abs().max() == 0 and mine["mask"][~outside].max() > 0
