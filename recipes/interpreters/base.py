@@ -15,7 +15,8 @@ project's design card, repeated in the README):
        batched; then the subclass's interpreter_metrics)
 
 A subclass provides `interpret` and `interpretation_loss`, may add metrics of
-its own in `interpreter_metrics`, and names the logged validation statistic
+its own in `interpreter_metrics` and its own ladder of wider masks for
+`keep_class` (`widened_masks`, `widening_chosen`), and names the logged validation statistic
 that selects its best checkpoint (`best_key`) and the keys its inference
 folder needs (`inference_keys`). Baselines and reference masks are scored
 through the same public `score_mask`.
@@ -212,7 +213,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         the bins: (S, B, frames, F), the first `outputs["mask"]` itself, the last all ones.
 
         Here, for a soft mask m: m ** e for e in `KEEP_CLASS_EXPONENTS` (a bin the mask
-        ranks higher stays higher at every step). L2I widens by its components instead.
+        ranks higher stays higher at every step; a binary mask goes from itself straight to
+        all ones). L2I widens by its components instead.
         """
         mask = outputs["mask"]
         return torch.stack([mask.pow(e) if e > 0 else torch.ones_like(mask) for e in KEEP_CLASS_EXPONENTS])
