@@ -170,6 +170,7 @@ class ClassifierBrain(sb.Brain):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.wham_mixer = WhamMixer.from_hparams(self.hparams)  # None without WHAM! noise
+        self.calibration_loader = None  # training batches for `recalibrate_batchnorm`
 
     def training_waveforms(self, batch):
         """The training batch's waveforms (B', T), augmented as the yaml asks.
@@ -221,9 +222,53 @@ class ClassifierBrain(sb.Brain):
         return loss
 
     def on_stage_start(self, stage, epoch=None):
-        """Empties the prediction buffers of the stage."""
+        """Empties the prediction buffers of the stage; before validation, recalibrates the
+        BatchNorm statistics when `precise_bn_batches` asks for it."""
         self.stage_predictions = []
         self.stage_targets = []
+        if stage == sb.Stage.VALID and self.hparams.precise_bn_batches > 0:
+            self.recalibrate_batchnorm(self.hparams.precise_bn_batches)
+
+    def recalibrate_batchnorm(self, n_batches):
+        """Replaces every BatchNorm layer's running statistics by their mean over the first
+        `n_batches` training batches, built as in training, with the weights as they are now.
+
+        The running statistics are an exponential average taken while the weights move: where
+        a layer's input drifts faster than the average follows (a FocalNet's pooled map, whose
+        input-independent part is many times its spread over clips), the statistics at the
+        end of an epoch are several standard deviations off and the model in eval mode maps
+        nearly every clip to one class, though its training batches are right. Recomputed
+        with the weights fixed ("precise BatchNorm"), they are the ones the model was
+        trained with. Nothing else changes: no gradient, no weight update, each module's
+        train / eval mode as it was.
+        """
+        norms = [m for m in self.modules.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        if self.calibration_loader is None:
+            raise ValueError(
+                "precise_bn_batches > 0 needs the training set: give it to the Brain as "
+                "brain.calibration_loader (recipes/train_classifier.py's main does)."
+            )
+        momenta = [m.momentum for m in norms]
+        modes = {m: m.training for m in self.modules.modules()}
+        self.modules.eval()
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative mean over the batches, not an exponential one
+            norm.train()
+        n_done = 0
+        with torch.no_grad():
+            for batch in self.calibration_loader:
+                if n_done == n_batches:
+                    break
+                self.compute_forward(batch, sb.Stage.TRAIN)
+                n_done += 1
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        for module, training in modes.items():
+            module.train(training)
+        logger.info("BatchNorm statistics recomputed over %d training batches (precise_bn_batches)", n_done)
 
     def stage_accuracy(self):
         """Share of correct predictions over the stage (the stages are never empty)."""
@@ -307,6 +352,10 @@ def main(argv=None):
     if hparams.get("pretrained_backbone"):  # before build_brain: a resumed run's checkpoint wins
         load_pretrained_backbone(hparams["embedding_model"], hparams["pretrained_backbone"])
     brain = build_brain(ClassifierBrain, hparams, run_opts)
+    if hparams["precise_bn_batches"] > 0:
+        brain.calibration_loader = brain.make_dataloader(
+            datasets["train"], sb.Stage.TRAIN, ckpt_prefix=None, **hparams["train_dataloader_opts"]
+        )
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],
