@@ -250,7 +250,7 @@ def test_inconsistent_sizes_are_a_clear_error():
         demo.check_config(config)
 
 
-@pytest.mark.parametrize("name", ["demo_transformers", "demo_ast"])
+@pytest.mark.parametrize("name", ["demo_transformers", "demo_ast", "demo_focalnet"])
 def test_a_config_s_own_stage_costs_weigh_its_progress_estimate(repo_root, name):
     """The transformer demos' stages cost several times the Conv2d demo's (`STAGE_COST_S`):
     their `stage_costs_s` weigh the estimate; before any stage, the time left is their sum."""
@@ -305,19 +305,25 @@ def test_demo_config_loads_into_every_recipe_and_make_runs_it(repo_root, tmp_pat
     assert "recipes/demo.py" in dry_run.stdout
 
 
+#: a size each image-transformer demo's interpreters must share with its classifier
+SHARED_SIZE = {"demo_transformers": ("hidden_size", 48), "demo_focalnet": ("depths", [1, 1, 1])}
+
+
 @pytest.mark.parametrize("at_smoke_sizes", [False, True])
-def test_transformer_demo_config_loads_into_every_recipe(repo_root, tmp_path, at_smoke_sizes):
-    """hparams/demo_transformers.yaml, at its sizes and its smoke sizes (checked, not run: its
-    smoke run is the slow test tests/integration/test_train_transformers.py::
-    test_transformer_demo_smoke; demo_ast.yaml's smoke run, the same chain, is not slow)."""
-    config = demo.load_config(repo_root / "hparams" / "demo_transformers.yaml", smoke=at_smoke_sizes)
+@pytest.mark.parametrize("name", ["demo_transformers", "demo_focalnet"])
+def test_transformer_demo_config_loads_into_every_recipe(repo_root, tmp_path, name, at_smoke_sizes):
+    """hparams/demo_transformers.yaml and demo_focalnet.yaml, at their sizes and their smoke sizes
+    (checked, not run: their smoke runs are the slow tests of tests/integration/
+    test_train_transformers.py; demo_ast.yaml's smoke run, the same chain, is not slow)."""
+    config = demo.load_config(repo_root / "hparams" / f"{name}.yaml", smoke=at_smoke_sizes)
     # the class count the recipes take from the data at start-up (the yamls' 50 is ESC-50's)
     classes = ["--out_n_neurons", str(config["dataset"]["classes"])]
     assert check_stages_load(config, tmp_path / "demo", classes) == [
         "data", "classifier", "piq", "lmac", "eval_piq", "eval_lmac",
     ]  # fmt: skip
-    config["stages"]["piq"]["overrides"]["hidden_size"] = 48  # not the classifier's (64, smoke: 32)
-    with pytest.raises(ValueError, match="`hidden_size` differs between the stages"):
+    key, other = SHARED_SIZE[name]
+    config["stages"]["piq"]["overrides"][key] = other  # not the classifier's
+    with pytest.raises(ValueError, match=f"`{key}` differs between the stages"):
         demo.check_config(config)
 
 
