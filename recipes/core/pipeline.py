@@ -130,7 +130,13 @@ def invert_to_audio(X, X_stft, compute_istft, sig_length=None):
     return compute_istft(spec, sig_length=sig_length)
 
 
-MASK_DOMAINS = ("log", "magnitude")
+MASK_DOMAINS = ("log", "magnitude", "power")
+
+
+def _power_gain(mask):
+    """sqrt(mask) as the magnitude gain of a power-domain mask, 0 where mask <= 0 (finite gradient)."""
+    tiny = torch.finfo(mask.dtype).tiny
+    return torch.where(mask > 0, mask.clamp(min=tiny).sqrt(), torch.zeros_like(mask))
 
 
 def apply_mask(X, mask, domain="log"):
@@ -143,23 +149,31 @@ def apply_mask(X, mask, domain="log"):
       event it points at, and its audio is quieter than its mask says;
     - "magnitude": X_int = log1p(mask * |STFT|), the mask scales the magnitude,
       as a time-frequency mask of source separation does (a bin kept at 0.5 is
-      6 dB down, whatever its level).
+      6 dB down, whatever its level);
+    - "power": X_int = log1p(sqrt(mask) * |STFT|), the mask scales the bin's
+      energy |STFT|^2 (a bin kept at 0.5 is 3 dB down): the mask is read as the
+      share of the bin's energy that the interpretation holds, as a Wiener gain
+      on the power spectrum is. The same mask is the magnitude domain's
+      sqrt(mask), so a soft mask keeps more of the bins it ranks in between.
 
-    Binary masks give the same X_int in both domains.
+    Binary masks give the same X_int in every domain.
 
     Example
     -------
     >>> X = torch.log1p(torch.tensor([[[3.0, 8.0]]]))
     >>> torch.expm1(apply_mask(X, torch.tensor([[[0.5, 0.5]]]), "magnitude"))
     tensor([[[1.5000, 4.0000]]])
+    >>> torch.expm1(apply_mask(X, torch.tensor([[[0.25, 0.0]]]), "power"))  # sqrt(0.25) * 3
+    tensor([[[1.5000, 0.0000]]])
     >>> torch.expm1(apply_mask(X, torch.tensor([[[0.5, 0.5]]]), "log")).round(decimals=4)  # sqrt(1 + |S|) - 1
     tensor([[[1., 2.]]])
     """
     if domain == "log":
         return mask * X
-    if domain != "magnitude":
+    if domain not in MASK_DOMAINS:
         raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
-    return torch.log1p(mask * torch.expm1(X).clamp(min=0.0))
+    gain = _power_gain(mask) if domain == "power" else mask
+    return torch.log1p(gain * torch.expm1(X).clamp(min=0.0))
 
 
 @torch.no_grad()
@@ -168,8 +182,8 @@ def floor_mask(X, domain="log"):
 
     X_int = relu(X - median over frames of X), the Conv2d encoder's input floor
     (`models.layers.above_background_floor`), as a mask in [0, 1] of `domain`
-    (`apply_mask` gives that X_int back in either): kept / X in "log",
-    expm1(kept) / expm1(X) in "magnitude"; 0 where X is 0. It needs no classifier:
+    (`apply_mask` gives that X_int back in each): kept / X in "log",
+    expm1(kept) / expm1(X) in "magnitude", its square in "power"; 0 where X is 0. It needs no classifier:
     the evaluation scores it as a baseline ("above_floor"), and an interpreter with
     `mask_above_floor: True` multiplies its own mask by it, so that a band the
     background holds along the whole clip never enters an interpretation.
@@ -183,22 +197,28 @@ def floor_mask(X, domain="log"):
     tensor([0.0000, 0.0000, 0.2000])
     >>> torch.expm1(apply_mask(X, floor_mask(X, "magnitude"), "magnitude"))[0, 2, 0]
     tensor(3.)
+    >>> floor_mask(X, "power")[0, 2, 0]  # (3 / 15) ** 2
+    tensor(0.0400)
     """
     if domain not in MASK_DOMAINS:
         raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
     whole = X.float()
     kept = above_background_floor(whole)
-    if domain == "magnitude":
+    if domain in ("magnitude", "power"):
         kept, whole = torch.expm1(kept), torch.expm1(whole)
     mask = torch.where(whole > 0, kept / whole.clamp(min=torch.finfo(whole.dtype).tiny), torch.zeros_like(kept))
-    return mask.clamp_(0.0, 1.0).to(X.dtype)
+    mask = mask.clamp_(0.0, 1.0)
+    if domain == "power":
+        mask = mask.square_()
+    return mask.to(X.dtype)
 
 
 def remove_interpretation(X, X_int, domain="log"):
     """The input without its interpretation, "X - X_int" in the mask's domain, (B, frames, F).
 
     "log": X - X_int; "magnitude": log1p(|STFT| - |X_int|), i.e. the mask 1 - m
-    applied in the magnitude domain.
+    applied in the magnitude domain; "power": log1p(sqrt(|STFT|^2 - |X_int|^2)),
+    the mask 1 - m applied to the energy (the two parts' energies add up to the bin's).
 
     Example
     -------
@@ -206,12 +226,19 @@ def remove_interpretation(X, X_int, domain="log"):
     >>> X_int = apply_mask(X, torch.tensor([[[0.5, 0.25]]]), "magnitude")
     >>> torch.expm1(remove_interpretation(X, X_int, "magnitude"))
     tensor([[[1.5000, 6.0000]]])
+    >>> X = torch.log1p(torch.tensor([[[5.0]]]))
+    >>> X_int = apply_mask(X, torch.tensor([[[0.36]]]), "power")  # |X_int| = 0.6 * 5 = 3
+    >>> torch.expm1(remove_interpretation(X, X_int, "power"))  # sqrt(25 - 9)
+    tensor([[[4.]]])
     """
     if domain == "log":
         return X - X_int
-    if domain != "magnitude":
+    if domain not in MASK_DOMAINS:
         raise ValueError(f"mask_domain {domain!r}: choose one of {MASK_DOMAINS} (the interpreter yaml).")
-    return torch.log1p((torch.expm1(X) - torch.expm1(X_int)).clamp(min=0.0))
+    whole, kept = torch.expm1(X).clamp(min=0.0), torch.expm1(X_int).clamp(min=0.0)
+    if domain == "power":
+        return torch.log1p(_power_gain(whole.square() - kept.square()))
+    return torch.log1p((whole - kept).clamp(min=0.0))
 
 
 def match_frames(tensor, n_frames, dim=1):

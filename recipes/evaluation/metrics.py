@@ -353,7 +353,7 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
 
     E(X_int) is the energy of the interpretation spectrogram, what its audio
     holds: a mask value m keeps (m expm1(X))^2 of the bin's expm1(X)^2 with
-    `mask_domain: magnitude`, and expm1(m X)^2, less, in the log domain (the
+    `mask_domain: magnitude`, m expm1(X)^2 with `power`, and expm1(m X)^2, less, in the log domain (the
     reference's X_int = m X). For a binary mask it is the energy of the kept bins. A silent target (SI-SDR, SI-SDRi) or
     an empty region is undefined: NaN (see the module docstring).
 

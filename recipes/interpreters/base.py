@@ -9,7 +9,8 @@ project's design card, repeated in the README):
        `mask_above_floor: True` times `floor_mask(X)`, what rises above the clip's floor;
        with `keep_class: True`, at test and in `explain`, widened per clip along the
        interpreter's own ranking until the classifier keeps its class: `keep_class_mask`)
-    -> apply_mask (X_int = mask * X, or log1p(mask * |STFT|) with `mask_domain: magnitude`)
+    -> apply_mask (X_int = mask * X, log1p(mask * |STFT|) with `mask_domain: magnitude`, or
+       log1p(sqrt(mask) * |STFT|) with `power`)
     -> interpretation_audio (X_int with the input phase, ISTFT)
     -> score (score_mask: the metric suite of recipes/evaluation/metrics.py for any mask,
        batched; then the subclass's interpreter_metrics)
@@ -187,7 +188,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     @property
     def mask_domain(self):
         """Where the mask scales X (`recipes.core.pipeline.apply_mask`): "log" (the reference
-        recipes: mask * X) or "magnitude" (log1p(mask * |STFT|)); "log" when the yaml has no
+        recipes: mask * X), "magnitude" (log1p(mask * |STFT|)) or "power" (the mask scales
+        |STFT|^2: log1p(sqrt(mask) * |STFT|)); "log" when the yaml has no
         `mask_domain` (a run or inference folder from before the key)."""
         return getattr(self.hparams, "mask_domain", "log")
 

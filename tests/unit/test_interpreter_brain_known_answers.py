@@ -420,6 +420,37 @@ def test_a_constant_mask_in_the_magnitude_domain_scales_the_waveform(keep):
     assert log_gain < 0.75 * keep  # m = 0.5: sqrt(1 + |S|) - 1 of each bin
 
 
+@pytest.mark.parametrize("keep", [0.5, 0.1])
+def test_a_constant_mask_in_the_power_domain_scales_the_energy(keep):
+    """`mask_domain: power`: a mask m everywhere scales every bin's energy by m, so the
+    interpretation audio is sqrt(m) times the input, 10 log10 m dB down."""
+    _, _, mixture = synthetic_clip("harmonic_stack", 0)
+    brain = fixed_mask_brain()
+    brain.hparams.mask_domain = "power"
+    brain.next_mask = torch.full((1,), keep)
+    audio = brain.explain(mixture)["audio"]
+    assert (audio - math.sqrt(keep) * mixture).abs().max() < 1e-3
+    assert 10 * math.log10((audio.square().sum() / mixture.square().sum()).item()) == pytest.approx(
+        10 * math.log10(keep), abs=1e-3
+    )
+
+
+def test_binary_masks_are_the_same_in_every_domain_and_power_has_finite_gradients():
+    """A 0 / 1 mask keeps or drops whole bins whatever the domain; in the power domain the
+    gradient through sqrt is finite at 0 (a mask that trains through it gives no NaN)."""
+    from recipes.core.pipeline import MASK_DOMAINS, apply_mask, remove_interpretation
+
+    X = torch.log1p(torch.tensor([[[3.0, 8.0, 0.0], [1.0, 0.0, 2.0]]]))
+    binary = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]])
+    for domain in MASK_DOMAINS:
+        assert torch.allclose(apply_mask(X, binary, domain), binary * X, atol=1e-6), domain
+        removed = remove_interpretation(X, apply_mask(X, binary, domain), domain)
+        assert torch.allclose(removed, (1 - binary) * X, atol=1e-6), domain
+    mask = torch.tensor([[[0.0, 0.25, 1.0], [0.0, 0.5, 1.0]]], requires_grad=True)
+    apply_mask(X, mask, "power").sum().backward()
+    assert torch.isfinite(mask.grad).all()
+
+
 def test_the_log_domain_and_a_yaml_without_the_key_are_the_reference_mask_times_x():
     """No `mask_domain` (a run from before the key) and `log`: X_int = mask * X exactly, and
     the masked-out input X - X_int, as the reference recipes compute them."""
@@ -446,9 +477,23 @@ def test_the_magnitude_domain_removes_the_kept_magnitude():
     assert scores["removed"][0].tolist() == pytest.approx([2 * removed_a, 2 * removed_b, 1.0], rel=1e-5)
     kept_a = math.log1p(0.25 * math.expm1(3.0))
     assert scores["int"][0, 0].item() == pytest.approx(2 * kept_a, rel=1e-5)
-    with pytest.raises(ValueError, match="mask_domain 'lin'.*log.*magnitude"):
+    with pytest.raises(ValueError, match="mask_domain 'lin'.*log.*magnitude.*power"):
         brain.hparams.mask_domain = "lin"
         brain.apply_mask(outputs["X"], mask)
+
+
+def test_the_power_domain_removes_the_kept_energy():
+    """`power`: a mask of 0.25 keeps a quarter of each bin's energy, sqrt(0.25) = 0.5 of its
+    |STFT|; the masked-out input holds the rest of the energy, sqrt(0.75) of |STFT|, by hand."""
+    brain, outputs = two_clips()
+    brain.hparams.mask_domain = "power"
+    mask = torch.full_like(outputs["X"], 0.25)
+    _, scores = brain.score_mask(outputs, mask)
+    removed_a = math.log1p(math.sqrt(0.75) * math.expm1(3.0))
+    removed_b = math.log1p(math.sqrt(0.75) * math.expm1(1.0))
+    assert scores["removed"][0].tolist() == pytest.approx([2 * removed_a, 2 * removed_b, 1.0], rel=1e-5)
+    kept_a = math.log1p(0.5 * math.expm1(3.0))
+    assert scores["int"][0, 0].item() == pytest.approx(2 * kept_a, rel=1e-5)
 
 
 
@@ -459,10 +504,11 @@ def lower_median_gate(X, domain):
     X = X.double().numpy()
     floor = np.sort(X, axis=1)[:, (X.shape[1] - 1) // 2 : (X.shape[1] - 1) // 2 + 1, :]
     kept = np.maximum(X - floor, 0.0)
-    if domain == "magnitude":
+    if domain in ("magnitude", "power"):
         kept, X = np.expm1(kept), np.expm1(X)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return torch.from_numpy(np.where(X > 0, kept / X, 0.0)).float()
+        share = np.where(X > 0, kept / X, 0.0)
+    return torch.from_numpy(share**2 if domain == "power" else share).float()
 
 
 def test_the_floor_mask_keeps_what_rises_above_each_bins_median():
@@ -474,16 +520,19 @@ def test_the_floor_mask_keeps_what_rises_above_each_bins_median():
     magnitude = torch.tensor([[1.0, 1.0, 1.0, 9.0, 1.0], [0.0] * 5]).T.unsqueeze(0)  # (1, 5, 2)
     X = torch.log1p(magnitude)
     log_mask, magnitude_mask = floor_mask(X, "log"), floor_mask(X, "magnitude")
+    power_mask = floor_mask(X, "power")
     assert log_mask[0, :, 0].tolist() == pytest.approx([0, 0, 0, math.log(5) / math.log(10), 0])
     assert magnitude_mask[0, :, 0].tolist() == pytest.approx([0, 0, 0, 4 / 9, 0])
+    assert power_mask[0, :, 0].tolist() == pytest.approx([0, 0, 0, 16 / 81, 0])  # energy 4^2 of 9^2
     assert torch.equal(log_mask[0, :, 1], torch.zeros(5)) and torch.equal(magnitude_mask[0, :, 1], torch.zeros(5))
-    for domain, mask in (("log", log_mask), ("magnitude", magnitude_mask)):
+    assert torch.equal(power_mask[0, :, 1], torch.zeros(5))
+    for domain, mask in (("log", log_mask), ("magnitude", magnitude_mask), ("power", power_mask)):
         assert apply_mask(X, mask, domain)[0, 3, 0].item() == pytest.approx(math.log(5), rel=1e-6)
     with pytest.raises(ValueError, match="mask_domain 'lin'.*log.*magnitude"):
         floor_mask(X, "lin")
 
 
-@pytest.mark.parametrize("domain", ["log", "magnitude"])
+@pytest.mark.parametrize("domain", ["log", "magnitude", "power"])
 def test_mask_above_floor_multiplies_the_interpreters_mask_by_the_floor_mask(domain):
     """`mask_above_floor: True`: explain's mask is the interpreter's times the clip's floor
     mask (by hand, on numpy), in training's forward too; without the key (the reference, a
