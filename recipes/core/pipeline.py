@@ -213,6 +213,48 @@ def floor_mask(X, domain="log"):
     return mask.to(X.dtype)
 
 
+#: `complete_mask`'s region: the bins where X (log1p |STFT|) is at least twice its frequency's
+#: median over the clip's frames, i.e. `floor_mask(X, "log") >= 0.5`.
+COMPLETION_REGION = 0.5
+
+
+def complete_mask(mask, X, region_th=COMPLETION_REGION):
+    """The mask grown over the above-floor regions it touches, (B, frames, F).
+
+    A morphological reconstruction (grey-level, by dilation) of `mask` under the region
+    R = `floor_mask(X, "log") >= region_th`: each bin of R takes the highest mask value
+    from which a path of 8-connected bins of R reaches it, its own value if higher. Bins
+    outside R, and regions of R the mask does not touch, keep their values. A mask decoded
+    from a coarse grid of tokens (a transformer's, 0.2 s by 570 Hz cells on a 3 s clip)
+    marks part of an event, a piece of a chirp, some clicks of a train: the reconstruction
+    carries it along the event's time-frequency trace as far as the trace stays above the
+    clip's floor, and not into a separate event. `mask_completion: True` in an interpreter
+    yaml applies it at test and in `explain` (`InterpreterBrain`); the README
+    ("Transformer classifiers") gives the figures, also where it does not help.
+
+    Example
+    -------
+    >>> X = torch.full((1, 4, 5), 1.0)  # a floor of 1 ...
+    >>> X[0, 1, :3] = 4.0  # ... an event along three bins of frame 1 ...
+    >>> X[0, 3, 3:] = 4.0  # ... and another, not touching it, in frame 3
+    >>> mask = torch.zeros(1, 4, 5)
+    >>> mask[0, 1, 0] = 0.8  # the mask holds one bin of the first event
+    >>> complete_mask(mask, X)[0]
+    tensor([[0.0000, 0.0000, 0.0000, 0.0000, 0.0000],
+            [0.8000, 0.8000, 0.8000, 0.0000, 0.0000],
+            [0.0000, 0.0000, 0.0000, 0.0000, 0.0000],
+            [0.0000, 0.0000, 0.0000, 0.0000, 0.0000]])
+    """
+    region = (floor_mask(X, "log") >= region_th).to(mask.dtype)
+    grown = mask
+    while True:  # values only rise, each to one of the mask's: it stops
+        neighbours = F.max_pool2d(grown.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
+        step = torch.maximum(grown, neighbours * region)
+        if torch.equal(step, grown):
+            return grown
+        grown = step
+
+
 def remove_interpretation(X, X_int, domain="log"):
     """The input without its interpretation, "X - X_int" in the mask's domain, (B, frames, F).
 

@@ -7,8 +7,10 @@ project's design card, repeated in the README):
     -> classify (frozen classifier: eval mode, no grad; log-mel when it wants it)
     -> interpret (abstract: the subclass's psi gives a mask in [0, 1] over X; with
        `mask_above_floor: True` times `floor_mask(X)`, what rises above the clip's floor;
-       with `keep_class: True`, at test and in `explain`, widened per clip along the
-       interpreter's own ranking until the classifier keeps its class: `keep_class_mask`)
+       with `mask_completion: True`, at test and in `explain`, grown first over the
+       above-floor regions it touches (`complete_mask`); with `keep_class: True`, at test
+       and in `explain`, widened per clip along the interpreter's own ranking until the
+       classifier keeps its class: `keep_class_mask`)
     -> apply_mask (X_int = mask * X, log1p(mask * |STFT|) with `mask_domain: magnitude`, or
        log1p(sqrt(mask) * |STFT|) with `power`)
     -> interpretation_audio (X_int with the input phase, ISTFT)
@@ -49,6 +51,7 @@ from recipes.core.pipeline import (
     apply_mask,
     class_probabilities,
     classify,
+    complete_mask,
     floor_mask,
     invert_to_audio,
     remove_interpretation,
@@ -210,6 +213,14 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         key (the reference recipes, a run or inference folder from before the key)."""
         return bool(getattr(self.hparams, "keep_class", False))
 
+    @property
+    def mask_completion(self):
+        """Whether, at test and in `explain`, the mask is grown over the above-floor regions
+        it touches (the yaml's `mask_completion`; `recipes.core.pipeline.complete_mask`),
+        before `mask_above_floor`'s product and `keep_class`'s check. False when the yaml
+        has no such key (the reference recipes, a run or inference folder from before it)."""
+        return bool(getattr(self.hparams, "mask_completion", False))
+
     def widened_masks(self, outputs):
         """`keep_class`'s candidates, wider and wider along the interpreter's own ranking of
         the bins: (S, B, frames, F), the first `outputs["mask"]` itself, the last all ones.
@@ -227,7 +238,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         (L2I: the selected components)."""
 
     @torch.no_grad()
-    def keep_class_mask(self, X, candidates, classes):
+    def keep_class_mask(self, X, candidates, classes, finish=None):
         """Per clip, the first candidate whose X_int the classifier gives the class of X.
 
         Arguments
@@ -238,26 +249,56 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             (S, B, frames, F), narrowest first (`widened_masks`).
         classes : torch.Tensor
             The classifier's classes on X, (B,).
+        finish : callable, optional
+            finish(masks, rows) -> masks: what the interpretation makes of a candidate
+            before it is checked (`finished_mask`), for the clips `rows` (B,) bool; called
+            only for the clips still open at each step.
 
         Returns
         -------
         mask : torch.Tensor
-            (B, frames, F): the chosen candidate; the first (the interpreter's own mask)
-            for a clip that no candidate keeps.
+            (B, frames, F): the chosen candidate (finished); the first (the interpreter's own
+            mask) for a clip that no candidate keeps.
         step : torch.Tensor
             (B,) the chosen candidate's index; -1 where none keeps the class.
         """
         n_steps, batch = candidates.shape[:2]
         step = torch.full((batch,), -1, dtype=torch.long, device=X.device)
+        chosen = None
         for s in range(n_steps):
             open_ = step < 0
             if not open_.any():
                 break
-            scores, _ = self.classify(self.apply_mask(X[open_], candidates[s][open_]))
+            masks = candidates[s][open_]
+            if finish is not None:
+                masks = finish(masks, open_)
+            if chosen is None:  # the first candidate: what a clip that no candidate keeps gets
+                chosen = masks.clone()
+            scores, _ = self.classify(self.apply_mask(X[open_], masks))
             kept = scores.argmax(dim=1) == classes[open_]
             step[open_] = torch.where(kept, s, -1)
-        chosen = step.clamp(min=0)
-        return candidates[chosen, torch.arange(batch, device=X.device)], step
+            rows = open_.nonzero().squeeze(1)[kept]
+            chosen[rows] = masks[kept]
+        return chosen, step
+
+    def finished_mask(self, X, stage):
+        """What the interpreter's mask, or a wider candidate of it, becomes before it is
+        scored: finish(masks, rows) -> masks, for the clips `rows` of X; None for nothing.
+        `mask_completion` (at test) grows it over the above-floor regions it touches,
+        `mask_above_floor` then multiplies it by `floor_mask(X)`."""
+        complete = self.mask_completion and stage == sb.Stage.TEST
+        if not (complete or self.mask_above_floor):
+            return None
+
+        def finish(masks, rows):
+            X_rows = X[rows]
+            if complete:
+                masks = complete_mask(masks, X_rows)
+            if self.mask_above_floor:
+                masks = masks * floor_mask(X_rows, self.mask_domain)
+            return masks
+
+        return finish
 
     def apply_mask(self, X, mask):
         """The interpretation spectrogram X_int of `mask` in the yaml's `mask_domain`, (B, frames, F)."""
@@ -285,13 +326,13 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         classes = scores.argmax(dim=1)
         outputs = self.interpret(X, representations, classes, stage)
         if "mask" in outputs:
-            gate = floor_mask(X, self.mask_domain) if self.mask_above_floor else 1.0
+            finish = self.finished_mask(X, stage)
             if self.keep_class and stage == sb.Stage.TEST:
-                candidates = self.widened_masks(outputs) * gate  # (S, B, frames, F)
-                outputs["mask"], outputs["keep_class_step"] = self.keep_class_mask(X, candidates, classes)
+                candidates = self.widened_masks(outputs)  # (S, B, frames, F)
+                outputs["mask"], outputs["keep_class_step"] = self.keep_class_mask(X, candidates, classes, finish)
                 self.widening_chosen(outputs, outputs["keep_class_step"])
-            elif self.mask_above_floor:
-                outputs["mask"] = outputs["mask"] * gate
+            elif finish is not None:
+                outputs["mask"] = finish(outputs["mask"], torch.ones(X.shape[0], dtype=torch.bool, device=X.device))
         outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes)
         return outputs
 

@@ -92,6 +92,7 @@ SIZE_KEYS = (
     "mask_domain",  # where the mask scales X (recipes.core.pipeline.apply_mask)
     "mask_above_floor",  # the mask times recipes.core.pipeline.floor_mask
     "keep_class",  # widened per clip until the classifier keeps its class
+    "mask_completion",  # grown over the above-floor regions it touches (pipeline.complete_mask)
     "psi_decoder",  # the ViT / FocalNet PIQ decoder (models.PIQ.TRANSFORMER_DECODERS)
 )
 #: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.

@@ -365,3 +365,35 @@ def test_cnn14_yaml_runs_one_epoch(tiny_synthetic, tmp_path):
     assert stats["fid_in"] == stats["fid_in"]
     out = brain.explain(torch.randn(1, 37200) * 0.2)
     assert out["mask"].shape == out["X"].shape and 0 <= out["mask"].min() <= out["mask"].max() <= 1
+
+
+def test_mask_completion_at_test_and_in_the_export_not_in_training(tiny_lmac, tmp_path):
+    """`mask_completion: True` (with the transformer demos' mask_above_floor and keep_class):
+    explain's mask, where the own mask kept the class, is complete_mask(own mask) times the
+    floor mask; the valid stage (the checkpoint's choice) sees the own mask; the exported
+    inference folder keeps the key and gives the same masks."""
+    from recipes.core.pipeline import complete_mask
+    from recipes.interpreters.inference import AudioInterpreter
+
+    argv = with_flag(tiny_lmac["argv"], "--n_interpretations_to_save", 0)
+    argv += ["--mask_completion", "True", "--mask_above_floor", "True", "--keep_class", "True"]
+    brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
+    assert brain.mask_completion
+    wavs = clips(4, seed=7)
+    outputs = brain.explain(wavs)
+    with torch.no_grad():
+        X, _ = brain.preprocess(wavs)
+        _, representations = brain.classify(X)
+        own = brain.interpret(X, representations, outputs["classes"], sb.Stage.TEST)["mask"]
+        gate = floor_mask(X, brain.mask_domain)
+        expected = complete_mask(own, X) * gate
+        valid = brain.forward_waveforms(wavs, sb.Stage.VALID)["mask"]
+    assert torch.allclose(valid, own * gate)
+    kept = outputs["keep_class_step"] == 0
+    assert kept.any()
+    assert torch.allclose(outputs["mask"][kept], expected[kept], atol=1e-6)
+    grew = (expected > 0) & (own * gate == 0)  # bins the completion added
+    assert grew.any() and (outputs["mask"][kept][grew[kept]] > 0).all()
+    exported = AudioInterpreter.from_hparams(source=tmp_path / "lmac" / "inference")
+    assert exported.brain.mask_completion
+    assert torch.allclose(exported.brain.explain(wavs)["mask"], outputs["mask"], atol=1e-6)

@@ -40,3 +40,41 @@ def test_bins_without_phase_are_finite_with_phase_zero():
     spec = _polar_spec(X, X_stft)
     spec[1, :4] = torch.stack((torch.expm1(X[1, :4]), torch.zeros(4, 513)), dim=-1)
     torch.testing.assert_close(audio, istft(spec), atol=1e-5, rtol=1e-5)
+
+
+def test_complete_mask_is_the_connected_above_floor_regions_the_mask_touches():
+    """complete_mask against an independent implementation: for a binary mask, the bins of
+    the 8-connected components of R = floor_mask(X, "log") >= 0.5 that hold a masked bin
+    (scipy.ndimage.label), plus the mask itself; with two seed values, each region takes the
+    highest value that reaches it."""
+    import numpy as np
+    from scipy import ndimage
+
+    from recipes.core.pipeline import complete_mask, floor_mask
+
+    generator = torch.Generator().manual_seed(3)
+    X = torch.rand(2, 40, 30, generator=generator) * 0.5 + 1.0  # a floor between 1 and 1.5
+    X[:, 5:9, 2:20] = 6.0  # events: a band, a diagonal, a block
+    for i in range(12):
+        X[:, 20 + i, 5 + i] = 6.0
+    X[:, 30:36, 22:28] = 6.0
+    mask = torch.zeros(2, 40, 30)
+    mask[0, 6, 10] = 1.0  # clip 0: the band only
+    mask[1, 25, 10] = 1.0  # clip 1: the diagonal (8-connected), and a bin outside every region
+    mask[1, 0, 0] = 1.0
+    region = (floor_mask(X, "log") >= 0.5).numpy()
+    completed = complete_mask(mask, X)
+    for b in range(2):
+        labels, _ = ndimage.label(region[b], structure=np.ones((3, 3)))
+        touched = set(np.unique(labels[mask[b].numpy() > 0])) - {0}
+        expected = np.isin(labels, list(touched)) | (mask[b].numpy() > 0)
+        assert np.array_equal(completed[b].numpy() > 0, expected)
+        assert set(np.unique(completed[b].numpy())) <= {0.0, 1.0}
+    assert completed[0, 30:36, 22:28].sum() == 0 and completed[1, 5:9, 2:20].sum() == 0
+    assert completed[1, 31, 16] == 1.0  # the diagonal's far end
+    # two seeds in one region: the higher value wins over the region; the lower keeps its own
+    # bin only where it is higher than what reaches it (never: it is lower)
+    two = torch.zeros(1, 40, 30)
+    two[0, 6, 3], two[0, 6, 18] = 0.3, 0.9
+    grown = complete_mask(two, X[:1])
+    assert torch.equal(grown[0, 5:9, 2:20], torch.full((4, 18), 0.9))
