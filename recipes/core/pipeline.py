@@ -222,7 +222,7 @@ def complete_mask(mask, X, region_th=COMPLETION_REGION):
     """The mask grown over the above-floor regions it touches, (B, frames, F).
 
     A morphological reconstruction (grey-level, by dilation) of `mask` under the region
-    R = `floor_mask(X, "log") >= region_th`: each bin of R takes the highest mask value
+    R = `floor_mask(X, "log") >= region_th`: each bin of R takes the highest value of a bin
     from which a path of 8-connected bins of R reaches it, its own value if higher. Bins
     outside R, and regions of R the mask does not touch, keep their values. A mask decoded
     from a coarse grid of tokens (a transformer's, 0.2 s by 570 Hz cells on a 3 s clip)
@@ -245,14 +245,21 @@ def complete_mask(mask, X, region_th=COMPLETION_REGION):
             [0.0000, 0.0000, 0.0000, 0.0000, 0.0000],
             [0.0000, 0.0000, 0.0000, 0.0000, 0.0000]])
     """
+    if not torch.isfinite(mask).all():
+        raise ValueError(
+            "complete_mask: the mask holds NaN or inf values; an interpreter's mask lies in "
+            "[0, 1] (check the interpreter's checkpoint and input)."
+        )
     region = (floor_mask(X, "log") >= region_th).to(mask.dtype)
     grown = mask
-    while True:  # values only rise, each to one of the mask's: it stops
+    # values only rise, each to one of the mask's, and a path through R is at most every bin
+    for _ in range(mask.shape[-2] * mask.shape[-1]):
         neighbours = F.max_pool2d(grown.unsqueeze(1), 3, stride=1, padding=1).squeeze(1)
         step = torch.maximum(grown, neighbours * region)
         if torch.equal(step, grown):
-            return grown
+            break
         grown = step
+    return grown
 
 
 def remove_interpretation(X, X_int, domain="log"):

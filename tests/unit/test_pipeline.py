@@ -1,5 +1,6 @@
 """Tests for recipes/core/pipeline.py's inversion of a magnitude with the input's phase."""
 
+import pytest
 import torch
 from speechbrain.processing.features import ISTFT, STFT
 
@@ -78,3 +79,12 @@ def test_complete_mask_is_the_connected_above_floor_regions_the_mask_touches():
     two[0, 6, 3], two[0, 6, 18] = 0.3, 0.9
     grown = complete_mask(two, X[:1])
     assert torch.equal(grown[0, 5:9, 2:20], torch.full((4, 18), 0.9))
+
+
+def test_complete_mask_refuses_a_mask_with_nan():
+    from recipes.core.pipeline import complete_mask
+
+    mask = torch.zeros(1, 4, 5)
+    mask[0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        complete_mask(mask, torch.ones(1, 4, 5))
