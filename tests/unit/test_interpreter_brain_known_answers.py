@@ -589,6 +589,28 @@ def test_keep_class_mask_takes_each_clips_first_candidate_that_keeps_its_class()
     assert torch.equal(mask[1], torch.zeros_like(X[1]))
 
 
+def test_keep_class_mask_checks_each_candidate_as_finish_makes_it_for_the_open_clips_only():
+    """`finish` (mask_completion, mask_above_floor) shapes each candidate before its check, for
+    the clips still open: the same two clips as above. With finish = all ones both keep their
+    class at step 0 and get all ones; with finish recording its rows, step 2 sees clip 1 only."""
+    brain, outputs = two_clips()
+    X, classes = outputs["X"], outputs["classes"]
+    bin_a = torch.zeros_like(X)
+    bin_a[:, BIN_A[0], BIN_A[1]] = 1.0
+    candidates = torch.stack([torch.zeros_like(X), bin_a, torch.ones_like(X)])
+    mask, step = brain.keep_class_mask(X, candidates, classes, lambda m, rows: torch.ones_like(m))
+    assert step.tolist() == [0, 0] and torch.equal(mask, torch.ones_like(X))
+    seen = []
+
+    def recording(masks, rows):
+        seen.append(rows.tolist())
+        return masks
+
+    mask, step = brain.keep_class_mask(X, candidates, classes, recording)
+    assert seen == [[True, True], [True, True], [False, True]]
+    assert step.tolist() == [1, 2] and torch.equal(mask[0], bin_a[0])
+
+
 class MeanLevel(torch.nn.Module):
     """The embedding model: X (B, frames, F) -> its mean level (B, 1)."""
 
