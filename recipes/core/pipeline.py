@@ -218,7 +218,12 @@ def floor_mask(X, domain="log"):
 COMPLETION_REGION = 0.5
 
 
-def complete_mask(mask, X, region_th=COMPLETION_REGION):
+def completion_region(X, region_th=COMPLETION_REGION):
+    """`complete_mask`'s region R of X (B, frames, F): 1.0 where `floor_mask(X, "log") >= region_th`."""
+    return (floor_mask(X, "log") >= region_th).float()
+
+
+def complete_mask(mask, X, region_th=COMPLETION_REGION, region=None):
     """The mask grown over the above-floor regions it touches, (B, frames, F).
 
     A morphological reconstruction (grey-level, by dilation) of `mask` under the region
@@ -230,7 +235,9 @@ def complete_mask(mask, X, region_th=COMPLETION_REGION):
     carries it along the event's time-frequency trace as far as the trace stays above the
     clip's floor, and not into a separate event. `mask_completion: True` in an interpreter
     yaml applies it at test and in `explain` (`InterpreterBrain`); the README
-    ("Transformer classifiers") gives the figures, also where it does not help.
+    ("Transformer classifiers") gives the figures, also where it does not help. `region`:
+    R already computed (`completion_region(X, region_th)`, e.g. once for a batch whose
+    clips are completed in several calls); X is then not read.
 
     Example
     -------
@@ -250,7 +257,9 @@ def complete_mask(mask, X, region_th=COMPLETION_REGION):
             "complete_mask: the mask holds NaN or inf values; an interpreter's mask lies in "
             "[0, 1] (check the interpreter's checkpoint and input)."
         )
-    region = (floor_mask(X, "log") >= region_th).to(mask.dtype)
+    if region is None:
+        region = completion_region(X, region_th)
+    region = region.to(mask.dtype)
     grown = mask
     # values only rise, each to one of the mask's, and a path through R is at most every bin
     for _ in range(mask.shape[-2] * mask.shape[-1]):

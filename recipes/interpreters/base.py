@@ -52,6 +52,7 @@ from recipes.core.pipeline import (
     class_probabilities,
     classify,
     complete_mask,
+    completion_region,
     floor_mask,
     invert_to_audio,
     remove_interpretation,
@@ -251,8 +252,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             The classifier's classes on X, (B,).
         finish : callable, optional
             finish(masks, rows) -> masks: what the interpretation makes of a candidate
-            before it is checked (`finished_mask`), for the clips `rows` (B,) bool; called
-            only for the clips still open at each step.
+            before it is checked (`finished_mask`), for the clips `rows` (B,) bool of the
+            batch; called only for the clips still open at each step.
 
         Returns
         -------
@@ -283,19 +284,20 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
 
     def finished_mask(self, X, stage):
         """What the interpreter's mask, or a wider candidate of it, becomes before it is
-        scored: finish(masks, rows) -> masks, for the clips `rows` of X; None for nothing.
-        `mask_completion` (at test) grows it over the above-floor regions it touches,
-        `mask_above_floor` then multiplies it by `floor_mask(X)`."""
-        complete = self.mask_completion and stage == sb.Stage.TEST
-        if not (complete or self.mask_above_floor):
+        scored: finish(masks, rows=None) -> masks, for the clips `rows` (B,) bool of X (None:
+        all); None for nothing. `mask_completion` (at test) grows it over the above-floor
+        regions it touches, `mask_above_floor` then multiplies it by `floor_mask(X)`; both
+        read X once for the batch, whatever the number of calls."""
+        region = completion_region(X) if self.mask_completion and stage == sb.Stage.TEST else None
+        gate = floor_mask(X, self.mask_domain) if self.mask_above_floor else None
+        if region is None and gate is None:
             return None
 
-        def finish(masks, rows):
-            X_rows = X[rows]
-            if complete:
-                masks = complete_mask(masks, X_rows)
-            if self.mask_above_floor:
-                masks = masks * floor_mask(X_rows, self.mask_domain)
+        def finish(masks, rows=None):
+            if region is not None:
+                masks = complete_mask(masks, None, region=region if rows is None else region[rows])
+            if gate is not None:
+                masks = masks * (gate if rows is None else gate[rows])
             return masks
 
         return finish
@@ -332,7 +334,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
                 outputs["mask"], outputs["keep_class_step"] = self.keep_class_mask(X, candidates, classes, finish)
                 self.widening_chosen(outputs, outputs["keep_class_step"])
             elif finish is not None:
-                outputs["mask"] = finish(outputs["mask"], torch.ones(X.shape[0], dtype=torch.bool, device=X.device))
+                outputs["mask"] = finish(outputs["mask"])
         outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes)
         return outputs
 
