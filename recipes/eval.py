@@ -105,7 +105,8 @@ metrics.json's "n_undefined" ({method: {metric: clips}}) and in metrics.md.
 
 Writes into the eval folder (default `<output_folder>/eval[_<overlap>]`, with
 `output_folder` the interpreter's folder unless given): `metrics.json`,
-`metrics.md`, `curves.png`, `clips/` (PNG and wavs of the first
+`metrics.md` (with a per-class table), `per_clip.csv` (every clip's values of every
+method and reference), `curves.png`, `clips/` (PNG and wavs of the first
 `--n_report_clips` clips), `sanity_check.png` (with --sanity_check) and
 `report/index.html`. `--single_sample FILE.wav` instead explains one file and
 writes into `<eval_folder>/<file stem>/` (default eval folder

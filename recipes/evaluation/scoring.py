@@ -26,6 +26,9 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import csv
+import io
+import math
 import os
 
 import torch
@@ -203,6 +206,99 @@ def _gathered_list(items):
     return [item for part in everyone for item in part]
 
 
+#: The metrics of metrics.md's per-class table (`by_class`), those the evaluation has.
+BY_CLASS_METRICS = ("si_sdri", "gt_precision", "fid_in")
+#: per_clip.csv's first columns; the metrics follow.
+CLIP_COLUMNS = ("id", "true_class", "class", "method")
+
+
+def clip_rows(values, ids, true_classes, classes):
+    """One row per (clip, method) of a batch: {"id", "true_class", "class", "method", metric: value}.
+
+    Arguments
+    ---------
+    values : dict
+        {method: {metric: (B,) values}}; a metric with another shape (a batch scalar) is left out.
+    ids, true_classes, classes : list
+        The clips' ids, labels and the classifier's classes (names), B each.
+
+    Example
+    -------
+    >>> values = {"LMAC": {"fid_in": torch.tensor([1.0, 0.0]), "loss": torch.tensor(0.5)}}
+    >>> for row in clip_rows(values, ["a", "b"], ["dog", "cat"], ["dog", "dog"]):
+    ...     print(row)
+    {'id': 'a', 'true_class': 'dog', 'class': 'dog', 'method': 'LMAC', 'fid_in': 1.0}
+    {'id': 'b', 'true_class': 'cat', 'class': 'dog', 'method': 'LMAC', 'fid_in': 0.0}
+    """
+    per_clip = {
+        method: {k: v.detach().float().cpu().reshape(-1) for k, v in metric_values.items() if v.numel() == len(ids)}
+        for method, metric_values in values.items()
+    }
+    rows = []
+    for i, clip_id in enumerate(ids):
+        for method, metric_values in per_clip.items():
+            row = {"id": clip_id, "true_class": true_classes[i], "class": classes[i], "method": method}
+            row.update({metric: float(value[i]) for metric, value in metric_values.items()})
+            rows.append(row)
+    return rows
+
+
+def per_clip_csv(rows):
+    """`clip_rows`' rows as csv text: CLIP_COLUMNS, then every metric in the order first seen;
+    an undefined value (NaN, inf) or a metric a method has not is an empty cell.
+
+    Example
+    -------
+    >>> rows = [{"id": "a", "true_class": "dog", "class": "cat", "method": "PIQ", "si_sdri": float("nan")},
+    ...         {"id": "a", "true_class": "dog", "class": "cat", "method": "all_ones", "fid_in": 1.0}]
+    >>> print(per_clip_csv(rows), end="")
+    id,true_class,class,method,si_sdri,fid_in
+    a,dog,cat,PIQ,,
+    a,dog,cat,all_ones,,1.0
+    """
+    names = list(dict.fromkeys(key for row in rows for key in row if key not in CLIP_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CLIP_COLUMNS, *names])
+    for row in rows:
+        cells = [row.get(name) for name in names]
+        writer.writerow(
+            [*(row[c] for c in CLIP_COLUMNS), *("" if v is None or not math.isfinite(v) else repr(v) for v in cells)]
+        )
+    return buffer.getvalue()
+
+
+def by_class(rows, names=BY_CLASS_METRICS):
+    """Means per true class of `clip_rows`' rows: {class: {"n": clips, method: {metric: mean}}},
+    classes in the order first seen; a mean over the class's clips with a finite value
+    (none: the metric is left out).
+
+    Example
+    -------
+    >>> rows = [{"id": "a", "true_class": "dog", "class": "dog", "method": "PIQ", "fid_in": 1.0},
+    ...         {"id": "b", "true_class": "dog", "class": "cat", "method": "PIQ", "fid_in": 0.0},
+    ...         {"id": "c", "true_class": "cat", "class": "cat", "method": "PIQ", "fid_in": float("nan")}]
+    >>> by_class(rows)
+    {'dog': {'n': 2, 'PIQ': {'fid_in': 0.5}}, 'cat': {'n': 1, 'PIQ': {}}}
+    """
+    sums, clips = {}, {}
+    for row in rows:
+        clips.setdefault(row["true_class"], set()).add(row["id"])
+        method_sums = sums.setdefault(row["true_class"], {}).setdefault(row["method"], {})
+        for name in names:
+            value = row.get(name)
+            if value is not None and math.isfinite(value):
+                total, n = method_sums.get(name, (0.0, 0))
+                method_sums[name] = (total + value, n + 1)
+    return {
+        label: {
+            "n": len(clips[label]),
+            **{method: {k: total / n for k, (total, n) in m.items()} for method, m in methods.items()},
+        }
+        for label, methods in sums.items()
+    }
+
+
 def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_folder, n_clips, options=None):
     """Scores the interpreter, the baselines and the reference masks over `dataset`, batch by batch.
 
@@ -240,7 +336,10 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         "classifier_check": `classifier_check(...)` of the evaluated clips;
         "clips": the clips written for the report (paths relative to clips_folder's parent);
         "n_undefined": {method or reference: {metric: count}}: the clips whose value is
-        undefined (e.g. SI-SDR against a silent target), left out of the means; empty for none.
+        undefined (e.g. SI-SDR against a silent target), left out of the means; empty for none;
+        "per_clip_rows": every clip's values, one row per (clip, method or reference), in the
+        test set's order (`clip_rows`; `run_evaluation` writes them to per_clip.csv, not to
+        metrics.json).
     """
     if options is None:
         options = EvaluationOptions(seed=brain.hparams.seed)
@@ -260,6 +359,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
     correct, target_correct, n_evaluated, shown, masked_predictions = 0, 0, 0, [], []
     per_clip_auc = []  # (position, id, {method: [deletion AUC, insertion AUC]})
+    per_clip = []  # (position, clip_rows of the clip)
 
     # the curves' many classifier calls: the same classifier with its BatchNorms folded
     curve_model = fused_for_inference(brain.hparams.embedding_model)
@@ -332,6 +432,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
             per_clip_auc += [
                 (start + i, clip_id, {m: aucs[m][i] for m in masks}) for i, clip_id in enumerate(batch.id)
             ]
+        names = [brain.class_name(i) for i in labels.tolist()], [brain.class_name(i) for i in outputs["classes"].tolist()]
+        rows = clip_rows(values, list(batch.id), *names)
+        per_clip += [(start + k // len(values), row) for k, row in enumerate(rows)]
         for method, method_values in values.items():
             (references if method in references else stats)[method].add_values(method_values)
         in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
@@ -344,6 +447,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     )
     shown = [clip for _, clip in sorted(shown, key=lambda pair: pair[0])]
     per_clip_auc = sorted(_gathered_list(per_clip_auc), key=lambda entry: entry[0])
+    per_clip = [row for _, row in sorted(_gathered_list(per_clip), key=lambda entry: entry[0])]
     everything = {**stats, **references}
     summaries = {method: s.summary(options.seed, options.n_resamples) for method, s in everything.items()}
     intervals = {
@@ -383,6 +487,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         "classifier_check": check,
         "clips": shown,
         "n_undefined": n_undefined,
+        "per_clip_rows": per_clip,
     }
 
 
@@ -457,6 +562,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         options,
     )
     check = scored["classifier_check"]
+    per_clip = scored.pop("per_clip_rows")
     result = {
         "interpreter": interpreter_name(brain),
         "hparams_file": os.path.abspath(args.hparams_file),
@@ -475,6 +581,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         "baselines": list(options.baselines),
         "bootstrap": {"resamples": options.n_resamples, "level": metrics.CONFIDENCE_LEVEL, "seed": options.seed},
         **scored,
+        "by_class": by_class(per_clip),
     }
     n_undefined = result["n_undefined"]
     if args.sanity_check and if_main_process():
@@ -492,6 +599,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
     if "sanity_check" in result:
         png = plot_sanity(result["sanity_check"], os.path.join(eval_folder, "sanity_check.png"))
         result["sanity_check"]["png"] = os.path.relpath(png, eval_folder)
+    write_text(per_clip_csv(per_clip), os.path.join(eval_folder, "per_clip.csv"))
     write_text(metrics_markdown(result), os.path.join(eval_folder, "metrics.md"))
     # metrics.json last: its presence marks a finished evaluation (make demo reuses it)
     write_json(metrics.finite_or_none(result), os.path.join(eval_folder, "metrics.json"))

@@ -403,6 +403,52 @@ def markdown_table(rows, intervals=None):
     return "\n".join(lines)
 
 
+def by_class_markdown(result):
+    """metrics.md's per-class table: for each true class, its clips and the means of the
+    interpreter's and the ground-truth mask's metrics (`result["by_class"]`,
+    `recipes.evaluation.scoring.by_class`), the interpreter's worst SI-SDRi first
+    (without SI-SDRi, the classes in the test set's order); "" when the result has none.
+
+    Example
+    -------
+    >>> result = {"interpreter": "PIQ", "by_class": {
+    ...     "dog": {"n": 2, "PIQ": {"si_sdri": 4.0, "fid_in": 1.0}, "ground_truth": {"si_sdri": 9.0}},
+    ...     "cat": {"n": 1, "PIQ": {"si_sdri": -1.0, "fid_in": 0.0}, "ground_truth": {"si_sdri": 8.0}}}}
+    >>> print(by_class_markdown(result), end="")
+    | true class | clips | PIQ Fid-In | PIQ SI-SDRi dB | ground truth SI-SDRi dB |
+    |---|---|---|---|---|
+    | cat | 1 | 0.000 | -1.000 | 8.000 |
+    | dog | 2 | 1.000 | 4.000 | 9.000 |
+    """
+    classes = result.get("by_class")
+    if not classes:
+        return ""
+    interpreter = result["interpreter"]
+    columns = []  # (method, metric)
+    for method in (interpreter, "ground_truth"):
+        present = {key for entry in classes.values() for key in entry.get(method, {})}
+        columns += [(method, key) for key in METRICS if key in present]
+    labels = list(classes)
+    if (interpreter, "si_sdri") in columns:
+        labels.sort(key=lambda label: classes[label].get(interpreter, {}).get("si_sdri", math.inf))
+
+    def title(method, key):
+        return f"{REFERENCE_LABELS.get(method, method)} {metric_title(key)}"
+
+    lines = [
+        "| true class | clips | " + " | ".join(title(m, k) for m, k in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for label in labels:
+        cells = [classes[label].get(m, {}).get(k) for m, k in columns]
+        lines.append(
+            f"| {_cell(label)} | {classes[label]['n']} | "
+            + " | ".join("-" if v is None else f"{v:.3f}" for v in cells)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def metrics_markdown(result):
     """One evaluation as markdown: the classifier-check warning (if any), the table
     (methods and reference masks x metrics, ± half the bootstrap intervals), the
@@ -448,7 +494,13 @@ def metrics_markdown(result):
     check_text = (
         "\n## Classifier check\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
     )
-    return header + markdown_table(rows, intervals) + "\n" + table_note + agreement_text + sanity_text + check_text
+    classes = by_class_markdown(result)
+    if classes:
+        classes = (
+            "\n## By class\n\nMeans over each true class's clips (every clip's values: per_clip.csv), "
+            "the interpreter's worst first.\n\n" + classes
+        )
+    return header + markdown_table(rows, intervals) + "\n" + table_note + agreement_text + classes + sanity_text + check_text
 
 
 # ------------------------------------------------------------------ sanity check

@@ -660,3 +660,37 @@ def test_captum_baselines_on_a_tiny_classifier_have_the_input_shape_and_lie_in_0
     again = baselines.attribution_mask(brain, "smoothgrad", outputs["X"], outputs["classes"], seed=11)
     assert torch.equal(again, baselines.attribution_mask(brain, "smoothgrad", outputs["X"], outputs["classes"], seed=11))
     assert torch.equal(state, torch.random.get_rng_state())
+
+
+@pytest.mark.parametrize("name", ["L2I", "PIQ"])
+def test_per_clip_csv_and_by_class_agree_with_the_means(evaluations, name):
+    """per_clip.csv holds each clip's value of every method and reference: their means over
+    the clips are metrics.json's (computed apart, by StageStats), and their means over each
+    true class are metrics.json's "by_class" and metrics.md's per-class rows."""
+    import csv
+
+    folder, _ = evaluations[name]
+    saved = json.loads((folder / "metrics.json").read_text())
+    with open(folder / "per_clip.csv", newline="") as fin:
+        rows = list(csv.DictReader(fin))
+    rows_of = {**saved["methods"], **saved["references"]}
+    assert sorted(row["method"] for row in rows[: len(rows_of)]) == sorted(rows_of)  # a row per method per clip
+    assert len(rows) == saved["n_clips"] * len(rows_of)
+    assert len({row["id"] for row in rows}) == saved["n_clips"]
+    for method, stats in rows_of.items():
+        for metric in ("fid_in", "si_sdri", "gt_precision", "deletion_auc"):
+            if metric not in stats or stats[metric] is None:
+                continue
+            values = [float(row[metric]) for row in rows if row["method"] == method and row[metric] != ""]
+            assert sum(values) / len(values) == pytest.approx(stats[metric], abs=1e-5), (method, metric)
+    classes = {row["true_class"] for row in rows}
+    assert set(saved["by_class"]) == classes
+    for label, entry in saved["by_class"].items():
+        of_class = [row for row in rows if row["true_class"] == label and row["method"] == name]
+        assert entry["n"] == len(of_class)
+        expected = sum(float(row["si_sdri"]) for row in of_class) / len(of_class)
+        assert entry[name]["si_sdri"] == pytest.approx(expected, abs=1e-5)
+    table = (folder / "metrics.md").read_text()
+    assert "## By class" in table
+    for label in classes:
+        assert f"| {label} | {saved['by_class'][label]['n']} |" in table
