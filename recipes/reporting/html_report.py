@@ -35,6 +35,7 @@ from recipes.reporting.tables import (
     METRICS,
     _summary_entries,
     agreement_groups,
+    by_class_table,
     classifier_check_lines,
     classifier_warning,
     format_value,
@@ -181,6 +182,21 @@ def _audio(path, folder, report_folder):
     return f'<td><audio controls preload="none" src="{src}"></audio></td>'
 
 
+def _by_class_html(evaluation):
+    """The per-class table (`by_class_table`) of one evaluation; "" without one."""
+    table = by_class_table(evaluation)
+    if table is None:
+        return ""
+    titles, rows = table
+    head = "".join(f"<th>{html.escape(title)}</th>" for title in titles)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return (
+        "<p>By class (means over each true class's clips, the interpreter's worst first; "
+        "every clip's values: per_clip.csv in the evaluation folder):</p>"
+        f'<table class="by-class"><tr>{head}</tr>{body}</table>'
+    )
+
+
 def _evaluation_html(evaluation, report_folder):
     folder = evaluation["folder"]
     title = html.escape(setup_label(evaluation))
@@ -207,6 +223,7 @@ def _evaluation_html(evaluation, report_folder):
         meta += (
             f'<p class="warning"><strong>Warning:</strong> {html.escape(warning, quote=False)}</p>'
         )
+    meta += _by_class_html(evaluation)
     meta += _curves_html(evaluation, report_folder) + _sanity_html(evaluation, report_folder)
     clips = evaluation.get("clips", [])
     if not clips:

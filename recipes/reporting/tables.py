@@ -403,26 +403,28 @@ def markdown_table(rows, intervals=None):
     return "\n".join(lines)
 
 
-def by_class_markdown(result):
-    """metrics.md's per-class table: for each true class, its clips and the means of the
-    interpreter's and the ground-truth mask's metrics (`result["by_class"]`,
-    `recipes.evaluation.scoring.by_class`), the interpreter's worst SI-SDRi first
-    (without SI-SDRi, the classes in the test set's order); "" when the result has none.
+def by_class_table(result):
+    """The per-class table of one evaluation: (column titles, rows of cells as text), or None
+    when the result has no `by_class` (`recipes.evaluation.scoring.by_class`).
+
+    For each true class: its clips and the means of the interpreter's and the ground-truth
+    mask's metrics, the interpreter's worst SI-SDRi first (without SI-SDRi, the classes in
+    the test set's order); "-" where a class has no value.
 
     Example
     -------
     >>> result = {"interpreter": "PIQ", "by_class": {
     ...     "dog": {"n": 2, "PIQ": {"si_sdri": 4.0, "fid_in": 1.0}, "ground_truth": {"si_sdri": 9.0}},
-    ...     "cat": {"n": 1, "PIQ": {"si_sdri": -1.0, "fid_in": 0.0}, "ground_truth": {"si_sdri": 8.0}}}}
-    >>> print(by_class_markdown(result), end="")
-    | true class | clips | PIQ Fid-In | PIQ SI-SDRi dB | ground truth SI-SDRi dB |
-    |---|---|---|---|---|
-    | cat | 1 | 0.000 | -1.000 | 8.000 |
-    | dog | 2 | 1.000 | 4.000 | 9.000 |
+    ...     "cat": {"n": 1, "PIQ": {"si_sdri": -1.0}, "ground_truth": {"si_sdri": 8.0}}}}
+    >>> titles, rows = by_class_table(result)
+    >>> titles
+    ['true class', 'clips', 'PIQ Fid-In', 'PIQ SI-SDRi dB', 'ground truth SI-SDRi dB']
+    >>> rows
+    [['cat', '1', '-', '-1.000', '8.000'], ['dog', '2', '1.000', '4.000', '9.000']]
     """
     classes = result.get("by_class")
     if not classes:
-        return ""
+        return None
     interpreter = result["interpreter"]
     columns = []  # (method, metric)
     for method in (interpreter, "ground_truth"):
@@ -431,21 +433,33 @@ def by_class_markdown(result):
     labels = list(classes)
     if (interpreter, "si_sdri") in columns:
         labels.sort(key=lambda label: classes[label].get(interpreter, {}).get("si_sdri", math.inf))
-
-    def title(method, key):
-        return f"{REFERENCE_LABELS.get(method, method)} {metric_title(key)}"
-
-    lines = [
-        "| true class | clips | " + " | ".join(title(m, k) for m, k in columns) + " |",
-        "|---|---|" + "---|" * len(columns),
+    titles = ["true class", "clips"] + [
+        f"{REFERENCE_LABELS.get(method, method)} {metric_title(key)}" for method, key in columns
     ]
+    rows = []
     for label in labels:
-        cells = [classes[label].get(m, {}).get(k) for m, k in columns]
-        lines.append(
-            f"| {_cell(label)} | {classes[label]['n']} | "
-            + " | ".join("-" if v is None else f"{v:.3f}" for v in cells)
-            + " |"
-        )
+        cells = [classes[label].get(method, {}).get(key) for method, key in columns]
+        rows.append([str(label), str(classes[label]["n"])] + ["-" if v is None else f"{v:.3f}" for v in cells])
+    return titles, rows
+
+
+def by_class_markdown(result):
+    """metrics.md's per-class table (`by_class_table`); "" when the result has none.
+
+    Example
+    -------
+    >>> result = {"interpreter": "PIQ", "by_class": {"dog": {"n": 2, "PIQ": {"si_sdri": 4.0}}}}
+    >>> print(by_class_markdown(result), end="")
+    | true class | clips | PIQ SI-SDRi dB |
+    |---|---|---|
+    | dog | 2 | 4.000 |
+    """
+    table = by_class_table(result)
+    if table is None:
+        return ""
+    titles, rows = table
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -692,5 +692,7 @@ def test_per_clip_csv_and_by_class_agree_with_the_means(evaluations, name):
         assert entry[name]["si_sdri"] == pytest.approx(expected, abs=1e-5)
     table = (folder / "metrics.md").read_text()
     assert "## By class" in table
+    page = (folder / "report" / "index.html").read_text(encoding="utf-8")
     for label in classes:
         assert f"| {label} | {saved['by_class'][label]['n']} |" in table
+        assert f"<tr><td>{label}</td><td>{saved['by_class'][label]['n']}</td>" in page
