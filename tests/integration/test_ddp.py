@@ -138,6 +138,15 @@ def test_torchrun_eval_shards_the_clips_and_equals_one_process(torchrun, tmp_pat
         for kind in ("deletion", "insertion"):
             assert sharded["curves"]["methods"][method][kind] == pytest.approx(drawn[kind], abs=1e-5)
     assert [clip["id"] for clip in sharded["clips"]] == [clip["id"] for clip in single["clips"]]
+    # every clip's row once, in the test set's order, and the per-class means
+    one_csv = (tmp_path / "one" / "per_clip.csv").read_text().splitlines()
+    two_csv = (torchrun["root"] / "two" / "per_clip.csv").read_text().splitlines()
+    assert [line.split(",")[:4] for line in two_csv] == [line.split(",")[:4] for line in one_csv]
+    assert sharded["by_class"].keys() == single["by_class"].keys()
+    for label, entry in single["by_class"].items():
+        assert sharded["by_class"][label]["n"] == entry["n"]
+        for metric, value in entry[single["interpreter"]].items():
+            assert sharded["by_class"][label][single["interpreter"]][metric] == pytest.approx(value, abs=1e-5)
 
 
 def test_torchrun_command_deals_out_the_files(torchrun):
