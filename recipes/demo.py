@@ -60,6 +60,7 @@ from recipes.reporting.agreement import agreement_line, agreement_markdown
 from recipes.reporting.html_report import load_evaluation, write_report
 from recipes.reporting.tables import (
     agreement_groups,
+    baseline_margins,
     markdown_table,
     metric_title,
     summary_intervals,
@@ -611,6 +612,13 @@ def reusable_stages(stages):
     return done
 
 
+#: The title of the table of each interpreter against the best baseline (`baseline_margins`).
+MARGINS_TITLE = (
+    "## Each interpreter against the best baseline (SI-SDRi margin; GT precision as a multiple of "
+    "the all-ones mask's)"
+)
+
+
 def run_demo(config, output_folder):
     """Runs (or reuses) every stage, then writes the merged report.
 
@@ -618,7 +626,8 @@ def run_demo(config, output_folder):
     -------
     dict
         "report" (path of index.html), "summary" (markdown table of the clips as
-        they are), "out_of_distribution" ({overlap type: markdown table}),
+        they are), "margins" (each interpreter against the best baseline, `baseline_margins`;
+        "" without ground truth), "out_of_distribution" ({overlap type: markdown table}),
         "timings" ({stage: wall seconds, None when reused}), "cpu_times" (the
         same in CPU seconds of all threads), "classifier_accuracy".
     """
@@ -653,6 +662,7 @@ def run_demo(config, output_folder):
     result = {
         "report": os.path.abspath(report),
         "summary": summary,
+        "margins": baseline_margins(evaluations),
         "out_of_distribution": ood_summaries,
         "timings": timings,
         "cpu_times": cpu_times,
@@ -673,7 +683,10 @@ def run_demo(config, output_folder):
         f"\n{out_of_distribution_title(overlap_type)}\n\n{table}\n"
         for overlap_type, table in ood_summaries.items()
     )
-    write_text(f"# {title}\n\n{summary}\n{ood_text}{note}{agreement}", os.path.join(output_folder, "summary.md"))
+    margins = f"\n{MARGINS_TITLE}\n\n{result['margins']}" if result["margins"] else ""
+    write_text(
+        f"# {title}\n\n{summary}\n{margins}{ood_text}{note}{agreement}", os.path.join(output_folder, "summary.md")
+    )
     return result
 
 
@@ -730,6 +743,8 @@ def main(argv=None):
     if result["classifier_accuracy"] is not None:
         print(f"Classifier test accuracy: {100 * result['classifier_accuracy']:.1f} %")
     print(f"\n{result['summary']}\n")
+    if result["margins"]:
+        print(f"{MARGINS_TITLE}\n\n{result['margins']}")
     for overlap_type, table in result["out_of_distribution"].items():
         print(f"{out_of_distribution_title(overlap_type)}\n\n{table}\n")
     print(f"Report: {result['report']}  (total {result['total_s']:.0f} s)")

@@ -71,6 +71,29 @@ def test_smoke_demo_runs_every_stage_within_budget(smoke):
     assert (params["classes"], params["per_class"], params["duration_s"]) == (3, 5, 1.0)
 
 
+def test_margins_against_the_best_baseline_of_the_same_classifier_and_clips(smoke):
+    """Each interpreter's row: its SI-SDRi less the best of its own random mask and the
+    classifier's baselines (scored once, in L2I's evaluation), from the metrics.json files;
+    its GT precision over the all-ones mask's. In summary.md."""
+    out, result, _ = smoke
+    evaluations = {name: json.loads((out / name / "eval" / "metrics.json").read_text()) for name in ("l2i", "piq", "lmac")}
+    shared = {m: v["si_sdri"] for m, v in evaluations["l2i"]["methods"].items() if m not in ("L2I", "random", "oracle")}
+    assert "above_floor" in shared and "saliency" in shared
+    lines = result["margins"].splitlines()[2:]
+    assert [line.split("|")[1].strip() for line in lines] == ["L2I", "PIQ", "LMAC"]
+    for line, evaluation in zip(lines, evaluations.values()):
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        own = evaluation["methods"][evaluation["interpreter"]]
+        candidates = {**shared, "random": evaluation["methods"]["random"]["si_sdri"]}
+        best = max(candidates.values())
+        assert float(cells[1]) == pytest.approx(own["si_sdri"], abs=0.006)
+        assert float(cells[3]) == pytest.approx(best, abs=0.006)
+        assert float(cells[4]) == pytest.approx(own["si_sdri"] - best, abs=0.006)
+        ratio = own["gt_precision"] / evaluation["references"]["all_ones"]["gt_precision"]
+        assert float(cells[6]) == pytest.approx(ratio, abs=0.006)
+    assert result["margins"] in (out / "summary.md").read_text()
+
+
 def test_summary_has_every_interpreter_baselines_and_ground_truth(smoke):
     out, result, _ = smoke
     rows = [line.split("|")[1].strip() for line in result["summary"].splitlines()[2:]]
@@ -168,6 +191,7 @@ def test_rerun_reuses_every_stage(smoke, capsys):
         f"demo: stage {i + 1}/{n} {name}; about 0 s left (estimate)" for i, name in enumerate(result["timings"])
     ]
     assert first["out_of_distribution"]["mixtures"] in printed  # the mixtures table too
+    assert first["margins"] and first["margins"] in printed  # each interpreter against the best baseline
 
 
 def test_changed_settings_stop_a_rerun(smoke):
