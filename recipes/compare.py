@@ -32,7 +32,7 @@ json, no "± std" in the table). Writes into `<out>/compare/`:
 
     per_seed.csv    one row per (seed, interpreter, row): seed, interpreter, method, metrics
     summary.json    {row: {metric: {"mean", "std", "n"}}}
-    summary.md      the mean ± std table, the seeds and the wall times
+    summary.md      the mean ± std table, by class too, the seeds and the wall times
 
 Authors
  * audio-interpret contributors 2026
@@ -306,6 +306,45 @@ def per_seed_csv(records):
     return buffer.getvalue()
 
 
+def by_class_rows(evaluation):
+    """{"<interpreter>: <true class>": {metric: mean}} of one evaluation's `by_class` (its
+    interpreter's means per class; {} for an evaluation without one).
+
+    Example
+    -------
+    >>> by_class_rows({"interpreter": "PIQ", "by_class": {"dog": {"n": 2, "PIQ": {"si_sdri": 4.0},
+    ...                "ground_truth": {"si_sdri": 9.0}}}})
+    {'PIQ: dog': {'si_sdri': 4.0}}
+    """
+    name = evaluation["interpreter"]
+    return {
+        f"{name}: {label}": numeric_stats(entry.get(name, {}))
+        for label, entry in (evaluation.get("by_class") or {}).items()
+    }
+
+
+def worst_first(summary, metric="si_sdri"):
+    """`aggregate`'s rows, each interpreter's (the label before ": ") in a block, its classes
+    by their mean `metric`, lowest first (rows without it last).
+
+    Example
+    -------
+    >>> rows = {"PIQ: dog": {"si_sdri": {"mean": 4.0}}, "PIQ: cat": {"si_sdri": {"mean": 1.0}},
+    ...         "LMAC: dog": {"si_sdri": {"mean": 2.0}}}
+    >>> list(worst_first(rows))
+    ['PIQ: cat', 'PIQ: dog', 'LMAC: dog']
+    """
+    blocks = {}
+    for label in summary:
+        blocks.setdefault(label.split(": ", 1)[0], []).append(label)
+
+    def key(label):
+        mean = (summary[label].get(metric) or {}).get("mean")
+        return math.inf if mean is None else mean
+
+    return {label: summary[label] for labels in blocks.values() for label in sorted(labels, key=key)}
+
+
 def run_compare(config, output_folder, seeds, interpreters, start=None):
     """Runs (or reuses) every stage for every seed, then writes the tables in <out>/compare.
 
@@ -313,7 +352,8 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
     -------
     dict
         "seeds", "interpreters", "summary" ({row: {metric: {mean, std, n}}}),
-        "table" (markdown), "per_seed_csv", "summary_json", "summary_md" (paths),
+        "table" (markdown), "by_class" ({"<interpreter>: <class>": {metric: {mean, std, n}}},
+        each interpreter's worst class first; in summary.md's "By class"), "per_seed_csv", "summary_json", "summary_md" (paths),
         "eval_folders" ({seed: {interpreter: folder}}), "timings" / "cpu_times"
         ({stage label: seconds, None when reused}), "total_s".
     """
@@ -324,12 +364,14 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
         times = stage.run()
         timings[label], cpu_times[label] = times if times else (None, None)
 
-    records, rows_per_seed = [], []
+    records, rows_per_seed, classes_per_seed = [], [], []
     for seed in seeds:
         evaluations = []
+        classes_per_seed.append({})
         for name, folder in eval_folders[seed].items():
             evaluation = load_evaluation(folder)
             evaluations.append(evaluation)
+            classes_per_seed[-1].update(by_class_rows(evaluation))
             records += [
                 (seed, name, label, stats) for label, stats in evaluation_rows(evaluation).items()
             ]
@@ -340,6 +382,14 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
         )
     summary = aggregate(rows_per_seed)
     table = summary_table(summary, len(seeds))
+    by_class = worst_first(aggregate(classes_per_seed))
+    classes_text = ""
+    if by_class:
+        classes_text = (
+            "## By class\n\nEach interpreter's means over the clips of each true class (its eval's "
+            "metrics.md, per_clip.csv), then mean ± std over the seeds; its worst class first.\n\n"
+            f"{summary_table(by_class, len(seeds))}\n\n"
+        )
 
     folder = os.path.join(output_folder, COMPARE_FOLDER)
     csv_path = write_text(per_seed_csv(records), os.path.join(folder, "per_seed.csv"))
@@ -353,6 +403,7 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
         "Mean ± sample std (ddof 1) over the seeds; a cell with one value has no std; "
         "(n=k): only k seeds have a value. Per seed: per_seed.csv.\n\n"
         f"{table}\n\n"
+        f"{classes_text}"
         f"Wall time: {total:.0f} s. Stages (wall time, CPU time of all threads): "
         f"{format_times(timings, cpu_times)}\n"
     )
@@ -362,6 +413,7 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
         "interpreters": list(interpreters),
         "summary": summary,
         "table": table,
+        "by_class": by_class,
         "per_seed_csv": os.path.abspath(csv_path),
         "summary_json": os.path.abspath(json_path),
         "summary_md": os.path.abspath(md_path),

@@ -169,6 +169,25 @@ def test_summary_is_the_mean_and_std_over_the_seeds(two_runs):
     assert "| LMAC | " in text and f" {sps} ± " in text
 
 
+def test_by_class_is_the_mean_over_the_seeds_of_each_seeds_class_means(two_runs):
+    """From each seed's metrics.json "by_class": per class, the mean and std over the seeds
+    of L-MAC's class means; in summary.md's "By class"."""
+    out, _, second, _ = two_runs
+    evaluations = [_metrics(out / "lmac"), _metrics(out / "seeds" / str(OTHER_SEED) / "lmac")]
+    classes = list(evaluations[0]["by_class"])
+    assert len(classes) == 3
+    assert sorted(second["by_class"]) == sorted(f"LMAC: {c}" for c in classes)
+    for label in classes:
+        values = [evaluation["by_class"][label]["LMAC"]["si_sdri"] for evaluation in evaluations]
+        cell = second["by_class"][f"LMAC: {label}"]["si_sdri"]
+        assert cell["n"] == 2 and cell["mean"] == pytest.approx(statistics.fmean(values), abs=1e-12)
+        assert cell["std"] == pytest.approx(statistics.stdev(values), abs=1e-12)
+    means = [cells["si_sdri"]["mean"] for cells in second["by_class"].values()]
+    assert means == sorted(means)  # the worst class first
+    text = (out / "compare" / "summary.md").read_text()
+    assert "## By class" in text and f"| LMAC: {classes[0]} | " in text
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
