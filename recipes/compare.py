@@ -353,7 +353,8 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
     dict
         "seeds", "interpreters", "summary" ({row: {metric: {mean, std, n}}}),
         "table" (markdown), "by_class" ({"<interpreter>: <class>": {metric: {mean, std, n}}},
-        each interpreter's worst class first; in summary.md's "By class"), "per_seed_csv", "summary_json", "summary_md" (paths),
+        each interpreter's worst class first; in summary.md's "By class"),
+        "per_seed_csv", "summary_json", "summary_md" (paths),
         "eval_folders" ({seed: {interpreter: folder}}), "timings" / "cpu_times"
         ({stage label: seconds, None when reused}), "total_s".
     """

@@ -359,7 +359,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
     correct, target_correct, n_evaluated, shown, masked_predictions = 0, 0, 0, [], []
     per_clip_auc = []  # (position, id, {method: [deletion AUC, insertion AUC]})
-    per_clip = []  # (position, clip_rows of the clip)
+    per_clip = []  # (position of the clip, one of its rows of clip_rows)
 
     # the curves' many classifier calls: the same classifier with its BatchNorms folded
     curve_model = fused_for_inference(brain.hparams.embedding_model)
@@ -432,8 +432,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
             per_clip_auc += [
                 (start + i, clip_id, {m: aucs[m][i] for m in masks}) for i, clip_id in enumerate(batch.id)
             ]
-        names = [brain.class_name(i) for i in labels.tolist()], [brain.class_name(i) for i in outputs["classes"].tolist()]
-        rows = clip_rows(values, list(batch.id), *names)
+        true_classes = [brain.class_name(i) for i in labels.tolist()]
+        classes = [brain.class_name(i) for i in outputs["classes"].tolist()]
+        rows = clip_rows(values, list(batch.id), true_classes, classes)  # len(values) rows per clip, in turn
         per_clip += [(start + k // len(values), row) for k, row in enumerate(rows)]
         for method, method_values in values.items():
             (references if method in references else stats)[method].add_values(method_values)
