@@ -231,14 +231,14 @@ def clip_rows(values, ids, true_classes, classes):
     {'id': 'b', 'true_class': 'cat', 'class': 'dog', 'method': 'LMAC', 'fid_in': 0.0}
     """
     per_clip = {
-        method: {k: v.detach().float().cpu().reshape(-1) for k, v in metric_values.items() if v.numel() == len(ids)}
+        method: {k: v.detach().float().cpu().reshape(-1).tolist() for k, v in metric_values.items() if v.numel() == len(ids)}
         for method, metric_values in values.items()
     }
     rows = []
     for i, clip_id in enumerate(ids):
         for method, metric_values in per_clip.items():
             row = {"id": clip_id, "true_class": true_classes[i], "class": classes[i], "method": method}
-            row.update({metric: float(value[i]) for metric, value in metric_values.items()})
+            row.update({metric: value[i] for metric, value in metric_values.items()})
             rows.append(row)
     return rows
 
