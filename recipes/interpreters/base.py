@@ -33,6 +33,7 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import functools
 import os
 
 import speechbrain as sb
@@ -105,6 +106,9 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     def __init__(self, *args, label_encoder=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.label_encoder = label_encoder
+        # a wrong `average_checkpoints` fails here, not after an epoch
+        if self.n_averaged > 1 and self.checkpointer is not None:
+            logger.info("The test and the export take the mean of the %d best checkpoints", self.n_averaged)
         self.classifier_modules = torch.nn.ModuleDict(
             {
                 "embedding_model": self.hparams.embedding_model,
@@ -452,7 +456,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             logger.info("Best checkpoint is selected by valid %s = %.4f", self.best_key, stats[self.best_key])
             self.checkpointer.save_and_keep_only(
                 meta={self.best_key: stats[self.best_key], "epoch": epoch},
-                num_to_keep=1,
+                num_to_keep=self.n_averaged,
                 **{"min_keys" if self.best_key_is_lower else "max_keys": [self.best_key]},
             )
         else:
@@ -496,6 +500,44 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             else:
                 max_key = self.best_key
         super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        if self.checkpointer is not None and self.n_averaged > 1:
+            self.load_averaged_checkpoints(max_key=max_key, min_key=min_key)
+
+    @property
+    def n_averaged(self):
+        """The yaml's `average_checkpoints`: how many of the best checkpoints (by `best_key`)
+        are kept, and averaged weight by weight for the test; 1 (no key): the best one alone."""
+        n = getattr(self.hparams, "average_checkpoints", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"average_checkpoints {n!r}: a whole number >= 1 (1: the best checkpoint alone).")
+        return n
+
+    def load_averaged_checkpoints(self, max_key=None, min_key=None):
+        """Loads into the interpreter's modules the mean of the `n_averaged` best checkpoints'
+        weights (`sb.utils.checkpoints.average_checkpoints`, read with weights_only=True), as
+        SpeechBrain's ASR recipes average theirs; the epoch counter stays the best one's.
+
+        Returns
+        -------
+        list of int
+            The epochs averaged, best first (fewer than asked when fewer were saved).
+        """
+        found = self.checkpointer.find_checkpoints(max_key=max_key, min_key=min_key, max_num_checkpoints=self.n_averaged)
+        epochs = [ckpt.meta.get("epoch") for ckpt in found]
+        if len(found) < 2:
+            return epochs
+        by_object = {id(obj): name for name, obj in self.checkpointer.recoverables.items()}
+        for module_name in self.modules:
+            module = self.unwrapped(module_name)
+            recoverable = by_object.get(id(module))
+            if recoverable is None:
+                raise RuntimeError(f"interpreter module {module_name!r} is not among the checkpointer's recoverables")
+            state = sb.utils.checkpoints.average_checkpoints(
+                found, recoverable, parameter_loader=functools.partial(torch.load, weights_only=True)
+            )
+            module.load_state_dict(state, strict=True)
+        logger.info("Testing the mean of %d checkpoints' weights (epochs %s, by valid %s)", len(found), epochs, self.best_key)
+        return epochs
 
     # ---------------------------------------------------------- interpretations
     def _due_for_saving(self, stage):
