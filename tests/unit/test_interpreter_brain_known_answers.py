@@ -217,8 +217,9 @@ class ScriptedStatistics(InterpreterBrain):
         return {} if self.best_key == "loss" else {self.best_key: self.scripted}
 
 
-def scripted_brain(tmp_path, best_key, lower):
-    """A Brain made by InterpreterBrain's own __init__ (a one-weight psi, a checkpointer)."""
+def scripted_brain(tmp_path, best_key, lower, **extra):
+    """A Brain made by InterpreterBrain's own __init__ (a one-weight psi, a checkpointer);
+    `extra`: more hparams."""
     psi = torch.nn.Linear(1, 1, bias=False)
     hparams = {
         "embedding_model": torch.nn.Flatten(),
@@ -228,6 +229,7 @@ def scripted_brain(tmp_path, best_key, lower):
         "use_tensorboard": False,
         "lr_annealing": None,
         "train_logger": FileTrainLogger(str(tmp_path / "train_log.txt")),
+        **extra,
     }
     brain_class = type(
         "Scripted", (ScriptedStatistics,), {"best_key": best_key, "best_key_is_lower": lower}
@@ -269,6 +271,87 @@ def test_the_test_stage_and_the_export_load_the_best_epoch(tmp_path, brain_class
     brain.export_interpreter(str(tmp_path))  # what train_interpreter exports after the test stage
     exported = torch.load(tmp_path / "psi_model.ckpt", weights_only=True)
     assert exported["weight"].item() == 2.0
+
+
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (1, 2.0),  # the lowest valid loss alone: epoch 2's weights
+        (2, (2.0 + 4.0) / 2),  # epochs 2 (0.1) and 4 (0.3)
+        (3, (2.0 + 4.0 + 1.0) / 3),  # and epoch 1 (0.5); epoch 3 (0.7) is out
+        (9, (2.0 + 4.0 + 1.0 + 3.0) / 4),  # more than were saved: all four
+    ],
+)
+def test_average_checkpoints_tests_and_exports_the_mean_of_the_best_epochs(tmp_path, n, expected):
+    brain = scripted_brain(tmp_path, "loss", True, average_checkpoints=n)
+    psi = brain.modules["psi"]
+    for epoch, value in enumerate([0.5, 0.1, 0.7, 0.3], start=1):
+        with torch.no_grad():
+            psi.weight.fill_(float(epoch))  # the weights of epoch k are k
+        brain.on_stage_start(sb.Stage.VALID, epoch)
+        brain.on_stage_end(sb.Stage.VALID, value, epoch)
+    with torch.no_grad():
+        psi.weight.fill_(-1.0)
+    brain.on_evaluate_start()
+    assert psi.weight.item() == pytest.approx(expected)
+    brain.export_interpreter(str(tmp_path))
+    assert torch.load(tmp_path / "psi_model.ckpt", weights_only=True)["weight"].item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "3"])
+def test_a_wrong_average_checkpoints_is_refused_when_the_brain_is_built(tmp_path, bad):
+    with pytest.raises(ValueError, match="average_checkpoints .*: a whole number >= 1"):
+        scripted_brain(tmp_path, "loss", True, average_checkpoints=bad)
+
+
+# ---------------------------------------------------------------- mixing within the batch
+def test_mix_within_batch_adds_a_clip_of_the_batch_at_an_snr_in_the_range():
+    """Each mixture minus its clip is a multiple of one clip of the batch (found by least
+    squares against every clip), at 10 log10(P_clip / P_added) in [low, high]."""
+    from recipes.interpreters.base import mix_within_batch
+
+    t = torch.arange(4000.0)
+    wavs = torch.stack([torch.sin(0.01 * t), 0.3 * torch.sin(0.13 * t), torch.sign(torch.sin(0.002 * t))])
+    low, high = 5.0, 20.0
+    snrs, partners = [], set()
+    for seed in range(8):
+        mixed = mix_within_batch(wavs, low, high, torch.Generator().manual_seed(seed))
+        for i in range(3):
+            added = (mixed[i] - wavs[i]).double()
+            fits = []
+            for j in range(3):
+                other = wavs[j].double()
+                gain = (added @ other) / (other @ other)
+                fits.append(((added - gain * other).norm() / added.norm()).item())
+            assert min(fits) < 1e-4
+            partners.add((i, fits.index(min(fits))))
+            snr = 10 * math.log10(wavs[i].double().pow(2).mean() / added.pow(2).mean())
+            assert low - 1e-3 <= snr <= high + 1e-3
+            snrs.append(snr)
+    assert max(snrs) - min(snrs) > 5.0  # drawn, not fixed
+    assert any(i != j for i, j in partners)  # another clip, not only its own level
+    assert torch.equal(mix_within_batch(wavs[:1], low, high), wavs[:1])  # no other clip
+
+
+def test_batch_mixing_reaches_the_training_inputs_only():
+    from recipes.interpreters.lmac import LMAC
+
+    brain = bare_brain(LMAC, batch_mix_snr_db=[10, 10])
+    brain.wham_mixer = None
+    wavs = torch.stack([torch.sin(0.01 * torch.arange(2000.0)), torch.randn(2000, generator=torch.Generator().manual_seed(0))])
+    batch = types.SimpleNamespace(sig=(wavs, torch.ones(2)))
+    for stage in (sb.Stage.VALID, sb.Stage.TEST):
+        assert torch.equal(brain.input_waveforms(batch, stage), wavs)
+    torch.manual_seed(3)
+    added = brain.input_waveforms(batch, sb.Stage.TRAIN) - wavs
+    snr = 10 * torch.log10(wavs.pow(2).mean(dim=1) / added.pow(2).mean(dim=1))
+    assert torch.allclose(snr, torch.full((2,), 10.0), atol=1e-3)
+    reference = bare_brain(LMAC)  # no key: the reference, no mixing
+    reference.wham_mixer = None
+    assert torch.equal(reference.input_waveforms(batch, sb.Stage.TRAIN), wavs)
+    for bad in ([20, 5], [5], "5,20", [5, True]):
+        with pytest.raises(ValueError, match="batch_mix_snr_db .*: \\[low, high\\] in dB"):
+            _ = bare_brain(LMAC, batch_mix_snr_db=bad).batch_mix_snr_db
 
 
 # ---------------------------------------------------------------- L2I's mask
