@@ -41,7 +41,7 @@ import torch
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_atomic, write_json
-from data_prep.wham_prepare import WhamMixer, combine_batches
+from data_prep.wham_prepare import WhamMixer
 from recipes.core.brains import (
     CPUFriendlyDDP,
     freeze,
@@ -71,26 +71,6 @@ KEEP_CLASS_EXPONENTS = (1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.0)
 def interpreter_file(module_name):
     """File name of an exported interpreter module: psi -> psi_model.ckpt, theta -> theta.ckpt."""
     return "psi_model.ckpt" if module_name == "psi" else f"{module_name}.ckpt"
-
-
-def mix_within_batch(wavs, low_db, high_db, generator=None):
-    """Each clip of `wavs` (B, T) plus a clip drawn from the same batch, at an SNR drawn
-    uniformly in [low_db, high_db] (`data_prep.wham_prepare.combine_batches`: 10 log10 of
-    the clip's power over the added clip's). A clip may draw itself (then only its level
-    changes); a batch of one is returned unchanged.
-
-    Example
-    -------
-    >>> wavs = torch.stack([torch.sin(torch.arange(800.0)), torch.randn(800)])
-    >>> mixed = mix_within_batch(wavs, 10.0, 10.0, torch.Generator().manual_seed(0))
-    >>> added = mixed - wavs
-    >>> [round(float(10 * torch.log10(w.pow(2).mean() / a.pow(2).mean())), 3) for w, a in zip(wavs, added)]
-    [10.0, 10.0]
-    """
-    if wavs.shape[0] < 2:
-        return wavs
-    snr = low_db + (high_db - low_db) * torch.rand(wavs.shape[0], generator=generator)
-    return combine_batches(wavs, wavs.detach(), snr, generator)
 
 
 class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
@@ -246,27 +226,6 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         has no such key (the reference recipes, a run or inference folder from before it)."""
         return bool(getattr(self.hparams, "mask_completion", False))
 
-    @property
-    def batch_mix_snr_db(self):
-        """The yaml's `batch_mix_snr_db`: [low, high] dB, or None (the reference: no mixing).
-        With a range, every training clip gets another clip of its batch added at an SNR
-        drawn uniformly in it (`mix_within_batch`): inputs the interpreter has not fitted,
-        each epoch, labelled as every input is, by the classifier's decision on them."""
-        snr = getattr(self.hparams, "batch_mix_snr_db", None)
-        if snr is None:
-            return None
-        if (
-            not isinstance(snr, (list, tuple))
-            or len(snr) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in snr)
-            or snr[0] > snr[1]
-        ):
-            raise ValueError(
-                f"batch_mix_snr_db {snr!r}: [low, high] in dB with low <= high (e.g. [5, 20]: the "
-                "other clip 5 to 20 dB under the clip), or null for no mixing."
-            )
-        return float(snr[0]), float(snr[1])
-
     def widened_masks(self, outputs):
         """`keep_class`'s candidates, wider and wider along the interpreter's own ranking of
         the bins: (S, B, frames, F), the first `outputs["mask"]` itself, the last all ones.
@@ -364,8 +323,6 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         wavs = batch.sig[0].to(self.device)  # (B, T)
         if stage == sb.Stage.TRAIN and self.wham_mixer is not None:
             wavs = self.wham_mixer(wavs)
-        if stage == sb.Stage.TRAIN and self.batch_mix_snr_db is not None:
-            wavs = mix_within_batch(wavs, *self.batch_mix_snr_db)
         return wavs
 
     def forward_waveforms(self, wavs, stage):

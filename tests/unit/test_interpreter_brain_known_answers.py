@@ -304,56 +304,6 @@ def test_a_wrong_average_checkpoints_is_refused_when_the_brain_is_built(tmp_path
         scripted_brain(tmp_path, "loss", True, average_checkpoints=bad)
 
 
-# ---------------------------------------------------------------- mixing within the batch
-def test_mix_within_batch_adds_a_clip_of_the_batch_at_an_snr_in_the_range():
-    """Each mixture minus its clip is a multiple of one clip of the batch (found by least
-    squares against every clip), at 10 log10(P_clip / P_added) in [low, high]."""
-    from recipes.interpreters.base import mix_within_batch
-
-    t = torch.arange(4000.0)
-    wavs = torch.stack([torch.sin(0.01 * t), 0.3 * torch.sin(0.13 * t), torch.sign(torch.sin(0.002 * t))])
-    low, high = 5.0, 20.0
-    snrs, partners = [], set()
-    for seed in range(8):
-        mixed = mix_within_batch(wavs, low, high, torch.Generator().manual_seed(seed))
-        for i in range(3):
-            added = (mixed[i] - wavs[i]).double()
-            fits = []
-            for j in range(3):
-                other = wavs[j].double()
-                gain = (added @ other) / (other @ other)
-                fits.append(((added - gain * other).norm() / added.norm()).item())
-            assert min(fits) < 1e-4
-            partners.add((i, fits.index(min(fits))))
-            snr = 10 * math.log10(wavs[i].double().pow(2).mean() / added.pow(2).mean())
-            assert low - 1e-3 <= snr <= high + 1e-3
-            snrs.append(snr)
-    assert max(snrs) - min(snrs) > 5.0  # drawn, not fixed
-    assert any(i != j for i, j in partners)  # another clip, not only its own level
-    assert torch.equal(mix_within_batch(wavs[:1], low, high), wavs[:1])  # no other clip
-
-
-def test_batch_mixing_reaches_the_training_inputs_only():
-    from recipes.interpreters.lmac import LMAC
-
-    brain = bare_brain(LMAC, batch_mix_snr_db=[10, 10])
-    brain.wham_mixer = None
-    wavs = torch.stack([torch.sin(0.01 * torch.arange(2000.0)), torch.randn(2000, generator=torch.Generator().manual_seed(0))])
-    batch = types.SimpleNamespace(sig=(wavs, torch.ones(2)))
-    for stage in (sb.Stage.VALID, sb.Stage.TEST):
-        assert torch.equal(brain.input_waveforms(batch, stage), wavs)
-    torch.manual_seed(3)
-    added = brain.input_waveforms(batch, sb.Stage.TRAIN) - wavs
-    snr = 10 * torch.log10(wavs.pow(2).mean(dim=1) / added.pow(2).mean(dim=1))
-    assert torch.allclose(snr, torch.full((2,), 10.0), atol=1e-3)
-    reference = bare_brain(LMAC)  # no key: the reference, no mixing
-    reference.wham_mixer = None
-    assert torch.equal(reference.input_waveforms(batch, sb.Stage.TRAIN), wavs)
-    for bad in ([20, 5], [5], "5,20", [5, True]):
-        with pytest.raises(ValueError, match="batch_mix_snr_db .*: \\[low, high\\] in dB"):
-            _ = bare_brain(LMAC, batch_mix_snr_db=bad).batch_mix_snr_db
-
-
 # ---------------------------------------------------------------- L2I's mask
 # W (F 6, K 3): overlapping components, so a component's share of a bin is a fraction
 W = torch.tensor(
