@@ -17,6 +17,16 @@ made once and shared. Only the interpreters (L2I, PIQ, L-MAC, or the subset of
 The demo's out-of-distribution evaluations (`eval: out_of_distribution`) are
 the demo's own: they are not repeated per seed.
 
+An ablation over the same seeds, without editing the config: `--variant NAME` with
+`--set STAGE.KEY=VALUE` (repeatable; an interpreter stage's recipe-yaml key, the
+value read as yaml) trains and evaluates the interpreters with those settings in
+`<out>/variants/<NAME>/seeds/<s>/{l2i,piq,lmac}` (the data, the classifier and the
+dictionary still the demo's), and writes its tables in `<out>/variants/<NAME>/compare/`
+with, where the demo's settings were run on the same seed, the two side by side:
+
+    python recipes/compare.py --config hparams/demo_focalnet.yaml --interpreters lmac \
+        --variant avg3 --set lmac.average_checkpoints=3
+
 Default seeds: the common seed, then common + 1, ... (`--n_seeds`, 3). Every
 stage is the demo's `Stage`: one whose outputs exist is reused (so after `make
 demo` only the new seeds are trained), an interrupted one resumes, and one
@@ -39,21 +49,26 @@ Authors
 """
 
 import argparse
+import copy
 import csv
 import io
 import math
 import os
+import re
 import statistics
 import sys
 import time
 
+import yaml
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
 from recipes.demo import (
     DEFAULT_CONFIG,
     INTERPRETERS,
+    REPO_ROOT,
     build_stages,
+    config_interpreters,
     format_times,
     load_config,
     resolve_output_folder,
@@ -75,6 +90,9 @@ DEFAULT_N_SEEDS = 3
 COMPARE_FOLDER = "compare"  # under the output folder: the tables
 SEEDS_FOLDER = "seeds"  # under the output folder: <seed>/{l2i,piq,lmac} for the other seeds
 SHARED_STAGES = ("data", "classifier", "nmf")
+VARIANTS_FOLDER = "variants"  # under the output folder: <name>/seeds/<seed>/..., <name>/compare
+#: The figures of the side-by-side table of a variant against the demo's settings.
+PAIRED_METRICS = ("si_sdri", "gt_precision", "fid_in")
 
 
 def resolve_seeds(common_seed, n_seeds=None, seeds=None):
@@ -122,20 +140,163 @@ def resolve_interpreters(names=None):
     return [name for name in INTERPRETERS if name in wanted]
 
 
-def interpreter_base(output_folder, seed, common_seed):
-    """Where one seed's interpreter folders go: the demo's for the common seed, else seeds/<seed>.
+def interpreter_base(output_folder, seed, common_seed, variant=None):
+    """Where one seed's interpreter folders go: the demo's for the common seed, else
+    seeds/<seed>; a variant's under variants/<name>/seeds/<seed> for every seed.
 
     Example
     -------
     >>> interpreter_base("out", 1234, 1234), interpreter_base("out", 7, 1234)
     ('out', 'out/seeds/7')
+    >>> interpreter_base("out", 1234, 1234, variant="avg3")
+    'out/variants/avg3/seeds/1234'
     """
+    if variant is not None:
+        return os.path.join(output_folder, VARIANTS_FOLDER, variant, SEEDS_FOLDER, str(seed))
     if int(seed) == int(common_seed):
         return output_folder
     return os.path.join(output_folder, SEEDS_FOLDER, str(seed))
 
 
-def plan_stages(config, output_folder, seeds, interpreters):
+def recipe_keys(hparams_file):
+    """The top-level keys of a recipe yaml (read as text: its `!new:` tags need no loading).
+
+    Example
+    -------
+    >>> keys = recipe_keys(os.path.join(REPO_ROOT, "hparams", "lmac_conv2d.yaml"))
+    >>> "average_checkpoints" in keys, "lr" in keys, "factor" in keys  # factor: lr_annealing's own
+    (True, True, False)
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        return {match.group(1) for match in re.finditer(r"^([A-Za-z_]\w*)\s*:", fin.read(), flags=re.M)}
+
+
+def apply_settings(config, settings):
+    """The config with `--set STAGE.KEY=VALUE` settings in its interpreter stages' overrides.
+
+    Arguments
+    ---------
+    config : dict
+        A demo config (`load_config`).
+    settings : list of str
+        "STAGE.KEY=VALUE": STAGE one of the config's interpreters, KEY a key of that stage's
+        recipe yaml, VALUE read as yaml ("3" an int, "[5, 20]" a list, "True" a bool).
+
+    Returns
+    -------
+    dict
+        A copy of the config; the settings also in its "variant_settings" {stage: {key: value}}.
+
+    Raises
+    ------
+    ValueError
+        A setting not of that form, a stage the config does not train, or a key its
+        recipe yaml does not have: named, with what would be accepted.
+
+    Example
+    -------
+    >>> config = {"stages": {"classifier": {}, "lmac": {"hparams": "hparams/lmac_conv2d.yaml"}}}
+    >>> apply_settings(config, ["lmac.average_checkpoints=3"])["stages"]["lmac"]["overrides"]
+    {'average_checkpoints': 3}
+    >>> apply_settings(config, ["piq.K=30"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --set piq.K=30: this config trains lmac; STAGE is one of them.
+    """
+    config = copy.deepcopy(config)
+    interpreters = config_interpreters(config)
+    applied = {}
+    for setting in settings:
+        match = re.fullmatch(r"([a-z0-9]+)\.([A-Za-z_]\w*)=(.*)", setting, flags=re.S)
+        if match is None:
+            raise ValueError(f"--set {setting}: write STAGE.KEY=VALUE, e.g. lmac.average_checkpoints=3.")
+        stage, key, text = match.groups()
+        if stage not in interpreters:
+            raise ValueError(f"--set {setting}: this config trains {', '.join(interpreters)}; STAGE is one of them.")
+        hparams_file = os.path.join(REPO_ROOT, config["stages"][stage]["hparams"])
+        if key not in recipe_keys(hparams_file):
+            raise ValueError(
+                f"--set {setting}: {config['stages'][stage]['hparams']} has no key {key!r} (the recipe "
+                "would refuse the override): see that yaml for its keys."
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--set {setting}: {text!r} is not a yaml value ({error}).") from None
+        config["stages"][stage].setdefault("overrides", {})[key] = value
+        applied.setdefault(stage, {})[key] = value
+    config["variant_settings"] = applied
+    return config
+
+
+def paired_table(eval_folders, baseline_folders):
+    """A variant's figures beside the demo's settings' on the same seeds, as markdown.
+
+    Arguments
+    ---------
+    eval_folders, baseline_folders : dict
+        {seed: {interpreter: eval folder}}: the variant's and the demo's settings'.
+
+    Returns
+    -------
+    tuple
+        (markdown table or "" when no seed has both: per interpreter and seed, each of
+        PAIRED_METRICS as "demo's -> variant", then the mean over those seeds with the mean
+        difference; the seeds that had no evaluation with the demo's settings).
+    """
+    lines, missing = [], []
+    titles = [METRICS.get(key, (key, ""))[0] for key in PAIRED_METRICS]
+    for name in INTERPRETERS:
+        pairs = []
+        for seed, folders in eval_folders.items():
+            if name not in folders:
+                continue
+            base = os.path.join(baseline_folders[seed][name], "metrics.json")
+            if not os.path.isfile(base):
+                missing.append(seed)
+                continue
+            pairs.append((seed, load_evaluation(baseline_folders[seed][name]), load_evaluation(folders[name])))
+        for seed, before, after in pairs:
+            cells = [
+                f"{paired_value(key, own_stats(before)[key])} -> {paired_value(key, own_stats(after)[key])}"
+                for key in PAIRED_METRICS
+            ]
+            lines.append(f"| {name} | {seed} | " + " | ".join(cells) + " |")
+        if pairs:
+            cells = []
+            for key in PAIRED_METRICS:
+                before = statistics.mean(own_stats(b)[key] for _, b, _ in pairs)
+                after = statistics.mean(own_stats(a)[key] for _, _, a in pairs)
+                cells.append(
+                    f"**{paired_value(key, before)} -> {paired_value(key, after)}** ({after - before:+.3f})"
+                )
+            lines.append(f"| {name} | mean of {len(pairs)} | " + " | ".join(cells) + " |")
+    if not lines:
+        return "", sorted(set(missing))
+    head = "| interpreter | seed | " + " | ".join(f"{title}: demo's -> variant" for title in titles) + " |"
+    rule = "|---|---|" + "---|" * len(titles)
+    return "\n".join([head, rule, *lines]), sorted(set(missing))
+
+
+def paired_value(key, value):
+    """A cell of the side-by-side table: dB with a sign and 2 decimals, the rest 3 decimals.
+
+    Example
+    -------
+    >>> paired_value("si_sdri", 13.2225), paired_value("fid_in", 0.975), paired_value("fid_in", None)
+    ('+13.22', '0.975', '-')
+    """
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:+.2f}" if key == "si_sdri" else f"{value:.3f}"
+
+
+def own_stats(evaluation):
+    """The interpreter's own row of an evaluation's "methods" (its `interpreter` key)."""
+    return evaluation["methods"][evaluation["interpreter"]]
+
+
+def plan_stages(config, output_folder, seeds, interpreters, variant=None):
     """The stages to run, in order, and where each seed's evaluations land.
 
     Returns
@@ -149,7 +310,7 @@ def plan_stages(config, output_folder, seeds, interpreters):
     shared = [name for name in SHARED_STAGES if name != "nmf" or "l2i" in interpreters]
     plan, eval_folders = [], {}
     for index, seed in enumerate(seeds):
-        base = interpreter_base(output_folder, seed, common_seed)
+        base = interpreter_base(output_folder, seed, common_seed, variant)
         stages, folders = build_stages(
             config, output_folder, interpreter_folder=base, interpreter_seed=seed
         )
@@ -345,8 +506,10 @@ def worst_first(summary, metric="si_sdri"):
     return {label: summary[label] for labels in blocks.values() for label in sorted(labels, key=key)}
 
 
-def run_compare(config, output_folder, seeds, interpreters, start=None):
-    """Runs (or reuses) every stage for every seed, then writes the tables in <out>/compare.
+def run_compare(config, output_folder, seeds, interpreters, start=None, variant=None):
+    """Runs (or reuses) every stage for every seed, then writes the tables in <out>/compare
+    (a variant's, `apply_settings` made into the config: in <out>/variants/<variant>/compare,
+    with "paired" beside the demo's settings).
 
     Returns
     -------
@@ -356,10 +519,11 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
         each interpreter's worst class first; in summary.md's "By class"),
         "per_seed_csv", "summary_json", "summary_md" (paths),
         "eval_folders" ({seed: {interpreter: folder}}), "timings" / "cpu_times"
-        ({stage label: seconds, None when reused}), "total_s".
+        ({stage label: seconds, None when reused}), "total_s"; for a variant, "paired" (the
+        markdown table, "" when no seed was run with the demo's settings).
     """
     start = time.perf_counter() if start is None else start
-    plan, eval_folders = plan_stages(config, output_folder, seeds, interpreters)
+    plan, eval_folders = plan_stages(config, output_folder, seeds, interpreters, variant)
     timings, cpu_times = {}, {}
     for label, stage in plan:
         times = stage.run()
@@ -392,7 +556,32 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
             f"{summary_table(by_class, len(seeds))}\n\n"
         )
 
-    folder = os.path.join(output_folder, COMPARE_FOLDER)
+    variant_text, paired = "", None
+    if variant is not None:
+        common = config["common"]["seed"]
+        baseline_folders = {
+            seed: {
+                name: os.path.join(interpreter_base(output_folder, seed, common), name, "eval")
+                for name in interpreters
+            }
+            for seed in seeds
+        }
+        paired, missing = paired_table(eval_folders, baseline_folders)
+        settings = ", ".join(
+            f"{stage}.{key}={value!r}"
+            for stage, keys in config.get("variant_settings", {}).items()
+            for key, value in keys.items()
+        )
+        variant_text = f"Variant `{variant}`: {settings or 'the demo settings'}.\n\n"
+        if paired:
+            variant_text += f"## Against the demo's settings, seed by seed\n\n{paired}\n\n"
+        if missing:
+            variant_text += (
+                f"Seeds {', '.join(map(str, missing))} have no evaluation with the demo's settings: "
+                "`recipes/compare.py` with the same --config and --seeds, without --variant, runs them.\n\n"
+            )
+    root = output_folder if variant is None else os.path.join(output_folder, VARIANTS_FOLDER, variant)
+    folder = os.path.join(root, COMPARE_FOLDER)
     csv_path = write_text(per_seed_csv(records), os.path.join(folder, "per_seed.csv"))
     json_path = write_json(summary, os.path.join(folder, "summary.json"))
     total = time.perf_counter() - start
@@ -403,6 +592,7 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
         f"the classifier and the NMF dictionary are fixed, seed {common_seed}).\n"
         "Mean ± sample std (ddof 1) over the seeds; a cell with one value has no std; "
         "(n=k): only k seeds have a value. Per seed: per_seed.csv.\n\n"
+        f"{variant_text}"
         f"{table}\n\n"
         f"{classes_text}"
         f"Wall time: {total:.0f} s. Stages (wall time, CPU time of all threads): "
@@ -422,6 +612,7 @@ def run_compare(config, output_folder, seeds, interpreters, start=None):
         "timings": timings,
         "cpu_times": cpu_times,
         "total_s": total,
+        **({} if variant is None else {"paired": paired}),
     }
 
 
@@ -447,6 +638,18 @@ def main(argv=None):
     parser.add_argument(
         "--interpreters", nargs="+", help=f"a subset of {' '.join(INTERPRETERS)} (default all)"
     )
+    parser.add_argument(
+        "--variant",
+        help="a name: the interpreters trained with the --set settings, in <out>/variants/NAME",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="STAGE.KEY=VALUE",
+        help="with --variant: an interpreter stage's recipe-yaml key, e.g. lmac.average_checkpoints=3",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
     try:
@@ -455,15 +658,26 @@ def main(argv=None):
         if args.data_folder:
             config = use_data_folder(config, args.data_folder)
         seeds = resolve_seeds(config["common"]["seed"], args.n_seeds, args.seeds)
+        if args.settings and args.variant is None:
+            raise ValueError(
+                "--set needs --variant NAME: the demo's own interpreter folders keep the config's "
+                "settings, a variant's go to <out>/variants/NAME."
+            )
+        if args.variant is not None:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.variant):
+                raise ValueError(f"--variant {args.variant!r}: a folder name (letters, digits, _ . -).")
+            config = apply_settings(config, args.settings)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     output_folder = resolve_output_folder(args.output_folder, config)
-    result = run_compare(config, output_folder, seeds, interpreters, start=start)
+    result = run_compare(config, output_folder, seeds, interpreters, start=start, variant=args.variant)
     print(
         "\nStages (wall time, CPU time of all threads): "
         + format_times(result["timings"], result["cpu_times"])
     )
     print(f"\n{result['table']}\n")
+    if result.get("paired"):
+        print(f"Against the demo's settings:\n\n{result['paired']}\n")
     print(f"Per seed: {result['per_seed_csv']}")
     print(f"Summary: {result['summary_md']}, {result['summary_json']}")
     print(f"Seeds {', '.join(map(str, seeds))}: total {result['total_s']:.0f} s")

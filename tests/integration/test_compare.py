@@ -83,6 +83,7 @@ def test_data_and_classifier_are_shared_interpreters_are_per_seed(two_runs):
     records = {
         path.parent.relative_to(out).as_posix(): json.loads(path.read_text())
         for path in out.rglob(demo.STAGE_RECORD)
+        if compare.VARIANTS_FOLDER not in path.relative_to(out).parts  # a variant's: below
     }
     assert set(records) == {
         "data",
@@ -195,6 +196,11 @@ def test_by_class_is_the_mean_over_the_seeds_of_each_seeds_class_means(two_runs)
         (["--seeds", "5", "6", "5"], "lists 5 more than once"),
         (["--interpreters", "lmac", "gradcam"], "unknown interpreter 'gradcam'"),
         (["--n_seeds", "2", "--seeds", "1", "2"], "not allowed with argument"),
+        (["--set", "lmac.lr=0.1"], "--set needs --variant NAME"),
+        (["--variant", "v", "--set", "lmac"], "--set lmac: write STAGE.KEY=VALUE"),
+        (["--variant", "v", "--set", "nmf.K=3"], "this config trains l2i, piq, lmac; STAGE is one of them"),
+        (["--variant", "v", "--set", "lmac.averag_checkpoints=3"], "has no key 'averag_checkpoints'"),
+        (["--variant", "../v"], "--variant '../v': a folder name"),
     ],
 )
 def test_bad_arguments_are_clear_errors(argv, message, capsys, tmp_path):
@@ -235,3 +241,42 @@ def test_common_seed_reuses_the_demo_stages_and_make_runs_it(repo_root, tmp_path
         ["make", "-n", "compare"], cwd=repo_root, capture_output=True, text=True, check=True
     )
     assert "recipes/compare.py" in dry_run.stdout
+
+
+def test_a_variant_trains_its_own_folders_beside_the_demo_settings(two_runs):
+    """--variant with --set: the interpreters of every seed trained again with the settings, in
+    variants/<name>; the shared stages and the demo's own folders reused, untouched; the table
+    against the demo's settings holds the two metrics.json files' figures, read here."""
+    out, _, _, mtimes = two_runs
+    seeds = (SMOKE_COMMON_SEED, OTHER_SEED + 1)  # the second has no run with the demo's settings
+    result = compare.main(
+        ["--config", str(out.parent / "demo_light.yaml"), "--smoke", "--output_folder", str(out)]
+        + ["--interpreters", "lmac", "--seeds", *map(str, seeds), "--variant", "two_epochs"]
+        + ["--set", "lmac.number_of_epochs=2", "--set", "lmac.average_checkpoints=2"]
+    )
+    variant = out / "variants" / "two_epochs"
+    ran = {name for name, seconds in result["timings"].items() if seconds is not None}
+    assert ran == {f"{stage} [seed {seed}]" for seed in seeds for stage in ("lmac", "eval_lmac")}
+    for path, mtime in mtimes.items():
+        assert (out / path).stat().st_mtime_ns == mtime, path
+    for seed in seeds:
+        folder = variant / "seeds" / str(seed) / "lmac"
+        record = json.loads((folder / demo.STAGE_RECORD).read_text())
+        assert record[record.index("--number_of_epochs") + 1] == "2"
+        assert record[record.index("--average_checkpoints") + 1] == "2"
+        assert record[record.index("--classifier_folder") + 1] == str(out / "classifier")
+        assert (folder / "train_log.txt").read_text().count("epoch: ") == 2
+    before = _metrics(out / "lmac")["methods"]["LMAC"]
+    after = _metrics(variant / "seeds" / str(SMOKE_COMMON_SEED) / "lmac")["methods"]["LMAC"]
+    row = (
+        f"| lmac | {SMOKE_COMMON_SEED} | {before['si_sdri']:+.2f} -> {after['si_sdri']:+.2f} | "
+        f"{before['gt_precision']:.3f} -> {after['gt_precision']:.3f} | "
+        f"{before['fid_in']:.3f} -> {after['fid_in']:.3f} |"
+    )
+    assert row in result["paired"].splitlines()
+    mean = f"**{before['si_sdri']:+.2f} -> {after['si_sdri']:+.2f}** ({after['si_sdri'] - before['si_sdri']:+.3f})"
+    assert f"| lmac | mean of 1 | {mean} |" in result["paired"]
+    text = (variant / "compare" / "summary.md").read_text()
+    assert "lmac.number_of_epochs=2" in text and result["paired"] in text
+    assert f"Seeds {OTHER_SEED + 1} have no evaluation with the demo's settings" in text
+    assert not (out / "seeds" / str(OTHER_SEED + 1)).exists()  # nothing written for the demo's
