@@ -460,7 +460,10 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
                 **{"min_keys" if self.best_key_is_lower else "max_keys": [self.best_key]},
             )
         else:
-            self.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
+            meta = {"Epoch loaded": self.hparams.epoch_counter.current}
+            if len(getattr(self, "averaged_epochs", ())) > 1:  # `average_checkpoints`: their mean
+                meta["epochs averaged"] = " + ".join(map(str, self.averaged_epochs))
+            self.log_stats(meta, test_stats=stats)
             self.test_stats = stats
             if sb.utils.distributed.if_main_process():
                 undefined = {"n_undefined": self.stage_stats.n_undefined}  # {metric: clips}, out of the means
@@ -523,7 +526,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             The epochs averaged, best first (fewer than asked when fewer were saved).
         """
         found = self.checkpointer.find_checkpoints(max_key=max_key, min_key=min_key, max_num_checkpoints=self.n_averaged)
-        epochs = [ckpt.meta.get("epoch") for ckpt in found]
+        epochs = self.averaged_epochs = [ckpt.meta.get("epoch") for ckpt in found]
         if len(found) < 2:
             return epochs
         by_object = {id(obj): name for name, obj in self.checkpointer.recoverables.items()}

@@ -74,13 +74,17 @@ def test_checkpoint_key_loss_keeps_the_epoch_of_the_lowest_valid_loss(tiny_lmac,
         train_lmac.main(argv + ["--checkpoint_key", "fidin", "--output_folder", str(tmp_path / "bad")])
 
 
+def log(folder):
+    return (folder / "train_log.txt").read_text()
+
+
 def test_average_checkpoints_tests_and_exports_the_mean_of_the_best_ones(tiny_lmac, tmp_path):
     """average_checkpoints: 2 keeps the two epochs of the lowest valid losses (read back from
     the train_log) and exports the mean of their saved weights, computed here from the files."""
     argv = with_flag(with_flag(tiny_lmac["argv"], "--number_of_epochs", 3), "--n_interpretations_to_save", 0)
     folder = tmp_path / "averaged"
     train_lmac.main(argv + ["--checkpoint_key", "loss", "--average_checkpoints", "2", "--output_folder", str(folder)])
-    losses = [float(v) for v in re.findall(r"valid loss: ([-\d.e+]+)", (folder / "train_log.txt").read_text())]
+    losses = [float(v) for v in re.findall(r"valid loss: ([-\d.e+]+)", log(folder))]
     assert len(losses) == 3 and len(set(losses)) == 3
     best_two = sorted(range(1, 4), key=lambda epoch: losses[epoch - 1])[:2]
     saved = {}
@@ -88,6 +92,8 @@ def test_average_checkpoints_tests_and_exports_the_mean_of_the_best_ones(tiny_lm
         epoch = int(re.search(r"epoch: (\d+)", (ckpt / "CKPT.yaml").read_text()).group(1))
         saved[epoch] = torch.load(ckpt / "psi_model.ckpt", weights_only=True)
     assert set(best_two) <= set(saved)
+    loaded = re.search(r"^Epoch loaded: (\d+), epochs averaged: (\d+) \+ (\d+) - test", log(folder), flags=re.M)
+    assert loaded and [int(v) for v in loaded.groups()] == [best_two[0], *best_two]
     exported = torch.load(folder / "psi_model.ckpt", weights_only=True)
     a, b = (saved[epoch] for epoch in best_two)
     floats = [name for name in exported if exported[name].is_floating_point()]
