@@ -120,22 +120,38 @@ def resolve_seeds(common_seed, n_seeds=None, seeds=None):
     return [int(common_seed) + offset for offset in range(n_seeds)]
 
 
-def resolve_interpreters(names=None):
+def resolve_interpreters(names=None, trained=INTERPRETERS):
     """The interpreter stage names asked for (any case, 'L-MAC' = 'lmac'), in the demo's order.
+
+    Arguments
+    ---------
+    names : list of str, optional
+        What ``--interpreters`` names; None: every interpreter the config trains.
+    trained : sequence of str
+        The interpreters the config trains (``demo.config_interpreters``): the transformer
+        demos have no L2I stage, and one they lack is refused by name.
 
     Example
     -------
     >>> resolve_interpreters(["L-MAC", "l2i"]), resolve_interpreters()
     (['l2i', 'lmac'], ['l2i', 'piq', 'lmac'])
+    >>> resolve_interpreters(trained=["piq", "lmac"])
+    ['piq', 'lmac']
     """
     if names is None:
-        return list(INTERPRETERS)
+        return [name for name in INTERPRETERS if name in trained]
     wanted = {str(name).lower().replace("-", "") for name in names}
     unknown = sorted(wanted - set(INTERPRETERS))
     if unknown:
         raise ValueError(
             f"unknown interpreter {', '.join(repr(name) for name in unknown)}: "
             f"--interpreters takes {', '.join(INTERPRETERS)}."
+        )
+    untrained = [name for name in INTERPRETERS if name in wanted and name not in trained]
+    if untrained:
+        raise ValueError(
+            f"--interpreters {', '.join(untrained)}: this config trains {', '.join(trained)}; "
+            "name those, or give a --config with that stage."
         )
     return [name for name in INTERPRETERS if name in wanted]
 
@@ -319,8 +335,12 @@ def plan_stages(config, output_folder, seeds, interpreters, variant=None):
             plan += [(name, by_name[name]) for name in shared if name in by_name]  # no data: --data_folder
         names = list(interpreters) + [f"eval_{name}" for name in interpreters]
         plan += [(f"{name} [seed {seed}]", by_name[name]) for name in names]
+        # build_stages lists the eval folders of the config's own interpreters, in INTERPRETERS
+        # order: the transformer demos have no L2I, so zip with those, not with all three
         eval_folders[seed] = {
-            name: folder for name, folder in zip(INTERPRETERS, folders) if name in interpreters
+            name: folder
+            for name, folder in zip(config_interpreters(config), folders, strict=True)
+            if name in interpreters
         }
     return plan, eval_folders
 
@@ -636,7 +656,7 @@ def main(argv=None):
     )
     which.add_argument("--seeds", type=int, nargs="+", help="the interpreter-training seeds")
     parser.add_argument(
-        "--interpreters", nargs="+", help=f"a subset of {' '.join(INTERPRETERS)} (default all)"
+        "--interpreters", nargs="+", help=f"a subset of {' '.join(INTERPRETERS)} (default: all that the config trains)"
     )
     parser.add_argument(
         "--variant",
@@ -653,8 +673,8 @@ def main(argv=None):
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
     try:
-        interpreters = resolve_interpreters(args.interpreters)
         config = load_config(args.config, smoke=args.smoke)
+        interpreters = resolve_interpreters(args.interpreters, config_interpreters(config))
         if args.data_folder:
             config = use_data_folder(config, args.data_folder)
         seeds = resolve_seeds(config["common"]["seed"], args.n_seeds, args.seeds)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import statistics
 import subprocess
 
@@ -13,6 +14,7 @@ from recipes import compare, demo
 
 SMOKE_COMMON_SEED = demo.load_config(smoke=True)["common"]["seed"]
 OTHER_SEED = SMOKE_COMMON_SEED + 7
+FOCALNET_CONFIG = os.path.join(demo.REPO_ROOT, "hparams", "demo_focalnet.yaml")  # no L2I stage
 LIGHT_EVAL = {"baselines": "random", "n_bootstrap": 20}  # recipes/eval.py flags
 
 
@@ -241,6 +243,27 @@ def test_common_seed_reuses_the_demo_stages_and_make_runs_it(repo_root, tmp_path
         ["make", "-n", "compare"], cwd=repo_root, capture_output=True, text=True, check=True
     )
     assert "recipes/compare.py" in dry_run.stdout
+
+
+@pytest.mark.parametrize("name", ["piq", "lmac"])
+def test_a_config_without_l2i_reads_each_interpreters_own_evaluation(name, tmp_path):
+    """The transformer demos train PIQ and L-MAC only: each asked interpreter's evaluation is
+    its own folder (planned, not run), the default is the config's two, and L2I is refused."""
+    config = demo.load_config(FOCALNET_CONFIG, smoke=True)
+    assert list(demo.config_interpreters(config)) == ["piq", "lmac"]
+    plan, eval_folders = compare.plan_stages(config, str(tmp_path), [5, 6], [name])
+    assert eval_folders[5] == {name: str(tmp_path / "seeds" / "5" / name / "eval")}
+    assert dict(plan)[f"eval_{name} [seed 6]"].folder == eval_folders[6][name]
+    assert compare.resolve_interpreters(None, demo.config_interpreters(config)) == ["piq", "lmac"]
+
+
+def test_an_interpreter_the_config_does_not_train_is_a_clear_error(capsys, tmp_path):
+    argv = ["--config", FOCALNET_CONFIG, "--smoke", "--output_folder", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as stop:
+        compare.main(argv + ["--interpreters", "l2i", "lmac"])
+    assert stop.value.code == 2
+    assert "--interpreters l2i: this config trains piq, lmac" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_variant_trains_its_own_folders_beside_the_demo_settings(two_runs):
