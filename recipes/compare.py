@@ -578,14 +578,8 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
 
     variant_text, paired = "", None
     if variant is not None:
-        common = config["common"]["seed"]
-        baseline_folders = {
-            seed: {
-                name: os.path.join(interpreter_base(output_folder, seed, common), name, "eval")
-                for name in interpreters
-            }
-            for seed in seeds
-        }
+        # the same seeds' evaluations with the demo's settings: the plan without the variant
+        _, baseline_folders = plan_stages(config, output_folder, seeds, interpreters)
         paired, missing = paired_table(eval_folders, baseline_folders)
         settings = ", ".join(
             f"{stage}.{key}={value!r}"
