@@ -159,7 +159,7 @@ def prepare_esc50(
         if split is None:
             continue
         wav_path = audio_folder / row["filename"]
-        duration, problem = _clip_duration(wav_path)
+        duration, problem = clip_duration(wav_path)
         if problem is not None:
             logger.warning("Skipping %s: %s.", wav_path, problem)
             skipped += 1
@@ -296,7 +296,7 @@ def read_esc50_csv(csv_path):
     return rows
 
 
-def _clip_duration(wav_path):
+def clip_duration(wav_path):
     """Returns (duration in s, None) for a readable clip, else (None, the problem)."""
     if not wav_path.is_file():
         return None, "file not found"
@@ -489,6 +489,7 @@ def dataio_prep(hparams):
             output_keys=["id", "sig", "class_string", "class_string_encoded"],
         )
 
+    warn_long_clips(hparams, splits, signal_length_s)
     classes = _classes_by_id(datasets, splits)
     encoder_path = Path(hparams["save_folder"]) / LABEL_ENCODER_FILE
     if encoder_path.is_file():
@@ -510,6 +511,25 @@ def dataio_prep(hparams):
         logger.info("Saved the label encoder (%d classes) to %s.", len(label_encoder), encoder_path)
     label_encoder.expect_len(len(label_encoder))
     return datasets, label_encoder
+
+
+def warn_long_clips(hparams, splits, signal_length_s):
+    """Logs (a warning) how many clips of the manifests last longer than `signal_length_s`.
+
+    `load_clip` reads only a clip's first `signal_length_s` seconds: on longer clips the
+    rest (perhaps the whole event) is never heard, so say it, with the fix, once per split.
+    """
+    for split, key in splits.items():
+        with open(hparams[key], encoding="utf-8") as fin:
+            durations = [float(entry.get("duration") or 0.0) for entry in json.load(fin).values()]
+        longer = [d for d in durations if d > signal_length_s + 1e-3]
+        if longer:
+            logger.warning(
+                "%d of the %d %s clips last longer than signal_length_s = %g s (up to %g s): only "
+                "their first %g s are read. Set --signal_length_s %g to read them whole.",
+                len(longer), len(durations), split, signal_length_s, max(longer), signal_length_s,
+                max(longer),
+            )
 
 
 def _classes_by_id(datasets, splits):

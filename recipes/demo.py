@@ -46,16 +46,18 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import yaml
 from speechbrain.utils.logger import get_logger
 
+from data_prep.esc50_prepare import clip_duration, read_esc50_csv
 from data_prep.files import file_sha256, write_json, write_text
 from data_prep.interference import OVERLAP_TYPES
 from data_prep.synthetic_prepare import create_synthetic_dataset
 from recipes import eval as eval_recipe
 from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
-from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
+from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS, n_stft_frames
 from recipes.reporting.agreement import agreement_line, agreement_markdown
 from recipes.reporting.html_report import load_evaluation, write_report
 from recipes.reporting.tables import (
@@ -161,12 +163,17 @@ def use_data_folder(config, data_folder):
     The folder needs the synthetic set's layout with ground truth (what
     data_prep/collection_prepare.py and data_prep/fetch_debian_sounds.py --build
     write): meta/esc50.csv, meta/ground_truth.csv, audio/, sources/. The data
-    stage is then skipped, and the demo's stages run on it unchanged.
+    stage is then skipped, and the demo's stages run on it unchanged, at the
+    length of its clips (`dataset_clip_length_s`: the longest; the config's
+    `signal_length_s` would crop longer clips to their first seconds, perhaps
+    without their event, and pad shorter ones).
 
     Raises
     ------
     FileNotFoundError
         The folder or one of those files is missing: what to run to make it.
+    ValueError
+        A clip it lists is missing or unreadable.
     """
     folder = os.path.abspath(data_folder)
     missing = [
@@ -182,7 +189,53 @@ def use_data_folder(config, data_folder):
             "--out DIR --build`, FOLDER = DIR/dataset)."
         )
     title = config.get("title") or f"The demo's chain on {folder}: L2I, PIQ and L-MAC against its exact sources"
-    return {**config, "data_folder": folder, "title": title}
+    config = {**config, "data_folder": folder, "title": title}
+    length = dataset_clip_length_s(folder)
+    configured = float(config["common"]["signal_length_s"])
+    if abs(length - configured) > 1e-3:  # the recipes would crop (or pad) every clip: read them whole
+        bound = {name: stage["overrides"]["max_length"] for name, stage in config["stages"].items()
+                 if "max_length" in (stage.get("overrides") or {})}
+        if bound:  # an AST sized to the config's clips (its position embeddings): the user's choice
+            frames = n_stft_frames(16000, length, 11.6099)
+            raise ValueError(
+                f"--data_folder {data_folder}: its clips last {length:g} s, but the config reads "
+                f"clips of {configured:g} s (common: signal_length_s) and sizes its AST to them "
+                f"(max_length {bound}): the recipes would read only their first {configured:g} s. "
+                f"Copy the config, set common: signal_length_s and dataset: duration_s to {length:g} "
+                f"and every max_length to the STFT frames of such a clip ({frames} at the yamls' "
+                "16 kHz and 11.61 ms hop: recipes/core/pipeline.py n_stft_frames), and pass --config COPY."
+            )
+        print(  # before any stage, so before the recipes set up logging
+            f"demo: the clips of {folder} last {length:g} s: every stage reads them whole "
+            f"(signal_length_s {length:g}, not the config's {configured:g}).",
+            flush=True,
+        )
+        config["common"] = {**config["common"], "signal_length_s": length}
+        config["dataset"] = {**config["dataset"], "duration_s": length}
+    return config
+
+
+def dataset_clip_length_s(folder):
+    """The longest clip of a dataset's meta/esc50.csv, in s (from the files' headers).
+
+    Raises
+    ------
+    ValueError
+        A listed clip is missing or unreadable (its path and the problem), or the csv lists none.
+    """
+    audio = Path(folder) / "audio"
+    durations = []
+    for row in read_esc50_csv(Path(folder) / "meta" / "esc50.csv"):
+        duration, problem = clip_duration(audio / row["filename"])
+        if problem is not None:
+            raise ValueError(
+                f"--data_folder {folder}: {audio / row['filename']} is {problem}; build the dataset "
+                "again (data_prep/collection_prepare.py) or remove the clip's line from meta/esc50.csv."
+            )
+        durations.append(duration)
+    if not durations:
+        raise ValueError(f"--data_folder {folder}: meta/esc50.csv lists no clip; build the dataset again.")
+    return max(durations)
 
 
 def out_of_distribution(config):

@@ -143,7 +143,8 @@ def prepare_source_augmentation(hparams, train_set):
         raise ValueError(
             f"The backgrounds in {hparams['data_folder']}/sources are at {sorted(rates)} Hz but "
             f"the recipe runs at sample_rate {sample_rate}: generate the dataset at "
-            f"{sample_rate} Hz (synthetic_prepare.py --sample-rate) or set --sample_rate."
+            f"{sample_rate} Hz (synthetic_prepare.py or collection_prepare.py --sample-rate "
+            f"{sample_rate}) or set --sample_rate."
         )
 
     @sb.utils.data_pipeline.takes("id")

@@ -1,11 +1,14 @@
 """`make demo` (recipes/demo.py): the whole chain with the smoke sizes of hparams/demo.yaml."""
 
 import json
+import shutil
 import time
 import urllib.parse
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from recipes import demo
 
@@ -369,7 +372,34 @@ def test_a_dataset_of_the_users_replaces_the_synthetic_set(smoke, tmp_path):
     plan, _ = compare.plan_stages(config, str(tmp_path / "run"), [1, 2], ("piq",))
     assert [label for label, _ in plan][:2] == ["classifier", "piq [seed 1]"]
 
+    assert config["common"]["signal_length_s"] == 1.0  # the smoke set's clips: the smoke's length
+
     (tmp_path / "bare" / "meta").mkdir(parents=True)
     (tmp_path / "bare" / "meta" / "esc50.csv").write_text((data / "meta" / "esc50.csv").read_text())
     with pytest.raises(FileNotFoundError, match="ground_truth.csv.*collection_prepare.py"):
         demo.use_data_folder(config, str(tmp_path / "bare"))
+
+
+def test_a_dataset_of_longer_clips_is_read_whole(smoke, tmp_path, capsys):
+    """The recipes read a clip's first signal_length_s seconds: on a dataset of the user's
+    whose clips are longer (ESC-50's 5 s, collection_prepare --duration-s), the demo's
+    stages get the clips' own length, and say so; an unreadable clip is named."""
+    out, _, _ = smoke
+    data = tmp_path / "long"
+    shutil.copytree(out / "data", data)
+    first = sorted((data / "audio").iterdir())[0]
+    audio, rate = sf.read(first)
+    sf.write(first, np.concatenate([audio, audio[: rate // 2]]), rate)  # 1 s -> 1.5 s
+    config = demo.use_data_folder(demo.load_config(smoke=True), str(data))
+    assert config["common"]["signal_length_s"] == 1.5
+    assert "last 1.5 s: every stage reads them whole" in capsys.readouterr().out
+    stages, _ = demo.build_stages(config, tmp_path / "run")
+    for stage in stages:
+        argv = stage.settings
+        assert argv[argv.index("--signal_length_s") + 1] == "1.5", stage.name
+    ast = demo.load_config(demo.DEFAULT_CONFIG.replace("demo.yaml", "demo_ast.yaml"), smoke=True)
+    with pytest.raises(ValueError, match=r"sizes its AST to them \(max_length \{'classifier': 87"):
+        demo.use_data_folder(ast, str(data))  # its position embeddings: the user's choice
+    first.write_bytes(b"not audio")
+    with pytest.raises(ValueError, match=f"{first.name} is unreadable"):
+        demo.use_data_folder(demo.load_config(smoke=True), str(data))

@@ -418,6 +418,27 @@ def test_short_and_long_clips_match_signal_length(tmp_path, seconds):
         assert torch.allclose(sig, expected, atol=2e-4)  # 16-bit wav
 
 
+def test_clips_longer_than_signal_length_are_counted_in_a_warning(tmp_path, caplog):
+    """Only a clip's first signal_length_s seconds are read: the clips that lose their end
+    are counted per split, with the length that reads them whole."""
+    clips = _default_clips()
+    clips[0] = _clip(1, 3, "cow", audio=_sine(2.5))  # train, 2.5 s
+    clips[2] = _clip(3, 3, "cow", "B", audio=_sine(1.75))  # train, 1.75 s
+    data = _write_dataset(tmp_path / "data", clips)
+    _prepare(data, tmp_path / "manifest")
+    for length, expected in ((1.0, "2 of the 3 train clips"), (2.0, "1 of the 3 train clips")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            dataio_prep(_hparams(data, tmp_path / "manifest", tmp_path / "save", signal_length_s=length))
+        warnings = [r.getMessage() for r in caplog.records if "longer than signal_length_s" in r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].startswith(expected), warnings  # valid / test: 1 s
+        assert "(up to 2.5 s)" in warnings[0] and "--signal_length_s 2.5" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        dataio_prep(_hparams(data, tmp_path / "manifest", tmp_path / "save", signal_length_s=2.5))
+    assert "longer than" not in caplog.text
+
+
 def test_label_encoder_is_reused_and_checked(tmp_path):
     data = _write_dataset(tmp_path / "data", _default_clips())
     _prepare(data, tmp_path / "manifest")
