@@ -393,7 +393,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
                 scores[method]["int"].argmax(dim=1).cpu() for method in (name, "saliency") if method in scores
             ]
             values["all_ones"] = all_ones_metrics(brain, outputs)
-            target = None
+            target = X_target = None
             if ground_truth is not None:
                 # the sources of the evaluated clips: the interference joins the background
                 target, background = ground_truth.sources(batch.id, clips, mixture)
@@ -439,7 +439,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         for method, method_values in values.items():
             (references if method in references else stats)[method].add_values(method_values)
         in_batch = [i for i in range(wavs.shape[0]) if start + i in shown_positions]
-        written = save_report_clips(brain, batch, outputs, labels, target, clips_folder, in_batch)
+        written = save_report_clips(brain, batch, outputs, labels, target, clips_folder, in_batch, X_target)
         shown += [(start + i, clip) for i, clip in zip(in_batch, written)]
         n_evaluated += wavs.shape[0]
     # every process's counts (one process: as they are)
@@ -492,8 +492,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     }
 
 
-def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
-    """Writes PNG + original / interpretation (/ target) wavs for the clips `indices` of a batch."""
+def save_report_clips(brain, batch, outputs, labels, target, folder, indices, X_target=None):
+    """Writes PNG + original / interpretation (/ target) wavs for the clips `indices` of a batch;
+    with the target events' spectrograms `X_target` (B, frames, F), the PNG shows them too."""
     sample_rate = brain.hparams.sample_rate
     written = []
     for i in indices:  # file writing, not tensor work: one file set per clip
@@ -510,6 +511,7 @@ def save_report_clips(brain, batch, outputs, labels, target, folder, indices):
             interpretation=outputs["audio"][i],
             sample_rate=sample_rate,
             title=title,
+            X_target=None if X_target is None else X_target[i],
         )
         if target is not None:
             paths["target"] = os.path.join(folder, f"{clip_id}_target.wav")

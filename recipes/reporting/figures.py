@@ -132,12 +132,17 @@ def save_figure(fig, path, dpi=90, tight=True):
     plt.close(fig)
 
 
-def plot_interpretation(X, mask, X_int, title=""):
-    """Input / mask / interpretation spectrograms side by side (frequency up)."""
+def plot_interpretation(X, mask, X_int, title="", X_target=None):
+    """Input / mask / interpretation spectrograms side by side (frequency up), and, when the
+    clip's target event alone is known (`X_target`, a dataset with exact sources), its
+    spectrogram on the same scale: what the interpretation should show."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True)
+    n_panels = 3 if X_target is None else 4
+    fig, axes = plt.subplots(1, n_panels, figsize=(4 * n_panels, 3.2), sharey=True)
     panels = (("input log1p |STFT|", _numpy(X), "magma"), ("mask", _numpy(mask), "viridis"))
     panels += (("interpretation log1p |STFT| (mask applied)", _numpy(X_int), "magma"),)
+    if X_target is not None:
+        panels += (("target event alone log1p |STFT| (ground truth)", _numpy(X_target), "magma"),)
     vmax = float(max(_numpy(X).max(), 1e-6))
     for ax, (name, image, cmap) in zip(axes, panels):
         limits = (0.0, 1.0) if name == "mask" else (0.0, vmax)
@@ -146,7 +151,7 @@ def plot_interpretation(X, mask, X_int, title=""):
         ax.set_xlabel("frame")
     axes[0].set_ylabel("frequency bin")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, y=1.02)  # above the panels' titles
     return fig
 
 
@@ -165,8 +170,11 @@ def interpretation_paths(folder, clip_id):
     }
 
 
-def save_interpretation(folder, clip_id, X, mask, X_int, original, interpretation, sample_rate, title=""):
-    """Writes `<id>.png`, `<id>_original.wav` and `<id>_interpretation.wav` in `folder`.
+def save_interpretation(
+    folder, clip_id, X, mask, X_int, original, interpretation, sample_rate, title="", X_target=None
+):
+    """Writes `<id>.png`, `<id>_original.wav` and `<id>_interpretation.wav` in `folder`
+    (the PNG with the target event's spectrogram when `X_target` is given).
 
     Returns
     -------
@@ -174,7 +182,7 @@ def save_interpretation(folder, clip_id, X, mask, X_int, original, interpretatio
         The paths written, keyed "png", "original", "interpretation".
     """
     paths = interpretation_paths(folder, clip_id)
-    save_figure(plot_interpretation(X, mask, X_int, title), paths["png"])
+    save_figure(plot_interpretation(X, mask, X_int, title, X_target), paths["png"])
     write_wav(paths["original"], original, sample_rate)
     write_wav(paths["interpretation"], interpretation, sample_rate)
     return paths

@@ -250,7 +250,8 @@ def _evaluation_html(evaluation, report_folder):
             cells.append(_audio(clip.get("target"), folder, report_folder))
         rows.append("<tr>" + "".join(cells) + "</tr>")
         png = _link(os.path.join(folder, clip["png"]), report_folder)
-        alt = f"input / mask / interpretation spectrograms of {html.escape(clip['id'])}"
+        shown = "input / mask / interpretation" + (" / target event" if clip.get("target") else "")
+        alt = f"{shown} spectrograms of {html.escape(clip['id'])}"
         rows.append(f'<tr><td colspan="{n_columns}"><img src="{png}" alt="{alt}"></td></tr>')
     return f'<h2>{title}</h2>{meta}<table class="clips"><tr>{header}</tr>{"".join(rows)}</table>'
 

@@ -9,6 +9,7 @@ import os
 import urllib.parse
 from html.parser import HTMLParser
 
+import matplotlib.image as plt_image
 import numpy as np
 import pytest
 import soundfile as sf
@@ -107,6 +108,8 @@ def test_in_distribution_scores_interpreter_baselines_and_ground_truth(evaluatio
     for clip in saved["clips"]:
         for key in ("png", "original", "interpretation", "target"):
             assert (folder / clip[key]).is_file()
+        height, width = plt_image.imread(folder / clip["png"]).shape[:2]
+        assert width > 3.4 * height  # four panels (the target event's too: 3.9), not three (2.95)
 
 
 @pytest.mark.parametrize("name", ["L2I", "PIQ"])

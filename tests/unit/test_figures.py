@@ -1,0 +1,21 @@
+"""Tests of recipes/reporting/figures.py: what a clip's PNG shows."""
+
+import numpy as np
+import torch
+
+from recipes.reporting.figures import plot_interpretation
+
+
+def test_a_clips_png_shows_the_target_event_beside_the_interpretation_when_known():
+    """With the target event's spectrogram (a dataset with exact sources) the figure has a
+    fourth panel drawing exactly it, on the input's colour scale; without, three panels."""
+    X = torch.rand(6, 4) * 3.0
+    mask = torch.rand(6, 4)
+    X_target = X * (torch.arange(4) < 2)  # the event: the two lowest bins
+    fig = plot_interpretation(X, mask, mask * X, "clip", X_target=X_target)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 4 and titles[3].startswith("target event alone")
+    image = fig.axes[3].images[0]
+    np.testing.assert_array_equal(np.asarray(image.get_array()), X_target.numpy().T)  # frequency up
+    assert image.get_clim() == fig.axes[0].images[0].get_clim() == (0.0, float(X.max()))
+    assert len(plot_interpretation(X, mask, mask * X, "clip").axes) == 3
