@@ -200,7 +200,7 @@ def use_data_folder(config, data_folder):
             raise ValueError(
                 f"--data_folder {data_folder}: its clips last {length:g} s, but the config reads "
                 f"clips of {configured:g} s (common: signal_length_s) and sizes its AST to them "
-                f"(max_length {bound}): the recipes would read only their first {configured:g} s. "
+                f"(max_length {bound}): the recipes would crop or pad every clip to {configured:g} s. "
                 f"Copy the config, set common: signal_length_s and dataset: duration_s to {length:g} "
                 f"and every max_length to the STFT frames of such a clip ({frames} at the yamls' "
                 "16 kHz and 11.61 ms hop: recipes/core/pipeline.py n_stft_frames), and pass --config COPY."
