@@ -28,6 +28,9 @@ def test_deletion_reference_by_hand():
 
 def test_bin_ranks_by_hand():
     assert curves.bin_ranks(MASK).tolist() == [[[0, 3], [2, 1]]]
+    # signed values (an attribution before normalisation): the highest first, -1 last
+    assert curves.bin_ranks(torch.tensor([[[-1.0, -0.5, 0.0, 0.5]]])).tolist() == [[[3, 2, 1, 0]]]
+    assert curves.bin_ranks(torch.tensor([[[-2.0, -3.0, -0.25]]])).tolist() == [[[1, 2, 0]]]
     ties = curves.bin_ranks(torch.tensor([[[1.0, 0.0, 0.0]]]), torch.Generator().manual_seed(0))
     assert ties[0, 0, 0] == 0 and sorted(ties[0, 0, 1:].tolist()) == [1, 2]
 

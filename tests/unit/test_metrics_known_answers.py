@@ -61,6 +61,18 @@ def test_complexity_is_the_entropy_by_hand():
     assert metrics.complexity(mask).item() == pytest.approx(1.5 * math.log(2), abs=1e-6)
 
 
+def test_sparseness_and_complexity_are_per_clip_in_a_batch():
+    """Two clips: a uniform mask over 100 bins has entropy ln 100 and Gini index 0; one bin
+    of 100 has entropy 0 and Gini (2 * 100 - 100 - 1) / 100 = 0.99, each whatever the other
+    clip holds."""
+    masks = torch.zeros(2, 10, 10)
+    masks[0] = 1.0
+    masks[1, 3, 4] = 0.5
+    assert metrics.complexity(masks).tolist() == pytest.approx([math.log(100), 0.0], abs=1e-5)
+    # (quantus' offset of 1e-7 per bin moves the Gini index of the single bin by 2e-5)
+    assert metrics.sparseness(masks).tolist() == pytest.approx([0.0, 0.99], abs=1e-4)
+
+
 def test_topk_fidelity_by_hand():
     surrogate = torch.tensor([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])  # ranks: (1, 2, 0), (0, 2, 1)
     classes = torch.tensor([2, 1])
@@ -90,6 +102,14 @@ def test_mask_metrics_gathers_the_suite():
     )
     assert list(values) == ["fid_in", "faithfulness", "AI", "AD", "AG", "SPS", "COMP"]
     assert values["SPS"].item() == pytest.approx(0.625, abs=1e-6)
+    # each entry from its own probabilities: the two clips of test_suite_on_two_clips_by_hand
+    probs = torch.tensor([[0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])
+    probs_int = torch.tensor([[0.9, 0.05, 0.05], [0.7, 0.2, 0.1]])
+    probs_removed = torch.tensor([[0.1, 0.5, 0.4], [0.2, 0.5, 0.3]])
+    two = metrics.mask_metrics(probs, probs_int, probs_removed, torch.tensor([0, 1]), torch.ones(2, 2, 2))
+    assert two["fid_in"].tolist() == [1.0, 0.0]
+    assert two["faithfulness"].tolist() == pytest.approx([0.5, 0.3])
+    assert two["AD"].tolist() == pytest.approx([0.0, 75.0])
     # |mask| (3, 1) normalised: (3/4, 1/4)
     assert values["COMP"].item() == pytest.approx(
         -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), abs=1e-6
@@ -140,6 +160,20 @@ def test_energy_precision_and_recall_of_the_reference_masks():
     assert metrics.gt_precision(0 * X, X, REGION).item() == 0.0
     assert metrics.gt_recall(0 * X, X, REGION).item() == 0.0
     assert torch.isnan(metrics.gt_recall(X, X, torch.zeros_like(REGION))).all()
+    # nothing kept of a region without energy: precision undefined, not 0
+    assert torch.isnan(metrics.gt_precision(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), REGION)).all()
+
+
+def test_energy_precision_and_recall_are_per_clip_in_a_batch():
+    """A second clip at twice the magnitude (four times the energy, in each bin): the same
+    shares as the first, 13 / 14 and 1, each over its own clip's energy (52 / 56)."""
+    X = torch.log1p(torch.cat([MAGNITUDE, 2 * MAGNITUDE]))
+    regions = torch.cat([REGION, REGION])
+    assert metrics.gt_precision(X, X, regions).tolist() == pytest.approx([13 / 14, 13 / 14], rel=1e-5)
+    assert metrics.gt_recall(X, X, regions).tolist() == pytest.approx([1.0, 1.0], rel=1e-5)
+    # keeping only the first clip's region: its precision 1; the second keeps nothing (0)
+    kept = torch.stack([REGION[0], torch.zeros_like(REGION[0])])
+    assert metrics.gt_precision(kept * X, X, regions).tolist() == pytest.approx([1.0, 0.0])
 
 
 def test_ground_truth_metrics_by_hand():
@@ -166,6 +200,18 @@ def test_si_sdri_of_a_clip_that_is_not_at_0_db_by_hand():
     gt = metrics.ground_truth_metrics(X, X, s + n / 4, s + n / 2, s, REGION)
     assert gt["si_sdr"].item() == pytest.approx(10 * math.log10(16.0), abs=1e-4)
     assert gt["si_sdri"].item() == pytest.approx(10 * math.log10(4.0), abs=1e-4)
+
+
+def test_a_silent_interpretation_scores_the_si_sdr_floor():
+    """The interpretation's audio is the estimate and the target the reference: a silent
+    interpretation of s + n / 2 scores -SI_SDR_CLIP_DB, and its SI-SDRi is that minus the
+    clip's 10 log10(4) (test_si_sdri_of_a_clip_that_is_not_at_0_db_by_hand)."""
+    s = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
+    n = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
+    X = torch.log1p(MAGNITUDE)
+    gt = metrics.ground_truth_metrics(0 * X, X, torch.zeros_like(s), s + n / 2, s, REGION)
+    assert gt["si_sdr"].item() == -metrics.SI_SDR_CLIP_DB
+    assert gt["si_sdri"].item() == pytest.approx(-metrics.SI_SDR_CLIP_DB - 10 * math.log10(4.0), abs=1e-4)
 
 
 def test_si_sdr_of_silent_signals_by_hand():
@@ -195,6 +241,17 @@ def test_bootstrap_interval_of_two_values_by_hand():
     2.5 % and 97.5 % percentiles of 1000 of them are 0 and 1."""
     assert metrics.bootstrap_interval(torch.tensor([0.0, 1.0])) == (0.0, 1.0)
     assert all(math.isnan(bound) for bound in metrics.bootstrap_interval(torch.tensor([])))
+
+
+def test_bootstrap_interval_does_not_depend_on_the_order_of_the_values():
+    """The same clips gathered in another order (torchrun's processes, another batch size)
+    give the same interval, to the last bit."""
+    values = torch.arange(20.0)
+    shuffled = values[torch.randperm(20, generator=torch.Generator().manual_seed(0))]
+    interval = metrics.bootstrap_interval(values)
+    assert metrics.bootstrap_interval(values.flip(0)) == interval
+    assert metrics.bootstrap_interval(shuffled) == interval
+    assert metrics.bootstrap_interval(shuffled, median=True) == metrics.bootstrap_interval(values, median=True)
 
 
 COVERAGE_REPETITIONS = 1000

@@ -81,6 +81,24 @@ def test_complete_mask_is_the_connected_above_floor_regions_the_mask_touches():
     assert torch.equal(grown[0, 5:9, 2:20], torch.full((4, 18), 0.9))
 
 
+def test_complete_mask_follows_a_winding_region_to_its_end():
+    """A snake through a 13 x 7 clip of 1s: frames 0, 2 and 4 at 4 over every bin, joined by
+    bin 6 of frame 1 and bin 0 of frame 3 (each bin's median over the 13 frames is 1, so
+    floor_mask(X, "log") = 1 - log 2 / log 5 = 0.57 >= 0.5 on the snake, 0 elsewhere). From
+    its head, (0, 0), its tail (4, 6) is 18 steps away (5 + 1 + 1 + 4 + 1 + 1 + 5, 8-connected),
+    more than the clip's 13 frames: the whole snake, 23 bins, takes the mask's value."""
+    from recipes.core.pipeline import complete_mask
+
+    X = torch.ones(1, 13, 7)
+    X[0, [0, 2, 4]] = 4.0
+    X[0, 1, 6] = X[0, 3, 0] = 4.0
+    mask = torch.zeros(1, 13, 7)
+    mask[0, 0, 0] = 1.0
+    completed = complete_mask(mask, X)
+    assert completed[0, 4, 6] == 1.0
+    assert torch.equal(completed, (X == 4.0).float())
+
+
 def test_complete_mask_refuses_a_mask_with_nan():
     from recipes.core.pipeline import complete_mask
 
