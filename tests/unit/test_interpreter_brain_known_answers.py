@@ -730,3 +730,76 @@ def test_l2i_component_audio_follows_keep_class_and_the_floor():
     assert outputs["selected"].sum().item() == len(components) > 0
     total = torch.stack([audio for _k, _r, audio in components]).sum(dim=0)
     assert torch.allclose(total, outputs["audio"][0], atol=1e-4)
+
+
+# ---------------------------------------------------------------- the losses' values by hand
+def test_l2i_loss_terms_by_hand():
+    """The classifier's softmax (1/2, 1/2) against Theta's (1/4, 3/4): L_FID = -(1/2 ln 1/4 +
+    1/2 ln 3/4) = 0.8370 per clip (a sum over the classes, a mean over the clips);
+    ||X - W H||^2 = mean(1, 4) = 2.5 times alpha 2; ||H||_1 = mean(2, 0) = 1 times beta 0.5."""
+    brain = bare_brain(L2I, alpha=2.0, beta=0.5)
+    outputs = {
+        "scores": torch.tensor([[0.0, 0.0], [0.0, 0.0]]),
+        "theta_out": torch.tensor([[0.25, 0.75], [0.25, 0.75]]),
+        "X": torch.tensor([[[1.0, 2.0]], [[1.0, 2.0]]]),
+        "WH": torch.zeros(2, 1, 2),
+        "H": torch.tensor([[[2.0]], [[0.0]]]),
+    }
+    terms = brain.interpretation_loss(outputs, None, sb.Stage.TRAIN)
+    fidelity = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    assert terms["loss_fid"].item() == pytest.approx(fidelity, abs=1e-5)
+    assert terms["loss_nmf"].item() == pytest.approx(5.0)
+    assert terms["loss_l1"].item() == pytest.approx(0.5)
+
+
+def test_piq_target_mask_is_strictly_above_the_threshold_and_empty_on_silence():
+    """A bin at exactly 0.35 of the peak is not in the target; a silent clip has no target."""
+    from recipes.interpreters.piq import target_mask
+
+    assert target_mask(torch.tensor([[[0.35, 1.0]]]), 0.35).tolist() == [[[0.0, 1.0]]]
+    assert target_mask(torch.zeros(1, 2, 2), 0.35).sum().item() == 0.0
+
+
+def test_piq_codebook_and_commitment_terms_move_what_they_should_by_hand():
+    """h = (1, 3), z_q = (2, 2): both MSEs are (1 + 1) / 2 = 1 (the commitment times 0.25).
+    The codebook term moves z_q only (its gradient 2 (z_q - h) / 2 = (1, -1)), the commitment
+    term h only (0.25 * 2 (h - z_q) / 2 = (-0.25, 0.25)); the mask target's BCE at logits 0 is
+    ln 2 whatever the target."""
+    from recipes.interpreters.piq import PIQ
+
+    brain = bare_brain(
+        PIQ, use_vq=True, use_mask_output=True, mask_th=0.35, mask_target="peak",
+        rec_loss_coef=1.0, commitment_coef=0.25,
+    )
+
+    def terms():
+        h = torch.tensor([[1.0, 3.0]], requires_grad=True)
+        z_q = torch.tensor([[2.0, 2.0]], requires_grad=True)
+        outputs = {"X": torch.ones(1, 1, 2), "decoded": torch.zeros(1, 1, 2), "h": h, "z_q": z_q}
+        return brain.interpretation_loss(outputs, None, sb.Stage.TRAIN), h, z_q
+
+    values, h, z_q = terms()
+    assert values["loss_rec"].item() == pytest.approx(math.log(2), abs=1e-6)
+    assert values["loss_vq"].item() == pytest.approx(1.0)
+    assert values["loss_commit"].item() == pytest.approx(0.25)
+    values["loss_vq"].backward()
+    assert z_q.grad.tolist() == [[1.0, -1.0]] and h.grad is None
+    values, h, z_q = terms()
+    values["loss_commit"].backward()
+    assert h.grad.tolist() == [[-0.25, 0.25]] and z_q.grad is None
+
+
+def test_completion_runs_before_the_floor_product():
+    """A floor of 1 and an event along frame 2 at 4 and 9 (floor_mask (4 - 1) / 4 = 0.75 and
+    (9 - 1) / 9 = 0.889); the mask holds one bin of it at 1. Completed first, the event is at
+    1 everywhere, then each bin takes its own floor share; the other order would spread the
+    seed's 0.75 over the 9s."""
+    brain = bare_brain(mask_completion=True, mask_above_floor=True, mask_domain="log")
+    X = torch.ones(1, 5, 4)
+    X[0, 2] = torch.tensor([4.0, 9.0, 4.0, 9.0])
+    mask = torch.zeros(1, 5, 4)
+    mask[0, 2, 0] = 1.0
+    finished = brain.finished_mask(X, sb.Stage.TEST)(mask)
+    assert finished[0, 2].tolist() == pytest.approx([0.75, 8 / 9, 0.75, 8 / 9], abs=1e-6)
+    assert finished.sum().item() == pytest.approx(2 * 0.75 + 2 * 8 / 9, abs=1e-5)
+    assert brain.finished_mask(X, sb.Stage.VALID)(mask)[0, 2].tolist() == pytest.approx([0.75, 0, 0, 0])

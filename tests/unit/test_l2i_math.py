@@ -116,6 +116,18 @@ def test_the_oracle_selection_is_the_best_f1_of_all_component_subsets():
         assert not (chosen[b].bool() & (H[b].sum(1) == 0)).any()  # no silent component
 
 
+def test_the_oracle_ranks_components_by_their_share_in_the_region_by_hand():
+    """W = I: component 0 is bin 0, component 1 bin 1, both active in 2 frames. X: bin 0 holds
+    1 in the region (frame 0) and 9 outside it; bin 1 holds 0.9, all in the region. Shares
+    in / all: 1 / 10 and 0.9 / 0.9; the region holds 1.9. F1 of {1} = 2 * 0.9 / (0.9 + 1.9)
+    = 0.643, of {0, 1} = 2 * 1.9 / (10.9 + 1.9) = 0.297, of {0} = 2 / (10 + 1.9) = 0.168: the
+    best set is {1} (a ranking by the energy in the region alone would start with 0)."""
+    W, H = torch.eye(2), torch.ones(1, 2, 2)
+    X = torch.tensor([[[1.0, 0.9], [9.0, 0.0]]])  # (1, frames 2, F 2)
+    region = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
+    assert oracle_selection(W, H, X, region).tolist() == [[0.0, 1.0]]
+
+
 def test_the_oracle_selects_nothing_when_the_region_holds_no_energy():
     W, H, X = torch.rand(10, 4), torch.rand(2, 4, 5), torch.rand(2, 5, 10)
     assert oracle_selection(W, H, X, torch.zeros(2, 5, 10)).sum() == 0

@@ -84,7 +84,7 @@ def test_complete_mask_is_the_connected_above_floor_regions_the_mask_touches():
 def test_complete_mask_follows_a_winding_region_to_its_end():
     """A snake through a 13 x 7 clip of 1s: frames 0, 2 and 4 at 4 over every bin, joined by
     bin 6 of frame 1 and bin 0 of frame 3 (each bin's median over the 13 frames is 1, so
-    floor_mask(X, "log") = 1 - log 2 / log 5 = 0.57 >= 0.5 on the snake, 0 elsewhere). From
+    floor_mask(X, "log") = (4 - 1) / 4 = 0.75 >= 0.5 on the snake, 0 elsewhere). From
     its head, (0, 0), its tail (4, 6) is 18 steps away (5 + 1 + 1 + 4 + 1 + 1 + 5, 8-connected),
     more than the clip's 13 frames: the whole snake, 23 bins, takes the mask's value."""
     from recipes.core.pipeline import complete_mask
