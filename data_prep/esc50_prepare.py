@@ -489,7 +489,7 @@ def dataio_prep(hparams):
             output_keys=["id", "sig", "class_string", "class_string_encoded"],
         )
 
-    warn_long_clips(hparams, splits, signal_length_s)
+    warn_long_clips(datasets, signal_length_s)
     classes = _classes_by_id(datasets, splits)
     encoder_path = Path(hparams["save_folder"]) / LABEL_ENCODER_FILE
     if encoder_path.is_file():
@@ -513,15 +513,15 @@ def dataio_prep(hparams):
     return datasets, label_encoder
 
 
-def warn_long_clips(hparams, splits, signal_length_s):
-    """Logs (a warning) how many clips of the manifests last longer than `signal_length_s`.
+def warn_long_clips(datasets, signal_length_s):
+    """Logs (a warning) how many clips of each split last longer than `signal_length_s`.
 
     `load_clip` reads only a clip's first `signal_length_s` seconds: on longer clips the
     rest (perhaps the whole event) is never heard, so say it, with the fix, once per split.
+    The durations are the manifests' (`prepare_esc50`); an entry without one counts as short.
     """
-    for split, key in splits.items():
-        with open(hparams[key], encoding="utf-8") as fin:
-            durations = [float(entry.get("duration") or 0.0) for entry in json.load(fin).values()]
+    for split, dataset in datasets.items():
+        durations = [float(entry.get("duration") or 0.0) for entry in dataset.data.values()]
         longer = [d for d in durations if d > signal_length_s + 1e-3]
         if longer:
             logger.warning(
