@@ -89,3 +89,11 @@ def test_nan_and_inf_samples_are_counted_and_a_file_of_none_else_is_refused(tmp_
         read_user_file(nothing, RATE, prefix="--single_sample ")
     with pytest.raises(ValueError, match="holds no finite sample"):
         list(read_audio_pieces(nothing, RATE, 3000))
+
+
+def test_peak_normalise_scales_each_signal_by_its_own_peak():
+    """(0.5, -0.25) / 0.5 and (0, 2) / 2, whatever the other row holds; silence stays zeros."""
+    from data_prep.audio import peak_normalise
+
+    sig = torch.tensor([[0.5, -0.25], [0.0, 2.0], [0.0, 0.0]])
+    assert peak_normalise(sig).tolist() == [[1.0, -0.5], [0.0, 1.0], [0.0, 0.0]]

@@ -537,3 +537,32 @@ def test_fetch_without_apt_get_or_offline_says_so(tmp_path, monkeypatch):
     with pytest.raises(FetchError, match=r"(?s)exit 100.*Failed to fetch.*offline"):
         fetch(tmp_path / "dev", SOURCES)
     assert not (tmp_path / "dev").exists()
+
+
+def test_remove_dc_subtracts_the_mean_by_hand():
+    """(0, 0, 3) has mean 1 (its median is 0): (-1, -1, 2)."""
+    from data_prep.collection_prepare import remove_dc
+
+    assert remove_dc(np.array([0.0, 0.0, 3.0], dtype=np.float32)).tolist() == [-1.0, -1.0, 2.0]
+
+
+def test_activity_threshold_is_20_db_below_the_loudest_tenth_of_frames_by_hand():
+    """20 frames of 10 ms at 10 kHz: 18 silent, one of power 1, one of 0.5. The loudest
+    ceil(0.1 x 20) = 2 frames have mean power 0.75: the threshold is 0.75 x 10^(-20/10)."""
+    from data_prep.collection_prepare import activity
+
+    x = np.concatenate([np.zeros(1800), np.ones(100), np.full(100, np.sqrt(0.5))])
+    frame_power, cumulative_power, threshold = activity(x, 10000)
+    assert frame_power[-2:].tolist() == pytest.approx([1.0, 0.5])
+    assert cumulative_power[-1] == pytest.approx(1.5)
+    assert threshold == pytest.approx(0.0075)
+
+
+def test_a_window_is_cut_at_the_loudest_start_when_none_is_active_by_hand():
+    """Frame powers (0, 0, 1, 0.2), windows of 2 frames: means 0, 0.5, 0.6, none at the
+    threshold 1: the loudest window's start, 2."""
+    from data_prep.collection_prepare import Recording, _pick_start
+
+    power = np.array([0.0, 0.0, 1.0, 0.2])
+    recording = Recording(Path("r.wav"), np.zeros(40, np.float32), power, np.concatenate([[0.0], np.cumsum(power)]), 1.0)
+    assert _pick_start(np.random.default_rng(0), recording, 3, 0, 2, active_start=False) == 2

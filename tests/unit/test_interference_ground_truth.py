@@ -81,6 +81,32 @@ def test_target_plus_background_is_the_evaluated_clip(
         assert (mixture.added.abs().amax(dim=1) > 0.01).all()
 
 
+def test_overlap_parts_scales_each_clip_by_its_own_norm_by_hand():
+    """Two clips with interferences of norms 2 and 4: each is 0.2 n / |n| = (0, 0.2, 0, 0)
+    beside 0.8 x / 3 = (0.8, 0, 0, 0), peak 0.8: gain 1/3 and (0, 0.25, 0, 0) for both. And
+    x = (1, 1, 1, 1), |x| = 2 (not its peak 1): 0.4 per sample plus 0.2 at sample 1, peak
+    0.6: gain 0.4 / 0.6 = 2/3, the interference (0, 1/3, 0, 0)."""
+    clips = torch.tensor([[3.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0]])
+    noise = torch.tensor([[0.0, 2.0, 0.0, 0.0], [0.0, 4.0, 0.0, 0.0]])
+    gain, added = overlap_parts(clips, noise)
+    assert gain.flatten().tolist() == pytest.approx([1 / 3, 1 / 3])
+    assert added.tolist() == [pytest.approx([0.0, 0.25, 0.0, 0.0])] * 2
+    gain, added = overlap_parts(torch.ones(1, 4), torch.tensor([[0.0, 2.0, 0.0, 0.0]]))
+    assert gain.item() == pytest.approx(2 / 3) and added.tolist()[0] == pytest.approx([0, 1 / 3, 0, 0])
+
+
+def test_sources_are_padded_like_the_clips_when_the_recipe_reads_longer_clips(tiny_synthetic, test_fold):
+    """At a signal_length_s beyond the files' 1 s, load_clip pads each clip with zeros; the
+    sources are read the same way, so they still sum to the clip and are 0 in the padding."""
+    _, ids, _ = test_fold
+    longer = int(1.5 * N_SAMPLES)
+    clips = torch.stack([load_clip(tiny_synthetic / "audio" / f"{clip_id}.wav", 16000, longer) for clip_id in ids])
+    target, background = GroundTruth(tiny_synthetic, 16000, longer).sources(ids, clips)
+    assert target.shape == background.shape == (3, longer)
+    assert not target[:, N_SAMPLES:].any() and not background[:, N_SAMPLES:].any()
+    assert (target + background - clips).abs().max() < 1e-6
+
+
 def test_overlap_parts_by_hand():
     """x = (3, 0, 0, 0), n = (0, 2, 0, 0): 0.8 x / 3 + 0.2 n / 2 = (0.8, 0.2, 0, 0), peak 0.8:
     gain 1 / 3 on the clip, the interference (0, 0.25, 0, 0)."""

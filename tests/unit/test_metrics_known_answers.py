@@ -123,6 +123,11 @@ def test_target_region_where_the_target_magnitude_is_larger():
     background = torch.tensor([[[[2.0, 0.0], [1.0, 0.0]]]])
     region = metrics.target_region(target, background, lambda pairs: pairs)
     assert region.tolist() == [[[1.0, 0.0]]]
+    # magnitudes against magnitudes: 5 > 4 (its energy 25 against the background's 16)
+    louder = metrics.target_region(
+        torch.tensor([[[[3.0, 4.0]]]]), torch.tensor([[[[4.0, 0.0]]]]), lambda pairs: pairs
+    )
+    assert louder.tolist() == [[[1.0]]]
 
 
 def test_spectrogram_energy_is_the_squared_magnitude():

@@ -352,3 +352,11 @@ def test_cli(repo_root, tmp_path):
 
     with pytest.raises(ValueError, match="multiple of 5"):  # same entry point, in-process
         main(["--out", str(tmp_path / "bad"), "--per-class", "7"])
+
+
+def test_event_fade_rises_and_falls_by_hand():
+    """8 samples: fades of min(10 ms, 8 // 4) = 2 samples, 0.5 - 0.5 cos(pi k / 3) for k = 1, 2
+    (0.25, 0.75) in, the same reversed out."""
+    from data_prep.synthesis import event_fade
+
+    assert event_fade(8, 16000).tolist() == pytest.approx([0.25, 0.75, 1, 1, 1, 1, 0.75, 0.25])
