@@ -167,3 +167,7 @@ def test_random_mask_moves_the_values_of_each_clip():
     for clip in range(2):
         assert shuffled[clip].flatten().sort().values.tolist() == mask[clip].flatten().tolist()
     assert (shuffled != mask).float().mean() > 0.5  # 30 distinct values: nearly all moved
+    # one permutation per clip: two identical clips are shuffled differently (the same order
+    # has probability 1 / 30!)
+    same = baselines.random_mask(mask[:1].repeat(2, 1, 1), torch.Generator().manual_seed(0))
+    assert not torch.equal(same[0], same[1])

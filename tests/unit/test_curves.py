@@ -151,3 +151,28 @@ def test_metric_agreement_needs_three_methods():
     rows = {"a": {"fid_in": 1.0, "AD": 1.0}, "b": {"fid_in": 0.5, "AD": 2.0}}
     assert agreement.metric_agreement(rows)["metrics"] == []
     assert agreement.agreement_markdown(agreement.metric_agreement(rows)) == ""
+
+
+def test_the_best_baseline_is_any_competitor_the_random_mask_and_the_map_ones_included():
+    """baseline_margins' competitors: the interpreter's own random mask (here the best: 6 > 2,
+    margin 5 - 6 = -1) and the map baselines (AMT 11.5 > the floor's 10: margin 13 - 11.5)."""
+    random_best = {"interpreter": "PIQ", "methods": {
+        "PIQ": {"si_sdri": 5.0}, "random": {"si_sdri": 6.0}, "above_floor": {"si_sdri": 2.0}}}
+    line = tables.baseline_margins([random_best]).splitlines()[-1]
+    assert line == "| PIQ | +5.00 | random mask | +6.00 | -1.00 | - | - | - |"
+    amt_best = {"interpreter": "PIQ", "methods": {
+        "PIQ": {"si_sdri": 13.0}, "random": {"si_sdri": -8.0}, "above_floor": {"si_sdri": 10.0},
+        "amt": {"si_sdri": 11.5}}}
+    line = tables.baseline_margins([amt_best]).splitlines()[-1]
+    assert line == "| PIQ | +13.00 | AMT (activation map) | +11.50 | +1.50 | - | - | - |"
+
+
+def test_the_agreement_line_lists_the_metrics_best_agreeing_first():
+    """Three methods: FF ranks them as GT precision does (tau +1), Fid-In the other way (-1)."""
+    rows = {
+        "a": {"faithfulness": 0.1, "fid_in": 0.9, "gt_precision": 0.2},
+        "b": {"faithfulness": 0.2, "fid_in": 0.5, "gt_precision": 0.4},
+        "c": {"faithfulness": 0.3, "fid_in": 0.1, "gt_precision": 0.6},
+    }
+    line = agreement.agreement_line(agreement.metric_agreement(rows), tables.metric_title)
+    assert line.endswith("(the ground truth): FF +1.00, Fid-In -1.00")

@@ -62,3 +62,29 @@ def test_fit_activations_with_fixed_dictionary():
         X, W_true, n_iter=300, l1=0.5, generator=torch.Generator().manual_seed(0)
     )
     assert H_l1.sum() < H.sum()
+
+
+def test_mu_l1_shrinks_the_activations_to_the_fixed_point_by_hand():
+    """X = (1, 3) (F = 1, N = 2), K = 1, l1 = 0.5: the unit-norm atom is 1 and the updates
+    settle at H_j = c x_j - l1 with sum x_j H_j = sum H_j^2 (W's fixed point): 10 c^2 - 14 c +
+    2.5 = 0, c = (14 + sqrt 96) / 20 = 1.189898, H = (0.689898, 3.069694). Without the
+    penalty H = X; with it added instead of subtracted, H = (1.289898, 2.869694)."""
+    X = torch.tensor([[1.0, 3.0]], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    W, H, _ = nmf_multiplicative_update(X, K=1, n_iter=500, l1=0.5, generator=g)
+    c = (14 + 96**0.5) / 20
+    assert W.item() == pytest.approx(1.0)
+    assert H.flatten().tolist() == pytest.approx([c - 0.5, 3 * c - 0.5], abs=1e-5)
+
+
+def test_mu_stops_when_an_iteration_gains_less_than_tol():
+    """The first iterations lower the error by 0.5-0.8 % each: tol 0.5 stops after the
+    second (the first comparison), tol 1e-12 runs all 30."""
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(50, 70, generator=g, dtype=torch.float64)
+    runs = {
+        tol: nmf_multiplicative_update(X, K=6, n_iter=30, generator=torch.Generator().manual_seed(2), tol=tol)[2]
+        for tol in (0.5, 1e-12)
+    }
+    assert len(runs[0.5]) == 2 and len(runs[1e-12]) == 30
+    assert 0 < runs[0.5][0] - runs[0.5][1] < 0.5 * runs[0.5][0]
