@@ -265,3 +265,27 @@ def test_source_augmentation_doubles_the_batch_with_targets_and_backgrounds(
     assert scores.shape[0] == 8
     loss = brain.compute_objectives(scores, batch, train_classifier.sb.Stage.TRAIN)
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.5])
+def test_the_augmented_half_is_the_target_event_alone_at_the_drawn_gain(tiny_synthetic, tmp_path, gain):
+    """With the background 200 dB down (its factor 1 / (10^10 + 1)) and a fixed gain, each
+    augmented clip is the clip's target event alone, peak-normalised, times the gain: not the
+    mixture, and the gain applied after the normalisation (peaks = the gain)."""
+    from speechbrain.dataio.dataloader import make_dataloader
+
+    from recipes.core.startup import prepare_run
+
+    argv = [str(CONV2D_YAML), "--data_folder", str(tiny_synthetic), "--output_folder", str(tmp_path / "clf")]
+    argv += ["--emb_dim", "8", "--lin_neurons", "8", "--batch_size", "4", "--signal_length_s", "1"]
+    argv += ["--train_on_sources", "True", "--background_snr_low", "200", "--background_snr_high", "200"]
+    argv += ["--source_gain_low", str(gain), "--source_gain_high", str(gain)]
+    hparams, run_opts, _, _, datasets, _ = prepare_run(argv)
+    train_classifier.prepare_source_augmentation(hparams, datasets["train"])
+    brain = train_classifier.ClassifierBrain(modules=hparams["modules"], hparams=hparams, run_opts=run_opts)
+    batch = next(iter(make_dataloader(datasets["train"], batch_size=4)))
+    wavs = brain.training_waveforms(batch)
+    target = batch.target_sig[0]
+    expected = gain * target / target.abs().amax(dim=1, keepdim=True)
+    assert torch.allclose(wavs[4:], expected, atol=1e-6)
+    assert wavs[4:].abs().amax(dim=1).tolist() == pytest.approx([gain] * 4, abs=1e-6)

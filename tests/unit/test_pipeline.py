@@ -106,3 +106,24 @@ def test_complete_mask_refuses_a_mask_with_nan():
     mask[0, 1, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         complete_mask(mask, torch.ones(1, 4, 5))
+
+
+def test_match_frames_pads_and_crops_at_the_end():
+    """A decoder's frames are the input's first ones: missing frames are zeros after them,
+    extra ones are cut from the end."""
+    from recipes.core.pipeline import match_frames
+
+    decoded = torch.tensor([[[1.0], [2.0]]])  # (1, 2 frames, 1 bin)
+    assert match_frames(decoded, 4)[0, :, 0].tolist() == [1.0, 2.0, 0.0, 0.0]
+    assert match_frames(decoded, 1)[0, :, 0].tolist() == [1.0]
+
+
+def test_fit_to_input_resizes_a_grid_with_pixel_centres_by_hand():
+    """Two bins (0, 1) onto four (bilinear, align_corners False): the sources of the output
+    bins are (i + 0.5) 2 / 4 - 0.5 = -0.25, 0.25, 0.75, 1.25, clamped to [0, 1]: 0, 0.25,
+    0.75, 1."""
+    from recipes.core.pipeline import fit_to_input
+
+    grid = type("Backbone", (), {"spans_input": True})()
+    resized = fit_to_input(torch.tensor([[[0.0, 1.0]]]), 1, 4, grid)
+    assert resized[0, 0].tolist() == pytest.approx([0.0, 0.25, 0.75, 1.0])

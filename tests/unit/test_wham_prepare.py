@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.wham_prepare import WhamNoise, combine_batches, prepare_wham
+from data_prep.wham_prepare import WhamNoise, combine_batches, prepare_wham, random_crops
 
 RATE = 16000
 
@@ -170,3 +170,12 @@ def test_prepare_wham_downloads_a_local_archive(tmp_path):
     noise = prepare_wham(wham, True, RATE, 0.5, None, download_url=archive.as_uri())
     assert sorted(p.name for p in (wham / "wham_noise" / "tr").iterdir()) == ["a.wav", "b.wav"]
     assert len(noise) == 2 and not [p for p in wham.iterdir() if ".download-" in p.name]
+
+
+def test_random_crops_start_anywhere_from_0_to_the_last_start():
+    """A noise exactly as long as the clip is itself (one start: 0); one sample longer has two
+    starts, 0 and 1, and both are drawn."""
+    noise = torch.arange(1.0, 9.0)[None]  # (1, 8)
+    assert random_crops(noise, 8).tolist() == [list(range(1, 9))]
+    firsts = random_crops(noise.expand(200, 8), 7, torch.Generator().manual_seed(0))[:, 0]
+    assert set(firsts.tolist()) == {1.0, 2.0}
