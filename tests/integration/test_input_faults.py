@@ -236,9 +236,10 @@ def test_window_explains_the_whole_file(tiny_piq, tiny_synthetic, tmp_path, caps
     paths_signals = [clip_of(tiny_synthetic, fold) for fold in (1, 2)]
     (first_path, first), (second_path, second) = paths_signals
     half = SAMPLE_RATE // 2
-    # a clip, 1 s of silence, half of another clip: 2.5 s, the last window zero-padded
+    # a clip, 1 s of silence, half of another clip at a quarter of its level: 2.5 s, the last
+    # window zero-padded (each window is peak-normalised on its own, as a dataset clip)
     path = write_audio(
-        tmp_path / "long.flac", np.concatenate([first, np.zeros(SAMPLE_RATE), second[:half]])
+        tmp_path / "long.flac", np.concatenate([first, np.zeros(SAMPLE_RATE), 0.25 * second[:half]])
     )
     result = eval_recipe.main(
         eval_argv(tiny_piq, tmp_path, "--single_sample", str(path), "--window")
@@ -265,6 +266,10 @@ def test_window_explains_the_whole_file(tiny_piq, tiny_synthetic, tmp_path, caps
     assert result["class"] == brain.class_name(int(file_probs.argmax()))
     assert result["probability"] == pytest.approx(file_probs.max().item(), abs=1e-5)
     # one interpretation of the whole file, cropped to its length, and one PNG
+    original, _ = sf.read(result["files"]["original"])  # each window at its own peak, 1
+    assert [np.abs(original[i * SAMPLE_RATE : (i + 1) * SAMPLE_RATE]).max() for i in (0, 2)] == pytest.approx(
+        [1.0, 1.0], abs=1e-3
+    )
     interpretation, rate = sf.read(result["files"]["interpretation"])
     assert rate == SAMPLE_RATE and interpretation.shape == (2 * SAMPLE_RATE + half,)
     assert (
