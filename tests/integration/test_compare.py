@@ -303,3 +303,22 @@ def test_a_variant_trains_its_own_folders_beside_the_demo_settings(two_runs):
     assert "lmac.number_of_epochs=2" in text and result["paired"] in text
     assert f"Seeds {OTHER_SEED + 1} have no evaluation with the demo's settings" in text
     assert not (out / "seeds" / str(OTHER_SEED + 1)).exists()  # nothing written for the demo's
+
+
+def test_paired_table_means_each_metric_over_the_seeds_by_hand(tmp_path):
+    """Two seeds, the demo's settings then the variant: SI-SDRi (1, 3) -> (2, 6), means 2 -> 4
+    (+2); GT precision (0.2, 0.4) -> (0.3, 0.4), 0.3 -> 0.35; Fid-In (0.5, 0.7) -> (0.7, 0.8),
+    0.6 -> 0.75; each seed's row too."""
+    def evaluation(folder, si_sdri, gt_precision, fid_in):
+        folder.mkdir(parents=True)
+        stats = {"si_sdri": si_sdri, "gt_precision": gt_precision, "fid_in": fid_in}
+        (folder / "metrics.json").write_text(json.dumps({"interpreter": "L2I", "methods": {"L2I": stats}}))
+        return str(folder)
+
+    base = {1: {"l2i": evaluation(tmp_path / "b1", 1.0, 0.2, 0.5)}, 2: {"l2i": evaluation(tmp_path / "b2", 3.0, 0.4, 0.7)}}
+    var = {1: {"l2i": evaluation(tmp_path / "v1", 2.0, 0.3, 0.7)}, 2: {"l2i": evaluation(tmp_path / "v2", 6.0, 0.4, 0.8)}}
+    table, missing = compare.paired_table(var, base)
+    lines = table.splitlines()
+    assert missing == []
+    assert "| l2i | 1 | +1.00 -> +2.00 | 0.200 -> 0.300 | 0.500 -> 0.700 |" in lines
+    assert "| l2i | mean of 2 | **+2.00 -> +4.00** (+2.000) | **0.300 -> 0.350** (+0.050) | **0.600 -> 0.750** (+0.150) |" in lines

@@ -279,3 +279,23 @@ def test_plot_and_markdown(checked, tmp_path):
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 1 + len(result["steps"])
     passed = dict(result, failed=[])
     assert "passed: every mask changed" in tables.sanity_markdown(passed)
+
+
+def test_check_fails_only_a_mask_similar_on_both_figures():
+    """A mask that keeps its ranking but halves its values once the classifier is randomised:
+    its Spearman correlation stays 1 (the same order), its SSIM falls below 0.9 (other
+    values); failing asks for both to stay high, so it passes."""
+    brain = TinyBrain()
+    wavs = torch.randn(4, FRAMES * BINS, generator=torch.Generator().manual_seed(6))
+    input_only = mask_functions(brain)["input_only"]
+    calls = []
+
+    def halved(wavs):
+        calls.append(1)
+        return input_only(wavs) * (1.0 if len(calls) == 1 else 0.5)
+
+    result = sanity.model_randomisation_check(brain, wavs, {"halved": halved}, seed=0)
+    figures_of = result["methods"]["halved"]
+    assert figures_of["spearman"][-1] == pytest.approx(1.0)
+    assert figures_of["ssim"][-1] < sanity.SANITY_MAX_SIMILARITY
+    assert "halved" not in result["failed"]
