@@ -28,3 +28,24 @@ def test_a_partial_file_left_by_a_killed_write_is_reused(tmp_path):
         fout.write("torn")
     write_text("{}", target)
     assert target.read_text() == "{}" and os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    """The writer raises after writing half: the file keeps its old content (the new one
+    went to the temporary file, never renamed) and the temporary file is removed."""
+    import pytest
+
+    from data_prep.files import write_atomic
+
+    target = tmp_path / "m.json"
+    write_text("old", target)
+
+    def half_then_crash(tmp):
+        with open(tmp, "w", encoding="utf-8") as fout:
+            fout.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomic(target, half_then_crash)
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["m.json"]
