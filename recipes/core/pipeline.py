@@ -299,11 +299,18 @@ def remove_interpretation(X, X_int, domain="log"):
     return torch.log1p((whole - kept).clamp(min=0.0))
 
 
-def match_frames(tensor, n_frames, dim=1):
-    """Crops or zero-pads `tensor` along `dim` to `n_frames` frames.
+MASK_TAILS = ("zeros", "edge")
+
+
+def match_frames(tensor, n_frames, dim=1, tail="zeros"):
+    """Crops or pads `tensor` along `dim` to `n_frames` frames.
 
     Interpreter decoders produce a fixed number of frames; the input's count
-    depends on the clip length. This brings one to the other.
+    depends on the clip length. This brings one to the other. The frames past
+    the decoder's last are zeros with `tail="zeros"` (the reference recipes
+    crop the input to the decoder's frames: the tail is outside the
+    interpretation), or a copy of the last decoded frame with `tail="edge"`
+    (the decoder's last column of the representation covers them).
 
     Example
     -------
@@ -311,12 +318,21 @@ def match_frames(tensor, n_frames, dim=1):
     torch.Size([2, 431, 3])
     >>> match_frames(torch.ones(2, 450, 3), 431).shape
     torch.Size([2, 431, 3])
+    >>> match_frames(torch.tensor([[0.5, 0.25]]), 4, tail="edge").tolist()
+    [[0.5, 0.25, 0.25, 0.25]]
     """
+    if tail not in MASK_TAILS:
+        raise ValueError(f"mask_tail {tail!r}: choose one of {MASK_TAILS} (the interpreter yaml).")
     current = tensor.shape[dim]
     if current == n_frames:
         return tensor
     if current > n_frames:
         return tensor.narrow(dim, 0, n_frames)
+    if tail == "edge":
+        last = tensor.narrow(dim, current - 1, 1)
+        repeats = [1] * tensor.dim()
+        repeats[dim] = n_frames - current
+        return torch.cat([tensor, last.repeat(*repeats)], dim=dim)
     pad = [0, 0] * (tensor.dim() - dim - 1) + [0, n_frames - current]
     return F.pad(tensor, pad)
 

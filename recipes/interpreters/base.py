@@ -210,6 +210,14 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         return bool(getattr(self.hparams, "mask_above_floor", False))
 
     @property
+    def mask_tail(self):
+        """What a convolutional decoder's mask holds on the input's frames past its own last
+        (`recipes.core.pipeline.match_frames`): "zeros" (the reference recipes: the tail is
+        outside the interpretation) or "edge" (the last decoded frame's values); "zeros"
+        when the yaml has no `mask_tail` (a run or inference folder from before the key)."""
+        return getattr(self.hparams, "mask_tail", "zeros")
+
+    @property
     def keep_class(self):
         """Whether, at test and in `explain` (the evaluation, `AudioInterpreter`), the mask is
         widened per clip until the classifier keeps its class (the yaml's `keep_class`,

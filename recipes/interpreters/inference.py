@@ -93,6 +93,7 @@ SIZE_KEYS = (
     "mask_above_floor",  # the mask times recipes.core.pipeline.floor_mask
     "keep_class",  # widened per clip until the classifier keeps its class
     "mask_completion",  # grown over the above-floor regions it touches (pipeline.complete_mask)
+    "mask_tail",  # a decoder's mask past its last frame (pipeline.match_frames)
     "psi_decoder",  # the ViT / FocalNet PIQ decoder (models.PIQ.TRANSFORMER_DECODERS)
 )
 #: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.

@@ -248,8 +248,8 @@ class LMAC(InterpreterBrain):
                 "the L-MAC decoders are built for n_fft 1024 (513 bins)."
             )
         # The decoder's frame count is fixed by the representation size: crop or
-        # zero-pad the mask to the input's frames.
-        mask = match_frames(torch.sigmoid(logits), X.shape[1])  # (B, frames, F)
+        # pad the mask to the input's frames (the yaml's mask_tail).
+        mask = match_frames(torch.sigmoid(logits), X.shape[1], tail=self.mask_tail)  # (B, frames, F)
         return {"logits": logits, "mask": mask}
 
     def classifier_logits(self, X):

@@ -132,8 +132,8 @@ class PIQ(InterpreterBrain):
             decoded = F.softplus(decoded)
             mask = target_mask(decoded, self.hparams.mask_th)  # psi's own spectrogram
         # The convolutional decoders' frame count is fixed by the representation size:
-        # crop or zero-pad the mask to the input's frames.
-        return {"decoded": decoded, "h": h, "z_q": z_q, "mask": match_frames(mask, X.shape[1])}
+        # crop or pad the mask to the input's frames (the yaml's mask_tail).
+        return {"decoded": decoded, "h": h, "z_q": z_q, "mask": match_frames(mask, X.shape[1], tail=self.mask_tail)}
 
     def interpretation_loss(self, outputs, batch, stage):
         X, decoded = outputs["X"], outputs["decoded"]

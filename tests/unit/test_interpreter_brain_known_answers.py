@@ -803,3 +803,53 @@ def test_completion_runs_before_the_floor_product():
     assert finished[0, 2].tolist() == pytest.approx([0.75, 8 / 9, 0.75, 8 / 9], abs=1e-6)
     assert finished.sum().item() == pytest.approx(2 * 0.75 + 2 * 8 / 9, abs=1e-5)
     assert brain.finished_mask(X, sb.Stage.VALID)(mask)[0, 2].tolist() == pytest.approx([0.75, 0, 0, 0])
+
+
+# ---------------------------------------------------------------- mask_tail
+class FixedLogits(torch.nn.Module):
+    """A decoder that gives the same logits (B, 1, 2 frames, 3 bins) whatever it reads, as
+    PIQ's psi does with `return_indices`, or as L-MAC's psi alone."""
+
+    def __init__(self, piq):
+        super().__init__()
+        self.piq = piq
+        self.logits = torch.tensor([[[[0.0, 1.0, -1.0], [2.0, -2.0, 0.0]]]])  # frames 0 and 1
+
+    def forward(self, representations, classes=None, return_indices=False):
+        logits = self.logits.expand(representations.shape[0], -1, -1, -1)
+        if self.piq:
+            return logits, None, None, torch.zeros(1, dtype=torch.long)
+        return logits
+
+
+@pytest.mark.parametrize("interpreter", ["lmac", "piq"])
+@pytest.mark.parametrize("tail", [None, "zeros", "edge"])
+def test_mask_tail_fills_the_frames_past_the_decoders_last(interpreter, tail):
+    """The decoder covers 2 of the input's 4 frames. Without the key (a run from before it)
+    and with zeros, the reference: frames 2 and 3 are 0. With edge: they repeat frame 1,
+    sigmoid(2, -2, 0) = (0.881, 0.119, 0.5)."""
+    from recipes.interpreters.lmac import LMAC
+    from recipes.interpreters.piq import PIQ
+
+    extra = {} if tail is None else {"mask_tail": tail}
+    if interpreter == "lmac":
+        brain = bare_brain(LMAC, embedding_model=torch.nn.Identity(), **extra)
+    else:
+        brain = bare_brain(PIQ, embedding_model=torch.nn.Identity(), use_vq=True, use_mask_output=True, K=1, **extra)
+        brain.codes_used = torch.zeros(1, dtype=torch.bool)
+    brain.modules["psi"] = FixedLogits(piq=interpreter == "piq")
+    X = torch.ones(2, 4, 3)
+    mask = brain.interpret(X, torch.zeros(2, 1, 1, 1), torch.tensor([0, 1]), sb.Stage.TEST)["mask"]
+    first = [0.5, 1 / (1 + math.exp(-1.0)), 1 / (1 + math.exp(1.0))]
+    second = [1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(2.0)), 0.5]
+    tail_rows = [second, second] if tail == "edge" else [[0.0] * 3, [0.0] * 3]
+    for clip in range(2):
+        expected = torch.tensor([first, second] + tail_rows)
+        assert torch.allclose(mask[clip], expected, atol=1e-6), mask[clip]
+
+
+def test_a_mask_tail_of_another_name_is_refused():
+    from recipes.core.pipeline import match_frames
+
+    with pytest.raises(ValueError, match="mask_tail 'replicate'"):
+        match_frames(torch.ones(1, 2, 3), 4, tail="replicate")
