@@ -24,12 +24,9 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.logger import get_logger
 
-from recipes.core.run_guard import quarantine_incomplete_checkpoints
+from recipes.core.run_guard import TRAINING_RECOVERABLES, quarantine_incomplete_checkpoints
 
 logger = get_logger(__name__)
-
-# what SpeechBrain's Brain adds to the checkpointer itself: "brain" when built, "optimizer" in fit
-TRAINING_RECOVERABLES = ("brain", "optimizer")
 
 
 def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):

@@ -64,6 +64,8 @@ RESUME_FILE_KEYS = ("embedding_model_path", "classifier_model_path", "nmf_decode
 RESUME_SIZE_KEYS = ("sample_rate", "n_fft", "n_mels", *CLASSIFIER_SIZE_KEYS, "K", "psi_decoder", "use_adapter")
 RESUME_KEYS = RESUME_FILE_KEYS + RESUME_SIZE_KEYS
 QUARANTINE_PREFIX = "incomplete-"
+#: What SpeechBrain's Brain adds to the checkpointer itself: "brain" when built, "optimizer" in fit.
+TRAINING_RECOVERABLES = ("brain", "optimizer")
 #: The SHA-256 of the RESUME_FILE_KEYS files at the run's last start, in its output folder.
 RESUME_RECORD = "resume_inputs.json"
 ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file begins
@@ -287,21 +289,30 @@ def _saved_settings(path):
     return {key: value for key, value in data.items() if isinstance(value, plain) and not getattr(value, "tag", None)}
 
 
-def _same_value(key, before, now):
-    """Whether a RESUME_KEYS value is unchanged: files by their bytes, the rest by value."""
+def _same_value(key, before, now, recorded_digest=None):
+    """Whether a RESUME_KEYS value is unchanged: files by their bytes, the rest by value.
+
+    A file given at another path is the same file when both paths hold the same bytes, or,
+    when the old path is gone (the file was moved), when the new one's SHA-256 is the one
+    recorded at the run's last start (`recorded_digest`, from RESUME_RECORD).
+    """
     if before == now or (isinstance(before, list) and list(before) == list(now or [])):
         return True
-    if key in RESUME_FILE_KEYS and os.path.isfile(str(before)) and os.path.isfile(str(now)):
+    if key not in RESUME_FILE_KEYS or not os.path.isfile(str(now)):
+        return False
+    if os.path.isfile(str(before)):
         return filecmp.cmp(str(before), str(now), shallow=False)
-    return False
+    return recorded_digest is not None and file_sha256(str(now)) == recorded_digest
 
 
-def trained_epochs(save_folder):
+def trained_epochs(save_folder, recoverable_names=()):
     """The epochs done by the checkpoint a run in `save_folder` resumes from, or None.
 
     SpeechBrain resumes from the newest complete checkpoint (by its `unixtime`);
-    its `counter.ckpt` holds the epoch it ended. None when there is no such
-    checkpoint or it has no readable counter.
+    its `counter.ckpt` holds the epoch it ended. A checkpoint missing one of
+    `recoverable_names`' files, or with a torn one, is not complete: the run sets it
+    aside (`quarantine_incomplete_checkpoints`) and resumes from an older one. None
+    when there is no complete checkpoint or it has no readable counter.
 
     Example
     -------
@@ -319,7 +330,7 @@ def trained_epochs(save_folder):
     for ckpt_dir in Path(save_folder).iterdir():
         if not (ckpt_dir.is_dir() and ckpt_dir.name.startswith(CKPT_PREFIX)):
             continue
-        if checkpoint_problem(ckpt_dir, []) is not None:
+        if checkpoint_problem(ckpt_dir, recoverable_names) is not None:
             continue  # an incomplete one: set aside before the run resumes
         meta = yaml.safe_load((ckpt_dir / METAFNAME).read_text(encoding="utf-8"))
         unixtime = meta.get("unixtime")
@@ -362,10 +373,11 @@ def refuse_changed_resume(hparams):
     if not any(name.startswith(CKPT_PREFIX) for name in os.listdir(save_folder)):
         return  # nothing to resume from
     saved = _saved_settings(os.path.join(hparams["output_folder"], SAVED_HPARAMS))
+    recorded = _recorded_inputs(os.path.join(hparams["output_folder"], RESUME_RECORD))
     for key in RESUME_KEYS:
         if key not in saved or key not in hparams or hparams[key] is None:
             continue
-        if not _same_value(key, saved[key], hparams[key]):
+        if not _same_value(key, saved[key], hparams[key], recorded.get(key)):
             raise ValueError(
                 f"{hparams['output_folder']} holds checkpoints of a run with {key} = {saved[key]}; "
                 f"this command gives {hparams[key]}, and would resume from them. Give another "
@@ -381,7 +393,9 @@ def refuse_changed_resume(hparams):
             f"--experiment_name) for a run on the new file, or delete {save_folder} to start "
             "this folder over."
         )
-    epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder)
+    checkpointer = hparams.get("checkpointer")
+    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
+    epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder, names)
     if isinstance(epochs, int) and done is not None and done > epochs:
         raise ValueError(
             f"{hparams['output_folder']} holds a run already trained for {done} epochs; "
