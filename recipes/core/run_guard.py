@@ -104,8 +104,11 @@ def check_writable_folder(folder, flag):
     """
     folder = os.path.abspath(folder)
     existing = folder
-    while not os.path.exists(existing):
+    while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
+    if not os.path.exists(existing):  # a link to nothing
+        target = os.readlink(existing)
+        raise _writable_folder_error(folder, f"{existing} is a link to {target}, which does not exist", flag)
     if not os.path.isdir(existing):
         raise _writable_folder_error(folder, f"{existing} is a file, not a folder", flag)
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -135,7 +138,8 @@ def lock_output_folder(folder, flag="--output_folder"):
         The folder cannot be created or written (a PermissionError).
     """
     folder = os.path.abspath(folder)
-    if folder in _held_locks:
+    key = os.path.realpath(folder)  # the same folder through a link is the lock this process holds
+    if key in _held_locks:
         return os.path.join(folder, LOCK_FILE)
     path = os.path.join(folder, LOCK_FILE)
     check_writable_folder(folder, flag)
@@ -164,7 +168,7 @@ def lock_output_folder(folder, flag="--output_folder"):
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
     handle.flush()
-    _held_locks[folder] = handle
+    _held_locks[key] = handle
     return path
 
 

@@ -418,3 +418,28 @@ def test_a_newer_checkpoint_without_its_optimizer_is_not_what_a_run_resumes_from
     refuse_changed_resume({**hparams, "number_of_epochs": 4})
     with pytest.raises(ValueError, match="already trained for 3 epochs; --number_of_epochs 2"):
         refuse_changed_resume({**hparams, "number_of_epochs": 2})
+
+
+def test_a_link_to_nothing_is_named_before_any_work(tmp_path):
+    """out is a symbolic link to gone/, which does not exist: nothing can be made there
+    (makedirs meets the link: "File exists"). The check names the link and its target, and
+    the flag; the output folder below the link is refused the same way."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    expected = f"{link} is a link to {tmp_path / 'gone'}, which does not exist"
+    for folder in (link, link / "run"):
+        with pytest.raises(UnwritableFolderError, match=re.escape(expected) + r".*Pass --out"):
+            check_writable_folder(str(folder), "--out")
+    with pytest.raises(UnwritableFolderError, match=re.escape(expected)):
+        lock_output_folder(str(link), "--out")
+
+
+def test_a_folder_locked_through_a_link_is_the_lock_this_process_holds(tmp_path, own_locks):
+    """run/ is locked, then the same process locks it again through link -> run: the same
+    folder, so the lock it holds (one table entry), not "in use by another run (pid <this
+    pid>)"."""
+    folder, link = tmp_path / "run", tmp_path / "link"
+    lock_output_folder(str(folder))
+    link.symlink_to(folder)
+    assert lock_output_folder(str(link)) == str(link / LOCK_FILE)
+    assert list(own_locks) == [str(folder)]
