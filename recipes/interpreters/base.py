@@ -56,6 +56,7 @@ from recipes.core.pipeline import (
     completion_region,
     floor_mask,
     invert_to_audio,
+    match_frames,
     remove_interpretation,
     spectrogram,
 )
@@ -216,6 +217,23 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         outside the interpretation) or "edge" (the last decoded frame's values); "zeros"
         when the yaml has no `mask_tail` (a run or inference folder from before the key)."""
         return getattr(self.hparams, "mask_tail", "zeros")
+
+    def fit_mask_frames(self, mask, n_frames):
+        """A decoder's mask (B, frames', F) on the input's `n_frames` frames, its tail as the
+        yaml's `mask_tail` says; the first time a zero tail cuts frames out, a warning says
+        how much (with `--window`, every window's end is then silent)."""
+        missing = n_frames - mask.shape[1]
+        if missing > 0 and self.mask_tail == "zeros" and not getattr(self, "_warned_mask_tail", False):
+            self._warned_mask_tail = True
+            hop_ms = getattr(self.hparams, "hop_length", None)
+            span = f" ({missing * hop_ms:.0f} ms)" if isinstance(hop_ms, (int, float)) else ""
+            logger.warning(
+                "psi's mask covers %d of the input's %d frames: with mask_tail zeros (the "
+                "reference) the last %d%s are outside every interpretation. --mask_tail edge "
+                "gives them the last decoded frame's values.",
+                mask.shape[1], n_frames, missing, span,
+            )
+        return match_frames(mask, n_frames, tail=self.mask_tail)
 
     @property
     def keep_class(self):

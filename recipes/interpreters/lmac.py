@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 from data_prep.ground_truth import GroundTruth
-from recipes.core.pipeline import classify, fit_to_input, match_frames, spans_input
+from recipes.core.pipeline import classify, fit_to_input, spans_input
 from recipes.interpreters.base import InterpreterBrain
 
 logger = get_logger(__name__)
@@ -249,7 +249,7 @@ class LMAC(InterpreterBrain):
             )
         # The decoder's frame count is fixed by the representation size: crop or
         # pad the mask to the input's frames (the yaml's mask_tail).
-        mask = match_frames(torch.sigmoid(logits), X.shape[1], tail=self.mask_tail)  # (B, frames, F)
+        mask = self.fit_mask_frames(torch.sigmoid(logits), X.shape[1])  # (B, frames, F)
         return {"logits": logits, "mask": mask}
 
     def classifier_logits(self, X):

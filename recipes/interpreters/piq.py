@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 from models.layers import above_background_floor
-from recipes.core.pipeline import fit_to_input, match_frames, spans_input
+from recipes.core.pipeline import fit_to_input, spans_input
 from recipes.interpreters.base import InterpreterBrain
 
 logger = get_logger(__name__)
@@ -133,7 +133,7 @@ class PIQ(InterpreterBrain):
             mask = target_mask(decoded, self.hparams.mask_th)  # psi's own spectrogram
         # The convolutional decoders' frame count is fixed by the representation size:
         # crop or pad the mask to the input's frames (the yaml's mask_tail).
-        return {"decoded": decoded, "h": h, "z_q": z_q, "mask": match_frames(mask, X.shape[1], tail=self.mask_tail)}
+        return {"decoded": decoded, "h": h, "z_q": z_q, "mask": self.fit_mask_frames(mask, X.shape[1])}
 
     def interpretation_loss(self, outputs, batch, stage):
         X, decoded = outputs["X"], outputs["decoded"]

@@ -853,3 +853,21 @@ def test_a_mask_tail_of_another_name_is_refused():
 
     with pytest.raises(ValueError, match="mask_tail 'replicate'"):
         match_frames(torch.ones(1, 2, 3), 4, tail="replicate")
+
+
+def test_a_zero_tail_is_said_once_and_edge_says_nothing(caplog):
+    """The decoder covers 2 of 4 frames of 11.6099 ms: with zeros the last 2 frames, 2 x
+    11.6099 = 23 ms, are outside the interpretation, said once however many batches; with
+    edge nothing is left out, nothing said."""
+    from recipes.interpreters.lmac import LMAC
+
+    for tail, expected in (("zeros", 1), ("edge", 0)):
+        caplog.clear()
+        brain = bare_brain(LMAC, embedding_model=torch.nn.Identity(), mask_tail=tail, hop_length=11.6099)
+        brain.modules["psi"] = FixedLogits(piq=False)
+        for _ in range(2):
+            brain.interpret(torch.ones(1, 4, 3), torch.zeros(1, 1, 1, 1), torch.tensor([0]), sb.Stage.TEST)
+        said = [r.getMessage() for r in caplog.records if "mask_tail" in r.getMessage()]
+        assert len(said) == expected, said
+        if said:
+            assert "covers 2 of the input's 4 frames" in said[0] and "last 2 (23 ms)" in said[0]
