@@ -427,3 +427,16 @@ def test_mask_completion_at_test_and_in_the_export_not_in_training(tiny_lmac, tm
     exported = AudioInterpreter.from_hparams(source=tmp_path / "lmac" / "inference")
     assert exported.brain.mask_completion
     assert torch.allclose(exported.brain.explain(wavs)["mask"], outputs["mask"], atol=1e-6)
+
+
+def test_mask_tail_travels_with_the_export(tiny_lmac, tmp_path):
+    """`--mask_tail edge`: the exported inference folder carries the key (a folder without it
+    reads as zeros: the reference's tail, other masks) and explains with the same masks."""
+    from recipes.interpreters.inference import AudioInterpreter
+
+    argv = with_flag(tiny_lmac["argv"], "--n_interpretations_to_save", 0) + ["--mask_tail", "edge"]
+    brain = train_lmac.main(argv + ["--output_folder", str(tmp_path / "lmac")])
+    exported = AudioInterpreter.from_hparams(source=tmp_path / "lmac" / "inference")
+    assert brain.mask_tail == "edge" and exported.brain.mask_tail == "edge"
+    wavs = clips(2, seed=7)
+    assert torch.allclose(exported.brain.explain(wavs)["mask"], brain.explain(wavs)["mask"], atol=1e-6)
