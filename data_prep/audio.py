@@ -73,8 +73,17 @@ def pad_or_crop(sig, length):
 
 
 def peak_normalise(sig):
-    """sig / max |sig| over the last dimension; a silent signal stays zeros."""
-    return sig / sig.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
+    """sig / max |sig| over the last dimension; a silent signal (peak at most EPS) is zeros.
+
+    Example
+    -------
+    >>> peak_normalise(torch.tensor([[0.5, -2.0], [5e-11, 0.0], [0.0, 0.0]]))
+    tensor([[ 0.2500, -1.0000],
+            [ 0.0000,  0.0000],
+            [ 0.0000,  0.0000]])
+    """
+    peak = sig.abs().amax(dim=-1, keepdim=True)
+    return torch.where(peak > EPS, sig / peak.clamp_min(EPS), torch.zeros_like(sig))
 
 
 def samples_at(frames, file_rate, sample_rate):
