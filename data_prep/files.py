@@ -134,17 +134,20 @@ def write_json(data, path, indent=2):
 def file_sha256(path):
     """The SHA-256 of a file's bytes (hex), or None when there is no such file.
 
-    Read once per version of the file (its size and modification time): every
-    stage of the demo after the classifier's asks for the classifier's.
+    Read once per version of the file (its inode, size, modification and change
+    times: a file replaced by one of the same size with its modification time kept,
+    as `cp -p` or `rsync -a` do, has a new change time): every stage of the demo
+    after the classifier's asks for the classifier's.
     """
     if not os.path.isfile(path):
         return None
     status = os.stat(path)
-    return _sha256(os.path.abspath(path), status.st_size, status.st_mtime_ns)
+    version = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    return _sha256(os.path.abspath(path), version)
 
 
 @functools.lru_cache(maxsize=64)
-def _sha256(path, size, mtime_ns):
+def _sha256(path, version):
     digest = hashlib.sha256()
     with open(path, "rb") as fin:
         for block in iter(lambda: fin.read(1 << 20), b""):

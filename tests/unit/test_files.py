@@ -1,9 +1,10 @@
 """data_prep/files.py: the atomic writer never shares its temporary file with another process."""
 
 import fcntl
+import hashlib
 import os
 
-from data_prep.files import partial_path, write_text
+from data_prep.files import file_sha256, partial_path, write_text
 
 
 def test_a_write_during_another_writers_write_uses_its_own_temporary_file(tmp_path):
@@ -49,3 +50,18 @@ def test_a_write_that_fails_halfway_leaves_the_old_file_and_no_temporary_file(tm
         write_atomic(target, half_then_crash)
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_a_file_replaced_with_its_size_and_modification_time_kept_is_read_again(tmp_path):
+    """a.ckpt holds "classifier a", then is replaced by "classifier b" (as many bytes) with
+    a's modification time, written beside it and renamed over it, as `rsync -a` does: the
+    digest is b's, hashlib's own, not the cached digest of a."""
+    path, new = tmp_path / "a.ckpt", tmp_path / ".a.ckpt.new"
+    path.write_bytes(b"classifier a")
+    before = os.stat(path).st_mtime_ns
+    assert file_sha256(str(path)) == hashlib.sha256(b"classifier a").hexdigest()
+    new.write_bytes(b"classifier b")
+    os.utime(new, ns=(before, before))
+    os.replace(new, path)
+    assert os.stat(path).st_mtime_ns == before
+    assert file_sha256(str(path)) == hashlib.sha256(b"classifier b").hexdigest()
