@@ -228,8 +228,10 @@ def complete_mask(mask, X, region_th=COMPLETION_REGION, region=None):
 
     A morphological reconstruction (grey-level, by dilation) of `mask` under the region
     R = `floor_mask(X, "log") >= region_th`: each bin of R takes the highest value of a bin
-    from which a path of 8-connected bins of R reaches it, its own value if higher. Bins
-    outside R, and regions of R the mask does not touch, keep their values. A mask decoded
+    from which a path of 8-connected bins of R reaches it, its own value if higher. The
+    path's first bin may lie outside R: a mask that touches a region, also from a bin next
+    to its border, grows into it (a coarse mask's cell often ends a bin short of the event).
+    Bins outside R, and regions of R the mask does not touch, keep their values. A mask decoded
     from a coarse grid of tokens (a transformer's, 0.2 s by 570 Hz cells on a 3 s clip)
     marks part of an event, a piece of a chirp, some clicks of a train: the reconstruction
     carries it along the event's time-frequency trace as far as the trace stays above the
@@ -251,6 +253,11 @@ def complete_mask(mask, X, region_th=COMPLETION_REGION, region=None):
             [0.8000, 0.8000, 0.8000, 0.0000, 0.0000],
             [0.0000, 0.0000, 0.0000, 0.0000, 0.0000],
             [0.0000, 0.0000, 0.0000, 0.0000, 0.0000]])
+    >>> mask = torch.zeros(1, 4, 5)
+    >>> mask[0, 0, 0] = 0.8  # a bin outside R, next to the first event's border
+    >>> complete_mask(mask, X)[0, :2]
+    tensor([[0.8000, 0.0000, 0.0000, 0.0000, 0.0000],
+            [0.8000, 0.8000, 0.8000, 0.0000, 0.0000]])
     """
     if not torch.isfinite(mask).all():
         raise ValueError(
@@ -320,9 +327,12 @@ def match_frames(tensor, n_frames, dim=1, tail="zeros"):
     torch.Size([2, 431, 3])
     >>> match_frames(torch.tensor([[0.5, 0.25]]), 4, tail="edge").tolist()
     [[0.5, 0.25, 0.25, 0.25]]
+    >>> match_frames(torch.ones(1, 2), 3, dim=-1).tolist()  # a dim counted from the end
+    [[1.0, 1.0, 0.0]]
     """
     if tail not in MASK_TAILS:
         raise ValueError(f"mask_tail {tail!r}: choose one of {MASK_TAILS} (the interpreter yaml).")
+    dim = dim % tensor.dim()
     current = tensor.shape[dim]
     if current == n_frames:
         return tensor
