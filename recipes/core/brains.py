@@ -261,6 +261,7 @@ def fused_for_inference(module):
         logger.info("%s is not traceable (%s): used without BatchNorm folding", type(module).__name__, error)
         return module
     fused = freeze(fused)
-    if next(fused.parameters()).device.type == "cpu":
+    first = next(fused.parameters(), None)  # None: a module without weights
+    if first is None or first.device.type == "cpu":
         fused.to(memory_format=torch.channels_last)
     return fused

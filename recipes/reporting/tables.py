@@ -114,7 +114,17 @@ def reference_rows(references):
 
 
 def _reference_group(evaluation):
-    """What the reference rows depend on: the classifier and the evaluated clips, not the interpreter."""
+    """What the reference rows depend on: the classifier, the evaluated clips and what a
+    deleted bin becomes in the curves (`--deletion_value`), not the interpreter.
+
+    Example
+    -------
+    >>> zero = {"data_folder": "/d", "curves": {"deletion_value": "zero"}}
+    >>> _reference_group(zero) == _reference_group({"data_folder": "/d"})  # "zero" by default
+    True
+    >>> _reference_group(zero) == _reference_group({**zero, "curves": {"deletion_value": "noise_floor"}})
+    False
+    """
     return json.dumps(
         [
             evaluation.get(key)
@@ -126,7 +136,8 @@ def _reference_group(evaluation):
                 "seed",
                 "classifier",
             )
-        ],
+        ]
+        + [evaluation.get("curves", {}).get("deletion_value", "zero")],
         sort_keys=True,
     )
 
