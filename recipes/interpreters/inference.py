@@ -461,10 +461,20 @@ def _hub_error(source, error):
     )
 
 
-#: Modules whose classes and functions an inference yaml may name (`!new:`, `!name:`).
+#: Modules whose classes an inference yaml may name (`!new:`, `!name:`).
 TRUSTED_MODULES = ("recipes", "models", "data_prep", "speechbrain", "torch")
+#: The functions an inference yaml may name (`!name:`): what the export writes. The Pretrainer
+#: calls a checkpoint's hook as hook(module, path), so another function (`torch.save`, a writer
+#: of this project) could write over the file a path links to.
+TRUSTED_FUNCTIONS = ("recipes.core.brains.load_state_dict_strict",)
 #: hyperpyyaml's tags that build nothing by themselves.
 PLAIN_TAGS = ("!ref", "!copy", "!tuple", "!PLACEHOLDER")
+#: The yaml types a node may have without a `!` tag; `!!python/object/apply:...` and the like
+#: (yaml's own tags, `tag:yaml.org,2002:python/...`) build code and are refused.
+CORE_TAGS = tuple(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary", "merge")
+)
 #: Where an older version of this project wrote a name that has moved since.
 MOVED_NAMES = {
     "recipes.brains.": "recipes.core.brains.",
@@ -592,23 +602,26 @@ def _trusted_object(target):
 
 
 def _trusted_target(target, kind):
-    """Whether `!<kind>:target` builds only a class or function of TRUSTED_MODULES."""
+    """Whether `!<kind>:target` builds only a class of TRUSTED_MODULES or, for `!name:`, names
+    one of TRUSTED_FUNCTIONS."""
     found = _trusted_object(target)
     if found is None:
         return False
     if kind == "new":
         return inspect.isclass(found)
-    return inspect.isclass(found) or inspect.isfunction(found)
+    if inspect.isfunction(found):
+        return f"{found.__module__}.{found.__qualname__}" in TRUSTED_FUNCTIONS
+    return inspect.isclass(found)
 
 
 def check_inference_yaml(text, where, trust_code=False):
     """The text of an inference yaml, checked before anything in it is built.
 
     Reads the yaml's node graph without constructing it. Every tag must be a
-    plain yaml type, one of hyperpyyaml's `PLAIN_TAGS`, or `!new:` / `!name:`
-    of a class (or, for `!name:`, a function) of `TRUSTED_MODULES`: what
-    `export_inference` writes. `!apply:`, `!include:` and anything else is
-    refused with the line that has it, unless `trust_code`. Names of
+    plain yaml type (`CORE_TAGS`), one of hyperpyyaml's `PLAIN_TAGS`, or `!new:` /
+    `!name:` of a class of `TRUSTED_MODULES`, or `!name:` of one of `TRUSTED_FUNCTIONS`:
+    what `export_inference` writes. `!apply:`, `!include:`, yaml's `!!python/...`
+    tags and anything else are refused with the line that has them, unless `trust_code`. Names of
     `MOVED_NAMES` are rewritten to their new homes first.
 
     Arguments
@@ -637,6 +650,10 @@ def check_inference_yaml(text, where, trust_code=False):
     Traceback (most recent call last):
     ...
     recipes.interpreters.inference.UntrustedYamlError: x.yaml line 1 has `!apply:os.system`: ...
+    >>> check_inference_yaml("a: !!python/object/apply:os.system [ls]", "x.yaml")
+    Traceback (most recent call last):
+    ...
+    recipes.interpreters.inference.UntrustedYamlError: x.yaml line 1 has the yaml tag `tag:yaml.org,2002:python/object/apply:os.system`: ...
     """
     for old, new in MOVED_NAMES.items():
         text = re.sub(r"(!(?:new|name):)" + re.escape(old), lambda m, new=new: m.group(1) + new, text)
@@ -650,6 +667,13 @@ def check_inference_yaml(text, where, trust_code=False):
     while stack:
         node = stack.pop()
         tag = node.tag if isinstance(node.tag, str) else node.tag.value
+        if tag and not tag.startswith("!") and tag not in CORE_TAGS:
+            raise UntrustedYamlError(
+                f"{where} line {node.start_mark.line + 1} has the yaml tag `{tag}`: an inference "
+                "folder may only hold plain yaml values and the classes its export writes, so "
+                "nothing of it was run. If you trust where the folder comes from, pass "
+                "trust_code=True (audio-interpret --trust_code)."
+            )
         if tag and tag.startswith("!") and tag not in PLAIN_TAGS:
             kind, _, target = tag[1:].partition(":")
             if kind in ("new", "name") and target.split(".")[0] in TRUSTED_MODULES and _trusted_object(target) is None:
@@ -865,11 +889,14 @@ class AudioInterpreter(Pretrained):
             raise
         with open(yaml_path, encoding="utf-8") as fin:
             text = check_inference_yaml(fin.read(), str(yaml_path), trust_code=trust_code)
+        given = {}
         if overrides:  # a size or threshold the interpreter was trained with cannot be changed
-            given = overrides if isinstance(overrides, dict) else YAML(typ="safe", pure=True).load(overrides)
-            refuse_contradictions(given or {}, _settings_of(text), str(yaml_path), command_line=False)
+            given = overrides if isinstance(overrides, dict) else YAML(typ="safe", pure=True).load(overrides) or {}
+            if not isinstance(given, dict):
+                raise ValueError(f"overrides {overrides!r}: give a dict, or yaml text of key: value lines.")
+            refuse_contradictions(given, _settings_of(text), str(yaml_path), command_line=False)
         try:
-            hparams = load_hyperpyyaml(text, {"pretrained_path": source, **(overrides or {})})
+            hparams = load_hyperpyyaml(text, {"pretrained_path": source, **given})
         except (KeyError, AttributeError, ImportError, TypeError, ValueError, YAMLError) as error:
             raise ValueError(
                 f"{yaml_path} is not a complete inference yaml ({type(error).__name__}: {error}): "

@@ -285,6 +285,18 @@ def test_a_yaml_that_runs_code_is_refused_unless_trusted(trained, tmp_path, monk
     yaml_file.write_text("\n".join(lines + ["extra:", "    inner: !new:subprocess.Popen [[ls]]"]) + "\n")
     with pytest.raises(inference.UntrustedYamlError, match="!new:subprocess.Popen"):
         AudioInterpreter.from_hparams(source=folder)
+    # yaml's own python tags build code too (they are not hyperpyyaml's `!` tags)
+    yaml_file.write_text("\n".join(lines + ['evil: !!python/object/apply:os.system ["touch MARKER"]']) + "\n")
+    with pytest.raises(inference.UntrustedYamlError, match=rf"line {len(lines) + 1} has the yaml tag"):
+        AudioInterpreter.from_hparams(source=folder)
+    assert not (tmp_path / "MARKER").exists()
+    # a checkpoint hook other than the export's: torch.save(module, path) would write over the
+    # file behind the collected link
+    text = "\n".join(lines) + "\n"
+    assert text.count("!name:recipes.core.brains.load_state_dict_strict") >= 1
+    yaml_file.write_text(text.replace("!name:recipes.core.brains.load_state_dict_strict", "!name:torch.save", 1))
+    with pytest.raises(inference.UntrustedYamlError, match="has `!name:torch.save`"):
+        AudioInterpreter.from_hparams(source=folder)
     yaml_file.write_text("\n".join(lines + ['evil: !apply:os.system ["touch MARKER"]']) + "\n")
     AudioInterpreter.from_hparams(source=folder, trust_code=True)
     assert (tmp_path / "MARKER").exists()
