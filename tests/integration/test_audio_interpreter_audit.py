@@ -163,6 +163,13 @@ def test_overrides_that_contradict_the_training_are_refused(piq_folder):
     assert (
         AudioInterpreter.from_hparams(source=piq_folder, overrides={"n_fft": n_fft}).method == "PIQ"
     )
+    # the same as yaml text: read once, checked, and given to the loader as a mapping
+    with pytest.raises(ValueError, match=rf"the interpreter was trained with n_fft = {n_fft} "):
+        AudioInterpreter.from_hparams(source=piq_folder, overrides=f"n_fft: {2 * n_fft}")
+    loaded = AudioInterpreter.from_hparams(source=piq_folder, overrides="signal_length_s: 1")
+    assert loaded.hparams.signal_length_s == 1
+    with pytest.raises(ValueError, match="give a dict, or yaml text of key: value lines"):
+        AudioInterpreter.from_hparams(source=piq_folder, overrides="- a list")
 
 
 def test_an_export_that_does_not_reproduce_the_brain_is_not_written(
