@@ -262,7 +262,8 @@ def read_esc50_csv(csv_path):
     Raises
     ------
     ValueError
-        A needed column is missing, or a fold / target is not an integer.
+        A needed column is missing, a fold / target is not an integer, or two rows
+        name one clip (the same file name without its extension).
     """
     with open(csv_path, newline="", encoding="utf-8") as fin:
         reader = csv.DictReader(fin)
@@ -273,7 +274,7 @@ def read_esc50_csv(csv_path):
                 f"{csv_path} lacks column(s) {missing} (found {columns}); ESC-50's "
                 f"meta/esc50.csv has {list(ESC50_CSV_COLUMNS)}: use the file from the archive."
             )
-        rows = []
+        rows, line_of_clip = [], {}
         for line, raw in enumerate(reader, start=2):
             raw = {(key or "").strip(): (val or "").strip() for key, val in raw.items()}
             try:
@@ -285,6 +286,14 @@ def read_esc50_csv(csv_path):
                 ) from None
             if not raw["filename"] or not raw["category"]:
                 raise ValueError(f"{csv_path}, line {line}: empty filename or category.")
+            clip_id = Path(raw["filename"]).stem  # the manifests' key
+            if clip_id in line_of_clip:
+                raise ValueError(
+                    f"{csv_path}, line {line}: clip {clip_id} is listed already on line "
+                    f"{line_of_clip[clip_id]}: one row per clip (a clip in two folds could reach "
+                    "training and test); remove one of the lines or rename the file."
+                )
+            line_of_clip[clip_id] = line
             rows.append(
                 {
                     "filename": raw["filename"],
