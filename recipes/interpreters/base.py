@@ -357,6 +357,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         scores, representations = self.classify(X)
         classes = scores.argmax(dim=1)
         outputs = self.interpret(X, representations, classes, stage)
+        finish = None  # what a mask becomes before it is scored (None: as it is)
         if "mask" in outputs:
             finish = self.finished_mask(X, stage)
             if self.keep_class and stage == sb.Stage.TEST:
@@ -365,7 +366,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
                 self.widening_chosen(outputs, outputs["keep_class_step"])
             elif finish is not None:
                 outputs["mask"] = finish(outputs["mask"])
-        outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes)
+        # finish, for other masks scored beside the interpreter's (L2I's random components)
+        outputs.update(wavs=wavs, X=X, X_stft=X_stft, scores=scores, classes=classes, finish=finish)
         return outputs
 
     def compute_forward(self, batch, stage):

@@ -245,6 +245,8 @@ class L2I(InterpreterBrain):
         random_mask = soft_mask(
             self.W, outputs["H"], random_selection(outputs["selected"]), full=outputs["WH"]
         )
+        if outputs.get("finish") is not None:  # removed as the interpretation is (e.g. above the floor only)
+            random_mask = outputs["finish"](random_mask)
         scores_random, _ = self.classify(self.apply_mask(X, 1 - random_mask))
 
         def logit_c(scores):
