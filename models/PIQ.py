@@ -826,8 +826,8 @@ class VQEmbedding(nn.Module):
         >>> inputs = torch.ones(3, 256, 14, 25)
         >>> codebook = VQEmbedding(1024, 256)
         >>> labels = torch.Tensor([1, 0, 2])
-        >>> quant, quant_ind = codebook.straight_through(inputs, labels)
-        >>> print(quant.shape, quant_ind.shape)
+        >>> z_q_x_st, z_q_x_bar = codebook.straight_through(inputs, labels)  # both quantized vectors
+        >>> print(z_q_x_st.shape, z_q_x_bar.shape)
         torch.Size([3, 256, 14, 25]) torch.Size([3, 256, 14, 25])
         """
         z_e_x_ = z_e_x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, D)
