@@ -17,7 +17,8 @@
   warning; the run then resumes from the newest complete checkpoint.
 - `refuse_changed_resume(hparams)`: a run that would resume from checkpoints
   made with another frozen classifier (or NMF dictionary) or other model
-  sizes (`RESUME_KEYS`, read from the folder's `hyperparams.yaml`, which the
+  sizes or the figure that chose its checkpoints (`RESUME_KEYS`, read from the
+  folder's `hyperparams.yaml`, which the
   run then rewrites) stops with an error naming the key, both values and the
   fix; a classifier file moved or copied elsewhere, with the same bytes, is
   the same classifier. A file changed in place since the run started (a
@@ -62,7 +63,10 @@ SAVED_HPARAMS = "hyperparams.yaml"
 RESUME_FILE_KEYS = ("embedding_model_path", "classifier_model_path", "nmf_decoder_path")
 #: Sizes of what a run trains (and of the frozen classifier it reads): its checkpoints hold them.
 RESUME_SIZE_KEYS = ("sample_rate", "n_fft", "n_mels", *CLASSIFIER_SIZE_KEYS, "K", "psi_decoder", "use_adapter")
-RESUME_KEYS = RESUME_FILE_KEYS + RESUME_SIZE_KEYS
+#: What the checkpoints' meta hold: the valid figure that chose them (L-MAC's `checkpoint_key`).
+#: Under another key no checkpoint holds the figure, and the test stage would take the newest.
+RESUME_CHOICE_KEYS = ("checkpoint_key",)
+RESUME_KEYS = RESUME_FILE_KEYS + RESUME_SIZE_KEYS + RESUME_CHOICE_KEYS
 QUARANTINE_PREFIX = "incomplete-"
 #: What SpeechBrain's Brain adds to the checkpointer itself: "brain" when built, "optimizer" in fit.
 TRAINING_RECOVERABLES = ("brain", "optimizer")

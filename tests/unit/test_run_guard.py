@@ -443,3 +443,16 @@ def test_a_folder_locked_through_a_link_is_the_lock_this_process_holds(tmp_path,
     link.symlink_to(folder)
     assert lock_output_folder(str(link)) == str(link / LOCK_FILE)
     assert list(own_locks) == [str(folder)]
+
+
+def test_a_rerun_with_another_checkpoint_key_is_refused(tmp_path):
+    """Guards `checkpoint_key` in RESUME_KEYS: checkpoints saved with `checkpoint_key: fid_in`
+    hold valid Fid-In in their meta and no loss; resumed with `loss`, none holds the key and the
+    test stage would take the newest checkpoint instead of the best. Refused, naming both values;
+    the same key again is allowed."""
+    hparams = _resume_hparams(tmp_path, checkpoint_key="fid_in")
+    (tmp_path / "run" / "hyperparams.yaml").write_text("checkpoint_key: fid_in\n")
+    _checkpoint(tmp_path / "run" / "save" / "CKPT+a", 1, 3)
+    refuse_changed_resume(hparams)
+    with pytest.raises(ValueError, match=r"a run with checkpoint_key = fid_in; this command gives loss"):
+        refuse_changed_resume({**hparams, "checkpoint_key": "loss"})
