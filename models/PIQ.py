@@ -44,6 +44,10 @@ from torch.autograd import Function
 
 from models.layers import SingleChannelConvTranspose2d, above_background_floor
 
+# one call in a torch.fx graph (its selection branches on the tensor's device): the encoder
+# stays traceable, so its BatchNorms fold into the convolutions (recipes.core.brains.fused_for_inference)
+torch.fx.wrap("above_background_floor")
+
 logger = get_logger(__name__)
 
 # State-dict entry of a Conv2dEncoder_v2 that reads X above its median floor.

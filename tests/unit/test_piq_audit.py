@@ -276,3 +276,21 @@ def test_a_codebook_of_exactly_one_code_per_class_is_accepted():
     piq_brain(use_vq=True, K=4, shared_keys=0).load_frozen()
     with pytest.raises(ValueError, match="at least 6"):
         piq_brain(use_vq=True, K=5, shared_keys=2).load_frozen()
+
+
+def test_the_floored_encoder_folds_its_batchnorms_for_the_curves():
+    """Guards `torch.fx.wrap("above_background_floor")` in models/PIQ.py: with the input floor
+    the Conv2d encoder must stay traceable, so `fused_for_inference` folds its 4 BatchNorms (and
+    the resblock's) into the convolutions instead of returning the module unfolded. The folded
+    copy gives the same embeddings (float rounding) as the encoder itself."""
+    from models.PIQ import Conv2dEncoder_v2
+    from recipes.core.brains import fused_for_inference
+
+    torch.manual_seed(0)
+    encoder = Conv2dEncoder_v2(dim=4, subtract_floor=True).eval()
+    fused = fused_for_inference(encoder)
+    assert fused is not encoder
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    X = 3 * torch.rand(2, 33, 65)
+    with torch.no_grad():
+        assert torch.allclose(fused(X), encoder(X), atol=1e-5)
