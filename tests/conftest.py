@@ -1,9 +1,11 @@
-"""Shared test fixtures: where the real sample clips are, and a tiny synthetic set."""
+"""Shared test fixtures: where the real sample clips are, a tiny synthetic set, and the
+hand-made classifier of the known-answer tests."""
 
 import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -159,3 +161,25 @@ def tiny_lmac(tiny_pretrained, tmp_path_factory):
     argv = lmac_argv(tiny_pretrained)
     brain = train_lmac.main(argv + ["--output_folder", str(out)])
     return {"folder": out, "brain": brain, "argv": argv}
+
+
+class ReadsTwoBins(torch.nn.Module):
+    """A hand-made embedding model for known-answer tests: X (B, frames, F) -> (X[bin_a],
+    X[bin_b]) (B, 2), the evidence of class 0 and of class 1 (`two_bin_head`)."""
+
+    def __init__(self, bin_a=(1, 2), bin_b=(3, 0)):
+        super().__init__()
+        self.bin_a, self.bin_b = bin_a, bin_b
+
+    def forward(self, X):
+        return torch.stack([X[:, self.bin_a[0], self.bin_a[1]], X[:, self.bin_b[0], self.bin_b[1]]], dim=1)
+
+
+def two_bin_head(silence_logit=1.0):
+    """The classifier on `ReadsTwoBins`: logits = (2 X[bin a], 2 X[bin b], silence_logit), so
+    class 2 wins when both bins are quiet."""
+    head = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
+        head.bias.copy_(torch.tensor([0.0, 0.0, silence_logit]))
+    return head

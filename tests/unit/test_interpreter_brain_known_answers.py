@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import speechbrain as sb
 import torch
+from conftest import ReadsTwoBins, two_bin_head
 from speechbrain.processing.features import ISTFT, STFT
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.train_logger import FileTrainLogger
@@ -39,20 +40,6 @@ FRAMES, BINS = 4, 3
 BIN_A, BIN_B = (1, 2), (3, 0)  # the evidence of class 0 and of class 1
 
 
-class ReadsTwoBins(torch.nn.Module):
-    """The embedding model: X (B, frames, F) -> (X[bin a], X[bin b]) (B, 2)."""
-
-    def forward(self, X):
-        return torch.stack([X[:, BIN_A[0], BIN_A[1]], X[:, BIN_B[0], BIN_B[1]]], dim=1)
-
-
-def two_bin_head():
-    """logits = (2 X[a], 2 X[b], 1): class 2 wins on silence."""
-    head = torch.nn.Linear(2, 3)
-    with torch.no_grad():
-        head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
-        head.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
-    return head
 
 
 def softmax(logits):

@@ -15,6 +15,7 @@ import types
 import pytest
 import speechbrain as sb
 import torch
+from conftest import ReadsTwoBins, two_bin_head
 from speechbrain.processing.features import ISTFT, STFT
 
 from models.L2I import Theta
@@ -24,20 +25,6 @@ from recipes.interpreters.l2i import L2I, activations_from_psi
 STFT_ARGS = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 11.6099, "win_length": 23.2199}
 
 
-class ReadsTwoBins(torch.nn.Module):
-    """The embedding model: X (B, 4 frames, 3 bins) -> (X[1, 2], X[3, 0]) (B, 2)."""
-
-    def forward(self, X):
-        return torch.stack([X[:, 1, 2], X[:, 3, 0]], dim=1)
-
-
-def two_bin_head():
-    """logits = (2 X[1, 2], 2 X[3, 0], 1)."""
-    head = torch.nn.Linear(2, 3)
-    with torch.no_grad():
-        head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
-        head.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
-    return head
 
 
 class FixedActivations(torch.nn.Module):

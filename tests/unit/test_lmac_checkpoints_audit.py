@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import speechbrain as sb
 import torch
+from conftest import ReadsTwoBins, two_bin_head
 from speechbrain.nnet.schedulers import ReduceLROnPlateau
 from speechbrain.processing.features import ISTFT, STFT
 from speechbrain.utils.checkpoints import Checkpointer
@@ -33,20 +34,6 @@ STFT_ARGS = {"sample_rate": 16000, "n_fft": 512, "hop_length": 16, "win_length":
 BIN_A, BIN_B = (1, 2), (3, 0)  # the evidence of class 0 and of class 1 in X (B, 4 frames, 3 bins)
 
 
-class ReadsTwoBins(torch.nn.Module):
-    """The embedding model: X (B, frames, F) -> (X[bin a], X[bin b]) (B, 2)."""
-
-    def forward(self, X):
-        return torch.stack([X[:, BIN_A[0], BIN_A[1]], X[:, BIN_B[0], BIN_B[1]]], dim=1)
-
-
-def two_bin_head():
-    """scores = (2 X[a], 2 X[b], 1)."""
-    head = torch.nn.Linear(2, 3)
-    with torch.no_grad():
-        head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
-        head.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
-    return head
 
 
 def lse(*values):

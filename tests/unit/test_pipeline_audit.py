@@ -15,6 +15,7 @@ import types
 import pytest
 import speechbrain as sb
 import torch
+from conftest import ReadsTwoBins, two_bin_head
 from speechbrain.processing.features import ISTFT, STFT
 
 from recipes.core.pipeline import complete_mask, completion_region
@@ -27,27 +28,13 @@ FRAMES, BINS = 3, 4
 BIN_A, BIN_B = (0, 0), (2, 3)  # the evidence of class 0 and of class 1
 
 
-class ReadsTwoBins(torch.nn.Module):
-    """The embedding model: X (B, frames, F) -> (X[bin a], X[bin b]) (B, 2)."""
-
-    def forward(self, X):
-        return torch.stack([X[:, BIN_A[0], BIN_A[1]], X[:, BIN_B[0], BIN_B[1]]], dim=1)
-
-
-def two_bin_head(silence_logit):
-    """logits = (2 X[a], 2 X[b], silence_logit): class 2 wins when a and b are quiet."""
-    head = torch.nn.Linear(2, 3)
-    with torch.no_grad():
-        head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
-        head.bias.copy_(torch.tensor([0.0, 0.0, silence_logit]))
-    return head
 
 
 def bare_brain(silence_logit=2.0, **hparams):
     """An InterpreterBrain without its set-up: the hparams given, the two-bin classifier."""
     brain = object.__new__(InterpreterBrain)
     defaults = {
-        "embedding_model": ReadsTwoBins(),
+        "embedding_model": ReadsTwoBins(BIN_A, BIN_B),
         "classifier": two_bin_head(silence_logit),
         "compute_fbank": None,
         "use_melspectra": False,
