@@ -1,7 +1,9 @@
 """Shared test fixtures: where the real sample clips are, a tiny synthetic set, and the
 hand-made classifier of the known-answer tests."""
 
+import contextlib
 import logging
+import types
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,26 @@ def two_bin_head(silence_logit=1.0):
         head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]]))
         head.bias.copy_(torch.tensor([0.0, 0.0, silence_logit]))
     return head
+
+
+def bare_brain(brain_class=None, modules=None, **hparams):
+    """A Brain of `brain_class` (InterpreterBrain by default) without its set-up, on the CPU:
+    the hparams given over the two-bin classifier's (`ReadsTwoBins`, `two_bin_head`, no
+    fbank, temperature 1), and `modules` (a ModuleDict; empty by default)."""
+    if brain_class is None:
+        from recipes.interpreters.base import InterpreterBrain
+
+        brain_class = InterpreterBrain
+    brain = object.__new__(brain_class)
+    defaults = {
+        "embedding_model": ReadsTwoBins(),
+        "classifier": two_bin_head(),
+        "compute_fbank": None,
+        "use_melspectra": False,
+        "classifier_temp": 1.0,
+    }
+    brain.hparams = types.SimpleNamespace(**{**defaults, **hparams})
+    brain.modules = torch.nn.ModuleDict() if modules is None else modules
+    brain.device = "cpu"
+    brain.evaluation_ctx = contextlib.nullcontext()
+    return brain

@@ -12,15 +12,13 @@ hand-made modules, so the recipe's own methods run on inputs worked out by hand:
 - L2I's mask with Theta, W and H set by hand, raw and class-centred relevance.
 """
 
-import contextlib
 import math
-import types
 
 import numpy as np
 import pytest
 import speechbrain as sb
 import torch
-from conftest import ReadsTwoBins, two_bin_head
+from conftest import bare_brain
 from speechbrain.processing.features import ISTFT, STFT
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.train_logger import FileTrainLogger
@@ -46,23 +44,6 @@ def softmax(logits):
     """An independent softmax on Python floats."""
     exps = [math.exp(value) for value in logits]
     return [value / sum(exps) for value in exps]
-
-
-def bare_brain(brain_class=InterpreterBrain, **hparams):
-    """A Brain of `brain_class` without its set-up: the hparams given, the two-bin classifier."""
-    brain = object.__new__(brain_class)
-    defaults = {
-        "embedding_model": ReadsTwoBins(),
-        "classifier": two_bin_head(),
-        "compute_fbank": None,
-        "use_melspectra": False,
-        "classifier_temp": 1.0,
-    }
-    brain.hparams = types.SimpleNamespace(**{**defaults, **hparams})
-    brain.modules = torch.nn.ModuleDict()
-    brain.device = "cpu"
-    brain.evaluation_ctx = contextlib.nullcontext()
-    return brain
 
 
 def two_clips():

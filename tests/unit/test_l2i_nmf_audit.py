@@ -8,14 +8,13 @@ The Brains are built without their set-up (`object.__new__`) and given
 hand-made modules, as in test_interpreter_brain_known_answers.py.
 """
 
-import contextlib
 import math
 import types
 
 import pytest
 import speechbrain as sb
 import torch
-from conftest import ReadsTwoBins, two_bin_head
+from conftest import bare_brain
 from speechbrain.processing.features import ISTFT, STFT
 
 from models.L2I import Theta
@@ -41,23 +40,11 @@ class FixedActivations(torch.nn.Module):
 def l2i_brain(theta_rows, H, **hparams):
     """An L2I Brain with W = I (component k is bin k), psi giving H (B, 3, frames), Theta with
     max pooling and the class weights `theta_rows` (N, 3)."""
-    brain = object.__new__(L2I)
-    defaults = {
-        "embedding_model": ReadsTwoBins(),
-        "classifier": two_bin_head(),
-        "compute_fbank": None,
-        "use_melspectra": False,
-        "classifier_temp": 1.0,
-        "relevance_centered": False,
-        "relevance_th": 0.5,
-    }
-    brain.hparams = types.SimpleNamespace(**{**defaults, **hparams})
     theta = Theta(n_comp=3, T=H.shape[2], num_classes=len(theta_rows), pooling="max")
     with torch.no_grad():
         theta.classifier_weight().copy_(torch.tensor(theta_rows))
-    brain.modules = torch.nn.ModuleDict({"psi": FixedActivations(H), "theta": theta})
-    brain.device = "cpu"
-    brain.evaluation_ctx = contextlib.nullcontext()
+    modules = torch.nn.ModuleDict({"psi": FixedActivations(H), "theta": theta})
+    brain = bare_brain(L2I, modules, **{"relevance_centered": False, "relevance_th": 0.5, **hparams})
     brain.W = torch.eye(3)
     return brain
 

@@ -8,18 +8,16 @@ frames, 4 bins), never by the code under test. Brains are made without their set
 (`object.__new__`), with a hand-made classifier, as in test_interpreter_brain_known_answers.
 """
 
-import contextlib
 import math
-import types
 
 import pytest
 import speechbrain as sb
 import torch
 from conftest import ReadsTwoBins, two_bin_head
+from conftest import bare_brain as shared_bare_brain
 from speechbrain.processing.features import ISTFT, STFT
 
 from recipes.core.pipeline import complete_mask, completion_region
-from recipes.interpreters.base import InterpreterBrain
 
 STFT_ARGS = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 11.6099, "win_length": 23.2199}
 
@@ -31,20 +29,11 @@ BIN_A, BIN_B = (0, 0), (2, 3)  # the evidence of class 0 and of class 1
 
 
 def bare_brain(silence_logit=2.0, **hparams):
-    """An InterpreterBrain without its set-up: the hparams given, the two-bin classifier."""
-    brain = object.__new__(InterpreterBrain)
-    defaults = {
-        "embedding_model": ReadsTwoBins(BIN_A, BIN_B),
-        "classifier": two_bin_head(silence_logit),
-        "compute_fbank": None,
-        "use_melspectra": False,
-        "classifier_temp": 1.0,
-    }
-    brain.hparams = types.SimpleNamespace(**{**defaults, **hparams})
-    brain.modules = torch.nn.ModuleDict()
-    brain.device = "cpu"
-    brain.evaluation_ctx = contextlib.nullcontext()
-    return brain
+    """An InterpreterBrain without its set-up: the hparams given, the two-bin classifier on
+    this file's bins."""
+    return shared_bare_brain(
+        embedding_model=ReadsTwoBins(BIN_A, BIN_B), classifier=two_bin_head(silence_logit), **hparams
+    )
 
 
 def floor_clips():
