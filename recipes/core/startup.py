@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import sys
+import warnings
 
 import speechbrain as sb
 import torch
@@ -42,11 +43,27 @@ OUTPUT_FOLDER_FLAG = "--output_folder (for recipes/eval.py: --eval_folder)"
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
 
 
+def load_yaml(stream, overrides=None):
+    """`load_hyperpyyaml`, without the SyntaxWarning its arithmetic parse prints for some paths.
+
+    hyperpyyaml tries every string made with `!ref` as an arithmetic expression, so an output
+    folder such as `results/seed-0in` (a number, then a keyword) prints "SyntaxWarning:
+    invalid decimal literal", naming no file of the user's; the value itself is right (the
+    string is kept).
+
+    >>> load_yaml("out: runs/seed-0in\\nsave: !ref <out>/save\\n")["save"]
+    'runs/seed-0in/save'
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="invalid decimal literal", category=SyntaxWarning)
+        return load_hyperpyyaml(stream, overrides)
+
+
 def _load_yaml(hparams_file, overrides):
     """The yaml with its overrides; folders the yaml's objects cannot create get a clear error."""
     with open(hparams_file, encoding="utf-8") as fin:
         try:
-            return load_hyperpyyaml(fin, overrides)
+            return load_yaml(fin, overrides)
         except OSError as error:  # e.g. the Checkpointer or the train logger making their folders
             if error.errno not in _UNWRITABLE:
                 raise

@@ -50,7 +50,6 @@ from pathlib import Path
 
 import torch
 import torchaudio
-from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -64,7 +63,7 @@ from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_atomic, write_text
 from recipes.core.brains import build_brain
 from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
-from recipes.core.startup import top_level_scalars
+from recipes.core.startup import load_yaml, top_level_scalars
 from recipes.interpreters.base import interpreter_file
 
 logger = get_logger(__name__)
@@ -896,7 +895,7 @@ class AudioInterpreter(Pretrained):
                 raise ValueError(f"overrides {overrides!r}: give a dict, or yaml text of key: value lines.")
             refuse_contradictions(given, _settings_of(text), str(yaml_path), command_line=False)
         try:
-            hparams = load_hyperpyyaml(text, {"pretrained_path": source, **given})
+            hparams = load_yaml(text, {"pretrained_path": source, **given})
         except (KeyError, AttributeError, ImportError, TypeError, ValueError, YAMLError) as error:
             raise ValueError(
                 f"{yaml_path} is not a complete inference yaml ({type(error).__name__}: {error}): "

@@ -126,3 +126,19 @@ def test_a_resume_with_another_classifier_or_size_is_refused(tmp_path):
         prepare_run(base + sizes + ["--classifier_folder", str(tmp_path / "first")], prepare=False)
     # what may change on a resume: epochs, lr; the same classifier's bytes elsewhere
     prepare_run(argv + ["--classifier_folder", str(tmp_path / "copy"), "--lr", "0.5", "--number_of_epochs", "3"], prepare=False)
+
+
+def test_a_path_that_reads_as_bad_arithmetic_loads_without_a_warning():
+    """hyperpyyaml parses every interpolated `!ref` string as arithmetic; `0in` warns there."""
+    import warnings
+
+    from recipes.core.startup import load_yaml
+
+    text = "out: runs/seed-0in\nsave: !ref <out>/save\n"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hparams = load_yaml(text)
+        other = load_yaml(text.replace("seed-0in", "x/3else"))
+    assert hparams["save"] == "runs/seed-0in/save"
+    assert other["save"] == "runs/x/3else/save"
+    assert [str(w.message) for w in caught] == []
