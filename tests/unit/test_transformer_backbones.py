@@ -113,8 +113,9 @@ def htk_hz(mel):
 
 
 def triangles(n_bins, n_mels, sample_rate, low=20.0):
-    """Kaldi / HTK mel filters written out: n_mels + 2 points equally spaced in mel from `low` to
-    Nyquist, filter i rising linearly in Hz from point i to i + 1 and falling to point i + 2."""
+    """HTK mel filters as torchaudio builds them, written out: n_mels + 2 points equally spaced in
+    mel from `low` to Nyquist, filter i rising linearly in Hz from point i to i + 1 and falling
+    to point i + 2 (Kaldi's rise linearly in mel: the audit file compares with its extractor)."""
     points = htk_hz(np.linspace(htk_mel(low), htk_mel(sample_rate / 2), n_mels + 2))
     hz = np.linspace(0, sample_rate / 2, n_bins)
     filters = np.zeros((n_bins, n_mels))
