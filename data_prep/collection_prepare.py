@@ -51,7 +51,8 @@ in this order:
 4. the onset of the event in the clip, uniformly;
 5. a background recording, uniformly over the recordings (not their length);
 6. the background crop, covering the whole clip, uniformly among the crops whose
-   span under the event is not silent by the same rule (else the loudest);
+   span under the event is not silent by the same rule's mean power (its first
+   frame may be quiet: a background need not start there; else the loudest);
 7. the SNR, uniformly from `--snr-db-range`.
 
 The event gets 10 ms raised-cosine fades (`data_prep.synthesis.event_fade`) and
