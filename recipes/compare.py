@@ -258,7 +258,8 @@ def paired_table(eval_folders, baseline_folders):
     tuple
         (markdown table or "" when no seed has both: per interpreter and seed, each of
         PAIRED_METRICS as "demo's -> variant", then the mean over those seeds with the mean
-        difference; the seeds that had no evaluation with the demo's settings).
+        difference (over the seeds with both values, "(n=k)" when fewer; "-" for none); the
+        seeds that had no evaluation with the demo's settings).
     """
     lines, missing = [], []
     titles = [METRICS.get(key, (key, ""))[0] for key in PAIRED_METRICS]
@@ -274,17 +275,24 @@ def paired_table(eval_folders, baseline_folders):
             pairs.append((seed, load_evaluation(baseline_folders[seed][name]), load_evaluation(folders[name])))
         for seed, before, after in pairs:
             cells = [
-                f"{paired_value(key, own_stats(before)[key])} -> {paired_value(key, own_stats(after)[key])}"
+                f"{paired_value(key, own_stats(before).get(key))} -> {paired_value(key, own_stats(after).get(key))}"
                 for key in PAIRED_METRICS
             ]
             lines.append(f"| {name} | {seed} | " + " | ".join(cells) + " |")
         if pairs:
             cells = []
             for key in PAIRED_METRICS:
-                before = statistics.mean(own_stats(b)[key] for _, b, _ in pairs)
-                after = statistics.mean(own_stats(a)[key] for _, _, a in pairs)
+                # the seeds with both values (null in metrics.json: undefined on every clip)
+                both = [(own_stats(b).get(key), own_stats(a).get(key)) for _, b, a in pairs]
+                both = [(x, y) for x, y in both if is_number(x) and is_number(y)]
+                if not both:
+                    cells.append("-")
+                    continue
+                before = statistics.mean(x for x, _ in both)
+                after = statistics.mean(y for _, y in both)
+                fewer = f" (n={len(both)})" if len(both) < len(pairs) else ""
                 cells.append(
-                    f"**{paired_value(key, before)} -> {paired_value(key, after)}** ({after - before:+.3f})"
+                    f"**{paired_value(key, before)} -> {paired_value(key, after)}** ({after - before:+.3f}){fewer}"
                 )
             lines.append(f"| {name} | mean of {len(pairs)} | " + " | ".join(cells) + " |")
     if not lines:
