@@ -491,6 +491,13 @@ def dataio_prep(hparams):
                 f"{key} {hparams[key]} does not exist: run prepare_esc50 first "
                 "(recipes do it; skip_manifest_creation: False)."
             )
+        with open(hparams[key], encoding="utf-8") as fin:
+            if not json.load(fin):  # SpeechBrain's loader fails on an empty manifest with an IndexError
+                raise ValueError(
+                    f"{key} {hparams[key]} lists no clip: its folds hold no clip of the data in "
+                    f"{hparams['data_folder']}. Write the manifests again (skip_manifest_creation: "
+                    "False), or check the folds of meta/esc50.csv."
+                )
         datasets[split] = DynamicItemDataset.from_json(
             json_path=hparams[key],
             replacements={DATA_ROOT_KEY: str(hparams["data_folder"])},

@@ -463,3 +463,14 @@ def test_label_encoder_is_reused_and_checked(tmp_path):
 def test_dataio_prep_without_manifest(tmp_path):
     with pytest.raises(FileNotFoundError, match="prepare_esc50"):
         dataio_prep(_hparams(tmp_path, tmp_path / "nothing", tmp_path / "save"))
+
+
+def test_dataio_prep_with_an_empty_manifest_names_it(tmp_path):
+    """SpeechBrain's loader fails on `{}` with an IndexError; the user gets the file and the fix."""
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    _prepare(data, tmp_path / "manifest")
+    hparams = _hparams(data, tmp_path / "manifest", tmp_path / "save")
+    with open(hparams["valid_annotation"], "w") as fout:
+        fout.write("{}")
+    with pytest.raises(ValueError, match=r"valid_annotation .*valid\.json lists no clip.*skip_manifest_creation"):
+        dataio_prep(hparams)
