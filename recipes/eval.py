@@ -247,7 +247,9 @@ def interpreter_folder(path):
     Raises FileNotFoundError when `path` is neither such a file nor a folder holding one.
     """
     folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    if not os.path.isfile(os.path.join(folder, interpreter_file("psi"))):
+    # a file of another name (or none) is not read: load_interpreter reads the folder's psi_model.ckpt
+    named = os.path.isdir(path) or os.path.basename(path) == interpreter_file("psi")
+    if not named or not os.path.isfile(os.path.join(folder, interpreter_file("psi"))):
         raise FileNotFoundError(
             f"--pretrained_interpreter {path}: no {interpreter_file('psi')} there. Give the "
             "psi_model.ckpt that recipes/train_l2i.py, train_piq.py or train_lmac.py exported into "

@@ -512,6 +512,8 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         read from the same folder) or the folder holding them.
         """
         folder = path if os.path.isdir(path) else os.path.dirname(path)
+        if not os.path.isdir(path) and os.path.basename(path) != interpreter_file("psi"):
+            raise FileNotFoundError(f"{path}: give a {interpreter_file('psi')} file or the folder holding it.")
         for name in self.modules:
             file = os.path.join(folder, interpreter_file(name))
             load_state_dict_strict(self.unwrapped(name), file, f"interpreter {name}")
