@@ -149,7 +149,7 @@ from recipes.evaluation.explain_file import (
 )
 from recipes.evaluation.metrics import BOOTSTRAP_RESAMPLES
 from recipes.evaluation.scoring import run_evaluation
-from recipes.interpreters.base import interpreter_file
+from recipes.interpreters.base import interpreter_file, interpreter_weights_folder
 from recipes.interpreters.inference import refuse_contradictions, same_setting, trained_settings
 from recipes.reporting.tables import metrics_markdown
 
@@ -246,10 +246,11 @@ def interpreter_folder(path):
 
     Raises FileNotFoundError when `path` is neither such a file nor a folder holding one.
     """
-    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    # a file of another name (or none) is not read: load_interpreter reads the folder's psi_model.ckpt
-    named = os.path.isdir(path) or os.path.basename(path) == interpreter_file("psi")
-    if not named or not os.path.isfile(os.path.join(folder, interpreter_file("psi"))):
+    try:
+        folder = interpreter_weights_folder(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--pretrained_interpreter {error}") from None
+    if not os.path.isfile(os.path.join(folder, interpreter_file("psi"))):
         raise FileNotFoundError(
             f"--pretrained_interpreter {path}: no {interpreter_file('psi')} there. Give the "
             "psi_model.ckpt that recipes/train_l2i.py, train_piq.py or train_lmac.py exported into "

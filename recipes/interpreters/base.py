@@ -74,6 +74,32 @@ def interpreter_file(module_name):
     return "psi_model.ckpt" if module_name == "psi" else f"{module_name}.ckpt"
 
 
+def interpreter_weights_folder(path):
+    """The folder an exported interpreter is read from: `path`, or the folder of its `psi_model.ckpt`.
+
+    The modules are read by their file names (`interpreter_file`), so a file of another name
+    (`psi_model_epoch3.ckpt`) is refused rather than swapped for the `psi_model.ckpt` beside it.
+    A path that does not exist is taken as a folder (whose files the caller then misses).
+
+    >>> interpreter_weights_folder("runs/piq/psi_model.ckpt")
+    'runs/piq'
+    >>> interpreter_weights_folder(__file__)
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...base.py is not a psi_model.ckpt: ...
+    """
+    psi = interpreter_file("psi")
+    if os.path.basename(path) == psi:
+        return os.path.dirname(path) or "."
+    if os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} is not a {psi}: an exported interpreter is read by its files' names ({psi}, "
+            f"and theta.ckpt for L2I). Give its {psi} or its folder (other weights: a folder of "
+            "their own, under those names)."
+        )
+    return path
+
+
 class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     """Base Brain of the interpreters. See the module docstring for the flow.
 
@@ -511,9 +537,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         `path` is a `psi_model.ckpt` file (its siblings, e.g. `theta.ckpt`, are
         read from the same folder) or the folder holding them.
         """
-        folder = path if os.path.isdir(path) else os.path.dirname(path)
-        if not os.path.isdir(path) and os.path.basename(path) != interpreter_file("psi"):
-            raise FileNotFoundError(f"{path}: give a {interpreter_file('psi')} file or the folder holding it.")
+        folder = interpreter_weights_folder(path)
         for name in self.modules:
             file = os.path.join(folder, interpreter_file(name))
             load_state_dict_strict(self.unwrapped(name), file, f"interpreter {name}")

@@ -487,14 +487,17 @@ def test_a_weights_file_of_another_name_is_refused_not_swapped_for_its_sibling(t
     L-MAC's `finetune_from` (load_interpreter) the same."""
     folder = fake_run(tmp_path)
     (folder / "psi_model_old.ckpt").write_bytes(b"")
-    for name in ("psi_model_epoch3.ckpt", "psi_model_old.ckpt"):
-        with pytest.raises(FileNotFoundError, match=rf"--pretrained_interpreter .*{name}: no psi_model.ckpt"):
+    for name, says in (
+        ("psi_model_epoch3.ckpt", ": no psi_model.ckpt there"),  # absent: taken as a folder
+        ("psi_model_old.ckpt", " is not a psi_model.ckpt: .*Give its psi_model.ckpt or its folder"),
+    ):
+        with pytest.raises(FileNotFoundError, match=rf"--pretrained_interpreter .*{name}{says}"):
             eval_recipe.interpreter_folder(str(folder / name))
     exported = tmp_path / "exported"
     bare_brain(modules=torch.nn.ModuleDict({"psi": linear(3.0)})).export_interpreter(str(exported))
     torch.save({"weight": torch.full((1, 1), 7.0)}, exported / "psi_model_old.ckpt")
     brain = bare_brain(modules=torch.nn.ModuleDict({"psi": linear(0.0)}))
-    with pytest.raises(FileNotFoundError, match="psi_model_old.ckpt: give a psi_model.ckpt file or the folder"):
+    with pytest.raises(FileNotFoundError, match="psi_model_old.ckpt is not a psi_model.ckpt: .*Give its psi_model.ckpt or its folder"):
         brain.load_interpreter(str(exported / "psi_model_old.ckpt"))
     assert brain.modules["psi"].weight.item() == 0.0
 
