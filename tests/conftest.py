@@ -208,3 +208,21 @@ def bare_brain(brain_class=None, modules=None, **hparams):
     brain.device = "cpu"
     brain.evaluation_ctx = contextlib.nullcontext()
     return brain
+
+
+def minimal_interpreter_hparams(tmp_path, **extra):
+    """The hparams InterpreterBrain's own __init__ needs, nothing pretrained (a flattening
+    encoder, a two-class linear head, no WHAM!, no tensorboard, no lr schedule, a file train
+    log under `tmp_path`); `extra` over them."""
+    from speechbrain.utils.train_logger import FileTrainLogger
+
+    return {
+        "embedding_model": torch.nn.Flatten(),
+        "classifier": torch.nn.Linear(1, 2),
+        "use_pretrained": False,
+        "add_wham_noise": False,
+        "use_tensorboard": False,
+        "lr_annealing": None,
+        "train_logger": FileTrainLogger(str(tmp_path / "train_log.txt")),
+        **extra,
+    }

@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 import speechbrain as sb
 import torch
-from conftest import bare_brain
+from conftest import bare_brain, minimal_interpreter_hparams
 from speechbrain.processing.features import ISTFT, STFT
 from speechbrain.utils.checkpoints import Checkpointer
-from speechbrain.utils.train_logger import FileTrainLogger
 
 from data_prep.audio import EPS
 from data_prep.synthesis import INT16_SCALE, synthesize_clip
@@ -189,16 +188,7 @@ def scripted_brain(tmp_path, best_key, lower, **extra):
     """A Brain made by InterpreterBrain's own __init__ (a one-weight psi, a checkpointer);
     `extra`: more hparams."""
     psi = torch.nn.Linear(1, 1, bias=False)
-    hparams = {
-        "embedding_model": torch.nn.Flatten(),
-        "classifier": torch.nn.Linear(1, 2),
-        "use_pretrained": False,
-        "add_wham_noise": False,
-        "use_tensorboard": False,
-        "lr_annealing": None,
-        "train_logger": FileTrainLogger(str(tmp_path / "train_log.txt")),
-        **extra,
-    }
+    hparams = minimal_interpreter_hparams(tmp_path, **extra)
     brain_class = type(
         "Scripted", (ScriptedStatistics,), {"best_key": best_key, "best_key_is_lower": lower}
     )

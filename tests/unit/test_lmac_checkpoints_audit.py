@@ -18,12 +18,11 @@ import pytest
 import soundfile as sf
 import speechbrain as sb
 import torch
-from conftest import ReadsTwoBins, two_bin_head
+from conftest import ReadsTwoBins, minimal_interpreter_hparams, two_bin_head
 from speechbrain.nnet.schedulers import ReduceLROnPlateau
 from speechbrain.processing.features import ISTFT, STFT
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
-from speechbrain.utils.train_logger import FileTrainLogger
 
 from recipes.core.pipeline import spectrogram
 from recipes.interpreters import base, training
@@ -174,21 +173,15 @@ def lmac_brain(tmp_path, **extra):
     and the epoch counter, a file train log); `extra`: more hparams."""
     psi = torch.nn.Linear(1, 1, bias=False)
     counter = EpochCounter(10)
-    hparams = {
-        "embedding_model": torch.nn.Flatten(),
-        "classifier": torch.nn.Linear(1, 2),
-        "use_pretrained": False,
-        "add_wham_noise": False,
-        "use_tensorboard": False,
-        "lr_annealing": None,
-        "train_logger": FileTrainLogger(str(tmp_path / "train_log.txt")),
-        "epoch_counter": counter,
-        "output_folder": str(tmp_path),
-        "l_in_w": 1.0, "l_out_w": 1.0, "reg_w_l1": 1.0, "g_w": 1.0,
-        "out_loss": "neg_ce",
-        "finetuning": False,
+    hparams = minimal_interpreter_hparams(
+        tmp_path,
+        epoch_counter=counter,
+        output_folder=str(tmp_path),
+        l_in_w=1.0, l_out_w=1.0, reg_w_l1=1.0, g_w=1.0,
+        out_loss="neg_ce",
+        finetuning=False,
         **extra,
-    }
+    )
     brain = LMAC(
         modules={"psi": psi},
         hparams=hparams,
