@@ -239,17 +239,26 @@ def read_members(deb, members):
     Streams the package's file tree (`dpkg-deb --fsys-tarfile`, whatever its
     compression) and keeps only the wanted members.
     """
-    wanted, found = set(members), {}
-    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as proc:
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-            for info in tar:
-                name = info.name.removeprefix("./")
-                if name in wanted and info.isfile():
-                    found[name] = tar.extractfile(info).read()
+    wanted, found, tar_error = set(members), {}, None
+    command = ["dpkg-deb", "--fsys-tarfile", str(deb)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                for info in tar:
+                    name = info.name.removeprefix("./")
+                    if name in wanted and info.isfile():
+                        found[name] = tar.extractfile(info).read()
+        except tarfile.TarError as err:  # no tar stream: dpkg-deb failed, or not a .deb
+            tar_error = err
         proc.stdout.close()
+        stderr = proc.stderr.read().decode(errors="replace").strip()
         returncode = proc.wait()
-    if returncode != 0:
-        raise FetchError(f"dpkg-deb could not unpack {deb} (exit {returncode}).")
+    if returncode != 0 or tar_error is not None:
+        reason = stderr or f"its file tree is not a tar stream: {tar_error}"
+        raise FetchError(
+            f"dpkg-deb could not unpack {deb} (exit {returncode}): {reason}. Run the command "
+            f"again: it downloads the package anew."
+        )
     absent = sorted(wanted - set(found))
     if absent:
         raise FetchError(

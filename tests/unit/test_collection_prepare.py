@@ -566,3 +566,26 @@ def test_a_window_is_cut_at_the_loudest_start_when_none_is_active_by_hand():
     power = np.array([0.0, 0.0, 1.0, 0.2])
     recording = Recording(Path("r.wav"), np.zeros(40, np.float32), power, np.concatenate([[0.0], np.cumsum(power)]), 1.0)
     assert _pick_start(np.random.default_rng(0), recording, 3, 0, 2, active_start=False) == 2
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
+def test_read_members_says_what_is_wrong_with_a_package(tmp_path):
+    deb, _ = _fake_deb(tmp_path)
+    assert set(fetch_debian_sounds.read_members(deb, {"usr/share/fake/cow.wav"})) == {
+        "usr/share/fake/cow.wav"
+    }
+    # A member the package does not hold: its layout changed.
+    with pytest.raises(FetchError, match=r"has no usr/share/fake/horse\.wav.*layout changed"):
+        fetch_debian_sounds.read_members(deb, {"usr/share/fake/horse.wav"})
+    # Not a .deb at all (a mirror's error page): dpkg-deb's own words, not a tar traceback.
+    page = tmp_path / "fake-sounds_1.1_all.deb"
+    page.write_text("<html>404 Not Found</html>\n")
+    with pytest.raises(FetchError, match=r"could not unpack .*not a Debian format archive"):
+        fetch_debian_sounds.read_members(page, {"usr/share/fake/cow.wav"})
+
+
+def test_a_member_that_is_not_audio_is_refused_by_name():
+    with pytest.raises(FetchError, match=r"targets/cow/cow\.ogg is not audio soundfile can read"):
+        fetch_debian_sounds._describe(b"<html>moved</html>", "targets/cow/cow.ogg")
+    assert fetch_debian_sounds._describe(b"GPL-3", "licenses/x.copyright") == ""
+    assert fetch_debian_sounds._describe(_wav_bytes(0.5), "targets/x.wav") == f"0.5 s, {RATE} Hz"
