@@ -195,6 +195,33 @@ def given_flags(argv):
     return flags
 
 
+def parse_arguments(argv=None):
+    r"""`sb.parse_arguments`, with an '=' inside a value kept: `--output_folder runs/lr=0.1`.
+
+    SpeechBrain 1.1.2 joins the override words with '=' and splits them on every '=', so
+    that folder became `runs/lr 0.1`: another folder, without a word. The overrides are
+    read again from the words its parser leaves, each split at its first '=' only.
+
+    Example
+    -------
+    >>> parse_arguments(["h.yaml", "--device", "cpu", "--output_folder=runs/lr=0.1", "--K", "3"])[2]
+    'output_folder: runs/lr=0.1\nK: 3'
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    hparams_file, run_opts, _ = sb.parse_arguments(argv)
+    _, words = type(run_opts)._create_parser().parse_known_args(argv)
+    lines = []
+    for word in words:
+        if word.startswith("--"):
+            name, equals, value = word[2:].partition("=")
+            lines.append(f"{name}: {value}" if equals else f"{name}:")
+        elif lines:
+            lines[-1] += f" {word}"
+        else:  # was a yaml ScannerError
+            raise ValueError(f"{word}: one yaml file is read ({hparams_file}); give settings as --key value.")
+    return hparams_file, run_opts, "\n".join(lines)
+
+
 def check_override_types(hparams_file, overrides):
     r"""A ValueError naming the key when an override does not fit the yaml's scalar default.
 
@@ -299,7 +326,7 @@ def prepare_run(argv=None, prepare=True, recipe_file=None):
     """
     allocator = keep_freed_memory()
     given_flags(sys.argv[1:] if argv is None else argv)  # a flag given twice: refused, named
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    hparams_file, run_opts, overrides = parse_arguments(argv)
     # torchrun's environment (RANK, LOCAL_RANK) switches DDP on: join the group.
     sb.utils.distributed.ddp_init_group(run_opts)
     if torch.distributed.is_initialized():
