@@ -85,7 +85,10 @@ def load_evaluation(folder):
 
 
 def _link(path, report_folder):
-    """URL of a file relative to the report folder (forward slashes, escaped)."""
+    """URL of a file relative to the report folder (forward slashes, escaped); a file that
+    is not there is still linked, with a logged warning (the page would show a broken link)."""
+    if not os.path.isfile(path):
+        logger.warning("The report links %s, which does not exist: its player or image will be empty.", path)
     relative = os.path.relpath(os.path.abspath(path), os.path.abspath(report_folder))
     return urllib.parse.quote(relative.replace(os.sep, "/"))
 
