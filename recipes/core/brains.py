@@ -199,10 +199,19 @@ def load_pretrained(pretrainer, paths, what="classifier"):
 
 
 def _hub_id(path):
-    """True for "owner/repo/file.ckpt" that is not a local file: fetched from the hub."""
+    """True for "owner/repo/file.ckpt" that is not a local file: fetched from the hub.
+
+    A path whose first folder exists here (`results/clf/model.ckpt`, not trained yet) is a
+    missing local file, not a hub id.
+    """
     path = str(path)
     parts = path.split("/")
-    return not os.path.exists(path) and len(parts) == 3 and not path.startswith((".", "/", "~"))
+    return (
+        not os.path.exists(path)
+        and len(parts) == 3
+        and not path.startswith((".", "/", "~"))
+        and not os.path.isdir(parts[0])
+    )
 
 
 def load_pretrained_backbone(embedding_model, source):

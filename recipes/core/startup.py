@@ -17,6 +17,7 @@ Authors
 
 import errno
 import functools
+import json
 import os
 import re
 import shutil
@@ -195,6 +196,13 @@ def given_flags(argv):
     return flags
 
 
+def _yaml_value(words):
+    """The words of one flag as yaml text, quoted where yaml would read a comment in them
+    (`--experiment_name "run #3"` became `run`)."""
+    value = " ".join(words)
+    return json.dumps(value) if re.search(r"(^|\s)#", value) else value
+
+
 def parse_arguments(argv=None):
     r"""`sb.parse_arguments`, with an '=' inside a value kept: `--output_folder runs/lr=0.1`.
 
@@ -210,15 +218,16 @@ def parse_arguments(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, _ = sb.parse_arguments(argv)
     _, words = type(run_opts)._create_parser().parse_known_args(argv)
-    lines = []
+    flags = []  # (name, its words), in order
     for word in words:
         if word.startswith("--"):
             name, equals, value = word[2:].partition("=")
-            lines.append(f"{name}: {value}" if equals else f"{name}:")
-        elif lines:
-            lines[-1] += f" {word}"
+            flags.append((name, [value] if equals else []))
+        elif flags:
+            flags[-1][1].append(word)
         else:  # was a yaml ScannerError
             raise ValueError(f"{word}: one yaml file is read ({hparams_file}); give settings as --key value.")
+    lines = [f"{name}: {_yaml_value(values)}" if values else f"{name}:" for name, values in flags]
     return hparams_file, run_opts, "\n".join(lines)
 
 

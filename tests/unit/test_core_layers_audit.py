@@ -98,6 +98,18 @@ def test_a_value_holding_an_equals_sign_is_kept_whole(tmp_path, joined):
     assert f"output_folder: {folder}" in overrides.splitlines()
 
 
+def test_a_value_yaml_would_read_as_a_comment_is_kept_whole(tmp_path):
+    """Was: `--output_folder "runs/try #3"` reached the yaml as `output_folder: runs/try #3`,
+    whose ` #3` is a comment: the run went to `runs/try`, without a word."""
+    folder = tmp_path / "try #3"
+    argv = [str(HPARAMS / "piq.yaml"), "--output_folder", str(folder), "--data_folder", str(tmp_path)]
+    hparams, *_ = startup.prepare_run(argv, prepare=False)
+    assert hparams["output_folder"] == str(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["try #3"]
+    overrides = startup.parse_arguments(["a.yaml", "--name", "#1", "--path", "a#b", "--lr", "0.1"])[2]
+    assert overrides == 'name: "#1"\npath: a#b\nlr: 0.1'  # a '#' inside a word is no comment
+
+
 def test_run_options_stay_run_options_and_overrides_keep_speechbrains_text(tmp_path):
     """`--device cpu` / `--debug` are SpeechBrain's run options, not yaml keys; the overrides
     text is `key: value` lines, a valueless unknown flag `key:` (null)."""
@@ -594,6 +606,8 @@ def test_a_missing_local_pretrained_file_is_named_and_hub_ids_are_told_apart(tmp
     os.chdir(tmp_path)
     try:
         assert not brains._hub_id("o/r/f.ckpt")  # an existing relative file is local
+        assert not brains._hub_id("o/untrained/f.ckpt")  # its first folder is here: local
+        assert brains._hub_id("owner/r/f.ckpt")
     finally:
         os.chdir(cwd)
 
