@@ -25,10 +25,11 @@ A stage whose outputs exist (classifier.ckpt, nmf_decoder.ckpt,
 psi_model.ckpt, metrics.json) is skipped, so a rerun only does what is
 missing; an interrupted training stage resumes from its checkpoints. A stage
 records the arguments it ran with (`demo_stage.json`) and the SHA-256 of the
-files of earlier stages it read (`demo_inputs.json`: the classifier's, the
-dictionary's, the interpreter's checkpoints); when the settings or those
-files changed since (a classifier trained again), the demo stops and says
-which folder to delete.
+files of earlier stages it read (`demo_inputs.json`: the synthetic dataset's
+meta/synthetic_params.json, the classifier's, the dictionary's, the
+interpreter's checkpoints); when the settings or those files changed since
+(a classifier trained again, a dataset made again with other settings), the
+demo stops and says which folder to delete.
 
 The stages run in this process, one recipe `main(argv)` after the other:
 every recipe yaml seeds everything when it is loaded (`__set_seed`) and
@@ -116,6 +117,8 @@ def load_config(path=DEFAULT_CONFIG, smoke=False):
     with open(path, encoding="utf-8") as fin:
         config = yaml.safe_load(fin)
     smoke_settings = config.pop("smoke", None) or {}
+    if smoke and not smoke_settings:  # else the full sizes would run, unannounced
+        raise ValueError(f"--smoke: {path} has no `smoke:` section (the sizes to use): add one, or drop --smoke.")
     if smoke:
         config = deep_merge(config, smoke_settings)
     check_config(config, path)
@@ -129,7 +132,7 @@ def check_config(config, path="the demo config"):
         raise ValueError(f"{path}: `stages` has no `classifier`, which every interpreter explains.")
     if "l2i" in stages and "nmf" not in stages:
         raise ValueError(f"{path}: the l2i stage needs the nmf stage (its dictionary): add it.")
-    overrides = {name: stage.get("overrides", {}) for name, stage in stages.items()}
+    overrides = {name: stage.get("overrides") or {} for name, stage in stages.items()}  # empty: null
     must_match = [(key, ("classifier", *INTERPRETERS)) for key in CLASSIFIER_SIZE_KEYS]
     must_match.append(("K", ("nmf", "l2i")))
     for key, names in must_match:
@@ -436,7 +439,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     def overrides(name, **paths):
         merged = {
             **config["common"],
-            **stages_config[name].get("overrides", {}),
+            **(stages_config[name].get("overrides") or {}),
             "data_folder": folders["data"],
             **paths,
         }
@@ -498,8 +501,12 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     ]
     if "nmf" in argv:
         stages.append(Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]))
+    # the dataset every later stage reads (its parameters: the same settings, the same bytes)
+    data_files = [] if own_data else stages[0].outputs
+    for stage in stages[1:]:
+        stage.inputs = data_files + stage.inputs
     classifier_files = next(stage.outputs for stage in stages if stage.name == "classifier")
-    reads = {name: classifier_files + ([nmf_path] if name == "l2i" else []) for name in interpreters}
+    reads = {name: data_files + classifier_files + ([nmf_path] if name == "l2i" else []) for name in interpreters}
     evaluation_reads = {}  # what an interpreter's evaluations read: its inputs and itself
     for name in interpreters:
         stages.append(
