@@ -361,7 +361,9 @@ def refuse_changed_resume(hparams):
     interpreter of the old classifier, with the new one's name in its logs.
     The settings of the last start are in the folder's `hyperparams.yaml`
     (SpeechBrain rewrites it at each start: call this before). The learning
-    rate and the like may change on a resume, and the number of epochs may grow
+    rate and the like may change on a resume, but the optimiser's state, with its
+    learning rate, comes back from the checkpoint: a new `lr` is not applied, and a
+    warning says so. The number of epochs may grow
     (the run goes on training); fewer epochs than the newest checkpoint holds
     are refused (`trained_epochs`).
 
@@ -392,6 +394,15 @@ def refuse_changed_resume(hparams):
                 "--output_folder (or --experiment_name) for the new run, or delete "
                 f"{save_folder} to start this folder over."
             )
+    if saved.get("lr") is not None and hparams.get("lr") is not None and saved["lr"] != hparams["lr"]:
+        logger.warning(
+            "%s resumes from its checkpoints, whose optimiser state holds the learning rate "
+            "(lr = %s at the last start, annealed since): --lr %s is not applied. Give another "
+            "--output_folder for a run with the new lr.",
+            hparams["output_folder"],
+            saved["lr"],
+            hparams["lr"],
+        )
     changed = changed_input(hparams, hparams["output_folder"])
     if changed:
         raise ValueError(

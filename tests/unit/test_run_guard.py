@@ -456,3 +456,21 @@ def test_a_rerun_with_another_checkpoint_key_is_refused(tmp_path):
     refuse_changed_resume(hparams)
     with pytest.raises(ValueError, match=r"a run with checkpoint_key = fid_in; this command gives loss"):
         refuse_changed_resume({**hparams, "checkpoint_key": "loss"})
+
+
+def test_a_new_lr_on_a_resume_is_said_not_to_apply(tmp_path, caplog):
+    """SpeechBrain's checkpointer brings the optimiser's state back, its lr with it: a resume
+    given another --lr trains on with the old (annealed) one. It is allowed, and a warning
+    says that the new lr is not applied; the same lr, or no checkpoint yet, says nothing."""
+    hparams = _resume_hparams(tmp_path, lr=0.5)
+    (tmp_path / "run" / SAVED_HPARAMS).write_text("lr: 0.001\nnumber_of_epochs: 3\n")
+    with caplog.at_level("WARNING", logger="recipes.core.run_guard"):
+        refuse_changed_resume(hparams)  # no checkpoint yet: a fresh start, the new lr applies
+        assert not caplog.records
+        _checkpoint(tmp_path / "run" / "save" / "CKPT+a", 1, 1)
+        refuse_changed_resume({**hparams, "lr": 0.001})
+        assert not caplog.records
+        refuse_changed_resume(hparams)
+    (record,) = caplog.records
+    assert "lr = 0.001 at the last start" in record.getMessage()
+    assert "--lr 0.5 is not applied" in record.getMessage()
