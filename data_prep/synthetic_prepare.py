@@ -30,7 +30,10 @@ written atomically (`data_prep.files`). A folder that already holds a complete
 dataset with the same parameters is reused; one holding anything else is an
 error; an interrupted run (no ``meta/synthetic_params.json``) is cleared and
 rewritten if the folder holds only files this module writes, including the
-``.<name>.partial`` files a killed write leaves behind.
+``.<name>.partial`` files a killed write leaves behind, and carries the mark a
+run leaves while it writes (``meta/.synthetic_params.json.writing``). Files named
+like a dataset's without either mark (a copy of ESC-50's take-A clips) may be a
+user's: they are refused, never deleted.
 
 Authors
  * audio-interpret contributors 2026
@@ -66,6 +69,7 @@ FIRST_SRC_ID = 100000  # src_file of the first clip; ESC-50-like six-digit ids
 MIN_SAMPLE_RATE = 8000
 MIN_DURATION_S = 0.5
 PARAMS_FILE = "synthetic_params.json"
+WRITING_SUFFIX = ".writing"  # meta/.<params file>.writing: a run is writing (or was killed)
 GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")  # relative to the dataset root
 
 
@@ -84,10 +88,21 @@ def _own_file_pattern(folder, name):
     return re.compile(rf"{folder}/(?:(?:{name})(?:\.tmp)?|\.(?:{name})(?:\.\d+)?{re.escape(PARTIAL_SUFFIX)})")
 
 
+def _writing_mark(params_file):
+    """The name, in meta/, of the file a run keeps while it writes the dataset."""
+    return f".{params_file}{WRITING_SUFFIX}"
+
+
 def _own_file_patterns(params_file):
     """The files a dataset whose parameters file is meta/`params_file` consists of."""
     return [
-        _own_file_pattern("meta", r"esc50\.csv|ground_truth\.csv|" + re.escape(params_file)),
+        _own_file_pattern(
+            "meta",
+            r"esc50\.csv|ground_truth\.csv|"
+            + re.escape(params_file)
+            + "|"
+            + re.escape(_writing_mark(params_file)),
+        ),
         _own_file_pattern("audio", r"[1-5]-\d+-A-\d+\.wav"),
         _own_file_pattern("sources", r"[1-5]-\d+-A-\d+_(?:target|background)\.wav"),
     ]
@@ -380,8 +395,18 @@ def write_dataset(
     if check_output_folder(root, params, params_file, kind):
         logger.info("Reusing the %s in %s (same parameters).", kind, root)
         return root
+    mark = root / "meta" / _writing_mark(params_file)
     if root.is_dir():
         own, _ = _own_and_foreign_entries(root, params_file)
+        if own and not (mark.is_file() or (root / "meta" / params_file).is_file()):
+            shown = ", ".join(str(p.relative_to(root)) for p in own[:3])
+            raise ValueError(
+                f"{root} holds files named like a {kind}'s ({shown}"
+                f"{', ...' if len(own) > 3 else ''}) but not the mark a run of this writer "
+                f"leaves while it writes (meta/{mark.name}) nor its meta/{params_file}: they "
+                f"may be yours (a copy of ESC-50?) and are left alone. Give an empty or new "
+                f"folder as out_dir, or delete them yourself if they are a {kind}'s."
+            )
         if own:
             logger.warning(
                 "%s holds an incomplete %s (interrupted run?): removing its %d "
@@ -396,6 +421,8 @@ def write_dataset(
     start_time = time.perf_counter()
     for sub in _OWN_DIRS:
         (root / sub).mkdir(parents=True, exist_ok=True)
+    # First: a killed run leaves it, and only a folder carrying it is cleared on the next run.
+    write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", mark)
 
     per_class, sample_rate = params["per_class"], params["sample_rate"]
     n_clips = len(class_names) * per_class
@@ -435,6 +462,7 @@ def write_dataset(
     )
     # Last: its presence marks the dataset complete.
     write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", root / "meta" / params_file)
+    mark.unlink()
     logger.info(
         "Wrote the %s to %s: %d classes x %d clips of %.2f s at %d Hz in %.1f s.",
         kind,

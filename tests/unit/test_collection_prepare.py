@@ -291,8 +291,9 @@ def test_rerun_reuses_resumes_and_refuses(collection, tmp_path):
     assert create_collection_dataset(targets, collection[1], out, **args) == out
     assert _file_hashes(out) == hashes
 
-    # Interrupted run (no parameters file, a file missing, a partial left): rewritten.
+    # Interrupted run (its mark, no parameters file, a file missing, a partial left): rewritten.
     (out / "meta" / PARAMS_FILE).unlink()
+    (out / "meta" / f".{PARAMS_FILE}.writing").write_text("{}")
     (out / "audio" / "1-100000-A-0.wav").unlink()
     Path(partial_path(out / "audio" / "1-100000-A-0.wav")).write_bytes(b"partial")
     create_collection_dataset(targets, collection[1], out, **args)

@@ -281,9 +281,16 @@ def test_rerun_reuses_and_refuses_to_mix(tmp_path):
         create_synthetic_dataset(out, **{**args, "seed": 4})
     assert _file_hashes(out) == hashes
 
-    # Killed run (no params file, half-written files left by the atomic writer, one
-    # file missing): cleared and rewritten.
+    # Files named like a dataset's, without its params file or the mark a run keeps while it
+    # writes (a copy of ESC-50's take-A clips, say): refused, left as they are.
     (out / "meta" / "synthetic_params.json").unlink()
+    with pytest.raises(ValueError, match=r"named like a synthetic dataset's .*may be yours"):
+        create_synthetic_dataset(out, **args)
+    assert all(_file_hashes(out)[name] == digest for name, digest in hashes.items() if "params" not in name)
+
+    # Killed run (its mark, no params file, half-written files left by the atomic writer,
+    # one file missing): cleared and rewritten.
+    (out / "meta" / ".synthetic_params.json.writing").write_text("{}")
     for name in ("audio/1-100000-A-0.wav", "sources/2-100001-A-0_background.wav"):
         (out / name).unlink()
         with open(partial_path(out / name), "wb") as fout:
