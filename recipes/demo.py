@@ -26,7 +26,8 @@ psi_model.ckpt, metrics.json) is skipped, so a rerun only does what is
 missing; an interrupted training stage resumes from its checkpoints. A stage
 records the arguments it ran with (`demo_stage.json`) and the SHA-256 of the
 files of earlier stages it read (`demo_inputs.json`: the synthetic dataset's
-meta/synthetic_params.json, the classifier's, the dictionary's, the
+meta/synthetic_params.json, or a `--data_folder`'s meta/ csv files and
+parameters file, the classifier's, the dictionary's, the
 interpreter's checkpoints); when the settings or those files changed since
 (a classifier trained again, a dataset made again with other settings), the
 demo stops and says which folder to delete.
@@ -501,10 +502,16 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
     ]
     if "nmf" in argv:
         stages.append(Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]))
-    # the dataset every later stage reads (its parameters: the same settings, the same bytes)
-    data_files = [] if own_data else stages[0].outputs
-    for stage in stages[1:]:
-        stage.inputs = data_files + stage.inputs
+    # the dataset every later stage reads (its parameters: the same settings, the same bytes;
+    # a user's: its csv files and the parameters file of the writer that made it, if any)
+    data_files = stages[0].outputs if not own_data else [
+        path
+        for name in ("esc50.csv", "ground_truth.csv", "synthetic_params.json", "collection_params.json")
+        if os.path.isfile(path := os.path.join(folders["data"], "meta", name))
+    ]
+    for stage in stages:
+        if stage.name != "data":
+            stage.inputs = data_files + stage.inputs
     classifier_files = next(stage.outputs for stage in stages if stage.name == "classifier")
     reads = {name: data_files + classifier_files + ([nmf_path] if name == "l2i" else []) for name in interpreters}
     evaluation_reads = {}  # what an interpreter's evaluations read: its inputs and itself

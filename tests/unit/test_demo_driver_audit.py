@@ -549,3 +549,26 @@ def test_smoke_asked_of_a_config_without_smoke_sizes_is_refused(tmp_path):
     assert demo.load_config(str(path))["dataset"]["per_class"] == 40
     with pytest.raises(ValueError, match=r"--smoke: .*mine.yaml has no `smoke:` section"):
         demo.load_config(str(path), smoke=True)
+
+
+def test_a_users_dataset_rebuilt_in_place_stops_the_stages_that_read_it(tmp_path):
+    """Was: with `--data_folder`, no stage recorded the dataset it read, so a user's set made
+    again in place (another seed: other onsets and SNRs in meta/ground_truth.csv) reused the
+    classifier and everything after it, trained and scored on the old clips. Now every stage,
+    the classifier included, records the folder's meta/ csv files and its writer's parameters
+    file."""
+    _dataset(tmp_path / "mine", [1.0, 1.0])
+    meta = tmp_path / "mine" / "meta"
+    (meta / "collection_params.json").write_text('{"seed": 1}\n')
+    config = demo.use_data_folder(SMOKE, str(tmp_path / "mine"))
+    stages, _ = demo.build_stages(config, tmp_path / "out")
+    for stage in stages:
+        assert [str(meta / name) for name in ("esc50.csv", "ground_truth.csv", "collection_params.json")] == [
+            p for p in stage.inputs if p.startswith(str(meta))
+        ], stage.name
+        _finish(stage)
+    assert demo.reusable_stages(stages) == set(ALL12[1:])
+    (meta / "collection_params.json").write_text('{"seed": 2}\n')  # made again, another seed
+    with pytest.raises(ValueError, match=r"^11 folders of the demo cannot be reused") as refused:
+        demo.reusable_stages(stages)
+    assert f"{stages[0].folder} read {meta / 'collection_params.json'}, which changed since" in str(refused.value)
