@@ -273,7 +273,8 @@ def main(argv=None):
     )
     print("|---|---|---|---|")
     for name, mask, kept in ((interpreter.method, out["mask"], keeps), ("ground truth", region, gt_keeps)):
-        swapped = decision(brain.apply_mask(X[clip], mask[owner]))
+        # no pair when every clip gets one class: "-" (an empty batch crashes the classifier)
+        swapped = decision(brain.apply_mask(X[clip], mask[owner])) if len(clip) else classes[clip]
         print(
             f"| {name} | {share_of(kept)} | {share_of(swapped == classes[clip])} "
             f"| {share_of(swapped == classes[owner])} |"
