@@ -51,8 +51,11 @@ NMF_METHODS = ("mu", "amortized")
 def collect_frames(dataset, hparams, device, max_frames=None, generator=None):
     """log1p |STFT| frames of a dataset as the columns of one matrix.
 
-    Frames that are exactly zero (digital silence, zero padding) are dropped:
-    they are reconstructed exactly by any W with H = 0.
+    Frames that are exactly zero are dropped: they are reconstructed exactly by
+    any W with H = 0. Digital silence and zero padding are not exactly zero
+    here (SpeechBrain's magnitude adds eps: log1p |STFT| = 1e-7) and are kept,
+    as the published dictionaries were learned; data with no frame above that
+    floor is refused.
 
     Arguments
     ---------
@@ -76,10 +79,14 @@ def collect_frames(dataset, hparams, device, max_frames=None, generator=None):
     frames = []
     keep_fraction = None
     with torch.no_grad():
+        silence = torch.zeros(1, hparams["compute_stft"].n_fft, device=device)
+        floor = spectrogram(silence, hparams["compute_stft"])[0].max()  # digital silence's X
+        loudest = floor.clone()
         for batch in loader:
             wavs = batch.sig.data.to(device)  # (B, T)
             X, _ = spectrogram(wavs, hparams["compute_stft"])  # (B, frames, F)
             X = X.reshape(-1, X.shape[-1])  # (B * frames, F)
+            loudest = torch.maximum(loudest, X.max())
             if max_frames and keep_fraction is None:
                 total = n_clips * X.shape[0] / wavs.shape[0]
                 keep_fraction = min(1.0, max_frames / total)
@@ -88,7 +95,7 @@ def collect_frames(dataset, hparams, device, max_frames=None, generator=None):
                 X = X[keep.to(X.device)]
             frames.append(X[X.sum(dim=1) > 0])
     matrix = torch.cat(frames).T.contiguous()  # (F, N)
-    if matrix.shape[1] == 0:
+    if matrix.shape[1] == 0 or not loudest > floor:
         raise ValueError(
             "All frames of the data are silent: check the audio in "
             f"{hparams['audio_data_folder']} (NMF needs non-silent clips)."
