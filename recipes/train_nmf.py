@@ -161,6 +161,33 @@ def train_amortized(hparams, run_opts, datasets):
     return hparams["nmf_decoder"].return_W().detach()  # (F, K)
 
 
+def check_dictionary(W, valid_error, method):
+    """A ValueError for a dictionary with no positive entry; a warning for one that reconstructs
+    almost nothing of the valid frames (relative error >= 0.95), before it is saved.
+
+    Example
+    -------
+    >>> check_dictionary(torch.zeros(3, 2), 1.0, "amortized")
+    Traceback (most recent call last):
+    ...
+    ValueError: The amortized dictionary has no positive entry (valid relative error 1.000): every atom is dead, and L2I would explain nothing with it. With --nmf_method amortized lower --lr (its ReLUs died) or train more epochs; or use --nmf_method mu.
+    """
+    if not bool((W > 0).any()):
+        raise ValueError(
+            f"The {method} dictionary has no positive entry (valid relative error "
+            f"{valid_error:.3f}): every atom is dead, and L2I would explain nothing with it. With "
+            "--nmf_method amortized lower --lr (its ReLUs died) or train more epochs; or use "
+            "--nmf_method mu."
+        )
+    if valid_error >= 0.95:
+        logger.warning(
+            "The %s dictionary reconstructs almost nothing of the valid frames (relative error "
+            "%.3f): check K and the data, or, with --nmf_method amortized, lower --lr.",
+            method,
+            valid_error,
+        )
+
+
 def save_decoder(W, decoder, path):
     """Writes `W` (F, K, non-negative) as the state dict of `decoder` (NMFDecoderAudio).
 
@@ -237,6 +264,7 @@ def main(argv=None):
         stats_meta={"method": method, "K": K},
         valid_stats={"rel_err": valid_error},
     )
+    check_dictionary(W, valid_error, method)
     metrics = {
         "method": method,
         "K": K,

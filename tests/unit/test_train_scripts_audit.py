@@ -487,3 +487,21 @@ def test_old_inference_yamls_find_the_brains_in_the_scripts():
     """Inference yamls written before the Brains moved name recipes.train_l2i.L2I (and PIQ,
     LMAC). Mutation: the re-export dropped."""
     assert (train_l2i.L2I, train_piq.PIQ, train_lmac.LMAC) == (L2I, PIQ, LMAC)
+
+
+def test_a_dead_dictionary_is_refused_and_a_useless_one_warned_of(caplog):
+    """An amortized run whose ReLUs died (rel_err 1.00 at a high lr) saved a dictionary of
+    zeros, without a word: L2I on it explains nothing. No positive entry: a ValueError; a
+    relative error >= 0.95 on the valid frames: a warning; a working one: silence."""
+    from recipes import train_nmf
+
+    with pytest.raises(ValueError, match=r"amortized dictionary has no positive entry \(valid relative error 1\.000\)"):
+        train_nmf.check_dictionary(torch.zeros(4, 2), 1.0, "amortized")
+    W = torch.zeros(4, 2)
+    W[1, 0] = 1e-6  # one live entry
+    with caplog.at_level("WARNING", logger=train_nmf.logger.name):
+        train_nmf.check_dictionary(W, 0.94, "mu")
+        assert not caplog.records
+        train_nmf.check_dictionary(W, 0.95, "mu")
+    (record,) = caplog.records
+    assert "reconstructs almost nothing of the valid frames (relative error 0.950)" in record.getMessage()
