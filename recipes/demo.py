@@ -23,7 +23,9 @@ set-up: the clips as they are, then each out-of-distribution one.
 
 A stage whose outputs exist (classifier.ckpt, nmf_decoder.ckpt,
 psi_model.ckpt, metrics.json) is skipped, so a rerun only does what is
-missing; an interrupted training stage resumes from its checkpoints. A stage
+missing; an interrupted training stage resumes from its checkpoints, with the
+settings and input files it started with (`demo_stage.started.json`; with others
+the demo stops and says which folder to delete). A stage
 records the arguments it ran with (`demo_stage.json`) and the SHA-256 of the
 files of earlier stages it read (`demo_inputs.json`: the synthetic dataset's
 meta/synthetic_params.json, or a `--data_folder`'s meta/ csv files and
@@ -78,6 +80,9 @@ DEFAULT_CONFIG = os.path.join(REPO_ROOT, "hparams", "demo.yaml")
 STAGE_RECORD = "demo_stage.json"
 #: The SHA-256 of the files of earlier stages a stage read, beside its STAGE_RECORD.
 INPUTS_RECORD = "demo_inputs.json"
+#: A training stage's settings and inputs while it runs (removed when it finishes): a rerun
+#: after a crash resumes its checkpoints only with the same ones (`Stage.check_unfinished`).
+STARTED_RECORD = "demo_stage.started.json"
 INTERPRETERS = ("l2i", "piq", "lmac")  # their stages (and eval folders), in the report's order
 REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
 
@@ -323,6 +328,10 @@ class Stage:
     inputs : list of str
         Files of earlier stages that the stage reads (their SHA-256 is
         recorded in `demo_inputs.json`, compared on reruns).
+    resumes : bool
+        The stage's recipe resumes from the checkpoints an interrupted run left
+        (the training stages): its settings and inputs are recorded before it runs
+        (`demo_stage.started.json`), and a rerun with others is refused.
 
     Example
     -------
@@ -341,13 +350,49 @@ class Stage:
     ValueError: .../out read .../classifier.ckpt, which changed since (an earlier stage ran again): delete .../out (and the stages after it) to rerun it on the new file.
     """
 
-    def __init__(self, name, folder, outputs, run, settings, inputs=()):
+    def __init__(self, name, folder, outputs, run, settings, inputs=(), resumes=False):
         self.name, self.folder, self.outputs = name, folder, outputs
         self._run, self.settings, self.inputs = run, settings, list(inputs)
+        self.resumes = resumes
+
+    def check_unfinished(self):
+        """Refuses to resume a run of this stage that stopped part-way with other settings or
+        from other input files: its recipe would go on from that run's checkpoints, and the
+        result would claim the new settings.
+
+        Raises
+        ------
+        ValueError
+            Naming the folder to delete, or the settings to rerun with.
+        """
+        path = os.path.join(self.folder, STARTED_RECORD)
+        if not self.resumes or not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as fin:
+            started = json.load(fin)
+        fix = (
+            f"delete {self.folder} (and the stages after it) to start it again, or rerun with what "
+            "it started with to resume it"
+        )
+        if started.get("settings") != self.settings:
+            raise ValueError(
+                f"{self.folder} holds a run of the demo's {self.name} stage that stopped part-way, "
+                f"started with other settings ({started.get('settings')} instead of {self.settings}): "
+                f"its checkpoints would be resumed under the new ones. {fix[0].upper()}{fix[1:]}."
+            )
+        for source, digest in (started.get("inputs") or {}).items():
+            if source in self.inputs and file_sha256(source) != digest:
+                raise ValueError(
+                    f"{self.folder} holds a run of the demo's {self.name} stage that stopped part-way, "
+                    f"started from {source}, which changed or is gone since: its checkpoints were "
+                    f"trained on the old file. Delete {self.folder} (and the stages after it) to "
+                    "start it again."
+                )
 
     def done(self):
         """True when every output exists and was made with the same settings and input files."""
         if not all(os.path.isfile(path) for path in self.outputs):
+            self.check_unfinished()
             return False
         record = os.path.join(self.folder, STAGE_RECORD)
         if os.path.isfile(record):
@@ -388,6 +433,9 @@ class Stage:
             return None
         logger.info("demo: running %s -> %s", self.name, self.folder)
         read = {path: file_sha256(path) for path in self.inputs}  # what it is about to read
+        started = os.path.join(self.folder, STARTED_RECORD)
+        if self.resumes:
+            write_json({"settings": self.settings, "inputs": read}, started)
         start, start_cpu = time.perf_counter(), time.process_time()
         self._run()
         elapsed = (time.perf_counter() - start, time.process_time() - start_cpu)
@@ -396,6 +444,8 @@ class Stage:
             raise RuntimeError(f"demo: stage {self.name} finished without writing {missing}.")
         write_json(self.settings, os.path.join(self.folder, STAGE_RECORD))
         write_json(read, os.path.join(self.folder, INPUTS_RECORD))
+        if os.path.isfile(started):
+            os.remove(started)
         return elapsed
 
 
@@ -498,10 +548,13 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
             ],
             lambda: train_classifier.main(argv["classifier"]),
             argv["classifier"],
+            resumes=True,
         ),
     ]
     if "nmf" in argv:
-        stages.append(Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"]))
+        stages.append(
+            Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"], resumes=True)
+        )
     # the dataset every later stage reads (its parameters: the same settings, the same bytes;
     # a user's: its csv files and the parameters file of the writer that made it, if any)
     data_files = stages[0].outputs if not own_data else [
@@ -524,6 +577,7 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 lambda name=name: recipes[name].main(argv[name]),
                 argv[name],
                 reads[name],
+                resumes=True,
             )
         )
         evaluation_reads[name] = reads[name] + stages[-1].outputs

@@ -572,3 +572,60 @@ def test_a_users_dataset_rebuilt_in_place_stops_the_stages_that_read_it(tmp_path
     with pytest.raises(ValueError, match=r"^11 folders of the demo cannot be reused") as refused:
         demo.reusable_stages(stages)
     assert f"{stages[0].folder} read {meta / 'collection_params.json'}, which changed since" in str(refused.value)
+
+
+class _Stopped(Exception):
+    """A run stopped part-way (a crash, ^C)."""
+
+
+def test_a_stage_stopped_part_way_resumes_only_with_what_it_started_with(tmp_path):
+    """D-resume: a training stage that crashed after a checkpoint, rerun with other settings or
+    after its input changed, is refused (its recipe would resume the old run's checkpoints under
+    the new settings and record the new ones); rerun with the same ones it resumes and finishes,
+    and its started record goes. An evaluation (nothing to resume) reruns with other settings."""
+    source = tmp_path / "classifier.ckpt"
+    source.write_bytes(b"weights")
+    folder = tmp_path / "lmac"
+    made = folder / "psi_model.ckpt"
+    crash = [True]
+
+    def train():
+        (folder / "save").mkdir(parents=True, exist_ok=True)
+        (folder / "save" / "CKPT+epoch1").write_text("epoch 1")  # what SpeechBrain would resume
+        if crash[0]:
+            raise _Stopped("stopped at epoch 2")
+        made.write_text("psi")
+
+    def stage(settings, resumes=True):
+        return demo.Stage("lmac", str(folder), [str(made)], train, settings, [str(source)], resumes=resumes)
+
+    with pytest.raises(_Stopped):
+        stage(["lmac.yaml", "--lr", "1"]).run()
+    assert (folder / demo.STARTED_RECORD).is_file() and not (folder / demo.STAGE_RECORD).exists()
+    with pytest.raises(ValueError, match=r"lmac stage that stopped part-way.*--lr', '1'.*--lr', '2'.*[Dd]elete"):
+        stage(["lmac.yaml", "--lr", "2"]).run()
+    with pytest.raises(ValueError, match=r"lmac stage that stopped part-way"):
+        demo.reusable_stages([stage(["lmac.yaml", "--lr", "2"])])  # said before any stage runs
+    source.write_bytes(b"weights trained again")
+    with pytest.raises(ValueError, match=r"started from .*classifier\.ckpt, which changed"):
+        stage(["lmac.yaml", "--lr", "1"]).run()
+    source.write_bytes(b"weights")
+    crash[0] = False
+    assert stage(["lmac.yaml", "--lr", "1"]).run() is not None  # resumed and finished
+    assert not (folder / demo.STARTED_RECORD).exists()
+    assert json.loads((folder / demo.STAGE_RECORD).read_text()) == ["lmac.yaml", "--lr", "1"]
+    # an evaluation stage records nothing before it runs, so other settings after a crash are fine
+    made.unlink()
+    (folder / demo.STAGE_RECORD).unlink()
+    crash[0] = True
+    with pytest.raises(_Stopped):
+        stage(["eval", "--a"], resumes=False).run()
+    assert not (folder / demo.STARTED_RECORD).exists()
+    crash[0] = False
+    assert stage(["eval", "--b"], resumes=False).run() is not None
+
+
+def test_the_training_stages_resume_and_the_others_do_not(tmp_path):
+    """D-resume: which stages write the started record (the ones whose recipes resume)."""
+    stages, _ = demo.build_stages(SMOKE, str(tmp_path))
+    assert {stage.name for stage in stages if stage.resumes} == {"classifier", "nmf", "l2i", "piq", "lmac"}
