@@ -6,7 +6,9 @@ The command (`pip install -e .` installs it; `python recipes/interpret_files.py`
     audio-interpret dog.wav cat.mp3 --interpreter results/piq/1234/inference --out explained/
 
 writes `<stem>_interpretation.wav`, `<stem>_original.wav` and `<stem>.png` per
-file (for L2I also `<stem>_component<k>.wav`) and `predictions.json`; a file
+file (for L2I also `<stem>_component<k>.wav` for the most relevant of the NMF
+components it kept, at most `--max_components`: widened by `keep_class`, L2I
+may keep nearly all of its dictionary) and `predictions.json`; a file
 that is missing or unreadable is reported and the others are still explained.
 Under torchrun the files are dealt out to the processes.
 
@@ -77,12 +79,34 @@ def parse_arguments(argv=None):
     parser.add_argument("--savedir", help="where to collect the interpreter's files (hub models)")
     parser.add_argument("--device", help="e.g. cpu or cuda:0 (default: a GPU when there is one)")
     parser.add_argument(
+        "--max_components",
+        type=_count,
+        default=MAX_COMPONENTS,
+        help="L2I: write the wavs of at most this many of the NMF components it kept, the most "
+        "relevant first (default %(default)s; 0: none). The interpretation wav holds them all.",
+    )
+    parser.add_argument(
         "--trust_code",
         action="store_true",
         help="build whatever the interpreter's yaml names, code included (only for a folder from a "
         "source you trust); by default it may build classes of this project, SpeechBrain and torch only",
     )
     return parser.parse_args(argv)
+
+
+#: The default of `--max_components`: L2I's component wavs written per file.
+MAX_COMPONENTS = 10
+
+
+def _count(text):
+    """A whole number >= 0 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
 
 
 def _writes(stem, name):
@@ -200,8 +224,18 @@ def plan_outputs(files, out):
     return unique, stems, notes
 
 
-def save_result(result, folder, stem):
+def save_result(result, folder, stem, max_components=None):
     """Writes the interpretation wav, the original wav and the PNG (and L2I's components).
+
+    Arguments
+    ---------
+    result : dict
+        `AudioInterpreter.interpret_file`'s.
+    folder, stem : str
+        Where, and the start of each file's name.
+    max_components : int, optional
+        L2I: the wavs of at most this many of its components, the most relevant
+        first (ties: the lower index); all of them when None.
 
     Returns
     -------
@@ -220,7 +254,10 @@ def save_result(result, folder, stem):
         title=f"{stem}: {result['class']} (p={result['probability']:.2f})",
     )
     components = []
-    for component in result.get("components", ()):
+    chosen = sorted(result.get("components", ()), key=lambda c: (-float(c["relevance"]), c["component"]))
+    if max_components is not None:
+        chosen = chosen[:max_components]
+    for component in chosen:
         path = os.path.join(folder, f"{stem}_component{component['component']:03d}.wav")
         write_wav(path, component["waveform"], result["sample_rate"])
         components.append(path)
@@ -311,13 +348,15 @@ def main(argv=None):
             failures[path] = str(error)
             tqdm.write(f"audio-interpret: skipped {error}", file=sys.stderr)
             continue
-        written = save_result(result, args.out, stems[path])
+        written = save_result(result, args.out, stems[path], args.max_components)
         predictions[path] = {
             "class": result["class"],
             "probability": result["probability"],
             "files": written,
             "warnings": result["warnings"],
         }
+        if "components" in result:  # L2I: how many it kept (the wavs: the most relevant of them)
+            predictions[path]["components_kept"] = len(result["components"])
         if "keep_class_step" in result:  # keep_class: how far the mask was widened (0: not)
             predictions[path]["keep_class_step"] = result["keep_class_step"]
         tqdm.write(f"{path}: {result['class']} (p={result['probability']:.3f}) -> {written['interpretation']}")

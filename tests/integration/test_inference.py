@@ -194,7 +194,7 @@ def test_fresh_process_command_on_moved_folder(trained, interpreters, tiny_synth
     assert rate == SAMPLE_RATE and np.allclose(written, audio.numpy(), atol=1e-4)
 
 
-def test_command_in_process_l2i_components_and_empty_file(trained, tiny_synthetic, tmp_path, capsys):
+def test_command_in_process_l2i_components_and_empty_file(trained, interpreters, tiny_synthetic, tmp_path, capsys):
     empty = tmp_path / "empty.wav"
     sf.write(str(empty), np.zeros(0, dtype=np.float32), SAMPLE_RATE)
     clip = tiny_synthetic / "audio" / CLIP
@@ -211,6 +211,20 @@ def test_command_in_process_l2i_components_and_empty_file(trained, tiny_syntheti
     assert list(predictions["files"]) == [str(clip)] and predictions["notes"] == [f"{clip} is given 2 times: explained once."]
     components = predictions["files"][str(clip)]["files"]["components"]
     assert components and all(os.path.isfile(path) for path in components)
+    # --max_components: the wavs of the most relevant kept components only, the count of all
+    kept = interpreters["L2I"].interpret_file(str(clip))["components"]
+    by_relevance = sorted(kept, key=lambda c: -c["relevance"])
+    assert len(kept) >= 3 and by_relevance[1]["relevance"] > by_relevance[2]["relevance"]
+    fewer = tmp_path / "fewer"
+    assert interpret_files.main([str(clip), "--interpreter", str(trained["L2I"]["folder"]), "--out", str(fewer),
+                                 "--max_components", "2"]) == 0  # fmt: skip
+    entry = json.loads((fewer / "predictions.json").read_text())["files"][str(clip)]
+    assert entry["components_kept"] == len(kept)
+    expected = [str(fewer / f"{stem}_component{c['component']:03d}.wav") for c in by_relevance[:2]]
+    assert entry["files"]["components"] == expected
+    assert sorted(path.name for path in fewer.glob("*_component*.wav")) == sorted(os.path.basename(p) for p in expected)
+    with pytest.raises(SystemExit):
+        interpret_files.parse_arguments([str(clip), "--interpreter", "x", "--max_components", "-1"])
 
 
 def test_hub_id_without_network_names_the_local_folder(trained, tmp_path, monkeypatch):
