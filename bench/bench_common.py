@@ -416,6 +416,8 @@ def clips(datasets, n):
             if len(sigs) == n:
                 break
             sigs.append(datasets[split][i]["sig"])
+    if len(sigs) < n:  # measure.py divides the time by n: fewer clips would understate ms/clip
+        raise ValueError(f"batch {n}: only {len(sigs)} clips (train + valid) to explain")
     return torch.stack(sigs)  # (n, T)
 
 

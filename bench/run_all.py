@@ -123,7 +123,8 @@ def _run(what, arguments, json_file, timeout, quiet_wait=0):
         return {"error": f"timed out after {timeout} s"}
     if done.returncode != 0 or not Path(json_file).is_file():
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        return {"error": " | ".join(tail)}
+        # the exit status too: a process killed with no output (OOM: -9) has no tail
+        return {"error": f"exit status {done.returncode}: {' | '.join(tail) or 'no output'}"}
     with open(json_file, encoding="utf-8") as fin:
         result = json.load(fin)
     result["wall_s"] = time.perf_counter() - start
