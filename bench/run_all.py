@@ -222,8 +222,14 @@ def parse_methods(text):
     Traceback (most recent call last):
     ...
     ValueError: --methods: unknown 'lmac'; choose from l2i, piq, lmac_ast.
+    >>> parse_methods(",")
+    Traceback (most recent call last):
+    ...
+    ValueError: --methods ',' names no method; choose from l2i, piq, lmac_ast.
     """
     methods = [name for name in text.split(",") if name]
+    if not methods:
+        raise ValueError(f"--methods {text!r} names no method; choose from {', '.join(bench_common.HPARAMS)}.")
     for name in methods:
         if name not in bench_common.HPARAMS:
             raise ValueError(f"--methods: unknown {name!r}; choose from {', '.join(bench_common.HPARAMS)}.")
