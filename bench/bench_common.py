@@ -217,7 +217,8 @@ def cpu_idle_fraction(seconds=2.0):
     def counters():
         with open("/proc/stat", encoding="utf-8") as fin:
             values = [int(v) for v in fin.readline().split()[1:]]
-        return values[3] + values[4], sum(values)  # idle + iowait, total
+        # idle + iowait, total: user .. steal (guest and guest_nice are counted in user and nice)
+        return values[3] + values[4], sum(values[:8])
 
     try:
         idle_0, total_0 = counters()

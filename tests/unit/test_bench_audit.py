@@ -326,6 +326,10 @@ def test_cpu_idle_fraction_by_hand(monkeypatch):
 
     monkeypatch.setattr(bench_common, "open", unreadable, raising=False)
     assert math.isnan(bench_common.cpu_idle_fraction())
+    # guest time (a host running VMs) is already in user / nice: not counted twice
+    lines = iter(["cpu  100 0 50 800 50 0 0 0 40 0\n", "cpu  150 0 100 1000 100 0 0 0 90 10\n"])
+    monkeypatch.setattr(bench_common, "open", Stat, raising=False)
+    assert bench_common.cpu_idle_fraction() == pytest.approx(250 / 350)
 
 
 def test_wait_for_quiet(monkeypatch, clock):
