@@ -92,6 +92,7 @@ class RccArchive:
             path = f"{folder}{self._name(name_offset)}" if index else ""
             if flags & FLAG_DIRECTORY:
                 count, first = self._unpack(">II", at + 6)
+                self._unpack(f">{count * node_size}s", tree + first * node_size)  # bounds check
                 prefix = f"{path}/" if path else ""
                 pending.extend((child, prefix) for child in reversed(range(first, first + count)))
             else:
@@ -130,7 +131,10 @@ class RccArchive:
         (payload,) = self._unpack(f">{size}s", at + 4)
         if flags & FLAG_COMPRESSED:
             (length,) = self._unpack(">I", at + 4)
-            content = zlib.decompress(payload[4:])
+            try:
+                content = zlib.decompress(payload[4:])
+            except zlib.error as err:
+                raise ValueError(f"{self.source}: {path} is corrupt ({err}).") from err
             if len(content) != length:
                 raise ValueError(
                     f"{self.source}: {path} decompresses to {len(content)} bytes, not {length}."
