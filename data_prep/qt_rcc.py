@@ -112,7 +112,10 @@ class RccArchive:
         at = self._names_offset + offset
         (length,) = self._unpack(">H", at)
         self._unpack(f">{2 * length}s", at + 6)  # bounds check
-        return self.data[at + 6 : at + 6 + 2 * length].decode("utf-16-be")
+        try:
+            return self.data[at + 6 : at + 6 + 2 * length].decode("utf-16-be")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{self.source} is corrupt: a name at byte {at} is not UTF-16 ({err}).") from err
 
     def names(self):
         """The paths of the files, sorted ("folder/sub/file.ogg", no leading slash)."""

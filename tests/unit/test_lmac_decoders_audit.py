@@ -393,6 +393,9 @@ def test_rcc_truncated_or_corrupt_archives_fail_clearly():
         RccArchive(rcc_bytes(2, [("dir", 0, 1, 0)], b"", names), "l.rcc")
     with pytest.raises(ValueError, match="h.rcc is truncated or corrupt"):
         RccArchive(rcc_bytes(2, [("dir", 0, 0xFFFFFFFF, 1)], b"", names), "h.rcc")
+    lone_surrogate = struct.pack(">HI", 1, 0) + b"\xd8\x00"  # half of a UTF-16 pair
+    with pytest.raises(ValueError, match="s.rcc is corrupt: a name at byte .* is not UTF-16"):
+        RccArchive(rcc_bytes(1, [("dir", 0, 1, 1), ("file", 0, 0, 0, 0)], stored(b"a"), lone_surrogate), "s.rcc")
     with pytest.raises(ValueError, match="e.rcc is not a Qt resource archive"):
         RccArchive(b"", "e.rcc")
     with pytest.raises(ValueError, match="q.rcc is truncated or corrupt"):
