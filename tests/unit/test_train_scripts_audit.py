@@ -505,3 +505,17 @@ def test_a_dead_dictionary_is_refused_and_a_useless_one_warned_of(caplog):
         train_nmf.check_dictionary(W, 0.95, "mu")
     (record,) = caplog.records
     assert "reconstructs almost nothing of the valid frames (relative error 0.950)" in record.getMessage()
+
+
+def test_amortized_trains_the_encoder_and_the_dictionary(amortized_run):
+    """The run keeps its best epoch (1) and its last (3): both modules moved between them.
+    Mutations: the encoder's output detached (H from the initial encoder all along, the
+    dictionary alone trained); the decoder's weights frozen."""
+    kept = amortized_run["kept"]
+    assert {amortized_run["best"], AMORTIZED["epochs"]} <= set(kept) and len(kept) >= 2
+    first, last = kept[min(kept)], kept[max(kept)]
+    for name in ("nmf_encoder.ckpt", "nmf_decoder.ckpt"):
+        before = torch.load(first / name, weights_only=True)
+        after = torch.load(last / name, weights_only=True)
+        moved = [key for key in before if not torch.equal(before[key], after[key])]
+        assert moved, f"{name}: no weight changed between epochs {min(kept)} and {max(kept)}"
