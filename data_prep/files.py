@@ -94,9 +94,11 @@ def write_atomic(path, write_fn):
     try:
         write_fn(partial)
         os.replace(partial, path)
-    finally:
+    except BaseException:  # only before the rename: after it, the name may be another writer's file
         if os.path.exists(partial):
             os.remove(partial)
+        raise
+    finally:
         if lock is not None:
             os.close(lock)
     return path
