@@ -23,6 +23,7 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import errno
 import fcntl
 import functools
 import hashlib
@@ -69,8 +70,26 @@ def _claim_partial(path):
     return partial_path(path, pid=os.getpid()), None
 
 
+def _fsync(path):
+    """Flushes a file's (or a folder's entries') data to the disk; a filesystem that cannot
+    (EINVAL, ENOTSUP, ENOSYS: some network and FUSE ones, folders on some systems) is left as
+    it is, while a failed write (EIO, ENOSPC) is raised."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.ENOSYS):
+            raise
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path, write_fn):
     """Calls `write_fn(temporary_path)`, then moves the result onto `path`.
+
+    The content reaches the disk (fsync) before the rename, and the rename before the
+    function returns: after a crash of the machine, `path` holds the old content or
+    the new one, never an empty or partial file.
 
     Arguments
     ---------
@@ -93,7 +112,9 @@ def write_atomic(path, write_fn):
     partial, lock = _claim_partial(os.path.abspath(path))
     try:
         write_fn(partial)
+        _fsync(partial)  # the content first: a rename that reached the disk before it leaves an empty file
         os.replace(partial, path)
+        _fsync(directory)  # the rename itself
     except BaseException:  # only before the rename: after it, the name may be another writer's file
         if os.path.exists(partial):
             os.remove(partial)

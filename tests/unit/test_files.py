@@ -1,8 +1,11 @@
 """data_prep/files.py: the atomic writer never shares its temporary file with another process."""
 
+import errno
 import fcntl
 import hashlib
 import os
+
+import pytest
 
 from data_prep.files import file_sha256, partial_path, write_text
 
@@ -65,3 +68,52 @@ def test_a_file_replaced_with_its_size_and_modification_time_kept_is_read_again(
     os.replace(new, path)
     assert os.stat(path).st_mtime_ns == before
     assert file_sha256(str(path)) == hashlib.sha256(b"classifier b").hexdigest()
+
+
+def test_the_content_reaches_the_disk_before_the_rename_and_the_rename_after(tmp_path, monkeypatch):
+    """fsync of the temporary file (holding the whole content) before os.replace, then of the
+    folder: otherwise a machine crash can leave the new name on an empty file."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}"), os.fstat(fd).st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.path.realpath(src), os.path.realpath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "sub" / "metrics.json"
+    write_text("0123456789", target)
+    partial = os.path.realpath(partial_path(os.path.abspath(target)))
+    assert events == [
+        ("fsync", partial, 10),
+        ("replace", partial, os.path.realpath(target)),
+        ("fsync", os.path.realpath(tmp_path / "sub"), os.stat(tmp_path / "sub").st_size),
+    ]
+    assert target.read_text() == "0123456789"
+
+
+def test_a_filesystem_that_cannot_sync_still_gets_the_file_but_a_failed_sync_is_an_error(tmp_path, monkeypatch):
+    """EINVAL (a filesystem without fsync): written; EIO (the disk lost the data): raised, the old
+    file kept and no temporary file left."""
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+
+    def cannot(fd):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "fsync", cannot)
+    write_text("new", target)
+    assert target.read_text() == "new"
+
+    def lost(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", lost)
+    with pytest.raises(OSError, match="Input/output error"):
+        write_text("newer", target)
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
