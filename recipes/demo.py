@@ -348,6 +348,7 @@ class Stage:
     Traceback (most recent call last):
     ...
     ValueError: .../out read .../classifier.ckpt, which changed since (an earlier stage ran again): delete .../out (and the stages after it) to rerun it on the new file.
+    >>> import shutil; shutil.rmtree(folder)
     """
 
     def __init__(self, name, folder, outputs, run, settings, inputs=(), resumes=False):

@@ -247,6 +247,7 @@ def check_override_types(hparams_file, overrides):
     Traceback (most recent call last):
     ...
     ValueError: --number_of_epochs 'abc': number_of_epochs is a number in ... (there: 5); give a number, e.g. --number_of_epochs 5.
+    >>> os.remove(f.name)
     """
     if isinstance(overrides, dict):
         given = overrides

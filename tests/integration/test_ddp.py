@@ -64,6 +64,7 @@ def torchrun(tiny_pretrained, tiny_piq, tmp_path_factory):
     (root / "plan.json").write_text(json.dumps(plan))
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU even where a GPU exists
+    env["TMPDIR"] = str(root)  # torchrun's own torchelastic_* folder goes with the test's files
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
         str(REPO_ROOT / "tests" / "integration" / "torchrun_chain.py"), str(root / "plan.json"),
