@@ -15,6 +15,8 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import ast
+import difflib
 import errno
 import functools
 import json
@@ -60,11 +62,56 @@ def load_yaml(stream, overrides=None):
         return load_hyperpyyaml(stream, overrides)
 
 
+#: hyperpyyaml's KeyError for an override that names no key of the yaml: the key, then the keys there.
+_MISSING_OVERRIDE = re.compile(r"Override '(.+?)' not found in: (\[.*\])", re.S)
+
+
+def _flag_names():
+    """The names of SpeechBrain's own command-line flags (`--device` ...), without the dashes."""
+    parser = sb.core.RunOptions._create_parser()
+    return [option[2:] for action in parser._actions for option in action.option_strings if option.startswith("--")]
+
+
+def unknown_override_error(error, hparams_file):
+    """A ValueError naming an override that is no key of the yaml and the nearest names, for
+    hyperpyyaml's KeyError (None for another KeyError).
+
+    Example
+    -------
+    >>> error = KeyError("Override 'outputt_folder' not found in: ['seed', 'output_folder', 'lr']")
+    >>> print(unknown_override_error(error, "piq.yaml"))
+    --outputt_folder: piq.yaml has no key outputt_folder, and SpeechBrain no such flag. Did you mean --output_folder?
+    >>> print(unknown_override_error(KeyError("Override 'devi' not found in: ['seed']"), "piq.yaml"))
+    --devi: piq.yaml has no key devi, and SpeechBrain no such flag. Did you mean --device?
+    >>> unknown_override_error(KeyError("embedding_model"), "piq.yaml") is None
+    True
+    """
+    match = _MISSING_OVERRIDE.search(str(error))
+    if match is None:
+        return None
+    key = match.group(1)
+    try:
+        keys = [str(name) for name in ast.literal_eval(match.group(2)) if not str(name).startswith("__")]
+    except (ValueError, SyntaxError):
+        keys = []
+    names = keys + _flag_names()
+    close = [name for name in names if name.startswith(key)][:3] or difflib.get_close_matches(key, names, n=3)
+    hint = f" Did you mean {' or '.join(f'--{name}' for name in close)}?" if close else (
+        f" Its keys: {', '.join(keys)}." if keys else ""
+    )
+    return ValueError(f"--{key}: {hparams_file} has no key {key}, and SpeechBrain no such flag.{hint}")
+
+
 def _load_yaml(hparams_file, overrides):
     """The yaml with its overrides; folders the yaml's objects cannot create get a clear error."""
     with open(hparams_file, encoding="utf-8") as fin:
         try:
             return load_yaml(fin, overrides)
+        except KeyError as error:  # an override of no key of the yaml (a typo)
+            clear = unknown_override_error(error, hparams_file)
+            if clear is None:
+                raise
+            raise clear from None
         except OSError as error:  # e.g. the Checkpointer or the train logger making their folders
             if error.errno not in _UNWRITABLE:
                 raise
@@ -217,7 +264,9 @@ def parse_arguments(argv=None):
     """
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, _ = sb.parse_arguments(argv)
-    _, words = type(run_opts)._create_parser().parse_known_args(argv)
+    parser = type(run_opts)._create_parser()
+    parser.allow_abbrev = False  # `--data x` (for --data_folder) is not SpeechBrain's --data_parallel_backend
+    _, words = parser.parse_known_args(argv)
     flags = []  # (name, its words), in order
     for word in words:
         if word.startswith("--"):

@@ -72,11 +72,12 @@ def test_a_float_override_reaches_the_optimiser_as_a_float(tmp_path):
 
 
 def test_an_unknown_key_is_refused_naming_it_before_any_folder_is_made(tmp_path):
-    """`--lrr 0.1` (a typo of --lr) must not be ignored: hyperpyyaml's must-match check names
-    it. Catches: `load_hyperpyyaml(..., overrides_must_match=False)` in `load_yaml`."""
+    """`--lrr 0.1` (a typo of --lr) must not be ignored: hyperpyyaml's must-match check finds
+    it, and the error names it and the key meant. Catches: `load_hyperpyyaml(...,
+    overrides_must_match=False)` in `load_yaml`."""
     argv = [str(HPARAMS / "piq.yaml"), "--lrr", "0.1", "--output_folder", str(tmp_path / "run"),
             "--data_folder", str(tmp_path)]
-    with pytest.raises(KeyError, match=r"Override 'lrr' not found in: \[.*'lr'"):
+    with pytest.raises(ValueError, match=r"^--lrr: .*piq.yaml has no key lrr, .* Did you mean --lr\b"):
         startup.prepare_run(argv, prepare=False)
     assert not (tmp_path / "run").exists()
 

@@ -67,6 +67,20 @@ def test_a_flag_given_twice_is_refused_naming_it(tmp_path):
     assert not (tmp_path / "run").exists()  # before any set-up
 
 
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("--outputt_folder", "--output_folder"), ("--data", "--data_folder"), ("--devi", "--device")],
+)
+def test_a_key_the_yaml_does_not_have_is_named_with_the_nearest(tmp_path, typed, meant):
+    """Was: hyperpyyaml's KeyError listing every key; and an abbreviation of one of SpeechBrain's
+    own flags was taken for it (`--data x` set --data_parallel_backend, `--devi cpu` the device)."""
+    from recipes.core.startup import prepare_run
+
+    argv = [str(REPO_ROOT / "hparams" / "piq.yaml"), "--output_folder", str(tmp_path / "run"), typed, "x"]
+    with pytest.raises(ValueError, match=rf"^{typed}: .*piq.yaml has no key {typed[2:]}, .* Did you mean {meant}\b"):
+        prepare_run(argv, prepare=False)
+
+
 @pytest.mark.parametrize(("key", "value"), [("number_of_epochs", 1.5), ("batch_size", 8.0), ("K", 2.5)])
 def test_a_whole_number_key_refuses_a_fraction(key, value):
     """Was: `--number_of_epochs 1.5` ran 1 epoch."""
