@@ -114,7 +114,6 @@ def write_atomic(path, write_fn):
         write_fn(partial)
         _fsync(partial)  # the content first: a rename that reached the disk before it leaves an empty file
         os.replace(partial, path)
-        _fsync(directory)  # the rename itself
     except BaseException:  # only before the rename: after it, the name may be another writer's file
         if os.path.exists(partial):
             os.remove(partial)
@@ -122,6 +121,7 @@ def write_atomic(path, write_fn):
     finally:
         if lock is not None:
             os.close(lock)
+    _fsync(directory)  # the rename itself (outside the cleanup above: `partial` is no longer ours)
     return path
 
 

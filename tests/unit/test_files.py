@@ -4,6 +4,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 
 import pytest
 
@@ -117,3 +118,28 @@ def test_a_filesystem_that_cannot_sync_still_gets_the_file_but_a_failed_sync_is_
     with pytest.raises(OSError, match="Input/output error"):
         write_text("newer", target)
     assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_a_failed_sync_of_the_folder_leaves_the_partial_name_to_the_next_writer(tmp_path, monkeypatch):
+    """After the rename, `.<name>.partial` may already be another writer's file: a failed sync
+    of the folder is raised, but that file is not removed."""
+    target = tmp_path / "a.txt"
+    partial = partial_path(os.path.abspath(target))
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        with open(partial, "w") as other:  # the next writer starts at once
+            other.write("someone else's")
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        write_text("new", target)
+    assert target.read_text() == "new"
+    assert open(partial).read() == "someone else's"
