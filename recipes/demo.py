@@ -371,15 +371,12 @@ class Stage:
             return
         with open(path, encoding="utf-8") as fin:
             started = json.load(fin)
-        fix = (
-            f"delete {self.folder} (and the stages after it) to start it again, or rerun with what "
-            "it started with to resume it"
-        )
         if started.get("settings") != self.settings:
             raise ValueError(
                 f"{self.folder} holds a run of the demo's {self.name} stage that stopped part-way, "
                 f"started with other settings ({started.get('settings')} instead of {self.settings}): "
-                f"its checkpoints would be resumed under the new ones. {fix[0].upper()}{fix[1:]}."
+                f"its checkpoints would be resumed under the new ones. Delete {self.folder} (and the "
+                "stages after it) to start it again, or rerun with what it started with to resume it."
             )
         for source, digest in (started.get("inputs") or {}).items():
             if source in self.inputs and file_sha256(source) != digest:
