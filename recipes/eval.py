@@ -151,6 +151,7 @@ from recipes.evaluation.metrics import BOOTSTRAP_RESAMPLES
 from recipes.evaluation.scoring import run_evaluation
 from recipes.interpreters.base import interpreter_file, interpreter_weights_folder
 from recipes.interpreters.inference import refuse_contradictions, same_setting, trained_settings
+from recipes.reporting.figures import MAX_COMPONENTS
 from recipes.reporting.tables import metrics_markdown
 
 logger = get_logger(__name__)
@@ -201,6 +202,12 @@ def parse_eval_arguments(argv=None):
         "--window",
         action="store_true",
         help="with --single_sample: explain the whole file in consecutive windows of signal_length_s",
+    )
+    parser.add_argument(
+        "--max_components",
+        type=int,
+        help=f"with --single_sample and L2I: write the wavs of at most this many of the NMF components "
+        f"it kept, the most relevant first (default {MAX_COMPONENTS}; 0: none)",
     )
     parser.add_argument("--eval_folder", help="where to write (default: see the docstring)")
     parser.add_argument(
@@ -372,6 +379,13 @@ def main(argv=None):
         )
     if args.window and not single:
         raise ValueError("--window explains one long file: it needs --single_sample FILE.")
+    if args.max_components is not None and not single:
+        raise ValueError(
+            "--max_components caps the component wavs of one explained file: it needs "
+            "--single_sample FILE (an evaluation writes no component wavs)."
+        )
+    if args.max_components is not None and args.max_components < 0:
+        raise ValueError(f"--max_components {args.max_components} must be >= 0 (0: no component wavs).")
     if single:
         check_audio_file(args.single_sample, prefix=SINGLE_SAMPLE)  # not audio, or no sample: refused before any set-up
     if single and args.overlap_type != "none":
@@ -413,6 +427,7 @@ def main(argv=None):
             args.single_sample,
             os.path.join(eval_folder, Path(args.single_sample).stem),
             window=args.window,
+            max_components=MAX_COMPONENTS if args.max_components is None else args.max_components,
         )
         windows = f", mean of {len(result['windows'])} windows" if args.window else ""
         print(

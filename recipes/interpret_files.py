@@ -46,7 +46,13 @@ from recipes.core.process import leave_process_group_at_exit
 from recipes.core.run_guard import LOCK_FILE, check_writable_folder, lock_output_folder
 from recipes.core.startup import given_flags
 from recipes.interpreters.inference import AudioInterpreter
-from recipes.reporting.figures import interpretation_paths, save_interpretation, write_wav
+from recipes.reporting.figures import (
+    MAX_COMPONENTS,
+    interpretation_paths,
+    most_relevant,
+    save_interpretation,
+    write_wav,
+)
 
 logger = get_logger(__name__)
 
@@ -92,10 +98,6 @@ def parse_arguments(argv=None):
         "source you trust); by default it may build classes of this project, SpeechBrain and torch only",
     )
     return parser.parse_args(argv)
-
-
-#: The default of `--max_components`: L2I's component wavs written per file.
-MAX_COMPONENTS = 10
 
 
 def _count(text):
@@ -254,10 +256,7 @@ def save_result(result, folder, stem, max_components=None):
         title=f"{stem}: {result['class']} (p={result['probability']:.2f})",
     )
     components = []
-    chosen = sorted(result.get("components", ()), key=lambda c: (-float(c["relevance"]), c["component"]))
-    if max_components is not None:
-        chosen = chosen[:max_components]
-    for component in chosen:
+    for component in most_relevant(result.get("components", ()), max_components):
         path = os.path.join(folder, f"{stem}_component{component['component']:03d}.wav")
         write_wav(path, component["waveform"], result["sample_rate"])
         components.append(path)

@@ -3,7 +3,8 @@
 `explain_single_sample` writes, into one folder: the interpretation wav, the
 original as the classifier heard it (resampled, padded / cropped), the
 spectrogram PNG (input, mask, interpretation), for L2I one wav per selected
-NMF component (Algorithm 2 of the paper), and `prediction.json` with the top
+NMF component (Algorithm 2 of the paper; the most relevant ones, at most
+`eval.py --max_components`), and `prediction.json` with the top
 classes, the files and "warnings". `single_sample_setup` builds the run without
 a dataset: the class names come from the label encoder of the interpreter's
 training run.
@@ -56,6 +57,7 @@ from recipes.evaluation.metrics import finite_or_none
 from recipes.reporting.figures import (
     WavStream,
     interpretation_paths,
+    most_relevant,
     plot_interpretation,
     save_figure,
     save_interpretation,
@@ -142,12 +144,14 @@ def window_warnings(path, heard, window_s):
     ]
 
 
-def explain_single_sample(brain, hparams, path, folder, window=False):
+def explain_single_sample(brain, hparams, path, folder, window=False, max_components=None):
     """Explains one audio file: interpretation wav, PNG and, for L2I, one wav per component.
 
     With `window`, the whole file in windows of `signal_length_s`, `batch_size`
     windows at a time (see the module docstring); else its first
     `signal_length_s`, the only part read (with a warning when it is longer).
+    L2I writes the wavs of its `max_components` most relevant components (all
+    of them when None); "components_kept" counts the components it kept.
 
     Returns
     -------
@@ -202,12 +206,18 @@ def explain_single_sample(brain, hparams, path, folder, window=False):
     if "keep_class_step" in outputs:  # keep_class: 0 its own mask, k the k-th wider, -1 none kept
         result["keep_class_step"] = int(outputs["keep_class_step"][0])
     if components is not None:
+        result["components_kept"] = len(components)
         result["components"] = []
-        for k, relevance, audio in components:
-            component_path = os.path.join(folder, f"{stem}_component{k:03d}.wav")
-            write_wav(component_path, audio, hparams["sample_rate"])
+        kept = [{"component": k, "relevance": relevance, "audio": audio} for k, relevance, audio in components]
+        for component in most_relevant(kept, max_components):
+            component_path = os.path.join(folder, f"{stem}_component{component['component']:03d}.wav")
+            write_wav(component_path, component["audio"], hparams["sample_rate"])
             result["components"].append(
-                {"component": k, "relevance": relevance, "file": os.path.abspath(component_path)}
+                {
+                    "component": component["component"],
+                    "relevance": component["relevance"],
+                    "file": os.path.abspath(component_path),
+                }
             )
     write_json(finite_or_none(result), os.path.join(folder, "prediction.json"))
     return result

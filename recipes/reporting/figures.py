@@ -170,6 +170,29 @@ def interpretation_paths(folder, clip_id):
     }
 
 
+#: L2I's component wavs written per explained file by default (`audio-interpret
+#: --max_components`, `eval.py --single_sample --max_components`): widened by
+#: `keep_class`, L2I may keep nearly all of its dictionary, a wav each.
+MAX_COMPONENTS = 10
+
+
+def most_relevant(components, limit=None):
+    """The `limit` most relevant of L2I's components, the most relevant first (ties: the lower index).
+
+    `components` are dicts with "component" (k) and "relevance" (r_k); all of
+    them, ranked, when `limit` is None.
+
+    Example
+    -------
+    >>> kept = [{"component": 4, "relevance": 0.5}, {"component": 1, "relevance": 0.9},
+    ...         {"component": 2, "relevance": 0.5}]
+    >>> [c["component"] for c in most_relevant(kept, 2)]
+    [1, 2]
+    """
+    ranked = sorted(components, key=lambda c: (-float(c["relevance"]), c["component"]))
+    return ranked if limit is None else ranked[:limit]
+
+
 def save_interpretation(
     folder, clip_id, X, mask, X_int, original, interpretation, sample_rate, title="", X_target=None
 ):

@@ -441,6 +441,7 @@ def test_single_sample_l2i_without_data_folder(tiny_l2i, tiny_synthetic, tmp_pat
         eval_argv(
             {**tiny_l2i, "argv": argv}, tmp_path, "--single_sample", str(clip),
             "--override_trained", "relevance_th",  # trained with 0.2: another value on purpose
+            "--max_components", "3",
         )
     )
     out = capsys.readouterr().out
@@ -449,13 +450,23 @@ def test_single_sample_l2i_without_data_folder(tiny_l2i, tiny_synthetic, tmp_pat
     folder = tmp_path / "5-100004-A-0"
     for name in ("5-100004-A-0.png", "5-100004-A-0_interpretation.wav", "prediction.json"):
         assert (folder / name).is_file()
-    assert len(result["components"]) == 12  # K of the tiny dictionary
+    assert result["components_kept"] == 12  # K of the tiny dictionary
+    # the wavs of the 3 most relevant only, the most relevant first, and no other on disk
+    brain = tiny_l2i["brain"]
+    wav = load_clip(clip, 16000, 16000)
+    relevance = brain.explain(wav.unsqueeze(0))["relevance"][0].tolist()  # r_k of all 12
+    by_hand = sorted(range(12), key=lambda k: (-relevance[k], k))[:3]
+    assert [c["component"] for c in result["components"]] == by_hand
+    assert [c["relevance"] for c in result["components"]] == pytest.approx([relevance[k] for k in by_hand])
+    assert sorted(p.name for p in folder.glob("*_component*.wav")) == sorted(
+        f"5-100004-A-0_component{k:03d}.wav" for k in by_hand
+    )
     for component in result["components"]:
         audio, rate = sf.read(component["file"])
         assert rate == 16000 and audio.shape == (16000,)
+    assert json.loads((folder / "prediction.json").read_text())["components_kept"] == 12
     # the interpretation is the explained clip, preprocessed like the dataset's clips
-    brain = tiny_l2i["brain"]
-    expected = brain.explain(load_clip(clip, 16000, 16000).unsqueeze(0))
+    expected = brain.explain(wav.unsqueeze(0))
     assert result["probability"] == pytest.approx(expected["probs"].max().item(), abs=1e-5)
 
 

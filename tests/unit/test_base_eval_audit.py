@@ -696,8 +696,9 @@ class GlueRecorder:
             self.calls["evaluated"] = (datasets, args.hparams_file, eval_folder)
             return {"scored": True}
 
-        def explain(brain, hparams, path, out, window=False):
+        def explain(brain, hparams, path, out, window=False, max_components=None):
             self.calls["explained"] = (path, out, window)
+            self.calls["max_components"] = max_components
             return {"class": "dog", "probability": 0.5, "files": {"interpretation": "x.wav"}}
 
         for name, fake in [
@@ -745,6 +746,7 @@ def test_main_explains_a_single_sample_into_its_stem_folder(tmp_path, monkeypatc
     result = eval_recipe.main(main_argv(folder, "--single_sample", str(clip), *data))
     eval_folder = str(folder / "single_sample")
     assert glue.calls["explained"] == (str(clip), str(folder / "single_sample" / "clip"), False)
+    assert glue.calls["max_components"] == 10  # L2I's component wavs: the 10 most relevant by default
     assert result["class"] == "dog"
     if with_data:
         assert "single_sample_setup" not in glue.calls
@@ -756,6 +758,23 @@ def test_main_explains_a_single_sample_into_its_stem_folder(tmp_path, monkeypatc
         argv, given_folder = glue.calls["single_sample_setup"]
         assert given_folder == str(folder) and argv[argv.index("--output_folder") + 1] == eval_folder
         assert glue.calls["built"] == (Scripted, False, "the run's encoder")
+
+
+def test_main_hands_on_max_components_and_refuses_it_where_it_means_nothing(tmp_path, monkeypatch):
+    """--max_components 3 reaches the single-sample explanation; without --single_sample, or
+    below 0, it is refused before any set-up."""
+    folder = fake_run(tmp_path)
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), np.full(1600, 0.1), 16000)
+    glue = GlueRecorder(monkeypatch)
+    eval_recipe.main(main_argv(folder, "--single_sample", str(clip), "--max_components", "3"))
+    assert glue.calls["max_components"] == 3
+    glue = GlueRecorder(monkeypatch)
+    with pytest.raises(ValueError, match="--max_components caps the component wavs of one explained file"):
+        eval_recipe.main(main_argv(folder, "--max_components", "3", "--data_folder", str(tmp_path / "data")))
+    with pytest.raises(ValueError, match="--max_components -1 must be >= 0"):
+        eval_recipe.main(main_argv(folder, "--single_sample", str(clip), "--max_components", "-1"))
+    assert "prepare_run" not in glue.calls and "single_sample_setup" not in glue.calls
 
 
 def test_main_refuses_an_interpreter_whose_classifier_changed_since_its_training(tmp_path, monkeypatch):
