@@ -110,7 +110,8 @@ method and reference), `curves.png`, `clips/` (PNG and wavs of the first
 `--n_report_clips` clips), `sanity_check.png` (with --sanity_check) and
 `report/index.html`. `--single_sample FILE.wav` instead explains one file and
 writes into `<eval_folder>/<file stem>/` (default eval folder
-`<output_folder>/single_sample`); without `--data_folder` the class names come
+`<output_folder>/single_sample`; for L2I also the wavs of its `--max_components`
+most relevant NMF components, 10 by default); without `--data_folder` the class names come
 from the `save/label_encoder.txt` of the interpreter's training run. A file
 soundfile cannot read, or without a sample, is refused before any set-up; a
 silent file, or one longer than `signal_length_s` (only its first
