@@ -34,7 +34,7 @@ import soundfile as sf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FILE_RATE = 48000
-TARGET_GB = 1.5
+TARGET_GB = 1.5  # decimal GB (1e9 bytes), issue 24's
 TINY = ["--batch_size", "4", "--number_of_epochs", "1"]
 TINY_CLASSIFIER = ["--emb_dim", "8", "--lin_neurons", "8"]
 
@@ -112,7 +112,7 @@ def main(argv=None):
             print("Training a tiny PIQ on the synthetic set ...", flush=True)
             run, classifier = train_tiny_piq(workdir, args.window_s)
         path = write_long_file(workdir / "long.wav", args.minutes)
-        size_mb = os.path.getsize(path) / 2**20
+        size_mib = os.path.getsize(path) / 2**20
         command = [
             args.hparams, "--pretrained_interpreter", run, "--single_sample", path, "--window",
             "--batch_size", args.batch_size, "--eval_folder", workdir / "eval",
@@ -128,11 +128,12 @@ def main(argv=None):
         if done.returncode != 0 or line is None or not line.endswith("STATUS 0"):
             print(done.stdout[-3000:], done.stderr[-3000:], sep="\n", file=sys.stderr)
             sys.exit("the explanation failed (above)")
-        peak_gb = int(line.split()[1]) / 2**20
+        peak_kib = int(line.split()[1])  # VmHWM, in KiB
         interpretation = next((workdir / "eval" / "long").glob("*_interpretation.wav"))
         print(
-            f"{args.minutes:g} min of 48 kHz stereo ({size_mb:.0f} MB on disk), eval.py --window, "
-            f"batch {args.batch_size}: peak RSS {peak_gb:.2f} GB (target < {TARGET_GB} GB), {seconds:.0f} s; "
+            f"{args.minutes:g} min of 48 kHz stereo ({size_mib:.0f} MiB on disk), eval.py --window, "
+            f"batch {args.batch_size}: peak RSS {peak_kib / 2**20:.2f} GiB = {peak_kib * 1024 / 1e9:.2f} GB "
+            f"(target < {TARGET_GB} GB), {seconds:.0f} s; "
             f"interpretation {sf.info(str(interpretation)).duration / 60:.1f} min"
         )
 

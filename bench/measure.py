@@ -246,7 +246,7 @@ def conv_transpose_share(brain, wavs, calls=3):
 def _summary(result):
     """One line for a person reading the output."""
     common = (
-        f"peak RSS {result['peak_rss_mb']:.0f} MB, load average {result['load_average']:.2f}; "
+        f"peak RSS {result['peak_rss_mb']:.0f} MiB, load average {result['load_average']:.2f}; "
         f"options: {', '.join(result['options']) or 'none'}; {'; '.join(result['settings'])}"
     )
     if "train_s" in result:

@@ -134,7 +134,7 @@ def _run(what, arguments, json_file, timeout, quiet_wait=0):
 
 
 def measure_all(args, workspace, folder, options, column):
-    """All measurements of one column; returns {(method, figure): (value, peak RSS MB)}."""
+    """All measurements of one column; returns {(method, figure): (value, peak RSS MiB)}."""
     tag = options.replace(",", "_") or "recipe"
     figures = {}
     methods = parse_methods(args.methods)
@@ -277,7 +277,7 @@ def print_table(columns):
     width = max([6, *(len(name) for name in methods)])
     header = f"{'method':{width}} {'figure':42} {'reference':>9} {'goal':>8}"
     for name in names:
-        header += f" {name:>22} {'met':>3} {'RSS MB':>6}"
+        header += f" {name:>22} {'met':>3} {'RSS MiB':>7}"
     print(header)
     print("-" * len(header))
     for key in keys:
@@ -287,7 +287,7 @@ def print_table(columns):
         for name in names:
             value, rss, error = columns[name].get(key, (None, None, None))
             cell = "failed" if error else _fmt(value)
-            line += f" {cell:>22} {_meets(value, goal):>3} {_fmt(rss):>6}"
+            line += f" {cell:>22} {_meets(value, goal):>3} {_fmt(rss):>7}"
         print(line)
 
 

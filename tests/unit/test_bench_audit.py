@@ -514,8 +514,8 @@ def test_meets():
 
 def _cells(line, n_columns):
     """A table line cut at its fixed widths: method 6, figure 42, reference 9, goal 8, then per
-    column 22 / 3 / 6, each after one space."""
-    widths = [6, 42, 9, 8] + [22, 3, 6] * n_columns
+    column 22 / 3 / 7 (RSS MiB), each after one space."""
+    widths = [6, 42, 9, 8] + [22, 3, 7] * n_columns
     cells, at = [], 0
     for width in widths:
         cells.append(line[at : at + width].strip())
@@ -745,17 +745,17 @@ def _probe(stdout, returncode=0, interpretation_s=6.0):
 
 
 def test_long_file_main_peak_figure(tmp_path, monkeypatch, capsys):
-    """VmHWM 1572864 kB = 1.50 GiB; 0.2 min = 576000 frames x 4 B = 2.2 MiB; interpretation
-    6 s = 0.1 min. Mutations: kB / 2**30 or / 1e6; the size from another file; the classifier
-    folder not passed."""
+    """VmHWM 1572864 KiB = 1.50 GiB = 1572864 x 1024 B = 1.61 GB (decimal, the target's unit);
+    0.2 min = 576000 frames x 4 B = 2.2 MiB; interpretation 6 s = 0.1 min. Mutations: KiB /
+    2**30 or / 1e6; the size from another file; the classifier folder not passed."""
     fake, calls = _probe("log\nPEAK_RSS_KB 1572864 STATUS 0\n")
     monkeypatch.setattr(subprocess, "run", fake)
     long_file_memory.main(
         ["--minutes", "0.2", "--run", str(tmp_path / "run"), "--classifier_folder", "cls", "--workdir", str(tmp_path)]
     )
     out = capsys.readouterr().out
-    assert "0.2 min of 48 kHz stereo (2 MB on disk)" in out
-    assert "batch 16: peak RSS 1.50 GB (target < 1.5 GB)" in out
+    assert "0.2 min of 48 kHz stereo (2 MiB on disk)" in out
+    assert "batch 16: peak RSS 1.50 GiB = 1.61 GB (target < 1.5 GB)" in out
     assert out.strip().endswith("interpretation 0.1 min")
     command = calls[0]
     assert command[command.index("--classifier_folder") + 1] == "cls"
