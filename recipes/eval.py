@@ -385,6 +385,11 @@ def main(argv=None):
             "--max_components caps the component wavs of one explained file: it needs "
             "--single_sample FILE (an evaluation writes no component wavs)."
         )
+    if args.max_components is not None and args.window:
+        raise ValueError(
+            "--max_components caps the component wavs of one clip; with --window no component "
+            "wavs are written (each window selects its own components): drop one of the two."
+        )
     if args.max_components is not None and args.max_components < 0:
         raise ValueError(f"--max_components {args.max_components} must be >= 0 (0: no component wavs).")
     if single:

@@ -761,8 +761,8 @@ def test_main_explains_a_single_sample_into_its_stem_folder(tmp_path, monkeypatc
 
 
 def test_main_hands_on_max_components_and_refuses_it_where_it_means_nothing(tmp_path, monkeypatch):
-    """--max_components 3 reaches the single-sample explanation; without --single_sample, or
-    below 0, it is refused before any set-up."""
+    """--max_components 3 reaches the single-sample explanation; without --single_sample, below
+    0 or with --window (which writes no component wavs), it is refused before any set-up."""
     folder = fake_run(tmp_path)
     clip = tmp_path / "clip.wav"
     sf.write(str(clip), np.full(1600, 0.1), 16000)
@@ -774,6 +774,8 @@ def test_main_hands_on_max_components_and_refuses_it_where_it_means_nothing(tmp_
         eval_recipe.main(main_argv(folder, "--max_components", "3", "--data_folder", str(tmp_path / "data")))
     with pytest.raises(ValueError, match="--max_components -1 must be >= 0"):
         eval_recipe.main(main_argv(folder, "--single_sample", str(clip), "--max_components", "-1"))
+    with pytest.raises(ValueError, match="with --window no component wavs are written"):
+        eval_recipe.main(main_argv(folder, "--single_sample", str(clip), "--window", "--max_components", "3"))
     assert "prepare_run" not in glue.calls and "single_sample_setup" not in glue.calls
 
 
