@@ -207,18 +207,12 @@ def explain_single_sample(brain, hparams, path, folder, window=False, max_compon
         result["keep_class_step"] = int(outputs["keep_class_step"][0])
     if components is not None:
         result["components_kept"] = len(components)
-        result["components"] = []
         kept = [{"component": k, "relevance": relevance, "audio": audio} for k, relevance, audio in components]
-        for component in most_relevant(kept, max_components):
+        result["components"] = most_relevant(kept, max_components)
+        for component in result["components"]:
             component_path = os.path.join(folder, f"{stem}_component{component['component']:03d}.wav")
-            write_wav(component_path, component["audio"], hparams["sample_rate"])
-            result["components"].append(
-                {
-                    "component": component["component"],
-                    "relevance": component["relevance"],
-                    "file": os.path.abspath(component_path),
-                }
-            )
+            write_wav(component_path, component.pop("audio"), hparams["sample_rate"])
+            component["file"] = os.path.abspath(component_path)
     write_json(finite_or_none(result), os.path.join(folder, "prediction.json"))
     return result
 
