@@ -334,6 +334,19 @@ def trained_epochs(save_folder, recoverable_names=()):
     ...     trained_epochs(tmp)
     20
     """
+    newest = newest_complete_checkpoint(save_folder, recoverable_names)
+    if newest is None:
+        return None
+    try:
+        return int((newest / f"counter{PARAMFILE_EXT}").read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def newest_complete_checkpoint(save_folder, recoverable_names=()):
+    """The checkpoint folder a run in `save_folder` resumes from (the newest complete one by
+    its `unixtime`), or None: there is none, or every one is incomplete and is set aside
+    (`quarantine_incomplete_checkpoints`), so the run starts afresh."""
     newest = None  # (unixtime, folder)
     for ckpt_dir in Path(save_folder).iterdir():
         if not (ckpt_dir.is_dir() and ckpt_dir.name.startswith(CKPT_PREFIX)):
@@ -344,12 +357,7 @@ def trained_epochs(save_folder, recoverable_names=()):
         unixtime = meta.get("unixtime")
         if isinstance(unixtime, (int, float)) and (newest is None or unixtime > newest[0]):
             newest = (unixtime, ckpt_dir)
-    if newest is None:
-        return None
-    try:
-        return int((newest[1] / f"counter{PARAMFILE_EXT}").read_text(encoding="utf-8").strip())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+    return None if newest is None else newest[1]
 
 
 def refuse_changed_resume(hparams):
@@ -363,7 +371,8 @@ def refuse_changed_resume(hparams):
     (SpeechBrain rewrites it at each start: call this before). The learning
     rate and the like may change on a resume, but the optimiser's state, with its
     learning rate, comes back from the checkpoint: a new `lr` is not applied, and a
-    warning says so. The number of epochs may grow
+    warning says so (not when every checkpoint is incomplete: those are set aside and
+    the run starts afresh, with the new lr). The number of epochs may grow
     (the run goes on training); fewer epochs than the newest checkpoint holds
     are refused (`trained_epochs`).
 
@@ -394,7 +403,10 @@ def refuse_changed_resume(hparams):
                 "--output_folder (or --experiment_name) for the new run, or delete "
                 f"{save_folder} to start this folder over."
             )
-    if saved.get("lr") is not None and hparams.get("lr") is not None and saved["lr"] != hparams["lr"]:
+    checkpointer = hparams.get("checkpointer")
+    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
+    resumes = newest_complete_checkpoint(save_folder, names) is not None  # else a fresh start
+    if resumes and saved.get("lr") is not None and hparams.get("lr") is not None and saved["lr"] != hparams["lr"]:
         logger.warning(
             "%s resumes from its checkpoints, whose optimiser state holds the learning rate "
             "(lr = %s at the last start, annealed since): --lr %s is not applied. Give another "
@@ -412,8 +424,6 @@ def refuse_changed_resume(hparams):
             f"--experiment_name) for a run on the new file, or delete {save_folder} to start "
             "this folder over."
         )
-    checkpointer = hparams.get("checkpointer")
-    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
     epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder, names)
     if isinstance(epochs, int) and done is not None and done > epochs:
         raise ValueError(

@@ -474,3 +474,21 @@ def test_a_new_lr_on_a_resume_is_said_not_to_apply(tmp_path, caplog):
     (record,) = caplog.records
     assert "lr = 0.001 at the last start" in record.getMessage()
     assert "--lr 0.5 is not applied" in record.getMessage()
+
+
+def test_a_new_lr_over_only_incomplete_checkpoints_is_applied_and_no_warning_says_otherwise(tmp_path, caplog):
+    """The only checkpoint lacks optimizer.ckpt (a run killed while saving it): the build sets it
+    aside and the run starts afresh, with the new lr. No warning may say that the lr is not
+    applied; with the optimizer's file there, it is said."""
+    hparams = _resume_hparams(tmp_path, lr=0.01)
+    save = tmp_path / "run" / "save"
+    (tmp_path / "run" / SAVED_HPARAMS).write_text("lr: 0.001\nnumber_of_epochs: 3\n")
+    hparams["checkpointer"] = Checkpointer(str(save), recoverables={"psi": torch.nn.Linear(1, 1)})
+    _checkpoint(save / "CKPT+a", 1, 2, names=("psi", "brain"))
+    with caplog.at_level("WARNING", logger="recipes.core.run_guard"):
+        refuse_changed_resume(hparams)
+        assert not caplog.records
+        torch.save({"w": torch.zeros(4)}, save / "CKPT+a" / "optimizer.ckpt")
+        refuse_changed_resume(hparams)
+    (record,) = caplog.records
+    assert "--lr 0.01 is not applied" in record.getMessage()
