@@ -139,7 +139,12 @@ from speechbrain.utils.logger import get_logger
 from data_prep.audio import check_audio_file
 from data_prep.interference import OVERLAP_TYPES, speech_files
 from recipes.core.brains import build_brain
-from recipes.core.run_guard import UnwritableFolderError, changed_input, check_writable_folder
+from recipes.core.run_guard import (
+    UnwritableFolderError,
+    changed_input,
+    changed_input_message,
+    check_writable_folder,
+)
 from recipes.core.startup import given_flags, prepare_run, top_level_scalars
 from recipes.evaluation.baselines import parse_baselines
 from recipes.evaluation.curves import DELETION_VALUES
@@ -417,11 +422,7 @@ def main(argv=None):
         hparams, run_opts, _, _, datasets, label_encoder = prepare_run(recipe_argv)
     changed = changed_input(hparams, folder)  # the classifier and dictionary its training read
     if changed:
-        raise ValueError(
-            f"The interpreter in {folder} was trained on {changed[0]} = {changed[1]} with other "
-            "contents: the file changed since its training started (trained again?). Evaluate "
-            "it with the file it was trained on, or train the interpreter again on this one."
-        )
+        raise ValueError(changed_input_message(hparams, folder, *changed))
     # the weights come from --pretrained_interpreter: no optimiser, no checkpointer
     brain = build_brain(interpreter_class(hparams), hparams, run_opts, train=False, label_encoder=label_encoder)
     brain.load_interpreter(args.pretrained_interpreter)

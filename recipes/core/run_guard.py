@@ -456,6 +456,42 @@ def changed_input(hparams, run_folder):
     return None
 
 
+#: The flag a user gives for each RESUME_FILE_KEYS file (the classifier's two come from its folder).
+INPUT_FLAGS = {"embedding_model_path": "classifier_folder", "classifier_model_path": "classifier_folder"}
+
+
+def changed_input_message(hparams, run_folder, key, path):
+    """Why the interpreter trained in `run_folder` refuses `key`'s file `path` (`changed_input`), and
+    what to do: another file than its training's (the flag behind `key`, e.g. `classifier_folder`,
+    has another value than in its saved hyperparams.yaml), or the same file, changed since.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = Path(run, SAVED_HPARAMS).write_text("classifier_folder: /runs/cls\\n")
+    ...     message = changed_input_message(
+    ...         {"classifier_folder": "results/cls"}, run, "classifier_model_path", "results/cls/c.ckpt")
+    >>> message.endswith("give --classifier_folder /runs/cls (or the folder that classifier is in now).")
+    True
+    """
+    flag = INPUT_FLAGS.get(key, key)
+    before = _saved_settings(os.path.join(run_folder, SAVED_HPARAMS)).get(flag)
+    now = hparams.get(flag)
+    if before is not None and now is not None and str(before) != str(now):
+        where = "the folder that classifier is in now" if flag == "classifier_folder" else "where that file is now"
+        return (
+            f"The interpreter in {run_folder} was trained with {flag} = {before}; this command reads "
+            f"{key} = {path} (--{flag} {now}, given or the yaml's default), another file: give "
+            f"--{flag} {before} (or {where})."
+        )
+    return (
+        f"The interpreter in {run_folder} was trained on {key} = {path} with other contents: the "
+        "file changed since its training started (trained again?). Evaluate it with the file it "
+        "was trained on, or train the interpreter again on this one."
+    )
+
+
 def record_resume_inputs(hparams):
     """Writes the SHA-256 of the run's RESUME_FILE_KEYS files to `<output_folder>/RESUME_RECORD`.
 

@@ -20,6 +20,7 @@ from recipes.core.run_guard import (
     SAVED_HPARAMS,
     UnwritableFolderError,
     changed_input,
+    changed_input_message,
     check_writable_folder,
     lock_output_folder,
     quarantine_incomplete_checkpoints,
@@ -492,3 +493,26 @@ def test_a_new_lr_over_only_incomplete_checkpoints_is_applied_and_no_warning_say
         refuse_changed_resume(hparams)
     (record,) = caplog.records
     assert "--lr 0.01 is not applied" in record.getMessage()
+
+
+def test_a_changed_input_is_named_as_another_file_or_the_same_file_changed(tmp_path):
+    """eval.py's refusal (`changed_input_message`): an interpreter trained with classifier_folder
+    /runs/cls, evaluated with the yaml's default folder, is told to give --classifier_folder
+    /runs/cls (it was: "the file changed since its training started", though nothing had);
+    given that folder, whose classifier was trained again, it says the file changed. The
+    dictionary's flag is its own key."""
+    run = tmp_path / "l2i"
+    run.mkdir()
+    (run / SAVED_HPARAMS).write_text("classifier_folder: /runs/cls\nnmf_decoder_path: /runs/nmf/d.ckpt\n")
+    default = {"classifier_folder": "results/classifier_conv2d/1234"}
+    message = changed_input_message(default, str(run), "embedding_model_path", "results/classifier_conv2d/1234/e.ckpt")
+    assert message == (
+        f"The interpreter in {run} was trained with classifier_folder = /runs/cls; this command reads "
+        "embedding_model_path = results/classifier_conv2d/1234/e.ckpt (--classifier_folder "
+        "results/classifier_conv2d/1234, given or the yaml's default), another file: give "
+        "--classifier_folder /runs/cls (or the folder that classifier is in now)."
+    )
+    same = changed_input_message({"classifier_folder": "/runs/cls"}, str(run), "embedding_model_path", "/runs/cls/e.ckpt")
+    assert "was trained on embedding_model_path = /runs/cls/e.ckpt with other contents" in same
+    nmf = changed_input_message({"nmf_decoder_path": "/new/d.ckpt"}, str(run), "nmf_decoder_path", "/new/d.ckpt")
+    assert "trained with nmf_decoder_path = /runs/nmf/d.ckpt" in nmf and "give --nmf_decoder_path /runs/nmf/d.ckpt" in nmf
