@@ -341,17 +341,20 @@ def describe_environment_once():
         sb.utils.logger.get_environment_description = functools.lru_cache(maxsize=1)(describe)
 
 
-def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=True):
+def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=True, check_resume=True):
     """Output folder (locked for this run), log file, resolved hyperparams.yaml, recipe copy.
 
     `save_yaml=False` leaves hyperparams.yaml for a later call (the yaml is about to be
     loaded again for the data's class count): resolving it costs about 0.1 s a run.
+    `check_resume=False` for that later call: the resume checks ran in the first (the
+    class count is none of their keys), and a second run of them repeated their warnings.
     """
     describe_environment_once()
     if sb.utils.distributed.if_main_process():
         lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
-        refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
-        record_resume_inputs(hparams)  # what a later resume must find unchanged
+        if check_resume:
+            refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
+            record_resume_inputs(hparams)  # what a later resume must find unchanged
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file if save_yaml else None,
@@ -415,7 +418,7 @@ def prepare_run(argv=None, prepare=True, recipe_file=None):
         logger.info("The data has %d classes: building the models for %d.", n_classes, n_classes)
         overrides = _with_override(overrides, "out_n_neurons", n_classes)
         hparams = _load_yaml(hparams_file, overrides)
-        _start_experiment(hparams, hparams_file, overrides, None)  # hyperparams.yaml as built
+        _start_experiment(hparams, hparams_file, overrides, None, check_resume=False)  # hyperparams.yaml as built
     return hparams, run_opts, hparams_file, overrides, datasets, label_encoder
 
 

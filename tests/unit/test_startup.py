@@ -156,3 +156,20 @@ def test_a_path_that_reads_as_bad_arithmetic_loads_without_a_warning():
     assert hparams["save"] == "runs/seed-0in/save"
     assert other["save"] == "runs/x/3else/save"
     assert [str(w.message) for w in caught] == []
+
+
+def test_the_resume_checks_run_once_per_start(tmp_path, tiny_synthetic, monkeypatch):
+    """prepare_run loads the yaml twice (the second time for the data's class count) and set up
+    the experiment each time: the resume checks ran twice, and a resume given another --lr
+    warned twice that it is not applied. They run once, in the first pass, with the run's
+    files recorded once."""
+    from recipes.core import startup
+
+    calls = []
+    monkeypatch.setattr(startup, "refuse_changed_resume", lambda hparams: calls.append("refuse"))
+    monkeypatch.setattr(startup, "record_resume_inputs", lambda hparams: calls.append("record"))
+    argv = [str(REPO_ROOT / "hparams" / "piq.yaml"), "--output_folder", str(tmp_path / "run"),
+            "--data_folder", str(tiny_synthetic), "--emb_dim", "8", "--lin_neurons", "8", "--K", "30"]  # fmt: skip
+    hparams = startup.prepare_run(argv)[0]
+    assert hparams["out_n_neurons"] == 3  # the second pass ran: the data's classes
+    assert calls == ["refuse", "record"]
