@@ -370,9 +370,9 @@ def refuse_changed_resume(hparams):
     The settings of the last start are in the folder's `hyperparams.yaml`
     (SpeechBrain rewrites it at each start: call this before). The learning
     rate and the like may change on a resume, but the optimiser's state, with its
-    learning rate, comes back from the checkpoint: a new `lr` is not applied, and a
-    warning says so (not when every checkpoint is incomplete: those are set aside and
-    the run starts afresh, with the new lr). The number of epochs may grow
+    learning rate, comes back from the checkpoint: a new `lr` is not applied, and the
+    returned warning says so (not when every checkpoint is incomplete: those are set aside
+    and the run starts afresh, with the new lr). The number of epochs may grow
     (the run goes on training); fewer epochs than the newest checkpoint holds
     are refused (`trained_epochs`).
 
@@ -381,16 +381,23 @@ def refuse_changed_resume(hparams):
     hparams : dict
         The run's loaded yaml (`output_folder`, `save_folder`, RESUME_KEYS).
 
+    Returns
+    -------
+    list of str
+        Warnings for the run's log: the caller logs them once SpeechBrain has set up the
+        logging (this check runs before, and a warning then reached the console only).
+
     Raises
     ------
     ValueError
         Naming the key, the folder's value and the new one, and what to do.
     """
+    warnings = []
     save_folder = hparams.get("save_folder")
     if not save_folder or not os.path.isdir(save_folder):
-        return
+        return warnings
     if not any(name.startswith(CKPT_PREFIX) for name in os.listdir(save_folder)):
-        return  # nothing to resume from
+        return warnings  # nothing to resume from
     saved = _saved_settings(os.path.join(hparams["output_folder"], SAVED_HPARAMS))
     recorded = _recorded_inputs(os.path.join(hparams["output_folder"], RESUME_RECORD))
     for key in RESUME_KEYS:
@@ -407,13 +414,10 @@ def refuse_changed_resume(hparams):
     names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
     resumes = newest_complete_checkpoint(save_folder, names) is not None  # else a fresh start
     if resumes and saved.get("lr") is not None and hparams.get("lr") is not None and saved["lr"] != hparams["lr"]:
-        logger.warning(
-            "%s resumes from its checkpoints, whose optimiser state holds the learning rate "
-            "(lr = %s at the last start, annealed since): --lr %s is not applied. Give another "
-            "--output_folder for a run with the new lr.",
-            hparams["output_folder"],
-            saved["lr"],
-            hparams["lr"],
+        warnings.append(
+            f"{hparams['output_folder']} resumes from its checkpoints, whose optimiser state holds the "
+            f"learning rate (lr = {saved['lr']} at the last start, annealed since): --lr {hparams['lr']} "
+            "is not applied. Give another --output_folder for a run with the new lr."
         )
     changed = changed_input(hparams, hparams["output_folder"])
     if changed:
@@ -433,6 +437,7 @@ def refuse_changed_resume(hparams):
             f"for the new run, --number_of_epochs {done} or more to reuse or continue this "
             f"one, or delete {save_folder} to start this folder over."
         )
+    return warnings
 
 
 def _recorded_inputs(path):

@@ -350,16 +350,19 @@ def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=T
     class count is none of their keys), and a second run of them repeated their warnings.
     """
     describe_environment_once()
+    warnings = []
     if sb.utils.distributed.if_main_process():
         lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
         if check_resume:
-            refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
+            warnings = refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
             record_resume_inputs(hparams)  # what a later resume must find unchanged
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file if save_yaml else None,
         overrides=overrides,
     )
+    for warning in warnings:  # now that the run's log is set up: on the console and in log.txt
+        logger.warning(warning)
     if recipe_file and sb.utils.distributed.if_main_process():
         shutil.copy(recipe_file, os.path.join(hparams["output_folder"], os.path.basename(recipe_file)))
 

@@ -459,25 +459,21 @@ def test_a_rerun_with_another_checkpoint_key_is_refused(tmp_path):
         refuse_changed_resume({**hparams, "checkpoint_key": "loss"})
 
 
-def test_a_new_lr_on_a_resume_is_said_not_to_apply(tmp_path, caplog):
+def test_a_new_lr_on_a_resume_is_said_not_to_apply(tmp_path):
     """SpeechBrain's checkpointer brings the optimiser's state back, its lr with it: a resume
     given another --lr trains on with the old (annealed) one. It is allowed, and a warning
     says that the new lr is not applied; the same lr, or no checkpoint yet, says nothing."""
     hparams = _resume_hparams(tmp_path, lr=0.5)
     (tmp_path / "run" / SAVED_HPARAMS).write_text("lr: 0.001\nnumber_of_epochs: 3\n")
-    with caplog.at_level("WARNING", logger="recipes.core.run_guard"):
-        refuse_changed_resume(hparams)  # no checkpoint yet: a fresh start, the new lr applies
-        assert not caplog.records
-        _checkpoint(tmp_path / "run" / "save" / "CKPT+a", 1, 1)
-        refuse_changed_resume({**hparams, "lr": 0.001})
-        assert not caplog.records
-        refuse_changed_resume(hparams)
-    (record,) = caplog.records
-    assert "lr = 0.001 at the last start" in record.getMessage()
-    assert "--lr 0.5 is not applied" in record.getMessage()
+    assert refuse_changed_resume(hparams) == []  # no checkpoint yet: a fresh start, the new lr applies
+    _checkpoint(tmp_path / "run" / "save" / "CKPT+a", 1, 1)
+    assert refuse_changed_resume({**hparams, "lr": 0.001}) == []
+    (warning,) = refuse_changed_resume(hparams)
+    assert "lr = 0.001 at the last start" in warning
+    assert "--lr 0.5 is not applied" in warning
 
 
-def test_a_new_lr_over_only_incomplete_checkpoints_is_applied_and_no_warning_says_otherwise(tmp_path, caplog):
+def test_a_new_lr_over_only_incomplete_checkpoints_is_applied_and_no_warning_says_otherwise(tmp_path):
     """The only checkpoint lacks optimizer.ckpt (a run killed while saving it): the build sets it
     aside and the run starts afresh, with the new lr. No warning may say that the lr is not
     applied; with the optimizer's file there, it is said."""
@@ -486,13 +482,10 @@ def test_a_new_lr_over_only_incomplete_checkpoints_is_applied_and_no_warning_say
     (tmp_path / "run" / SAVED_HPARAMS).write_text("lr: 0.001\nnumber_of_epochs: 3\n")
     hparams["checkpointer"] = Checkpointer(str(save), recoverables={"psi": torch.nn.Linear(1, 1)})
     _checkpoint(save / "CKPT+a", 1, 2, names=("psi", "brain"))
-    with caplog.at_level("WARNING", logger="recipes.core.run_guard"):
-        refuse_changed_resume(hparams)
-        assert not caplog.records
-        torch.save({"w": torch.zeros(4)}, save / "CKPT+a" / "optimizer.ckpt")
-        refuse_changed_resume(hparams)
-    (record,) = caplog.records
-    assert "--lr 0.01 is not applied" in record.getMessage()
+    assert refuse_changed_resume(hparams) == []
+    torch.save({"w": torch.zeros(4)}, save / "CKPT+a" / "optimizer.ckpt")
+    (warning,) = refuse_changed_resume(hparams)
+    assert "--lr 0.01 is not applied" in warning
 
 
 def test_a_changed_input_is_named_as_another_file_or_the_same_file_changed(tmp_path):

@@ -166,7 +166,7 @@ def test_the_resume_checks_run_once_per_start(tmp_path, tiny_synthetic, monkeypa
     from recipes.core import startup
 
     calls = []
-    monkeypatch.setattr(startup, "refuse_changed_resume", lambda hparams: calls.append("refuse"))
+    monkeypatch.setattr(startup, "refuse_changed_resume", lambda hparams: calls.append("refuse") or [])
     monkeypatch.setattr(startup, "record_resume_inputs", lambda hparams: calls.append("record"))
     argv = [str(REPO_ROOT / "hparams" / "piq.yaml"), "--output_folder", str(tmp_path / "run"),
             "--data_folder", str(tiny_synthetic), "--emb_dim", "8", "--lin_neurons", "8", "--K", "30"]  # fmt: skip
