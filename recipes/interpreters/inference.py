@@ -94,6 +94,8 @@ SIZE_KEYS = (
     "mask_completion",  # grown over the above-floor regions it touches (pipeline.complete_mask)
     "mask_tail",  # a decoder's mask past its last frame (pipeline.match_frames)
     "psi_decoder",  # the ViT / FocalNet PIQ decoder (models.PIQ.TRANSFORMER_DECODERS)
+    "use_adapter",  # PIQ's and L-MAC's psi: a residual adapter first (its weights in psi)
+    "adapter_reduce_dim",  # PIQ's adapter: quantize at half the grid (its down / up layers)
 )
 #: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.
 FIXED = {"use_pretrained": False, "add_wham_noise": False, "use_tensorboard": False}

@@ -710,3 +710,23 @@ def test_per_clip_csv_and_by_class_agree_with_the_means(evaluations, name):
     for label in classes:
         assert f"| {label} | {saved['by_class'][label]['n']} |" in table
         assert f"<tr><td>{label}</td><td>{saved['by_class'][label]['n']}</td>" in page
+
+
+def test_the_psi_architecture_comes_from_the_trained_run(tiny_pretrained, tmp_path):
+    """Found by a new-user read: the demo trains PIQ with `--adapter_reduce_dim False` (piq.yaml:
+    True), and `eval.py hparams/piq.yaml` without that flag built the other psi and refused the
+    weights ("Missing key(s) ... down.weight"). Like the sizes, psi's adapter settings are taken
+    from the run; a contradicting value is still refused."""
+    from conftest import piq_argv
+
+    from recipes import train_piq
+
+    argv = piq_argv(tiny_pretrained)
+    run = tmp_path / "piq"
+    train_piq.main(argv + ["--adapter_reduce_dim", "False", "--output_folder", str(run)])
+    trained = {"folder": run, "argv": argv}  # the command line without the flag
+    result = eval_recipe.main(eval_argv(trained, tmp_path / "eval", "--baselines", "none", "--n_bootstrap", "10"))
+    assert "PIQ" in result["methods"] and result["n_clips"] == 3
+    assert "adapter_reduce_dim: false" in (tmp_path / "eval" / "hyperparams.yaml").read_text().lower()
+    with pytest.raises(ValueError, match="adapter_reduce_dim"):
+        eval_recipe.main(eval_argv(trained, tmp_path / "eval2", "--adapter_reduce_dim", "True"))
