@@ -503,10 +503,16 @@ class StageStats:
             return values, scalars
         everyone = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(everyone, (values, scalars))
-        values = {name: torch.cat([part[0][name] for part in everyone if name in part[0]]) for name in values}
+        # the names of every process: one given no batch (fewer batches than processes) has none
+        names = dict.fromkeys(name for part in everyone for name in part[0])
+        values = {name: torch.cat([part[0][name] for part in everyone if name in part[0]]) for name in names}
+        scalar_names = dict.fromkeys(name for part in everyone for name in part[1])
         scalars = {
-            name: (sum(part[1][name][0] for part in everyone), sum(part[1][name][1] for part in everyone))
-            for name in scalars
+            name: (
+                sum(part[1].get(name, (0.0, 0))[0] for part in everyone),
+                sum(part[1].get(name, (0.0, 0))[1] for part in everyone),
+            )
+            for name in scalar_names
         }
         return values, scalars
 

@@ -101,3 +101,31 @@ def test_si_sdr_from_torchmetrics_agrees_with_the_hand_written_definition(scale,
     got = metrics.si_sdr(torch.from_numpy(estimate).float(), torch.from_numpy(reference).float())
     assert np.allclose(got.numpy(), expected, atol=1e-4)
     assert 4.0 < expected.mean() - 20 * np.log10(abs(scale) / 0.7) < 6.0  # 0.7^2 / 0.4^2: about 4.9 dB
+
+
+def test_a_process_given_no_batch_still_summarises_every_process_values(monkeypatch):
+    """Found by a new-user read: `torchrun --nproc_per_node=2 recipes/eval.py` on a test set of
+    one batch gave process 1 no batch; its StageStats knew no metric name, its summary was {}
+    and the evaluation crashed (KeyError 'fid_in'). The gather is torch.distributed's
+    all_gather_object with 2 processes, stood in for by a function that hands back this
+    process's part and the other one's: values 1, 2, 3 (mean 2) and a batch scalar 0.5 over 3
+    clips, seen from the process that has none, and from the one that has them."""
+    other = ({"fid_in": torch.tensor([1.0, 2.0, 3.0])}, {"loss": (1.5, 3)})
+
+    def gather_as_rank(rank):
+        def all_gather_object(everyone, mine):
+            everyone[rank], everyone[1 - rank] = mine, other
+        return all_gather_object
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    for rank in (0, 1):
+        monkeypatch.setattr(torch.distributed, "all_gather_object", gather_as_rank(rank))
+        empty = metrics.StageStats()
+        assert empty.summary() == {"loss": 0.5, "fid_in": 2.0}
+    # a process with values of its own: both parts, one metric each process lacks
+    monkeypatch.setattr(torch.distributed, "all_gather_object", gather_as_rank(0))
+    stats = metrics.StageStats()
+    stats.add_values({"fid_in": torch.tensor([5.0]), "ff": torch.tensor([1.0])})
+    stats.add_scalar("loss", 2.5, 1)
+    assert stats.summary() == {"loss": (1.5 + 2.5) / 4, "fid_in": 11.0 / 4, "ff": 1.0}
