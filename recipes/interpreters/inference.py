@@ -523,23 +523,27 @@ def trained_settings(path):
     ---------
     path : str or Path
         A training run's output folder (read: its `inference/hyperparams.yaml`,
-        else the resolved `hyperparams.yaml` SpeechBrain wrote there), an
-        inference folder, or a file in one of them (`psi_model.ckpt`).
+        and for a key that yaml lacks, the resolved `hyperparams.yaml` SpeechBrain
+        wrote there: an inference folder exported before the key joined
+        SIZE_KEYS), an inference folder, or a file in one of them (`psi_model.ckpt`).
 
     Returns
     -------
     settings : dict
         {key: value}; empty when the folder holds no such yaml.
     where : str or None
-        The yaml read.
+        The first yaml read.
     """
     path = os.fspath(path)
     folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    settings, where = {}, None
     for candidate in (os.path.join(folder, INFERENCE_FOLDER, HPARAMS_FILE), os.path.join(folder, HPARAMS_FILE)):
         if os.path.isfile(candidate):
             with open(candidate, encoding="utf-8") as fin:
-                return _settings_of(fin.read()), candidate
-    return {}, None
+                for key, value in _settings_of(fin.read()).items():
+                    settings.setdefault(key, value)
+            where = where or candidate
+    return settings, where
 
 
 def same_setting(given, trained):

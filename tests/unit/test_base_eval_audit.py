@@ -527,6 +527,20 @@ def test_omitted_trained_settings_are_added_and_given_ones_kept(tmp_path):
     assert argv[:3] == [yaml, "--K", "30.0"] and sorted(argv[3:]) == ["--n_fft=512", "--signal_length_s=1"]
 
 
+def test_a_key_an_older_inference_folder_lacks_comes_from_the_run(tmp_path):
+    """An inference folder exported before a key joined SIZE_KEYS (adapter_reduce_dim, found by
+    a new-user read) lacks it: it is taken from the run's own hyperparams.yaml; a key both
+    hold is the inference folder's."""
+    from recipes.interpreters.inference import trained_settings
+
+    folder = fake_run(tmp_path, "K: 99\nadapter_reduce_dim: false\nuse_adapter: true\n")
+    (folder / "inference").mkdir()
+    (folder / "inference" / "hyperparams.yaml").write_text("K: 30\nsignal_length_s: 1\n")
+    settings, where = trained_settings(folder)
+    assert settings == {"K": 30, "signal_length_s": 1, "adapter_reduce_dim": False, "use_adapter": True}
+    assert where == str(folder / "inference" / "hyperparams.yaml")
+
+
 def test_a_contradicting_setting_is_refused_unless_overridden_then_said(tmp_path, caplog):
     folder = fake_run(tmp_path)
     yaml = recipe_yaml(tmp_path)
