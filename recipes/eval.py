@@ -130,6 +130,7 @@ Authors
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -144,6 +145,7 @@ from recipes.core.run_guard import (
     changed_input,
     changed_input_message,
     check_writable_folder,
+    saved_settings,
 )
 from recipes.core.startup import given_flags, prepare_run, top_level_scalars
 from recipes.evaluation.baselines import parse_baselines
@@ -327,6 +329,43 @@ def take_trained_settings(recipe_argv, folder, override=()):
     return recipe_argv + [f"--{key}={trained[key]}" for key in added]
 
 
+#: The files an interpreter was trained on, by the keys that name them (the classifier's come in
+#: a group: a folder and its two files): taken from its run when the command line gives none of
+#: a group, not left to the yaml's default (another run's, e.g. results/classifier_conv2d/1234).
+TRAINED_INPUT_GROUPS = (("classifier_folder", "embedding_model_path", "classifier_model_path"), ("nmf_decoder_path",))
+
+
+def take_trained_inputs(recipe_argv, folder):
+    """recipe_argv with the classifier (and L2I's dictionary) the interpreter was trained on.
+
+    Read from the run's `hyperparams.yaml` (as SpeechBrain resolved it), for each group of
+    `TRAINED_INPUT_GROUPS` the command line leaves out entirely and the recipe yaml has; a
+    given one is kept (a classifier moved since: `eval.py` still checks its bytes).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = Path(run, "hyperparams.yaml").write_text(
+    ...         "classifier_folder: /c\\nembedding_model_path: /c/e.ckpt\\nclassifier_model_path: /c/k.ckpt\\n")
+    ...     take_trained_inputs(["hparams/piq.yaml", "--K", "30"], run)[3:]
+    ['--classifier_folder=/c', '--embedding_model_path=/c/e.ckpt', '--classifier_model_path=/c/k.ckpt']
+    """
+    saved = saved_settings(os.path.join(folder, "hyperparams.yaml"))
+    given = given_flags(recipe_argv[1:])
+    with open(recipe_argv[0], encoding="utf-8") as fin:
+        yaml_keys = {line.split(":", 1)[0] for line in fin if re.match(r"^[A-Za-z_]\w*:", line)}
+    added = []
+    for group in TRAINED_INPUT_GROUPS:
+        if not any(key in given for key in group):
+            added += [key for key in group if key in yaml_keys and isinstance(saved.get(key), str) and saved[key]]
+    if added:
+        logger.info(
+            "Taken from the interpreter's run (%s): %s.", folder, ", ".join(f"{key} = {saved[key]}" for key in added)
+        )
+    return recipe_argv + [f"--{key}={saved[key]}" for key in added]
+
+
 def check_speech_files(folder):
     """The files of --speech_folder (`speech_files`), each checked before any set-up (header only).
 
@@ -376,6 +415,7 @@ def main(argv=None):
     folder = interpreter_folder(args.pretrained_interpreter)
     override = [key.strip() for key in args.override_trained.split(",") if key.strip()]
     recipe_argv = take_trained_settings(recipe_argv, folder, override)
+    recipe_argv = take_trained_inputs(recipe_argv, folder)
     if args.overlap_type == "speech":
         check_speech_files(args.speech_folder)  # fail before any set-up when the speech is missing
     single = args.single_sample is not None

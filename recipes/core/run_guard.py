@@ -284,7 +284,7 @@ def quarantine_incomplete_checkpoints(checkpointer, later_names=()):
     return moved
 
 
-def _saved_settings(path):
+def saved_settings(path):
     """{key: value} of the plain (untagged) top-level values of a saved hyperparams.yaml; {} when unreadable."""
     try:
         with open(path, encoding="utf-8") as fin:
@@ -398,7 +398,7 @@ def refuse_changed_resume(hparams):
         return warnings
     if not any(name.startswith(CKPT_PREFIX) for name in os.listdir(save_folder)):
         return warnings  # nothing to resume from
-    saved = _saved_settings(os.path.join(hparams["output_folder"], SAVED_HPARAMS))
+    saved = saved_settings(os.path.join(hparams["output_folder"], SAVED_HPARAMS))
     recorded = _recorded_inputs(os.path.join(hparams["output_folder"], RESUME_RECORD))
     for key in RESUME_KEYS:
         if key not in saved or key not in hparams or hparams[key] is None:
@@ -481,7 +481,7 @@ def changed_input_message(hparams, run_folder, key, path):
     True
     """
     flag = INPUT_FLAGS.get(key, key)
-    before = _saved_settings(os.path.join(run_folder, SAVED_HPARAMS)).get(flag)
+    before = saved_settings(os.path.join(run_folder, SAVED_HPARAMS)).get(flag)
     now = hparams.get(flag)
     if before is not None and now is not None and str(before) != str(now):
         where = "the folder that classifier is in now" if flag == "classifier_folder" else "where that file is now"

@@ -730,3 +730,23 @@ def test_the_psi_architecture_comes_from_the_trained_run(tiny_pretrained, tmp_pa
     assert "adapter_reduce_dim: false" in (tmp_path / "eval" / "hyperparams.yaml").read_text().lower()
     with pytest.raises(ValueError, match="adapter_reduce_dim"):
         eval_recipe.main(eval_argv(trained, tmp_path / "eval2", "--adapter_reduce_dim", "True"))
+
+
+def test_the_classifier_and_dictionary_come_from_the_trained_run(tiny_l2i, tmp_path, caplog):
+    """Found by a new-user read: `eval.py hparams/l2i_conv2d.yaml --pretrained_interpreter RUN`
+    without --classifier_folder and --nmf_decoder_path read the yaml's defaults
+    (results/classifier_conv2d/1234, results/nmf/1234: another run's, or nothing). They are
+    taken from the run the interpreter was trained in; the figures are those of the command
+    that gives them."""
+    argv = list(tiny_l2i["argv"])
+    for flag in ("--classifier_folder", "--nmf_decoder_path"):
+        at = argv.index(flag)
+        del argv[at : at + 2]
+    with caplog.at_level("INFO", logger="recipes.eval"):
+        result = eval_recipe.main(eval_argv({**tiny_l2i, "argv": argv}, tmp_path / "bare", "--baselines", "none"))
+    assert any("Taken from the interpreter's run" in r.getMessage() for r in caplog.records)
+    given = eval_recipe.main(eval_argv(tiny_l2i, tmp_path / "given", "--baselines", "none"))
+    assert result["methods"] == given["methods"]
+    saved = (tmp_path / "bare" / "hyperparams.yaml").read_text()
+    trained_folder = str(tiny_l2i["argv"][tiny_l2i["argv"].index("--classifier_folder") + 1])
+    assert f"classifier_folder: {trained_folder}" in saved
