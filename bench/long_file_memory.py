@@ -59,7 +59,11 @@ def parse_arguments(argv=None):
     parser.add_argument("--classifier_folder", help="its classifier's folder (with --run)")
     parser.add_argument("--window_s", type=float, default=3.0, help="signal_length_s of the tiny interpreter")
     parser.add_argument("--batch_size", type=int, default=16, help="windows per batch (eval's --batch_size)")
-    parser.add_argument("--workdir", help="where to write (default: a temporary folder, removed)")
+    parser.add_argument(
+        "--workdir",
+        help="where the temporary files go (made if missing; the files are removed at the end; "
+        "default: the system's temporary folder)",
+    )
     return parser.parse_args(argv)
 
 
@@ -104,6 +108,8 @@ def write_long_file(path, minutes, piece_s=60):
 
 def main(argv=None):
     args = parse_arguments(argv)
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)  # a folder to make, not only one that exists
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)
         if args.run:

@@ -751,8 +751,10 @@ def test_long_file_main_peak_figure(tmp_path, monkeypatch, capsys):
     fake, calls = _probe("log\nPEAK_RSS_KB 1572864 STATUS 0\n")
     monkeypatch.setattr(subprocess, "run", fake)
     long_file_memory.main(
-        ["--minutes", "0.2", "--run", str(tmp_path / "run"), "--classifier_folder", "cls", "--workdir", str(tmp_path)]
+        ["--minutes", "0.2", "--run", str(tmp_path / "run"), "--classifier_folder", "cls",
+         "--workdir", str(tmp_path / "made" / "here")]  # fmt: skip
     )
+    assert (tmp_path / "made" / "here").is_dir()  # --workdir is made (it had to exist before)
     out = capsys.readouterr().out
     assert "0.2 min of 48 kHz stereo (2 MiB on disk)" in out
     assert "batch 16: peak RSS 1.50 GiB = 1.61 GB (target < 1.5 GB)" in out
