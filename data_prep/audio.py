@@ -122,6 +122,7 @@ class _FrameReader:
         self.audio = audio
         self.start = 0  # the first frame of `kept`
         self.kept = torch.zeros(0, audio.channels)  # (T, C), the frames from `start` on read so far
+        self.ends_at = None  # the frame where the file ended before its header's count, if it did
 
     def read(self, first, last):
         """Frames [first, last) (fewer where the file ends), (T, C) float32; `first` never goes back."""
@@ -139,6 +140,8 @@ class _FrameReader:
         if last > end:
             more = self.audio.read(frames=last - end, dtype="float32", always_2d=True)
             self.kept = torch.cat([self.kept, torch.from_numpy(more)])
+            if len(more) < min(last, self.audio.frames) - end:  # a truncated file: its header claims more
+                self.ends_at = end + len(more)
         self.kept = self.kept[first - self.start :]
         self.start = first
         return self.kept[: last - first]
@@ -261,6 +264,10 @@ def read_audio_pieces(path, sample_rate, piece_samples, warnings=None):
     torch.Tensor
         (piece_samples,) float32 pieces.
 
+    A file that ends before its header says (a truncated mp3) is read as far as
+    it goes, with a warning (logged, and appended to `warnings`); one whose
+    decoding fails part-way (a damaged flac) is a ValueError naming it.
+
     Raises
     ------
     AUDIO_READ_ERRORS, ValueError
@@ -271,8 +278,26 @@ def read_audio_pieces(path, sample_rate, piece_samples, warnings=None):
         total = samples_at(audio.frames, audio.samplerate, sample_rate)
         reader = _FrameReader(audio)
         for start in range(0, total, piece_samples):
-            sig, bad, count = _read_span(reader, sample_rate, start, min(total, start + piece_samples))
+            try:
+                sig, bad, count = _read_span(reader, sample_rate, start, min(total, start + piece_samples))
+            except AUDIO_READ_ERRORS as error:
+                raise ValueError(
+                    f"{path} cannot be decoded past {start / sample_rate:.2f} s ({error}): the file is "
+                    "damaged; write it again from its source."
+                ) from None
             n_nonfinite, n_values = n_nonfinite + bad, n_values + count
+            if reader.ends_at is not None:  # what the file holds ends in this piece
+                kept = samples_at(reader.ends_at, audio.samplerate, sample_rate) - start
+                if kept > 0:
+                    yield sig[:kept]
+                message = (
+                    f"{path} ends at {reader.ends_at / audio.samplerate:.2f} s, though its header says "
+                    f"{audio.frames / audio.samplerate:.2f} s (a truncated file?): what it holds is read."
+                )
+                logger.warning(message)
+                if warnings is not None:
+                    warnings.append(message)
+                break
             yield sig
     _check_finite(path, n_nonfinite, n_values, warnings)
 

@@ -280,7 +280,10 @@ def _explain_windows(brain, path, n_samples, sample_rate, folder, batch_size):
             done_frames += take
             del windows, outputs
             release_freed_memory()  # what this batch freed: the process stays at one batch's size
+        if not probs:  # a header and nothing after it
+            raise ValueError(f"{SINGLE_SAMPLE}{path} holds no sample past its header: give an audio file.")
         probs, heard = torch.cat(probs), torch.cat(heard)  # (W, N), (W,)
+        n_windows = len(heard)  # what the file holds: fewer than its header says when it is truncated
         weights = heard.to(probs) if heard.any() else torch.ones(len(heard))
         file_probs = (weights[:, None] * probs).sum(dim=0) / weights.sum()  # (N,), silent windows left out
         c = int(file_probs.argmax())

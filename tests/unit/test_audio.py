@@ -97,3 +97,32 @@ def test_peak_normalise_scales_each_signal_by_its_own_peak():
 
     sig = torch.tensor([[0.5, -0.25], [0.0, 2.0], [0.0, 0.0]])
     assert peak_normalise(sig).tolist() == [[1.0, -0.5], [0.0, 1.0], [0.0, 0.0]]
+
+
+def test_pieces_of_a_truncated_file_stop_where_it_ends_and_a_damaged_one_is_named(tmp_path, caplog):
+    """Found by a new-user probe: an mp3 cut to its first third still claims its whole length
+    in its header (soundfile's frames: 6 s), and `read_audio_pieces` yielded empty pieces past
+    the real end (an empty batch crashed `eval.py --window` in the STFT). The pieces now stop
+    where the file ends, equal to what `read_audio` reads of it, with a warning naming the two
+    lengths; a flac cut mid-stream, whose decoding fails, is a ValueError naming the file."""
+    rng = np.random.default_rng(0)
+    whole = write(tmp_path / "whole.mp3", 0.3 * rng.standard_normal(6 * RATE), RATE, format="MP3")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 3])
+    assert sf.info(str(cut)).frames == 6 * RATE  # the header still says 6 s
+    warnings = []
+    with caplog.at_level(logging.WARNING, logger=audio.__name__):
+        pieces = list(read_audio_pieces(cut, RATE, RATE, warnings))
+    held = read_audio(cut, RATE)  # what the file holds, read whole
+    assert 0 < len(held) < 3 * RATE and all(len(piece) for piece in pieces)
+    assert torch.allclose(torch.cat(pieces), held, atol=1e-6)  # mpg123 decodes in chunks to 1 ulp
+    (warning,) = warnings
+    assert warning.startswith(f"{cut} ends at {len(held) / RATE:.2f} s, though its header says 6.00 s")
+    assert warning in caplog.text
+
+    flac = write(tmp_path / "whole.flac", 0.3 * rng.standard_normal(2 * 96000), 96000)
+    damaged = tmp_path / "damaged.flac"
+    damaged.write_bytes(flac.read_bytes()[:20000])
+    with pytest.raises(ValueError, match=r"damaged.flac cannot be decoded past 0.00 s \(.*\): the file is damaged"):
+        list(read_audio_pieces(damaged, RATE, RATE))

@@ -287,3 +287,24 @@ def test_the_start_of_a_file_is_explained_peak_normalised_and_zero_padded(tmp_pa
     else:
         assert len(result["warnings"]) == 1
         assert result["warnings"][0].startswith(f"{path} is 1.5 s long but the classifier takes signal_length_s = 1 s")
+
+
+def test_window_run_of_a_truncated_file_explains_what_it_holds(tmp_path, plotted):
+    """Found by a new-user probe: an mp3 cut to its first third (its header still says 6 s)
+    crashed `eval.py --window` (an empty batch reached the STFT). Its windows are those of what
+    it holds (ceil(held / 1 s)), the wav as long as that, the title counts them, and the
+    warning of the reader is among the result's."""
+    rate = 16000
+    rng = np.random.default_rng(1)
+    whole = tmp_path / "whole.mp3"
+    sf.write(str(whole), (0.3 * rng.standard_normal(6 * rate)).astype(np.float32), rate, format="MP3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    held = len(sf.read(str(cut))[0])
+    hparams = {"sample_rate": rate, "signal_length_s": 1.0, "batch_size": 2}
+    result = explain_single_sample(HandMadeInterpreter(), hparams, str(cut), str(tmp_path / "out"), window=True)
+    n_windows = -(-held // rate)
+    assert 1 <= n_windows < 6 and len(result["windows"]) == n_windows
+    assert sf.info(result["files"]["original"]).frames == held
+    assert any("ends at" in warning and "header says 6.00 s" in warning for warning in result["warnings"])
+    assert f"mean of {n_windows} windows of 1 s" in plotted[0][3]
