@@ -97,6 +97,9 @@ SIZE_KEYS = (
     "use_adapter",  # PIQ's and L-MAC's psi: a residual adapter first (its weights in psi)
     "adapter_reduce_dim",  # PIQ's adapter: quantize at half the grid (its down / up layers)
 )
+#: The most channels a recording is taken to have: a (B, T) batch of at most this many samples
+#: per clip, and more clips than samples, is soundfile's (frames, channels) of one recording.
+MAX_CHANNELS = 8
 #: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.
 FIXED = {"use_pretrained": False, "add_wham_noise": False, "use_tensorboard": False}
 
@@ -956,13 +959,15 @@ class AudioInterpreter(Pretrained):
             raise FileNotFoundError(f"{path} does not exist (or is not a file): give an audio file.")
         return read_user_file(path, self.sample_rate, n_samples=n_samples, warnings=warnings)  # eval's reader
 
-    def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None):
+    def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None, longer=None):
         """Clips as the classifier was trained on: (B, n_samples), and warnings.
 
         Arguments
         ---------
         wavs : torch.Tensor
-            (T,), (B, T) or (B, T, C) (channels averaged).
+            (T,), (B, T) or (B, T, C) (channels averaged). A (B, T) of more rows than
+            samples, at most MAX_CHANNELS samples each, is refused: it reads as
+            soundfile's (frames, channels) layout of one recording.
         wav_lens : torch.Tensor, optional
             (B,) relative lengths in [0, 1] (SpeechBrain's convention); the rest
             of each row is padding.
@@ -970,6 +975,9 @@ class AudioInterpreter(Pretrained):
             The rate of `wavs` when it is not the interpreter's.
         names : list of str, optional
             How the warnings name the clips (default "clip <i>").
+        longer : list of bool, optional
+            Whether each clip is the start of a longer recording (a silent one is then
+            "the first ... s of" it, not the recording).
 
         Returns
         -------
@@ -986,6 +994,12 @@ class AudioInterpreter(Pretrained):
             wavs = wavs.mean(dim=-1)  # (B, T, C) -> (B, T)
         elif wavs.dim() != 2:
             raise ValueError(f"wavs of shape {tuple(wavs.shape)}: give (T,), (B, T) or (B, T, C).")
+        elif wavs.shape[0] > wavs.shape[1] and wavs.shape[1] <= MAX_CHANNELS:
+            raise ValueError(
+                f"wavs of shape {tuple(wavs.shape)}: {wavs.shape[0]} clips of {wavs.shape[1]} samples each, "
+                "which reads as soundfile's (frames, channels) layout of one recording. Give it as "
+                "(1, T, C) (x[None]) or downmixed to (T,) (x.mean(axis=1))."
+            )
         wavs = wavs.to(self.device)
         if sample_rate is not None and sample_rate != self.sample_rate:
             wavs = torchaudio.functional.resample(wavs, sample_rate, self.sample_rate)
@@ -1001,10 +1015,12 @@ class AudioInterpreter(Pretrained):
             self._crop_warning(names[i], lengths[i].item())
             for i in (lengths > self.n_samples).nonzero().flatten().tolist()
         ]
+        clip_s = self.n_samples / self.sample_rate
         for i in (clips.abs().amax(dim=1) <= EPS).nonzero().flatten().tolist():
+            what = f"the first {clip_s:g} s of {names[i]} are silent" if longer and longer[i] else f"{names[i]} is silent"
             warnings.append(
-                f"{names[i]} is silent (every sample is 0): the prediction is the classifier's "
-                "answer to silence, not to a sound."
+                f"{what} (every sample is 0): the prediction is the classifier's answer to silence, "
+                "not to a sound."
             )
         for warning in warnings:
             logger.warning(warning)
@@ -1088,7 +1104,7 @@ class AudioInterpreter(Pretrained):
         if length > self.n_samples:
             warnings.append(self._crop_warning(path, length))
             logger.warning(warnings[-1])
-        clips, clip_warnings = self.prepare_batch(sig, names=[path])
+        clips, clip_warnings = self.prepare_batch(sig, names=[path], longer=[length > self.n_samples])
         warnings += clip_warnings
         components = None
         if hasattr(self.brain, "component_audio"):  # L2I: the audio of each relevant component

@@ -83,6 +83,35 @@ def test_warnings_name_the_silent_clip_only(piq):
     ]
 
 
+def test_a_silent_start_of_a_longer_recording_is_named_as_such(piq, tmp_path):
+    """Found by a new-user probe: a file whose first second (the part explained) is silent, its
+    sound later, was called silent ("every sample is 0"), as `eval.py --single_sample` does not:
+    it is "the first 1 s of" the file. A silent file of the clip's length is still silent."""
+    late = np.zeros(2 * N_SAMPLES, dtype=np.float32)
+    late[N_SAMPLES + 100 :] = 0.5
+    sf.write(str(tmp_path / "late.wav"), late, N_SAMPLES)
+    sf.write(str(tmp_path / "quiet.wav"), np.zeros(N_SAMPLES, dtype=np.float32), N_SAMPLES)
+    warnings = piq.interpret_file(tmp_path / "late.wav")["warnings"]
+    assert warnings[-1].startswith(f"the first 1 s of {tmp_path / 'late.wav'} are silent (every sample is 0)")
+    assert piq.interpret_file(tmp_path / "quiet.wav")["warnings"] == [
+        f"{tmp_path / 'quiet.wav'} is silent (every sample is 0): the prediction is the classifier's answer "
+        "to silence, not to a sound."
+    ]
+
+
+def test_soundfiles_frames_by_channels_layout_is_refused_not_read_as_a_batch(piq):
+    """Found by a new-user probe: `x, sr = sf.read(stereo)` gives (T, 2); interpret_batch took it
+    as T clips of 2 samples each (a silence warning per clip, no error). Refused, naming the
+    layout and both fixes; (1, T, 2) and (T,) are explained, and a real batch of more samples
+    than clips is one."""
+    x = noise(2, 300).T.contiguous()  # (300, 2): soundfile's layout of a 300-frame stereo file
+    with pytest.raises(ValueError, match=r"wavs of shape \(300, 2\): 300 clips of 2 samples each, which reads as soundfile's \(frames, channels\)"):
+        piq.interpret_batch(x)
+    assert piq.interpret_batch(x[None])["class_index"].shape == (1,)
+    assert piq.interpret_batch(x.mean(dim=1))["class_index"].shape == (1,)
+    assert piq.interpret_batch(noise(3, 9))["class_index"].shape == (3,)
+
+
 def test_a_longer_clip_is_cropped_with_a_warning(piq):
     """Guards the crop warning of `prepare_batch`: 1.5 s is cropped to its first second, and said."""
     wavs = noise(2, 24000)
