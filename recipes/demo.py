@@ -52,16 +52,18 @@ import sys
 import time
 from pathlib import Path
 
+import soundfile as sf
 import yaml
 from speechbrain.utils.logger import get_logger
 
 from data_prep.esc50_prepare import clip_duration, read_esc50_csv
 from data_prep.files import file_sha256, write_json, write_text
 from data_prep.interference import OVERLAP_TYPES
-from data_prep.synthetic_prepare import create_synthetic_dataset
+from data_prep.synthetic_prepare import create_synthetic_dataset, read_source_paths
 from recipes import eval as eval_recipe
 from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
 from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS, n_stft_frames
+from recipes.core.startup import top_level_scalars
 from recipes.reporting.agreement import agreement_line, agreement_markdown
 from recipes.reporting.html_report import load_evaluation, write_report
 from recipes.reporting.tables import (
@@ -197,6 +199,7 @@ def use_data_folder(config, data_folder):
             "--targets DIR --backgrounds DIR --out FOLDER` (or `python data_prep/fetch_debian_sounds.py "
             "--out DIR --build`, FOLDER = DIR/dataset)."
         )
+    refuse_another_sample_rate(config, folder, data_folder)
     title = config.get("title") or f"The demo's chain on {folder}: L2I, PIQ and L-MAC against its exact sources"
     config = {**config, "data_folder": folder, "title": title}
     length = dataset_clip_length_s(folder)
@@ -222,6 +225,23 @@ def use_data_folder(config, data_folder):
         config["common"] = {**config["common"], "signal_length_s": length}
         config["dataset"] = {**config["dataset"], "duration_s": length}
     return config
+
+
+def refuse_another_sample_rate(config, folder, data_folder):
+    """A ValueError, before any stage, when the dataset's sources are at another rate than the
+    stages' yamls (`sample_rate`, 16 kHz): the classifier's source augmentation mixes them at
+    its own rate and refused them only in its stage, with a flag the demo does not take."""
+    stages = config["stages"]
+    rate = top_level_scalars(os.path.join(REPO_ROOT, stages["classifier"]["hparams"])).get("sample_rate")
+    rate = int((stages["classifier"].get("overrides") or {}).get("sample_rate", rate))
+    rates = {sf.info(path).samplerate for pair in read_source_paths(folder).values() for path in pair}
+    if rates - {rate}:
+        raise ValueError(
+            f"--data_folder {data_folder}: its sources are at {sorted(rates)} Hz, and the demo's "
+            f"recipes run at {rate} Hz (their yamls' sample_rate), mixing the sources at that rate: "
+            f"build the dataset at {rate} Hz (python data_prep/collection_prepare.py ... "
+            f"--sample-rate {rate})."
+        )
 
 
 def dataset_clip_length_s(folder):

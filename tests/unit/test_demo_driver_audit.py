@@ -629,3 +629,17 @@ def test_the_training_stages_resume_and_the_others_do_not(tmp_path):
     """D-resume: which stages write the started record (the ones whose recipes resume)."""
     stages, _ = demo.build_stages(SMOKE, str(tmp_path))
     assert {stage.name for stage in stages if stage.resumes} == {"classifier", "nmf", "l2i", "piq", "lmac"}
+
+
+def test_a_dataset_at_another_sample_rate_is_refused_before_any_stage(tmp_path):
+    """Found by a new-user probe: a collection built at 8 kHz passed the demo's checks, and its
+    classifier stage then refused the sources, telling the user to "set --sample_rate", a flag
+    the demo does not take. Refused up front, naming both rates and the command that fixes it;
+    the same set at 16 kHz is taken."""
+    from data_prep.synthetic_prepare import create_synthetic_dataset
+
+    low = create_synthetic_dataset(tmp_path / "low", classes=3, per_class=5, seed=7, duration_s=1.0, sample_rate=8000)
+    with pytest.raises(ValueError, match=r"its sources are at \[8000\] Hz, and the demo's recipes run at 16000 Hz.*--sample-rate 16000"):
+        demo.use_data_folder(SMOKE, str(low))
+    same = create_synthetic_dataset(tmp_path / "same", classes=3, per_class=5, seed=7, duration_s=1.0)
+    assert demo.use_data_folder(SMOKE, str(same))["data_folder"] == str(same)
