@@ -37,6 +37,9 @@ from speechbrain.utils.logger import get_logger
 logger = get_logger(__name__)
 
 EPS = 1e-10  # the one epsilon: divisions and normalisations (a silent clip stays zeros)
+#: A recording whose |sample| stays below this (-80 dBFS) holds no sound: a dataset leaves it out
+#: (`collection_prepare`), and an explained one peak-normalised from it is said to be its noise.
+SILENT_PEAK = 1e-4
 #: Audio files a dataset may hold (soundfile reads each of them; rows may mix them).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 #: What soundfile raises on a file it cannot read as audio.
@@ -70,6 +73,27 @@ def pad_or_crop(sig, length):
     if sig.shape[-1] >= length:
         return sig[..., :length]
     return torch.nn.functional.pad(sig, (0, length - sig.shape[-1]))
+
+
+def quiet_warning(name, peak):
+    """The sentence about an explained clip whose peak is above 0 but below SILENT_PEAK, or None.
+
+    Peak-normalised as every clip, such a clip reaches the classifier at full scale: what
+    is explained is its noise (dither, a channel cancelled by the downmix), not a sound.
+
+    Example
+    -------
+    >>> quiet_warning("a.wav", 3.05e-5)
+    'a.wav peaks at -90 dBFS, below -80 dBFS: it is scaled to full scale like every clip, so what is explained is its noise, not a sound.'
+    >>> quiet_warning("a.wav", 0.0), quiet_warning("a.wav", 0.5)
+    (None, None)
+    """
+    if not EPS < peak < SILENT_PEAK:
+        return None
+    return (
+        f"{name} peaks at {20 * math.log10(peak):.0f} dBFS, below {20 * math.log10(SILENT_PEAK):.0f} dBFS: "
+        "it is scaled to full scale like every clip, so what is explained is its noise, not a sound."
+    )
 
 
 def peak_normalise(sig):

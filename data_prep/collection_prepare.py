@@ -117,7 +117,7 @@ from typing import NamedTuple
 import numpy as np
 from speechbrain.utils.logger import get_logger
 
-from data_prep.audio import AUDIO_READ_ERRORS, read_audio
+from data_prep.audio import AUDIO_READ_ERRORS, SILENT_PEAK, read_audio
 from data_prep.synthesis import Clip, event_fade, mix_at_snr
 from data_prep.synthetic_prepare import check_output_folder, validate_layout, write_dataset
 
@@ -133,7 +133,6 @@ EVENT_MAX_FRACTION = 0.75  # longest event, as a fraction of the clip
 FRAME_S = 0.01  # frame (and start grid) of the activity analysis, s
 ACTIVE_TOP_SHARE = 0.1  # active level: mean power of the loudest 10 % of frames
 ACTIVE_DROP_DB = 20.0  # a window more than this below the active level is silent
-SILENT_PEAK = 1e-4  # a recording whose |sample| stays below this (-80 dBFS) is silent
 CSV_UNSAFE = ',"\n\r'  # characters a class name cannot hold (esc50.csv is not quoted)
 PROGRESS_EVERY = 50  # a log line every this many clips
 HASH_CHUNK = 1 << 20  # bytes read at a time for the collection's SHA-256

@@ -46,6 +46,7 @@ from data_prep.audio import (
     check_audio_file,
     pad_or_crop,
     peak_normalise,
+    quiet_warning,
     read_audio_pieces,
     read_user_file,
 )
@@ -118,6 +119,9 @@ def single_sample_warnings(path, explained, length, n_samples, sample_rate):
             f"{what} (every sample is 0): the prediction is the classifier's answer to "
             "silence, not to a sound in the file."
         )
+    quiet = quiet_warning(path, float(explained.abs().max()))  # dither alone, scaled to full scale
+    if quiet:
+        warnings.append(quiet)
     return warnings
 
 

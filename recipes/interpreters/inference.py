@@ -58,7 +58,14 @@ from speechbrain.utils.fetching import FetchConfig, LocalStrategy, fetch
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.run_opts import RunOptions
 
-from data_prep.audio import EPS, audio_length, pad_or_crop, peak_normalise, read_user_file
+from data_prep.audio import (
+    EPS,
+    audio_length,
+    pad_or_crop,
+    peak_normalise,
+    quiet_warning,
+    read_user_file,
+)
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_atomic, write_text
 from recipes.core.brains import build_brain
@@ -1009,12 +1016,15 @@ class AudioInterpreter(Pretrained):
         else:
             lengths = (torch.as_tensor(wav_lens, device=wavs.device).float() * length).round().long()
             wavs = wavs * (torch.arange(length, device=wavs.device) < lengths[:, None])  # padding to 0
-        clips = peak_normalise(pad_or_crop(wavs, self.n_samples))  # (B, n_samples), as load_clip
+        kept = pad_or_crop(wavs, self.n_samples)
+        peaks = kept.abs().amax(dim=1).tolist()
+        clips = peak_normalise(kept)  # (B, n_samples), as load_clip
         names = names or [f"clip {i}" for i in range(batch)]
         warnings = [
             self._crop_warning(names[i], lengths[i].item())
             for i in (lengths > self.n_samples).nonzero().flatten().tolist()
         ]
+        warnings += [warning for name, peak in zip(names, peaks) if (warning := quiet_warning(name, peak))]
         clip_s = self.n_samples / self.sample_rate
         for i in (clips.abs().amax(dim=1) <= EPS).nonzero().flatten().tolist():
             what = f"the first {clip_s:g} s of {names[i]} are silent" if longer and longer[i] else f"{names[i]} is silent"

@@ -112,6 +112,22 @@ def test_soundfiles_frames_by_channels_layout_is_refused_not_read_as_a_batch(piq
     assert piq.interpret_batch(noise(3, 9))["class_index"].shape == (3,)
 
 
+def test_a_nearly_silent_clip_scaled_to_full_scale_is_said_to_be_its_noise(piq):
+    """Found by a new-user probe: ±1 LSB of 16-bit dither (peak 2 ** -15, -90 dBFS) was scaled to
+    full scale and explained with no warning, though collection_prepare leaves such a recording
+    out as silent (below -80 dBFS). Said, with its level; a clip at -60 dBFS is not, nor is a
+    silent one (its own warning)."""
+    wavs = torch.zeros(3, N_SAMPLES)
+    wavs[0, ::2], wavs[0, 1::2] = 2.0**-15, -(2.0**-15)
+    wavs[1] = 1e-3 * noise(1, N_SAMPLES)[0] / noise(1, N_SAMPLES)[0].abs().max()  # peak 1e-3: -60 dBFS
+    _, warnings = piq.prepare_batch(wavs, names=["dither", "quiet", "zeros"])
+    assert warnings == [
+        "dither peaks at -90 dBFS, below -80 dBFS: it is scaled to full scale like every clip, so what is "
+        "explained is its noise, not a sound.",
+        "zeros is silent (every sample is 0): the prediction is the classifier's answer to silence, not to a sound.",
+    ]
+
+
 def test_a_longer_clip_is_cropped_with_a_warning(piq):
     """Guards the crop warning of `prepare_batch`: 1.5 s is cropped to its first second, and said."""
     wavs = noise(2, 24000)

@@ -308,3 +308,13 @@ def test_window_run_of_a_truncated_file_explains_what_it_holds(tmp_path, plotted
     assert sf.info(result["files"]["original"]).frames == held
     assert any("ends at" in warning and "header says 6.00 s" in warning for warning in result["warnings"])
     assert f"mean of {n_windows} windows of 1 s" in plotted[0][3]
+
+
+def test_a_nearly_silent_file_is_said_to_be_explained_as_its_noise():
+    """A file peaking at 2 ** -15 (-90 dBFS, one 16-bit step) is scaled to full scale like every
+    clip: said, with its level (found by a new-user probe); at -60 dBFS, nothing."""
+    assert single_sample_warnings("a.wav", torch.full((4,), 2.0**-15), 4, 4, 4) == [
+        "a.wav peaks at -90 dBFS, below -80 dBFS: it is scaled to full scale like every clip, so what "
+        "is explained is its noise, not a sound."
+    ]
+    assert single_sample_warnings("a.wav", torch.full((4,), 1e-3), 4, 4, 4) == []
