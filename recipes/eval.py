@@ -109,7 +109,8 @@ Writes into the eval folder (default `<output_folder>/eval[_<overlap>]`, with
 method and reference), `curves.png`, `clips/` (PNG and wavs of the first
 `--n_report_clips` clips), `sanity_check.png` (with --sanity_check) and
 `report/index.html`. `--single_sample FILE.wav` instead explains one file and
-writes into `<eval_folder>/<file stem>/` (default eval folder
+writes into `<eval_folder>/<file stem>/` (`<file stem>-2/` ... when that folder holds the
+explanation of another file of the same stem; default eval folder
 `<output_folder>/single_sample`; for L2I also the wavs of its `--max_components`
 most relevant NMF components, 10 by default); without `--data_folder` the class names come
 from the `save/label_encoder.txt` of the interpreter's training run. A file
@@ -129,6 +130,7 @@ Authors
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -366,6 +368,35 @@ def take_trained_inputs(recipe_argv, folder):
     return recipe_argv + [f"--{key}={saved[key]}" for key in added]
 
 
+def single_sample_folder(eval_folder, path):
+    """`<eval_folder>/<stem>` for `--single_sample path`, or `<stem>-2`, `-3` ... when that folder
+    holds the explanation of another file of the same stem (its prediction.json names it):
+    an earlier explanation of another file is not replaced (as `audio-interpret` renames).
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     os.makedirs(os.path.join(out, "dog"))
+    ...     _ = Path(out, "dog", "prediction.json").write_text(json.dumps({"file": "/a/dog.wav"}))
+    ...     [os.path.basename(single_sample_folder(out, p)) for p in ("/a/dog.wav", "/b/dog.flac")]
+    ['dog', 'dog-2']
+    """
+    stem, n = Path(path).stem, 1
+    while True:
+        folder = os.path.join(eval_folder, stem if n == 1 else f"{stem}-{n}")
+        try:
+            with open(os.path.join(folder, "prediction.json"), encoding="utf-8") as fin:
+                explained = json.load(fin).get("file")
+        except (OSError, ValueError, AttributeError):
+            return folder  # new, or nothing readable of an earlier explanation
+        if explained is None or explained == os.path.abspath(path):
+            return folder
+        if n == 1:
+            logger.warning("%s holds the explanation of %s: %s is explained beside it.", folder, explained, path)
+        n += 1
+
+
 def check_speech_files(folder):
     """The files of --speech_folder (`speech_files`), each checked before any set-up (header only).
 
@@ -472,7 +503,7 @@ def main(argv=None):
             brain,
             hparams,
             args.single_sample,
-            os.path.join(eval_folder, Path(args.single_sample).stem),
+            single_sample_folder(eval_folder, args.single_sample),
             window=args.window,
             max_components=MAX_COMPONENTS if args.max_components is None else args.max_components,
         )

@@ -750,3 +750,23 @@ def test_the_classifier_and_dictionary_come_from_the_trained_run(tiny_l2i, tmp_p
     saved = (tmp_path / "bare" / "hyperparams.yaml").read_text()
     trained_folder = str(tiny_l2i["argv"][tiny_l2i["argv"].index("--classifier_folder") + 1])
     assert f"classifier_folder: {trained_folder}" in saved
+
+
+def test_a_single_sample_of_another_file_with_the_same_stem_goes_beside_the_first(tiny_piq, tiny_synthetic, tmp_path):
+    """Found by a new-user probe: `--single_sample a/clip.wav`, then `--single_sample b/clip.flac`,
+    both wrote <eval>/clip/, the second replacing the first's explanation without a word. The
+    second goes to clip-2/; the first file explained again goes back to clip/."""
+    source = tiny_synthetic / "audio" / "4-100008-A-1.wav"
+    first, second = tmp_path / "a" / "clip.wav", tmp_path / "b" / "clip.flac"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    audio, rate = sf.read(str(source))
+    sf.write(str(first), audio, rate)
+    sf.write(str(second), audio[::-1].copy(), rate)
+    out = tmp_path / "eval"
+    eval_recipe.main(eval_argv(tiny_piq, out, "--single_sample", str(first)))
+    eval_recipe.main(eval_argv(tiny_piq, out, "--single_sample", str(second)))
+    assert json.loads((out / "clip" / "prediction.json").read_text())["file"] == str(first)
+    assert json.loads((out / "clip-2" / "prediction.json").read_text())["file"] == str(second)
+    eval_recipe.main(eval_argv(tiny_piq, out, "--single_sample", str(first)))
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name.startswith("clip")) == ["clip", "clip-2"]
