@@ -75,6 +75,18 @@ def pad_or_crop(sig, length):
     return torch.nn.functional.pad(sig, (0, length - sig.shape[-1]))
 
 
+def silent_warning(name, first_s=None):
+    """The sentence about an explained clip of zeros: the recording, or its first `first_s` s.
+
+    Example
+    -------
+    >>> silent_warning("a.wav", first_s=1.0)[:38]
+    'the first 1 s of a.wav are silent (eve'
+    """
+    what = f"the first {first_s:g} s of {name} are silent" if first_s else f"{name} is silent"
+    return f"{what} (every sample is 0): the prediction is the classifier's answer to silence, not to a sound."
+
+
 def quiet_warning(name, peak):
     """The sentence about an explained clip whose peak is above 0 but below SILENT_PEAK, or None.
 

@@ -49,6 +49,7 @@ from data_prep.audio import (
     quiet_warning,
     read_audio_pieces,
     read_user_file,
+    silent_warning,
 )
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_json
@@ -114,11 +115,7 @@ def single_sample_warnings(path, explained, length, n_samples, sample_rate):
             f"explain the whole file in consecutive windows of {window_s:g} s."
         )
     if explained.abs().max() <= EPS:
-        what = f"{path} is silent" if length <= n_samples else f"the first {window_s:g} s of {path} are silent"
-        warnings.append(
-            f"{what} (every sample is 0): the prediction is the classifier's answer to "
-            "silence, not to a sound in the file."
-        )
+        warnings.append(silent_warning(path, first_s=window_s if length > n_samples else None))
     quiet = quiet_warning(path, float(explained.abs().max()))  # dither alone, scaled to full scale
     if quiet:
         warnings.append(quiet)
@@ -134,10 +131,7 @@ def window_warnings(path, heard, window_s):
     'window(s) [1] of a.wav (f'
     """
     if not heard.any():
-        return [
-            f"{path} is silent (every sample is 0): the prediction is the classifier's answer to "
-            "silence, not to a sound in the file."
-        ]
+        return [silent_warning(path)]
     silent = (~heard).nonzero().flatten().tolist()
     if not silent:
         return []

@@ -65,6 +65,7 @@ from data_prep.audio import (
     peak_normalise,
     quiet_warning,
     read_user_file,
+    silent_warning,
 )
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_atomic, write_text
@@ -1026,12 +1027,10 @@ class AudioInterpreter(Pretrained):
         ]
         warnings += [warning for name, peak in zip(names, peaks) if (warning := quiet_warning(name, peak))]
         clip_s = self.n_samples / self.sample_rate
-        for i in (clips.abs().amax(dim=1) <= EPS).nonzero().flatten().tolist():
-            what = f"the first {clip_s:g} s of {names[i]} are silent" if longer and longer[i] else f"{names[i]} is silent"
-            warnings.append(
-                f"{what} (every sample is 0): the prediction is the classifier's answer to silence, "
-                "not to a sound."
-            )
+        warnings += [
+            silent_warning(names[i], first_s=clip_s if longer and longer[i] else None)
+            for i in (clips.abs().amax(dim=1) <= EPS).nonzero().flatten().tolist()
+        ]
         for warning in warnings:
             logger.warning(warning)
         return clips, warnings

@@ -45,7 +45,7 @@ def test_split_windows_keeps_every_sample_in_place_and_zero_pads_only_the_last_w
 
 # ---------------------------------------------------------------- warnings
 
-SILENCE_TAIL = "(every sample is 0): the prediction is the classifier's answer to silence, not to a sound in the file."
+SILENCE_TAIL = "(every sample is 0): the prediction is the classifier's answer to silence, not to a sound."
 
 
 def test_a_file_of_exactly_signal_length_s_has_no_warning_and_a_longer_one_says_its_seconds():
