@@ -383,7 +383,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         masks = {name: outputs["mask"], **baseline_masks(brain, outputs, generator, options.baselines)}
         with torch.no_grad():
             values, scores = {}, {}
-            values[name], scores[name] = brain.score(outputs)
+            values[name], scores[name] = brain.score(outputs, generator)
             for baseline in options.baselines:  # the generic suite for masks without an interpreter
                 values[baseline], scores[baseline] = brain.score_mask(outputs, masks[baseline])
             # The classifier on X_int of the interpreter, saliency and ground truth. The random

@@ -454,21 +454,25 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         values = metrics.mask_metrics(probs, probs_int, probs_removed, outputs["classes"], mask)
         return values, scores
 
-    def interpreter_metrics(self, outputs, scores):
+    def interpreter_metrics(self, outputs, scores, generator=None):
         """Hook: the subclass's own metrics, {name: (B,) values} (e.g. L2I's Theta fidelity).
 
         `scores` are `score_mask`'s classifier scores of the interpreter's mask,
-        for reuse.
+        for reuse; `generator` draws what is random (a metric's random reference).
         """
         return {}
 
-    def score(self, outputs):
+    def score(self, outputs, generator=None):
         """The interpreter's metrics for one batch: `score_mask` of its mask, then
-        `interpreter_metrics`. Returns (values, scores) as `score_mask` does."""
+        `interpreter_metrics`. Returns (values, scores) as `score_mask` does.
+
+        `generator` (eval.py: one per batch, from its position alone) makes a metric's
+        random draws the same however the clips are dealt out to torchrun's processes;
+        without it they come from torch's global generator."""
         values, scores = self.score_mask(outputs, outputs["mask"])
         if "keep_class_step" in outputs:  # keep_class: the interpreter's own mask kept the class
             values["fid_in_unwidened"] = (outputs["keep_class_step"] == 0).float()
-        values.update(self.interpreter_metrics(outputs, scores))
+        values.update(self.interpreter_metrics(outputs, scores, generator))
         return values, scores
 
     def compute_objectives(self, outputs, batch, stage):

@@ -228,8 +228,9 @@ class L2I(InterpreterBrain):
             "loss_l1": self.hparams.beta * outputs["H"].abs().mean(),
         }
 
-    def interpreter_metrics(self, outputs, scores):
-        """Theta's top-k fidelity, the NMF error, and the paper's faithfulness."""
+    def interpreter_metrics(self, outputs, scores, generator=None):
+        """Theta's top-k fidelity, the NMF error, and the paper's faithfulness (its random
+        components drawn from `generator`)."""
         values = {}
         classes, X = outputs["classes"], outputs["X"]
         for k in (1, 3, 5):
@@ -243,7 +244,7 @@ class L2I(InterpreterBrain):
         # removed (X - X_int, already classified by the base), next to removing
         # as many random ones (medians over clips).
         random_mask = soft_mask(
-            self.W, outputs["H"], random_selection(outputs["selected"]), full=outputs["WH"]
+            self.W, outputs["H"], random_selection(outputs["selected"], generator), full=outputs["WH"]
         )
         if outputs.get("finish") is not None:  # removed as the interpretation is (e.g. above the floor only)
             random_mask = outputs["finish"](random_mask)

@@ -303,7 +303,7 @@ class LMAC(InterpreterBrain):
         bce = F.binary_cross_entropy_with_logits(logits[:, :n], target, reduction="none")
         return guided, self.hparams.g_w * (bce.flatten(1).mean(dim=1) * guided).mean()
 
-    def interpreter_metrics(self, outputs, scores):
+    def interpreter_metrics(self, outputs, scores, generator=None):
         """Fine-tuning: the share of clips guided towards the clean reference."""
         if "guided" not in outputs:
             return {}

@@ -68,7 +68,7 @@ class Scripted(InterpreterBrain):
     def interpretation_loss(self, outputs, batch, stage):
         return {"loss_a": outputs["loss_a"], "loss_b": outputs["loss_b"]}
 
-    def interpreter_metrics(self, outputs, scores):
+    def interpreter_metrics(self, outputs, scores, generator=None):
         return {name: outputs[name] for name in ("partly", "ranked", "never")}
 
     def stage_extra_stats(self):

@@ -156,6 +156,34 @@ def test_l2i_metrics_by_hand():
     assert values["theta_top3"].tolist() == [1.0, 1.0]
 
 
+def test_ff_random_draws_from_the_given_generator_not_the_global_one():
+    """Found by a torchrun probe: eval's L2I 'FF_x random' changed with the number of processes,
+    the random components drawn from torch's global generator, which every process seeds alike,
+    so a process's first batch drew the same whatever clips it held. With the batch's generator
+    (eval: from its position alone) the draw is the generator's, whatever the global state; the
+    clip of the by-hand test above, component 1 selected: the random one is 0 or 2, and the two
+    give other drops (shown by drawing without a generator under several global seeds)."""
+    brain = l2i_brain([[0.0] * 3] * 3, torch.ones(1, 3, 4), classifier_temp=2.0)
+    X = torch.zeros(1, 4, 3)
+    X[0, 1, 2], X[0, 3, 0] = 3.0, 1.0
+    scores, _ = brain.classify(X)
+    H = torch.ones(1, 3, 4)
+    outputs = {"X": X, "scores": scores, "classes": torch.tensor([0]), "H": H, "WH": brain.reconstruction(H),
+               "selected": torch.tensor([[0.0, 1.0, 0.0]]), "theta_out": torch.tensor([[0.5, 0.3, 0.2]])}  # fmt: skip
+    removed = {"removed": torch.zeros(1, 3)}
+    drawn = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        drawn.add(round(brain.interpreter_metrics(outputs, removed)["ff_random"].item(), 5))
+    assert len(drawn) == 2  # both random components occur, and they drop the logit differently
+    given = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(5)
+        given.add(round(brain.interpreter_metrics(outputs, removed, generator)["ff_random"].item(), 5))
+    assert len(given) == 1 and given <= drawn
+
+
 def test_ff_random_removes_the_random_components_as_the_interpretation_is_removed():
     """Guards the finish of the random mask in `interpreter_metrics`: with `mask_above_floor`,
     the interpretation's components are removed above the clip's floor only, so FF_x random
