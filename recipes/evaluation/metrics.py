@@ -467,7 +467,8 @@ class StageStats:
     names in `median_names`, whose median over clips is reported. Undefined
     (non-finite) values are left out and counted: after `summary()`,
     `n_undefined` is {name: count} of the names with at least one (over every
-    process, so it can be read on the main process alone). With
+    process, so it can be read on the main process alone; `gather=False` for a
+    stage every process runs whole: its own values only). With
     `summary(bootstrap_seed=seed)`, `intervals` is {name: (low, high)}, the
     95 % bootstrap interval of each per-clip statistic (`bootstrap_interval`;
     none for the per-batch scalars).
@@ -480,7 +481,8 @@ class StageStats:
     ({'nmf_rel_error': 1.0}, {'nmf_rel_error': 1})
     """
 
-    def __init__(self, median_names=()):
+    def __init__(self, median_names=(), gather=True):
+        self.gather = gather  # False: every process saw the whole stage (nothing to gather)
         self.values = {}
         self.scalars = {}
         self.median_names = set(median_names)
@@ -499,7 +501,7 @@ class StageStats:
         """Values and scalars of every process (DDP splits a stage's clips)."""
         values = {name: torch.cat(chunks) for name, chunks in self.values.items()}
         scalars = dict(self.scalars)
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        if not (self.gather and torch.distributed.is_available() and torch.distributed.is_initialized()):
             return values, scalars
         everyone = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(everyone, (values, scalars))

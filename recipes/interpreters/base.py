@@ -489,7 +489,10 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
 
     # ------------------------------------------------------------------ stages
     def on_stage_start(self, stage, epoch=None):
-        self.stage_stats = metrics.StageStats(self.median_stats)
+        # Under torchrun SpeechBrain (1.1.2) deals out the training batches but gives every
+        # process the whole valid and test sets: their figures are this process's own, not
+        # gathered (gathered, each clip counted once per process: n_undefined multiplied).
+        self.stage_stats = metrics.StageStats(self.median_stats, gather=stage == sb.Stage.TRAIN)
         self.n_saved = 0
 
     def stage_extra_stats(self):

@@ -799,3 +799,15 @@ def test_main_refuses_an_interpreter_whose_classifier_changed_since_its_training
     with pytest.raises(ValueError, match=r"was trained on classifier_folder = /x/classifier.ckpt with other contents"):
         eval_recipe.main(main_argv(folder, "--data_folder", str(tmp_path / "data")))
     assert "built" not in glue.calls
+
+
+def test_only_the_training_stage_gathers_its_figures_over_torchrun_processes():
+    """Found by a torchrun probe: SpeechBrain 1.1.2 deals out the training batches but gives every
+    process the whole valid and test sets, and gathering those counted each clip once per
+    process (test_metrics.json's n_undefined doubled under 2 processes)."""
+    brain = bare_brain()
+    gathers = {}
+    for stage in (sb.Stage.TRAIN, sb.Stage.VALID, sb.Stage.TEST):
+        brain.on_stage_start(stage)
+        gathers[stage.name] = brain.stage_stats.gather
+    assert gathers == {"TRAIN": True, "VALID": False, "TEST": False}

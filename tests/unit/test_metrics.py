@@ -129,3 +129,24 @@ def test_a_process_given_no_batch_still_summarises_every_process_values(monkeypa
     stats.add_values({"fid_in": torch.tensor([5.0]), "ff": torch.tensor([1.0])})
     stats.add_scalar("loss", 2.5, 1)
     assert stats.summary() == {"loss": (1.5 + 2.5) / 4, "fid_in": 11.0 / 4, "ff": 1.0}
+
+
+def test_a_stage_every_process_runs_whole_is_not_gathered(monkeypatch):
+    """Found by a torchrun probe: SpeechBrain gives every process the whole valid and test sets,
+    and gathering their values counted each clip once per process (n_undefined doubled under 2
+    processes). With gather=False a process's summary is its own: here 3 values of which one is
+    NaN, whatever the other process holds (the same clips)."""
+    mine = {"sps": torch.tensor([1.0, float("nan"), 3.0])}
+
+    def all_gather_object(everyone, part):
+        everyone[0], everyone[1] = part, part  # the other process: the same clips
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    whole = metrics.StageStats(gather=False)
+    whole.add_values(mine)
+    assert whole.summary() == {"sps": 2.0} and whole.n_undefined == {"sps": 1}
+    sharded = metrics.StageStats()
+    sharded.add_values(mine)
+    assert sharded.summary() == {"sps": 2.0} and sharded.n_undefined == {"sps": 2}  # what gathering counts
