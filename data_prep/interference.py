@@ -189,8 +189,10 @@ class Interference:
 
     def interference(self, start, count):
         """The (count, T) signals mixed into the clips start .. start + count - 1."""
-        if self.overlap_type == "white_noise":
-            return torch.randn(count, self.n_samples, generator=self.batch_generator(start))
+        if self.overlap_type == "white_noise":  # each clip's own draw: any batch size, any sharding
+            return torch.stack(
+                [torch.randn(self.n_samples, generator=self.batch_generator(start + i)) for i in range(count)]
+            )
         if self.overlap_type == "mixtures":
             with self.dataset.output_keys_as(["sig"]):  # file reads, one per clip
                 return torch.stack(

@@ -573,8 +573,8 @@ def test_interference_is_a_function_of_the_seed_and_the_clip_position(tmp_path, 
     """The same seed gives the same evaluated clips, batch by batch (a clip's interference
     depends on its position, not on the object); another seed other ones; for mixtures the
     added signal is the partner clip scaled (the other class's clip at 0.2 of the norm).
-    Kills: an unseeded generator, the seed ignored, white noise independent of the start,
-    speech chosen or noise drawn from torch's global generator."""
+    Kills: an unseeded generator, the seed ignored, white noise independent of the start or
+    drawn per batch, speech chosen or noise drawn from torch's global generator."""
     for i in range(6):
         t = np.arange(8000) / 8000
         sf.write(tmp_path / f"s{i}.wav", 0.5 * np.sin(2 * np.pi * 300 * (i + 1) * t), 8000)
@@ -588,11 +588,11 @@ def test_interference_is_a_function_of_the_seed_and_the_clip_position(tmp_path, 
     halves = [make(5).mix(clips[:2], 0), make(5).mix(clips[2:], 2)]
     for _ in range(3):  # fresh objects of the same seed: the same clips, whatever was drawn before
         assert torch.allclose(make(5).mix(clips, 0).wavs, whole.wavs)
-    if kind == "white_noise":  # drawn per batch: the same batch positions, the same noise
-        assert torch.equal(halves[0].added, make(5).mix(clips[:2], 0).added)
-        assert not torch.equal(halves[0].added, make(5).mix(clips[:2], 2).added)
-    else:  # chosen per clip: batches do not matter
-        assert torch.allclose(torch.cat([h.wavs for h in halves]), whole.wavs)
+    # chosen (white noise: drawn) per clip: batches do not matter (found by a torchrun probe: white
+    # noise drawn per batch gave other figures at another --batch_size)
+    assert torch.allclose(torch.cat([h.wavs for h in halves]), whole.wavs)
+    if kind == "white_noise":  # a clip's noise is its position's, not the batch's
+        assert not torch.equal(make(5).mix(clips[:2], 0).added, make(5).mix(clips[:2], 2).added)
     others = [make(seed).mix(clips, 0).wavs for seed in range(6, 12)]
     assert any(not torch.allclose(other, whole.wavs) for other in others)
     assert torch.allclose(whole.wavs, whole.gain * clips + whole.added, atol=1e-6)
