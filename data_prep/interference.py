@@ -183,8 +183,9 @@ class Interference:
             self.choice = torch.randint(len(self.speech), (len(dataset),), generator=self.generator)
 
     def batch_generator(self, start):
-        """The generator of the batch starting at clip `start`: noise and crops depend on
-        the clips' positions only, so a run sharded over processes draws what one process does."""
+        """The generator of position `start`: white noise draws one per clip (at the clip's
+        position), WHAM!'s crops one per batch (at its first clip's). They depend on positions
+        only, so a run sharded over processes draws what one process does."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + int(start))
 
     def interference(self, start, count):
