@@ -63,6 +63,7 @@ import yaml
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
+from recipes.core.startup import recipe_keys
 from recipes.demo import (
     DEFAULT_CONFIG,
     INTERPRETERS,
@@ -172,19 +173,6 @@ def interpreter_base(output_folder, seed, common_seed, variant=None):
     if int(seed) == int(common_seed):
         return output_folder
     return os.path.join(output_folder, SEEDS_FOLDER, str(seed))
-
-
-def recipe_keys(hparams_file):
-    """The top-level keys of a recipe yaml (read as text: its `!new:` tags need no loading).
-
-    Example
-    -------
-    >>> keys = recipe_keys(os.path.join(REPO_ROOT, "hparams", "lmac_conv2d.yaml"))
-    >>> "average_checkpoints" in keys, "lr" in keys, "factor" in keys  # factor: lr_annealing's own
-    (True, True, False)
-    """
-    with open(hparams_file, encoding="utf-8") as fin:
-        return {match.group(1) for match in re.finditer(r"^([A-Za-z_]\w*)\s*:", fin.read(), flags=re.M)}
 
 
 def apply_settings(config, settings):

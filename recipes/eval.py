@@ -132,7 +132,6 @@ Authors
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -149,7 +148,7 @@ from recipes.core.run_guard import (
     check_writable_folder,
     saved_settings,
 )
-from recipes.core.startup import given_flags, prepare_run, top_level_scalars
+from recipes.core.startup import given_flags, prepare_run, recipe_keys, top_level_scalars
 from recipes.evaluation.baselines import parse_baselines
 from recipes.evaluation.curves import DELETION_VALUES
 from recipes.evaluation.explain_file import (
@@ -355,8 +354,7 @@ def take_trained_inputs(recipe_argv, folder):
     """
     saved = saved_settings(os.path.join(folder, "hyperparams.yaml"))
     given = given_flags(recipe_argv[1:])
-    with open(recipe_argv[0], encoding="utf-8") as fin:
-        yaml_keys = {line.split(":", 1)[0] for line in fin if re.match(r"^[A-Za-z_]\w*:", line)}
+    yaml_keys = recipe_keys(recipe_argv[0])
     added = []
     for group in TRAINED_INPUT_GROUPS:
         if not any(key in given for key in group):

@@ -178,6 +178,19 @@ def _takes_fractions(key, default):
     return isinstance(default, float) or key in REAL_VALUED_KEYS or key.endswith(("_s", "_db"))
 
 
+def recipe_keys(hparams_file):
+    """The top-level keys of a recipe yaml (read as text: its `!new:` tags need no loading).
+
+    Example
+    -------
+    >>> keys = recipe_keys("hparams/lmac_conv2d.yaml")
+    >>> "average_checkpoints" in keys, "lr" in keys, "factor" in keys  # factor: lr_annealing's own
+    (True, True, False)
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        return {match.group(1) for match in re.finditer(r"^([A-Za-z_]\w*)\s*:", fin.read(), flags=re.M)}
+
+
 def top_level_scalars(source):
     r"""{key: value} of the top-level keys of a yaml whose value is a plain scalar (no tag).
 
