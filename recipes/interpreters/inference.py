@@ -473,8 +473,22 @@ def _hub_error(source, error):
     )
 
 
-#: Modules whose classes an inference yaml may name (`!new:`, `!name:`).
-TRUSTED_MODULES = ("recipes", "models", "data_prep", "speechbrain", "torch")
+#: This project's packages: an inference yaml may name (`!new:`, `!name:`) the classes they define.
+TRUSTED_MODULES = ("recipes", "models", "data_prep")
+#: The library modules whose classes an inference yaml may name too: layers, features, the label
+#: encoder, the Pretrainer and the classifiers an export writes. Not the rest of torch and
+#: SpeechBrain: some of their classes run code from where they load (SpeechBrain's Hugging
+#: Face interfaces take `trust_remote_code`, `torch.hub` a repository's hubconf.py).
+TRUSTED_LIBRARY_MODULES = (
+    "torch.nn.modules",
+    "speechbrain.nnet",
+    "speechbrain.processing.features",
+    "speechbrain.dataio.encoder",
+    "speechbrain.utils.parameter_transfer",
+    "speechbrain.lobes.models.Cnn14",
+    "speechbrain.lobes.models.ECAPA_TDNN",
+    "speechbrain.lobes.models.Xvector",
+)
 #: The functions an inference yaml may name (`!name:`): what the export writes. The Pretrainer
 #: calls a checkpoint's hook as hook(module, path), so another function (`torch.save`, a writer
 #: of this project) could write over the file a path links to.
@@ -606,11 +620,19 @@ class UntrustedYamlError(ValueError):
     """An inference yaml names code this project does not load without `trust_code`."""
 
 
+def _within(module_name, packages):
+    """Whether `module_name` is one of `packages` or inside one (not merely named alike)."""
+    return any(module_name == package or module_name.startswith(package + ".") for package in packages)
+
+
 def _trusted_object(target):
-    """The class or function `target` names in TRUSTED_MODULES, or None when it names nothing there."""
+    """The class or function `target` names in the packages of TRUSTED_MODULES and
+    TRUSTED_LIBRARY_MODULES (`torch.nn.Linear`: its module `torch.nn` is imported), or None when
+    it names nothing there."""
     module_name, _, attribute = target.rpartition(".")
-    if not module_name or module_name.split(".")[0] not in TRUSTED_MODULES:
-        return None
+    packages = {name.split(".")[0] for name in TRUSTED_MODULES + TRUSTED_LIBRARY_MODULES}
+    if not module_name or module_name.split(".")[0] not in packages:
+        return None  # imported only from this project, torch and SpeechBrain
     try:
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError):
@@ -618,16 +640,16 @@ def _trusted_object(target):
 
 
 def _trusted_target(target, kind):
-    """Whether `!<kind>:target` builds only a class of TRUSTED_MODULES or, for `!name:`, names
-    one of TRUSTED_FUNCTIONS."""
+    """Whether `!<kind>:target` builds only a class defined in TRUSTED_MODULES or
+    TRUSTED_LIBRARY_MODULES or, for `!name:`, names one of TRUSTED_FUNCTIONS. The class's own
+    module counts, not the path: a class a trusted module imports from elsewhere
+    (`recipes.core.run_guard.<something imported>`) is not trusted by being reachable there."""
     found = _trusted_object(target)
     if found is None:
         return False
-    if kind == "new":
-        return inspect.isclass(found)
-    if inspect.isfunction(found):
+    if inspect.isfunction(found) and kind == "name":
         return f"{found.__module__}.{found.__qualname__}" in TRUSTED_FUNCTIONS
-    return inspect.isclass(found)
+    return inspect.isclass(found) and _within(found.__module__, TRUSTED_MODULES + TRUSTED_LIBRARY_MODULES)
 
 
 def check_inference_yaml(text, where, trust_code=False):
@@ -635,7 +657,7 @@ def check_inference_yaml(text, where, trust_code=False):
 
     Reads the yaml's node graph without constructing it. Every tag must be a
     plain yaml type (`CORE_TAGS`), one of hyperpyyaml's `PLAIN_TAGS`, or `!new:` /
-    `!name:` of a class of `TRUSTED_MODULES`, or `!name:` of one of `TRUSTED_FUNCTIONS`:
+    `!name:` of a class defined in `TRUSTED_MODULES` or `TRUSTED_LIBRARY_MODULES`, or `!name:` of one of `TRUSTED_FUNCTIONS`:
     what `export_inference` writes. `!apply:`, `!include:`, yaml's `!!python/...`
     tags and anything else are refused with the line that has them, unless `trust_code`. Names of
     `MOVED_NAMES` are rewritten to their new homes first.
@@ -701,8 +723,8 @@ def check_inference_yaml(text, where, trust_code=False):
             if kind not in ("new", "name") or not _trusted_target(target, kind):
                 raise UntrustedYamlError(
                     f"{where} line {node.start_mark.line + 1} has `{tag}`: an inference folder "
-                    f"may only build classes of {', '.join(TRUSTED_MODULES)} (what the export "
-                    "writes), so nothing of it was run. If you trust where the folder comes "
+                    f"may only build classes of {', '.join(TRUSTED_MODULES)} and of torch's and "
+                    "SpeechBrain's layers and features (what the export writes), so nothing of it was run. If you trust where the folder comes "
                     "from, pass trust_code=True (audio-interpret --trust_code)."
                 )
         if isinstance(node.value, list):

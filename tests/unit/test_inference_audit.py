@@ -92,6 +92,12 @@ def test_trained_settings_never_import_a_module_outside_the_project(tmp_path, mo
         "a:\n    - 1\n    - !new:subprocess.Popen [[ls]]",  # in a list
         "a:\n    b:\n        - c: !apply:os.system [ls]",  # deep in maps and lists
         "!new:subprocess.Popen [[ls]]: 1",  # as a key
+        # a SpeechBrain class that runs a folder's or the hub's Python (transformers' auto_map)
+        "a: !new:speechbrain.lobes.models.huggingface_transformers.huggingface.HFTransformersInterface\n"
+        "    source: /tmp/x\n    trust_remote_code: True",
+        "a: !new:speechbrain.inference.classifiers.EncoderClassifier",  # a hub fetcher
+        "a: !new:recipes.interpreters.inference.Path [x]",  # a class a trusted module imports
+        "a: !new:torch.nn.modulesx.Thing",  # named like a trusted library module
     ],
 )
 def test_a_yaml_is_refused_when_it_builds_more_than_trusted_classes(line):
@@ -100,6 +106,36 @@ def test_a_yaml_is_refused_when_it_builds_more_than_trusted_classes(line):
     every node is checked wherever it is nested."""
     with pytest.raises(UntrustedYamlError, match="may only build classes"):
         check_inference_yaml(f"ok: !new:torch.nn.Linear [2, 3]\n{line}\n", "x.yaml")
+
+
+#: The classes the exports of this project's yamls write (their classifiers, signal modules,
+#: interpreters, the label encoder and the Pretrainer), by the paths the yamls give them.
+EXPORTED_CLASSES = (
+    "models.L2I.PsiOptimized",
+    "models.PIQ.VectorQuantizedPSI_Audio",
+    "models.LMAC.Conv2dMaskDecoder",
+    "models.transformer_backbones.AudioAST",
+    "recipes.interpreters.piq.PIQ",
+    "speechbrain.dataio.encoder.CategoricalEncoder",
+    "speechbrain.lobes.models.ECAPA_TDNN.Classifier",
+    "speechbrain.lobes.models.Cnn14.Cnn14",
+    "speechbrain.lobes.models.Cnn14.CNN14PSI_stft",
+    "speechbrain.processing.features.STFT",
+    "speechbrain.processing.features.ISTFT",
+    "speechbrain.processing.features.Filterbank",
+    "speechbrain.utils.parameter_transfer.Pretrainer",
+    "torch.nn.Linear",
+    "torch.nn.Identity",
+)
+
+
+@pytest.mark.parametrize("target", EXPORTED_CLASSES)
+def test_the_classes_an_export_writes_pass(target):
+    """Guards `TRUSTED_LIBRARY_MODULES` / `_trusted_target` against refusing a class an
+    export writes (each path as the yamls give it: `torch.nn.Linear` is defined in
+    `torch.nn.modules.linear`)."""
+    text = f"a: !new:{target}\n"
+    assert check_inference_yaml(text, "x.yaml") == text
 
 
 def test_a_yaml_of_trusted_classes_and_functions_passes():
