@@ -45,6 +45,7 @@ Authors
 """
 
 import functools
+import json
 import math
 import os
 import re
@@ -91,9 +92,16 @@ class TransformerBackbone:
     #: The `transformers` class whose `from_pretrained` reads the checkpoints (its own key
     #: conversions apply to it, not to a subclass).
     pretrained_class = None
+    #: Prefixes of the weights the backbone's forward does not use, which a checkpoint may lack
+    #: (a task model's checkpoint has no pooler): they keep their initial values.
+    unused_weights = ()
 
     def load_pretrained_backbone(self, source):
         """Replaces the weights by `from_pretrained(source)`'s (strict), sizes checked first.
+
+        A checkpoint of another model type, or one that leaves weights of the backbone
+        missing (which transformers would initialise at random, with only a log line), is
+        refused.
 
         Arguments
         ---------
@@ -101,9 +109,33 @@ class TransformerBackbone:
             A local folder (`save_pretrained` layout: config.json + weights),
             or a hub id (e.g. google/vit-base-patch16-224), fetched when online.
         """
-        local = os.path.isdir(os.path.expanduser(source))
+        path = os.path.expanduser(source)
+        local = os.path.isdir(path)
+        expected_type = self.pretrained_class.config_class.model_type
+        if not local and (os.path.exists(path) or os.path.isabs(path) or path.startswith(".") or path.count("/") > 1):
+            what = "is a file" if os.path.exists(path) else "does not exist"
+            raise ValueError(
+                f"--pretrained_backbone {source} {what}: give the folder save_pretrained wrote "
+                "(config.json and the weights), or a hub id owner/name."
+            )
+        if local:
+            config_path = os.path.join(path, "config.json")
+            if not os.path.isfile(config_path):
+                raise ValueError(
+                    f"--pretrained_backbone {source}: the folder holds no config.json, so no "
+                    f"{self.pretrained_class.__name__} checkpoint; give a folder written by "
+                    "save_pretrained (config.json and the weights)."
+                )
+            with open(config_path, encoding="utf-8") as fin:
+                try:
+                    found_type = json.load(fin).get("model_type")
+                except (ValueError, AttributeError) as error:
+                    raise ValueError(f"--pretrained_backbone {source}: {config_path} is not a json object ({error}).") from error
+            self._check_model_type(source, found_type, expected_type)
         try:
-            pretrained = self.pretrained_class.from_pretrained(os.path.expanduser(source), local_files_only=local)
+            pretrained, loading = self.pretrained_class.from_pretrained(
+                path, local_files_only=local, output_loading_info=True
+            )
         except OSError as error:
             if local:
                 raise ValueError(
@@ -116,6 +148,19 @@ class TransformerBackbone:
                 "Download it where there is a network (e.g. `hf download "
                 f"{source} --local-dir DIR`) and pass the local folder: --pretrained_backbone DIR."
             ) from error
+        self._check_model_type(source, pretrained.config.model_type, expected_type)
+        missing = sorted(
+            key
+            for key in [*loading["missing_keys"], *(item[0] for item in loading["mismatched_keys"])]
+            if not key.startswith(self.unused_weights)
+        )
+        if missing:
+            raise ValueError(
+                f"--pretrained_backbone {source}: the checkpoint lacks {len(missing)} of the "
+                f"backbone's weights or holds them in other shapes ({', '.join(missing[:3])}"
+                f"{', ...' if len(missing) > 3 else ''}); they would start at random. Give a complete "
+                f"{self.pretrained_class.__name__} checkpoint (save_pretrained of the whole model)."
+            )
         differing = {
             key: getattr(pretrained.config, key)
             for key in self.size_keys
@@ -128,6 +173,16 @@ class TransformerBackbone:
             )
         self.load_state_dict(pretrained.state_dict(), strict=True)
         return self
+
+    def _check_model_type(self, source, found, expected):
+        """Refuses a checkpoint of another model type (a FocalNet's folder for the ViT yaml)."""
+        if found != expected:
+            raise ValueError(
+                f"--pretrained_backbone {source} holds a {found!r} checkpoint, and this yaml's "
+                f"backbone is {expected!r} ({self.pretrained_class.__name__}): give a {expected} "
+                "checkpoint, or the classifier yaml of its kind (hparams/classifier_vit.yaml, "
+                "classifier_focalnet.yaml, classifier_ast.yaml)."
+            )
 
 
 class SpectrogramImageBackbone(TransformerBackbone):
@@ -159,6 +214,7 @@ class AudioViT(SpectrogramImageBackbone, ViTModel):
 
     size_keys = ("image_size", "patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
     pretrained_class = ViTModel
+    unused_weights = ("pooler.",)  # the published image-classification checkpoints have none
 
     def __init__(
         self,

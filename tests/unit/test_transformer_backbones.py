@@ -210,13 +210,42 @@ def test_pretrained_backbone_from_a_local_folder(tmp_path):
     with pytest.raises(ValueError, match="from_pretrained weights; use a transformer classifier yaml"):
         load_pretrained_backbone(torch.nn.Linear(2, 2), tmp_path / "vit")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="holds no ViTModel checkpoint"):
+    with pytest.raises(ValueError, match="holds no config.json, so no ViTModel checkpoint"):
         load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "empty")
     ASTModel(ASTConfig(**TINY_AST)).save_pretrained(tmp_path / "ast")
     ast = load_pretrained_backbone(AudioAST(**TINY_AST), tmp_path / "ast")
     assert torch.equal(ast.embeddings.position_embeddings, ASTModel.from_pretrained(tmp_path / "ast").embeddings.position_embeddings)
     with pytest.raises(ValueError, match="--max_length 259"):
         load_pretrained_backbone(AudioAST(**{**TINY_AST, "max_length": 300}), tmp_path / "ast")
+
+
+def test_a_pretrained_backbone_that_would_leave_weights_random_is_refused(tmp_path):
+    """Guards `TransformerBackbone.load_pretrained_backbone`'s checks: transformers loads a
+    checkpoint of another model type, or one missing weights, with a log line and random
+    values where the weights are missing; here they are refused, and a task model's
+    checkpoint (a classification head, no pooler) still loads."""
+    from safetensors.torch import load_file, save_file
+    from transformers import ViTForImageClassification
+
+    torch.manual_seed(2)
+    ViTModel(ViTConfig(**TINY_VIT)).save_pretrained(tmp_path / "partial")
+    weights = load_file(tmp_path / "partial" / "model.safetensors")
+    save_file({key: value for key, value in weights.items() if "encoder" not in key}, tmp_path / "partial" / "model.safetensors")
+    with pytest.raises(ValueError, match="lacks .* of the backbone's weights"):
+        load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "partial")
+    ASTModel(ASTConfig(**TINY_AST)).save_pretrained(tmp_path / "ast")
+    with pytest.raises(ValueError, match="holds a 'audio-spectrogram-transformer' checkpoint.*'vit'"):
+        load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "ast")
+    (tmp_path / "weights_only").mkdir()
+    (tmp_path / "weights_only" / "model.safetensors").write_bytes((tmp_path / "ast" / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="holds no config.json"):
+        load_pretrained_backbone(AudioAST(**TINY_AST), tmp_path / "weights_only")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "no" / "such")
+    classifier = ViTForImageClassification(ViTConfig(**TINY_VIT, num_labels=3))
+    classifier.save_pretrained(tmp_path / "task")
+    vit = load_pretrained_backbone(AudioViT(**TINY_VIT), tmp_path / "task")
+    assert torch.equal(vit.embeddings.cls_token, classifier.vit.embeddings.cls_token)
 
 
 def test_hub_id_offline_says_to_pass_a_local_folder(tmp_path, monkeypatch):
