@@ -34,13 +34,14 @@ Authors
 """
 
 import functools
+import math
 import os
 
 import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from data_prep.files import write_atomic, write_json
+from data_prep.files import write_atomic, write_json, write_text
 from data_prep.wham_prepare import WhamMixer
 from recipes.core.brains import (
     CPUFriendlyDDP,
@@ -48,6 +49,7 @@ from recipes.core.brains import (
     load_pretrained,
     load_state_dict_strict,
 )
+from recipes.core.run_guard import saved_settings
 from recipes.core.pipeline import (
     apply_mask,
     class_probabilities,
@@ -100,6 +102,55 @@ def interpreter_weights_folder(path):
     return path
 
 
+#: The keys of the signal a classifier reads (its STFT and features): an interpreter that
+#: computes them otherwise hands the classifier a spectrogram it never learnt.
+CLASSIFIER_SIGNAL_KEYS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "use_melspectra")
+
+
+def check_classifier_signal(hparams):
+    """Refuses a run whose signal keys differ from those the classifier was trained with.
+
+    Read from the classifier's run, the `hyperparams.yaml` beside its embedding model (a
+    folder `train_classifier.py` wrote); a classifier without one (a hub id, a checkpoint
+    of the user's) is not checked.
+
+    Raises
+    ------
+    ValueError
+        Naming each key, both values and the flags to give.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = write_text("n_fft: 1024\\nsample_rate: 16000\\n", os.path.join(run, "hyperparams.yaml"))
+    ...     check_classifier_signal({"embedding_model_path": os.path.join(run, "e.ckpt"), "n_fft": 512, "sample_rate": 16000.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: The classifier .../e.ckpt was trained with n_fft 1024 (.../hyperparams.yaml), this run has n_fft 512: it would hand the classifier a spectrogram it never learnt. Run with --n_fft 1024, or train a classifier with these settings.
+    """
+    path = str(hparams.get("embedding_model_path") or "")
+    trained = saved_settings(os.path.join(os.path.dirname(path), "hyperparams.yaml")) if path else {}
+    differing = []
+    for key in CLASSIFIER_SIGNAL_KEYS:
+        if key not in trained or key not in hparams:
+            continue
+        before, now = trained[key], hparams[key]
+        numbers = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in (before, now))
+        if not (math.isclose(before, now, rel_tol=1e-6) if numbers else before == now):
+            differing.append((key, before, now))
+    if differing:
+        raise ValueError(
+            f"The classifier {path} was trained with "
+            f"{', '.join(f'{key} {before}' for key, before, _ in differing)} "
+            f"({os.path.join(os.path.dirname(path), 'hyperparams.yaml')}), this run has "
+            f"{', '.join(f'{key} {now}' for key, _, now in differing)}: it would hand the classifier a "
+            "spectrogram it never learnt. Run with "
+            f"{' '.join(f'--{key} {before}' for key, before, _ in differing)}, or train a classifier "
+            "with these settings."
+        )
+
+
 class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
     """Base Brain of the interpreters. See the module docstring for the flow.
 
@@ -143,6 +194,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             }
         )
         if self.hparams.use_pretrained:
+            check_classifier_signal(vars(self.hparams))
             load_pretrained(
                 self.hparams.pretrainer,
                 {

@@ -440,3 +440,15 @@ def test_mask_tail_travels_with_the_export(tiny_lmac, tmp_path):
     assert brain.mask_tail == "edge" and exported.brain.mask_tail == "edge"
     wavs = clips(2, seed=7)
     assert torch.allclose(exported.brain.explain(wavs)["mask"], brain.explain(wavs)["mask"], atol=1e-6)
+
+
+@pytest.mark.parametrize("flag, value", [("--n_fft", 512), ("--sample_rate", 8000)])
+def test_a_classifier_trained_on_another_signal_is_refused(tiny_pretrained, tmp_path, flag, value):
+    """Guards `check_classifier_signal`: an interpreter whose STFT or sample rate is not the
+    classifier's (its run's hyperparams.yaml: n_fft 1024, 16 kHz) would feed it a spectrogram it
+    never learnt; the state dicts load all the same, so only this check stops it, before
+    any training."""
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=rf"trained with {flag[2:]} \d+.*this run has {flag[2:]} {value}.*Run with {flag} "):
+        train_lmac.main(with_flag(lmac_argv(tiny_pretrained), flag, value) + ["--output_folder", str(out)])
+    assert not list(out.glob("save/CKPT*")) and not (out / "train_log.txt").exists()
