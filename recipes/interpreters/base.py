@@ -41,7 +41,7 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from data_prep.files import write_atomic, write_json, write_text
+from data_prep.files import write_atomic, write_json
 from data_prep.wham_prepare import WhamMixer
 from recipes.core.brains import (
     CPUFriendlyDDP,
@@ -49,7 +49,6 @@ from recipes.core.brains import (
     load_pretrained,
     load_state_dict_strict,
 )
-from recipes.core.run_guard import saved_settings
 from recipes.core.pipeline import (
     apply_mask,
     class_probabilities,
@@ -62,6 +61,7 @@ from recipes.core.pipeline import (
     remove_interpretation,
     spectrogram,
 )
+from recipes.core.run_guard import saved_settings
 from recipes.evaluation import metrics
 from recipes.reporting.figures import save_interpretation
 
