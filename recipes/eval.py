@@ -132,6 +132,7 @@ Authors
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -161,6 +162,7 @@ from recipes.evaluation.scoring import run_evaluation
 from recipes.interpreters.base import interpreter_file, interpreter_weights_folder
 from recipes.interpreters.inference import refuse_contradictions, same_setting, trained_settings
 from recipes.reporting.figures import MAX_COMPONENTS
+from recipes.reporting.html_report import is_own_report
 from recipes.reporting.tables import metrics_markdown
 
 logger = get_logger(__name__)
@@ -286,6 +288,113 @@ def default_eval_folder(base, overlap_type, single_sample=False):
     if single_sample:
         return os.path.join(base, "single_sample")
     return os.path.join(base, "eval" if overlap_type == "none" else f"eval_{overlap_type}")
+
+
+#: What an evaluation writes into its folder: its results, which a new evaluation there replaces ...
+EVAL_RESULTS = ("metrics.json", "metrics.md", "per_clip.csv", "curves.png", "sanity_check.png", "clips", "report")
+#: ... and the run's records: SpeechBrain's experiment files, the run lock, the demo's stage records
+#: (left, so that `make demo` sees its evaluation changed), and the copy of the recipe (*.py).
+EVAL_RECORDS = (
+    "hyperparams.yaml",
+    "log.txt",
+    "env.log",
+    "manifest",
+    "save",
+    "resume_inputs.json",
+    ".run.lock",
+    "demo_stage.json",
+    "demo_inputs.json",
+    "demo_stage.started.json",
+)
+
+
+class EvalFolderError(UnwritableFolderError):
+    """An eval folder that holds files an evaluation does not write (a folder of the user's)."""
+
+
+def check_eval_folder(folder, flag, single=False):
+    """The earlier evaluation's results in `folder` (to replace); refuses a folder of the user's.
+
+    Before any work: a folder that holds files an evaluation does not write (`EVAL_RESULTS`,
+    `EVAL_RECORDS`, the recipe's copy; with `single`, also the explanations' subfolders), or
+    results whose `hyperparams.yaml` is not an evaluation's (no `interpreter_class`), or a
+    report page that is not this project's, is refused, naming `flag`: nothing of it is
+    written over.
+
+    Returns
+    -------
+    list of str
+        The names of the earlier evaluation's results (empty with `single`: explaining a file
+        replaces none of them).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = Path(folder, "hyperparams.yaml").write_text("interpreter_class: !name:recipes.interpreters.piq.PIQ\\n")
+    ...     _ = Path(folder, "metrics.json").write_text("{}")
+    ...     earlier = check_eval_folder(folder, "--eval_folder")
+    ...     _ = Path(folder, "notes.txt").write_text("mine")
+    ...     check_eval_folder(folder, "--eval_folder")
+    Traceback (most recent call last):
+    ...
+    recipes.eval.EvalFolderError: --eval_folder ... holds files an evaluation does not write (notes.txt): nothing was written. Give a new or empty folder, or the folder of an earlier evaluation.
+    >>> earlier
+    ['metrics.json']
+    """
+    if not os.path.isdir(folder):
+        return []
+    entries = sorted(os.listdir(folder))
+    foreign = [
+        name
+        for name in entries
+        if name not in EVAL_RESULTS + EVAL_RECORDS
+        and not name.endswith(".py")
+        and not (single and os.path.isdir(os.path.join(folder, name)))
+    ]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise EvalFolderError(
+            f"{flag} {folder} holds files an evaluation does not write ({shown}): nothing was "
+            "written. Give a new or empty folder, or the folder of an earlier evaluation."
+        )
+    results = [name for name in entries if name in EVAL_RESULTS]
+    page = os.path.join(folder, "report", "index.html")
+    if os.path.isfile(page) and not is_own_report(page):
+        raise EvalFolderError(
+            f"{flag} {folder}: {page} is not a report of this project: nothing was written. Give "
+            "a new or empty folder."
+        )
+    yaml_path = os.path.join(folder, "hyperparams.yaml")
+    if results and not os.path.isfile(yaml_path) or results and "interpreter_class" not in saved_text(yaml_path):
+        raise EvalFolderError(
+            f"{flag} {folder} holds {', '.join(results)} but no hyperparams.yaml of an evaluation "
+            "(with its interpreter_class): they are not an earlier evaluation's, and nothing was "
+            "written. Give a new or empty folder."
+        )
+    return [] if single else results
+
+
+def saved_text(path):
+    """The text of a file, or "" when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fin:
+            return fin.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def remove_earlier_results(folder, names):
+    """Removes an earlier evaluation's results from `folder` (`check_eval_folder`), so that none
+    is left beside the new ones (its clips, its sanity check), and logs it."""
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+    if names:
+        logger.info("%s held an earlier evaluation: its %s are replaced.", folder, ", ".join(names))
 
 
 def take_trained_settings(recipe_argv, folder, override=()):
@@ -479,6 +588,7 @@ def main(argv=None):
     # before any work: an eval folder that cannot be written is refused, naming the flag to change
     flag = "--output_folder" if args.output_folder and not args.eval_folder else "--eval_folder"
     check_writable_folder(eval_folder, flag)
+    earlier = check_eval_folder(eval_folder, flag, single)  # a folder of the user's: refused here
     # The eval folder is the run's experiment folder (log, hyperparams, manifests): the
     # interpreter's training folder is left as it was.
     recipe_argv = recipe_argv + ["--output_folder", eval_folder]
@@ -489,6 +599,8 @@ def main(argv=None):
         if args.data_folder is not None:
             recipe_argv += ["--data_folder", args.data_folder]
         hparams, run_opts, _, _, datasets, label_encoder = prepare_run(recipe_argv)
+        if sb.utils.distributed.if_main_process():  # the folder is this run's now (its lock)
+            remove_earlier_results(eval_folder, earlier)
     changed = changed_input(hparams, folder)  # the classifier and dictionary its training read
     if changed:
         raise ValueError(changed_input_message(hparams, folder, *changed))

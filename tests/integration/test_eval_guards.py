@@ -5,6 +5,8 @@ The interpreter is the tiny PIQ run of conftest.py (`tiny_piq`: trained with
 --signal_length_s 1 --K 30 --emb_dim 8, where hparams/piq.yaml says 5, 1024 and 256).
 """
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -141,3 +143,53 @@ def test_window_explains_in_batches_of_batch_size_with_a_bounded_png(
     (full_shape, _), (pooled_shape, title) = plotted
     assert pooled_shape[0] == -(-full_shape[0] // 6) <= 40  # 6 frames per column
     assert "6 frames averaged per column" in title
+
+
+def test_an_eval_folder_of_the_users_files_is_refused_untouched(tiny_piq, tmp_path, capsys):
+    """Guards `check_eval_folder`: a folder holding files an evaluation does not write, or
+    results of the same names without an evaluation's hyperparams.yaml, is refused before any
+    work (was: metrics.md, per_clip.csv and hyperparams.yaml written over, then a refusal at
+    the very end over report/index.html)."""
+    mine = tmp_path / "mydocs"
+    (mine / "report").mkdir(parents=True)
+    files = {
+        "metrics.md": "my table",
+        "per_clip.csv": "a,b",
+        "hyperparams.yaml": "lr: 1\n",
+        "report/index.html": "<html>my page</html>",
+    }
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    argv = list(tiny_piq["argv"]) + [
+        "--pretrained_interpreter", str(tiny_piq["folder"]), "--eval_folder", str(mine), "--baselines", "none",
+    ]
+    assert eval_recipe.cli(argv) == 2
+    assert "is not a report of this project: nothing was written" in capsys.readouterr().err
+    (mine / "report" / "index.html").unlink()
+    with pytest.raises(UnwritableFolderError, match="holds metrics.md, per_clip.csv, report but no hyperparams.yaml of an evaluation"):
+        eval_recipe.main(argv)
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(UnwritableFolderError, match=r"holds files an evaluation does not write \(notes.txt\)"):
+        eval_recipe.main(argv)
+    files.pop("report/index.html")
+    assert {name: (mine / name).read_text() for name in files} == files
+    assert sorted(path.name for path in mine.iterdir()) == ["hyperparams.yaml", "metrics.md", "notes.txt", "per_clip.csv", "report"]
+
+
+def test_an_earlier_evaluation_leaves_no_result_beside_a_new_one(tiny_piq, tiny_lmac, tmp_path):
+    """Guards `remove_earlier_results`: PIQ evaluated with the sanity check and 3 report clips,
+    then L-MAC into the same folder with 1 clip and no sanity check: the folder holds L-MAC's
+    results only (was: PIQ's sanity_check.png and two of its clips left beside them)."""
+    folder = tmp_path / "eval"
+    common = ["--eval_folder", str(folder), "--baselines", "none", "--n_bootstrap", "10"]
+    eval_recipe.main(
+        list(tiny_piq["argv"]) + ["--pretrained_interpreter", str(tiny_piq["folder"]), *common]
+        + ["--sanity_check", "--sanity_clips", "1", "--n_report_clips", "3"]
+    )
+    assert (folder / "sanity_check.png").is_file() and len(list((folder / "clips").glob("*.png"))) == 3
+    eval_recipe.main(
+        list(tiny_lmac["argv"]) + ["--pretrained_interpreter", str(tiny_lmac["folder"]), *common, "--n_report_clips", "1"]
+    )
+    assert not (folder / "sanity_check.png").exists()
+    assert len(list((folder / "clips").glob("*.png"))) == 1
+    assert json.loads((folder / "metrics.json").read_text())["interpreter"] == "LMAC"
