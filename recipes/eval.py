@@ -121,8 +121,10 @@ prediction.json). `--window` explains the whole file in consecutive windows of
 `signal_length_s` instead, `batch_size` windows at a time, the file read in
 pieces (recipes/evaluation/explain_file.py): memory is bounded by a batch, not by
 the file. An eval folder that cannot be written (`--eval_folder`, or the default
-under `--output_folder` or the interpreter's folder) is refused before any work:
-one line naming the flag to change, exit status 2. A flag given twice is refused,
+under `--output_folder` or the interpreter's folder), or that holds files an
+evaluation does not write, is refused before any work: one line naming the flag
+to change, exit status 2. An earlier evaluation's results in the folder are
+removed before the new ones are written (`check_eval_folder`). A flag given twice is refused,
 naming it; `--speech_folder` files soundfile cannot read are refused up front.
 
 Authors
