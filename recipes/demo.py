@@ -30,9 +30,10 @@ records the arguments it ran with (`demo_stage.json`) and the SHA-256 of the
 files of earlier stages it read (`demo_inputs.json`: the synthetic dataset's
 meta/synthetic_params.json, or a `--data_folder`'s meta/ csv files and
 parameters file, the classifier's, the dictionary's, the
-interpreter's checkpoints); when the settings or those files changed since
-(a classifier trained again, a dataset made again with other settings), the
-demo stops and says which folder to delete.
+interpreter's checkpoints) and of the files it made (`demo_outputs.json`); when
+the settings or those files changed since (a classifier trained again, a dataset
+made again with other settings, an evaluation of `recipes/eval.py` written into a
+demo's eval folder), the demo stops and says which folder to delete.
 
 The stages run in this process, one recipe `main(argv)` after the other:
 every recipe yaml seeds everything when it is loaded (`__set_seed`) and
@@ -65,7 +66,7 @@ from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_pi
 from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS, n_stft_frames
 from recipes.core.startup import top_level_scalars
 from recipes.reporting.agreement import agreement_line, agreement_markdown
-from recipes.reporting.html_report import load_evaluation, write_report
+from recipes.reporting.html_report import is_own_report, load_evaluation, write_report
 from recipes.reporting.tables import (
     agreement_groups,
     baseline_margins,
@@ -85,6 +86,9 @@ INPUTS_RECORD = "demo_inputs.json"
 #: A training stage's settings and inputs while it runs (removed when it finishes): a rerun
 #: after a crash resumes its checkpoints only with the same ones (`Stage.check_unfinished`).
 STARTED_RECORD = "demo_stage.started.json"
+#: The SHA-256 of the files a stage made, as it made them: a file another command wrote over
+#: since (`recipes/eval.py` into a demo's eval folder) is not taken for the stage's.
+OUTPUTS_RECORD = "demo_outputs.json"
 INTERPRETERS = ("l2i", "piq", "lmac")  # their stages (and eval folders), in the report's order
 REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
 
@@ -368,6 +372,12 @@ class Stage:
     Traceback (most recent call last):
     ...
     ValueError: .../out read .../classifier.ckpt, which changed since (an earlier stage ran again): delete .../out (and the stages after it) to rerun it on the new file.
+    >>> _ = write_text("first", source)
+    >>> _ = write_text("another command's psi", made)
+    >>> stage.done()
+    Traceback (most recent call last):
+    ...
+    ValueError: .../out/psi.ckpt changed since the demo's psi stage wrote it (another command wrote into .../out?): the demo would show what it did not make. Delete .../out (and the stages after it) to rerun the stage.
     >>> import shutil; shutil.rmtree(folder)
     """
 
@@ -436,6 +446,17 @@ class Stage:
                         f"{self.folder} read {path}, {what}: delete {self.folder} (and the "
                         "stages after it) to rerun it on the new file."
                     )
+        outputs_record = os.path.join(self.folder, OUTPUTS_RECORD)
+        if os.path.isfile(outputs_record):  # a folder made before the record existed has none
+            with open(outputs_record, encoding="utf-8") as fin:
+                recorded = json.load(fin)
+            for path in self.outputs:
+                if path in recorded and recorded[path] != file_sha256(path):
+                    raise ValueError(
+                        f"{path} changed since the demo's {self.name} stage wrote it (another "
+                        f"command wrote into {self.folder}?): the demo would show what it did not "
+                        f"make. Delete {self.folder} (and the stages after it) to rerun the stage."
+                    )
         return True
 
     def run(self):
@@ -462,6 +483,7 @@ class Stage:
             raise RuntimeError(f"demo: stage {self.name} finished without writing {missing}.")
         write_json(self.settings, os.path.join(self.folder, STAGE_RECORD))
         write_json(read, os.path.join(self.folder, INPUTS_RECORD))
+        write_json({path: file_sha256(path) for path in self.outputs}, os.path.join(self.folder, OUTPUTS_RECORD))
         if os.path.isfile(started):
             os.remove(started)
         return elapsed
@@ -751,6 +773,43 @@ def reusable_stages(stages):
     return done
 
 
+#: The last line of the demo's summary.md: how a rerun knows the file is the demo's to replace.
+SUMMARY_TAG = "<!-- written by recipes/demo.py -->"
+#: A line of every summary.md the demo wrote before the tag.
+_OLD_SUMMARY_LINE = "\n± is half the 95 % bootstrap confidence interval over the clips.\n"
+
+
+def check_own_files(output_folder):
+    """Refuses, before any stage runs, an output folder whose summary.md or report/index.html
+    is not the demo's (a file of the user's): nothing of it would be written over.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     _ = write_text("# my notes\\n", os.path.join(out, "summary.md"))
+    ...     check_own_files(out)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../summary.md is already there and is not the demo's summary: give the demo another --output_folder (nothing was written).
+    """
+    summary = os.path.join(output_folder, "summary.md")
+    if os.path.isfile(summary):
+        with open(summary, encoding="utf-8", errors="replace") as fin:
+            text = fin.read()
+        if SUMMARY_TAG not in text and _OLD_SUMMARY_LINE not in text:
+            raise ValueError(
+                f"{summary} is already there and is not the demo's summary: give the demo another "
+                "--output_folder (nothing was written)."
+            )
+    page = os.path.join(output_folder, "report", "index.html")
+    if os.path.isfile(page) and not is_own_report(page):
+        raise ValueError(
+            f"{page} is already there and is not a report of this project: give the demo another "
+            "--output_folder (nothing was written)."
+        )
+
+
 #: The title of the table of each interpreter against the best baseline (`baseline_margins`).
 MARGINS_TITLE = (
     "## Each interpreter against the best baseline (SI-SDRi margin; GT precision as a multiple of "
@@ -770,6 +829,7 @@ def run_demo(config, output_folder):
         "timings" ({stage: wall seconds, None when reused}), "cpu_times" (the
         same in CPU seconds of all threads), "classifier_accuracy".
     """
+    check_own_files(output_folder)
     stages, eval_folders = build_stages(config, output_folder)
     ood_folders = {
         overlap_type: [out_of_distribution_folder(folder, overlap_type) for folder in eval_folders]
@@ -824,7 +884,8 @@ def run_demo(config, output_folder):
     )
     margins = f"\n{MARGINS_TITLE}\n\n{result['margins']}" if result["margins"] else ""
     write_text(
-        f"# {title}\n\n{summary}\n{margins}{ood_text}{note}{agreement}", os.path.join(output_folder, "summary.md")
+        f"# {title}\n\n{summary}\n{margins}{ood_text}{note}{agreement}\n{SUMMARY_TAG}\n",
+        os.path.join(output_folder, "summary.md"),
     )
     return result
 

@@ -306,6 +306,7 @@ EVAL_RECORDS = (
     ".run.lock",
     "demo_stage.json",
     "demo_inputs.json",
+    "demo_outputs.json",
     "demo_stage.started.json",
 )
 
