@@ -162,7 +162,12 @@ from recipes.evaluation.explain_file import (
 from recipes.evaluation.metrics import BOOTSTRAP_RESAMPLES
 from recipes.evaluation.scoring import run_evaluation
 from recipes.interpreters.base import interpreter_file, interpreter_weights_folder
-from recipes.interpreters.inference import refuse_contradictions, same_setting, trained_settings
+from recipes.interpreters.inference import (
+    interpreter_class_name,
+    refuse_contradictions,
+    same_setting,
+    trained_settings,
+)
 from recipes.reporting.figures import MAX_COMPONENTS
 from recipes.reporting.html_report import is_own_report
 from recipes.reporting.tables import metrics_markdown
@@ -400,6 +405,36 @@ def remove_earlier_results(folder, names):
         logger.info("%s held an earlier evaluation: its %s are replaced.", folder, ", ".join(names))
 
 
+def check_interpreter_kind(hparams_file, folder):
+    """Refuses an interpreter yaml of another method than the run's (L2I's yaml for a PIQ run):
+    its modules would not load the run's weights, or need a dictionary the run never had.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = Path(run, "hyperparams.yaml").write_text("interpreter_class: !name:recipes.interpreters.piq.PIQ\\n")
+    ...     check_interpreter_kind("hparams/l2i_conv2d.yaml", run)
+    Traceback (most recent call last):
+    ...
+    ValueError: The interpreter in ... is a PIQ (its hyperparams.yaml: recipes.interpreters.piq.PIQ), and hparams/l2i_conv2d.yaml builds an L2I: evaluate it with a PIQ yaml (e.g. the one it was trained with: hparams/piq.yaml, piq_vit.yaml, ...).
+    """
+    _, where = trained_settings(folder)
+    trained = interpreter_class_name(saved_text(where)) if where else None
+    given = interpreter_class_name(saved_text(hparams_file))
+    if trained and given and trained != given:
+        method = trained.rpartition(".")[2]
+        article = "an" if method[0] in "AEFHILMNORSX" else "a"
+        given_method = given.rpartition(".")[2]
+        given_article = "an" if given_method[0] in "AEFHILMNORSX" else "a"
+        yamls = {"L2I": "hparams/l2i_conv2d.yaml, l2i_cnn14.yaml", "PIQ": "hparams/piq.yaml, piq_vit.yaml, ..."}
+        raise ValueError(
+            f"The interpreter in {folder} is {article} {method} (its {os.path.basename(where)}: {trained}), "
+            f"and {hparams_file} builds {given_article} {given_method}: evaluate it with {article} {method} yaml "
+            f"(e.g. the one it was trained with: {yamls.get(method, 'hparams/lmac_conv2d.yaml, lmac_vit.yaml, ...')})."
+        )
+
+
 def take_trained_settings(recipe_argv, folder, override=()):
     """recipe_argv with the settings the interpreter was trained with, read from its run.
 
@@ -424,6 +459,12 @@ def take_trained_settings(recipe_argv, folder, override=()):
         )
         return recipe_argv
     given = given_flags(recipe_argv[1:])
+    unknown = [key for key in override if key not in trained]
+    if unknown:
+        raise ValueError(
+            f"--override_trained {','.join(unknown)}: not a setting the interpreter was trained with "
+            f"({where} holds {', '.join(sorted(trained))}); a key given to the yaml needs no override."
+        )
     refuse_contradictions({key: value for key, value in given.items() if key not in override}, trained, where)
     for key in override:
         if key in given and key in trained and not same_setting(given[key], trained[key]):
@@ -554,11 +595,17 @@ def main(argv=None):
     if args.sanity_check and args.sanity_clips < 1:
         raise ValueError(f"--sanity_clips {args.sanity_clips} must be >= 1.")
     folder = interpreter_folder(args.pretrained_interpreter)
+    check_interpreter_kind(args.hparams_file, folder)  # before any folder is made
     override = [key.strip() for key in args.override_trained.split(",") if key.strip()]
     recipe_argv = take_trained_settings(recipe_argv, folder, override)
     recipe_argv = take_trained_inputs(recipe_argv, folder)
     if args.overlap_type == "speech":
         check_speech_files(args.speech_folder)  # fail before any set-up when the speech is missing
+    elif args.speech_folder:
+        raise ValueError(
+            f"--speech_folder is read only with --overlap_type speech (here: {args.overlap_type}): "
+            "add --overlap_type speech, or drop --speech_folder."
+        )
     single = args.single_sample is not None
     if single and not os.path.isfile(args.single_sample):
         raise FileNotFoundError(
@@ -575,6 +622,11 @@ def main(argv=None):
         raise ValueError(
             "--max_components caps the component wavs of one clip; with --window no component "
             "wavs are written (each window selects its own components): drop one of the two."
+        )
+    method = (interpreter_class_name(saved_text(args.hparams_file)) or "").rpartition(".")[2]
+    if args.max_components is not None and method and method != "L2I":
+        raise ValueError(
+            f"--max_components caps L2I's component wavs; {method} has no NMF components: drop it."
         )
     if args.max_components is not None and args.max_components < 0:
         raise ValueError(f"--max_components {args.max_components} must be >= 0 (0: no component wavs).")

@@ -518,17 +518,32 @@ MOVED_NAMES = {
 _INTERPRETER_CLASS_LINE = re.compile(r"^interpreter_class:\s*!name:([\w.]+)", re.M)
 
 
+def interpreter_class_name(text):
+    """The dotted name of a yaml text's `interpreter_class` (moved names at their new homes), or
+    None; read from the text, nothing imported.
+
+    Example
+    -------
+    >>> interpreter_class_name("lr: 1\\ninterpreter_class: !name:recipes.train_piq.PIQ\\n")
+    'recipes.interpreters.piq.PIQ'
+    """
+    match = _INTERPRETER_CLASS_LINE.search(text)
+    if not match:
+        return None
+    name = match.group(1)
+    for old, new in MOVED_NAMES.items():
+        if name.startswith(old):
+            name = new + name[len(old) :]
+    return name
+
+
 def _settings_of(text):
     """{key: value} of the trained settings a run's yaml text holds as literals: SIZE_KEYS (but
     the class count, which the data or the label encoder gives) and its interpreter class's
     `inference_keys`."""
     keys = [key for key in SIZE_KEYS if key != "out_n_neurons"]
-    match = _INTERPRETER_CLASS_LINE.search(text)
-    if match:
-        name = match.group(1)
-        for old, new in MOVED_NAMES.items():
-            if name.startswith(old):
-                name = new + name[len(old) :]
+    name = interpreter_class_name(text)
+    if name:
         module_name, _, attribute = name.rpartition(".")
         brain_class = None
         if module_name.split(".")[0] == "recipes":  # only this project's classes are imported

@@ -193,3 +193,13 @@ def test_an_earlier_evaluation_leaves_no_result_beside_a_new_one(tiny_piq, tiny_
     assert not (folder / "sanity_check.png").exists()
     assert len(list((folder / "clips").glob("*.png"))) == 1
     assert json.loads((folder / "metrics.json").read_text())["interpreter"] == "LMAC"
+
+
+def test_a_yaml_of_another_method_is_refused_before_any_folder(tiny_piq, tiny_pretrained, tmp_path):
+    """Guards `check_interpreter_kind`: L2I's yaml for a PIQ run (was: "NMF dictionary ... not
+    found", or a state-dict mismatch, and a half-made eval folder)."""
+    argv = bare_argv(tiny_piq, tiny_pretrained, tmp_path / "eval")
+    argv[0] = str(HPARAMS / "l2i_conv2d.yaml")
+    with pytest.raises(ValueError, match=r"is a PIQ \(its hyperparams.yaml: recipes.interpreters.piq.PIQ\), and .*l2i_conv2d.yaml builds an L2I"):
+        eval_recipe.main(argv)
+    assert not (tmp_path / "eval").exists()

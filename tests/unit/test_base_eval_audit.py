@@ -629,7 +629,27 @@ def test_main_applies_override_trained_keys_with_spaces(tmp_path):
     with pytest.raises(ValueError, match="--K 40: the interpreter was trained with K = 30"):
         eval_recipe.main(main_argv(folder, "--K", "40", *speech))
     with pytest.raises(FileNotFoundError, match="--speech_folder .*no_speech does not exist"):
-        eval_recipe.main(main_argv(folder, "--K", "40", "--override_trained", " K , relevance_th", *speech))
+        eval_recipe.main(main_argv(folder, "--K", "40", "--override_trained", " K , signal_length_s", *speech))
+
+
+@pytest.mark.parametrize(
+    "extra, refused",
+    [
+        # not a trained setting: was accepted and did nothing
+        (["--override_trained", "K,bogus_key"], r"--override_trained bogus_key: not a setting the interpreter was trained with \(.* holds K, signal_length_s\)"),
+        # was: silently evaluated in distribution
+        (["--speech_folder", "speech"], "--speech_folder is read only with --overlap_type speech \\(here: none\\)"),
+        (["--overlap_type", "mixtures", "--speech_folder", "speech"], "here: mixtures"),
+        # was: silently ignored for PIQ
+        (["--single_sample", "clip.wav", "--max_components", "3"], "--max_components caps L2I's component wavs; PIQ has no NMF components"),
+    ],
+)
+def test_main_refuses_options_that_would_do_nothing(tmp_path, extra, refused):
+    folder = fake_run(tmp_path)
+    sf.write(str(tmp_path / "clip.wav"), np.full(1600, 0.1), 16000)
+    extra = [str(tmp_path / arg) if arg in ("speech", "clip.wav") else arg for arg in extra]
+    with pytest.raises(ValueError, match=refused):
+        eval_recipe.main(main_argv(folder, *extra))
 
 
 def blocked(path):
@@ -780,6 +800,9 @@ def test_main_hands_on_max_components_and_refuses_it_where_it_means_nothing(tmp_
     folder = fake_run(tmp_path)
     clip = tmp_path / "clip.wav"
     sf.write(str(clip), np.full(1600, 0.1), 16000)
+    def main_argv(folder, *extra):  # L2I's yaml: the method with components
+        return [str(HPARAMS / "l2i_conv2d.yaml"), "--pretrained_interpreter", str(folder), *extra]
+
     glue = GlueRecorder(monkeypatch)
     eval_recipe.main(main_argv(folder, "--single_sample", str(clip), "--max_components", "3"))
     assert glue.calls["max_components"] == 3
