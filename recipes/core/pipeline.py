@@ -384,15 +384,32 @@ def split_classifier_output(output):
         What an interpreter's psi reads.
     """
     if isinstance(output, (tuple, list)):
-        embedding, representations = output[0], output[1]
+        if len(output) != 2 or not isinstance(output[0], torch.Tensor) or output[0].dim() not in (2, 3):
+            shapes = [tuple(item.shape) if isinstance(item, torch.Tensor) else type(item).__name__ for item in output]
+            raise ValueError(_contract_message(f"a {type(output).__name__} of {len(output)}: {shapes}"))
+        embedding, representations = output
         if embedding.dim() == 2:
             embedding = embedding.unsqueeze(1)
         return embedding, representations
+    if not isinstance(output, torch.Tensor):
+        what = f"a dict with keys {sorted(output)}" if isinstance(output, dict) else f"a {type(output).__name__}"
+        raise ValueError(_contract_message(what))
     if output.dim() == 4:  # (B, D, T', F') -> average over time and frequency
         return output.mean(dim=(2, 3)).unsqueeze(1), output
     if output.dim() == 2:
         return output.unsqueeze(1), output
-    return output, output
+    if output.dim() == 3 and output.shape[1] == 1:  # (B, 1, D): an embedding alone
+        return output, output
+    raise ValueError(_contract_message(f"one tensor of shape {tuple(output.shape)}"))
+
+
+def _contract_message(what):
+    """The error for an embedding model's output outside the contract (`split_classifier_output`)."""
+    return (
+        f"The embedding model returned {what}: it must return a map (B, C, T', F') (time, then "
+        "frequency), or the pair (embedding (B, D), map (B, C, T', F')), in that order; see "
+        "README, \"Your own classifier\", and recipes/core/pipeline.py's split_classifier_output."
+    )
 
 
 def spans_input(embedding_model):

@@ -9,6 +9,7 @@ frames, 4 bins), never by the code under test. Brains are made without their set
 """
 
 import math
+import re
 
 import pytest
 import speechbrain as sb
@@ -17,7 +18,7 @@ from conftest import ReadsTwoBins, two_bin_head
 from conftest import bare_brain as shared_bare_brain
 from speechbrain.processing.features import ISTFT, STFT
 
-from recipes.core.pipeline import complete_mask, completion_region
+from recipes.core.pipeline import complete_mask, completion_region, split_classifier_output
 
 STFT_ARGS = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 11.6099, "win_length": 23.2199}
 
@@ -214,3 +215,30 @@ def test_a_mask_that_covers_every_frame_is_not_said_to_miss_any(caplog):
     longer = brain.fit_mask_frames(torch.ones(1, 6, 3), 4)
     assert same.shape == longer.shape == (1, 4, 3)
     assert not [r for r in caplog.records if "mask_tail" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "output, said",
+    [
+        ({"embedding": torch.zeros(2, 8), "map": torch.zeros(2, 8, 4, 4)}, "a dict with keys ['embedding', 'map']"),
+        ((torch.zeros(2, 8, 4, 4), torch.zeros(2, 8)), "a tuple of 2: [(2, 8, 4, 4), (2, 8)]"),  # swapped
+        ((torch.zeros(2, 8), torch.zeros(2, 8, 4, 4), torch.zeros(2)), "a tuple of 3: [(2, 8), (2, 8, 4, 4), (2,)]"),
+        (torch.zeros(2, 8, 5), "one tensor of shape (2, 8, 5)"),  # a 3-D map (B, C, T')
+    ],
+)
+def test_an_embedding_output_outside_the_contract_is_named(output, said):
+    """Guards `split_classifier_output`'s checks (found by a probe of "Your own classifier"): was
+    `'dict' object has no attribute 'dim'`, or a BatchNorm size error in the head."""
+    with pytest.raises(ValueError, match=re.escape(said) + r": it must return a map \(B, C, T', F'\)"):
+        split_classifier_output(output)
+
+
+def test_the_contracts_outputs_split_as_documented():
+    """A map is averaged; a pair's (B, D) embedding gets its middle axis; (B, 1, D) is kept."""
+    grid = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
+    embedding, representations = split_classifier_output(grid)
+    assert embedding.shape == (2, 1, 3) and representations is grid
+    assert float(embedding[0, 0, 0]) == (0 + 1 + 2 + 3) / 4
+    pair_embedding, pair_map = split_classifier_output((torch.ones(2, 5), grid))
+    assert pair_embedding.shape == (2, 1, 5) and pair_map is grid
+    assert split_classifier_output(torch.ones(2, 1, 7))[0].shape == (2, 1, 7)
