@@ -243,9 +243,12 @@ class LMAC(InterpreterBrain):
         if spans_input(embedding_model):  # the grid spans the clip: the output is resized to X
             logits = fit_to_input(logits, X.shape[1], X.shape[2], embedding_model)  # (B, frames, F)
         if logits.shape[-1] != X.shape[-1]:
+            rows = representations.shape[-1] if isinstance(representations, torch.Tensor) else None
             raise ValueError(
-                f"psi decodes {logits.shape[-1]} frequency bins but the STFT has {X.shape[-1]}: "
-                "the L-MAC decoders are built for n_fft 1024 (513 bins)."
+                f"psi decodes {logits.shape[-1]} frequency bins but the STFT has {X.shape[-1]}: the "
+                "L-MAC decoders are built for n_fft 1024 (513 bins) and a classifier map 16x smaller "
+                f"than X along frequency (513 bins -> 32 rows; this classifier's map has {rows} rows "
+                f"for {X.shape[-1]} bins). Give the classifier that downsampling, or n_fft 1024."
             )
         # The decoder's frame count is fixed by the representation size: crop or
         # pad the mask to the input's frames (the yaml's mask_tail).

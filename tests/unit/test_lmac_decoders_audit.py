@@ -459,3 +459,18 @@ def test_export_trained_writes_only_on_the_main_process(tmp_path, monkeypatch):
     monkeypatch.setattr(sb.utils.distributed, "if_main_process", lambda: True)
     assert training.export_trained(FlowBrain(calls, str(tmp_path))) == str(tmp_path / "inference")
     assert calls == [("export", str(tmp_path)), ("inference", str(tmp_path / "inference"))]
+
+
+def test_a_classifier_map_of_another_downsampling_is_named_as_the_cause():
+    """Guards the message of `LMAC.interpret`: a classifier whose map is 8x smaller than X
+    (64 rows for 513 bins), at n_fft 1024, was told to use n_fft 1024."""
+    import types
+
+    from recipes.interpreters.lmac import LMAC
+
+    fake = types.SimpleNamespace(
+        modules=types.SimpleNamespace(psi=Conv2dMaskDecoder(dim=8)),
+        hparams=types.SimpleNamespace(embedding_model=torch.nn.Identity()),
+    )
+    with pytest.raises(ValueError, match="decodes 1025 frequency bins but the STFT has 513.*this classifier's map has 64 rows for 513 bins"):
+        LMAC.interpret(fake, torch.rand(1, 259, 513), torch.rand(1, 8, 32, 64), None, None)
