@@ -13,6 +13,7 @@ Authors
 import collections
 import json
 import math
+import os
 
 from recipes.core.labels import CLASSIFIER_ONLY_BASELINES, METHOD_LABELS, ORACLE, REFERENCE_LABELS
 from recipes.reporting.agreement import agreement_line, agreement_markdown, metric_agreement
@@ -95,11 +96,62 @@ def setup_label(evaluation):
     return _with_setup(evaluation["interpreter"], evaluation)
 
 
-def method_label(evaluation, method):
-    """The row label of one method of one evaluation."""
+def method_label(evaluation, method, label=None):
+    """The row label of one method of one evaluation (`label`: the evaluation's, by default
+    its `setup_label`)."""
+    label = setup_label(evaluation) if label is None else label
     if method == evaluation["interpreter"]:
-        return setup_label(evaluation)
-    return f"{setup_label(evaluation)}: {METHOD_LABELS.get(method, method)}"
+        return label
+    return f"{label}: {METHOD_LABELS.get(method, method)}"
+
+
+def _folder_tags(folders):
+    """Each folder relative to the folders' common parent, or None when a folder is missing,
+    given twice or on another drive.
+
+    Example
+    -------
+    >>> _folder_tags(["/r/demo/l2i/eval", "/r/w9"])
+    ['demo/l2i/eval', 'w9']
+    >>> _folder_tags(["/r/eval", "/r/eval/w9"]), _folder_tags(["/r/eval", None])
+    (['eval', 'eval/w9'], None)
+    """
+    if None in folders or len(set(folders)) < len(folders):
+        return None
+    folders = [os.path.abspath(folder) for folder in folders]
+    try:
+        common = os.path.commonpath(folders)
+    except ValueError:  # Windows: folders on two drives
+        return None
+    if common in folders:  # one folder holds another: name both from above
+        common = os.path.dirname(common)
+    return [os.path.relpath(folder, common).replace(os.sep, "/") for folder in folders]
+
+
+def evaluation_labels(evaluations):
+    """The label of each evaluation, in order: its `setup_label`, and where several
+    evaluations share one (the same interpreter at two thresholds, two seeds), each of them
+    with its folder relative to their common parent (`load_evaluation`'s "folder"), or its
+    position ("#2") without one.
+
+    Example
+    -------
+    >>> l2i = {"interpreter": "L2I", "folder": "/r/demo/l2i/eval"}
+    >>> evaluation_labels([l2i, {"interpreter": "PIQ"}, {**l2i, "folder": "/r/w9"}])
+    ['L2I (demo/l2i/eval)', 'PIQ', 'L2I (w9)']
+    >>> evaluation_labels([{"interpreter": "PIQ"}, {"interpreter": "PIQ"}])
+    ['PIQ (#1)', 'PIQ (#2)']
+    """
+    labels = [setup_label(evaluation) for evaluation in evaluations]
+    counts = collections.Counter(labels)
+    for label in [label for label, count in counts.items() if count > 1]:
+        positions = [k for k, other in enumerate(labels) if other == label]
+        tags = _folder_tags([evaluations[k].get("folder") for k in positions])
+        if tags is None:
+            tags = [f"#{k + 1}" for k in positions]
+        for k, tag in zip(positions, tags):
+            labels[k] = f"{label} ({tag})"
+    return labels
 
 
 def reference_rows(references):
@@ -160,10 +212,12 @@ def _summary_entries(evaluations):
     baselines and the reference masks `all ones` / `ground truth`, each taken
     from the first evaluation that has it: labelled with the set-up (e.g.
     '[mixtures]'), or with the evaluation's label in front when two groups
-    would share a label.
+    would share a label. No row is ever dropped: evaluations that share a label
+    are told apart by their folders (`evaluation_labels`).
     """
     entries = []
-    for evaluation in evaluations:
+    names = evaluation_labels(evaluations)
+    for evaluation, name in zip(evaluations, names):
         group = _reference_group(evaluation)
         intervals = evaluation.get("intervals", {})
         for method, stats in evaluation["methods"].items():
@@ -171,11 +225,11 @@ def _summary_entries(evaluations):
                 continue
             kind = "interpreter" if method == evaluation["interpreter"] else "baseline"
             kind = "reference" if method == ORACLE else kind
-            label = method_label(evaluation, method)
+            label = method_label(evaluation, method, name)
             entries.append(SummaryRow(label, stats, kind, intervals.get(method, {}), group))
     used = {entry.label for entry in entries}
     shared = {}  # group -> {(kind, method): row}
-    for evaluation in evaluations:
+    for evaluation, evaluation_name in zip(evaluations, names):
         group = _reference_group(evaluation)
         rows = shared.setdefault(group, {})
         intervals = evaluation.get("intervals", {})
@@ -192,13 +246,33 @@ def _summary_entries(evaluations):
                 continue
             label = _with_setup(name, evaluation)
             if label in used:
-                label = f"{setup_label(evaluation)}: {name}"
+                label = f"{evaluation_name}: {name}"
             used.add(label)
             rows[(kind, method)] = SummaryRow(label, stats, kind, intervals.get(method, {}), group)
     for rows in shared.values():
         ordered = sorted(rows.items(), key=lambda item: item[0][0] == "reference")  # baselines first
         entries += [row for _, row in ordered]
-    return entries
+    return _distinct_labels(entries)
+
+
+def _distinct_labels(entries):
+    """`entries` with a label given twice (an interpreter named like another's row) made
+    distinct by its place (' #2'): the tables are keyed by label and must drop no row.
+
+    Example
+    -------
+    >>> rows = [SummaryRow(label, {}, "interpreter", {}, "g") for label in ("A", "B", "A")]
+    >>> [row.label for row in _distinct_labels(rows)]
+    ['A', 'B', 'A #3']
+    """
+    seen = set()
+    distinct = []
+    for k, entry in enumerate(entries):
+        if entry.label in seen:
+            entry = entry._replace(label=f"{entry.label} #{k + 1}")
+        seen.add(entry.label)
+        distinct.append(entry)
+    return distinct
 
 
 def summary_rows(evaluations):
@@ -238,7 +312,7 @@ def baseline_margins(evaluations):
             if method in CLASSIFIER_ONLY_BASELINES and stats.get("si_sdri") is not None:
                 shared.setdefault(_reference_group(evaluation), {})[method] = stats["si_sdri"]
     lines = []
-    for evaluation in evaluations:
+    for evaluation, label in zip(evaluations, evaluation_labels(evaluations)):
         name = evaluation["interpreter"]
         stats = evaluation["methods"].get(name, {})
         if stats.get("si_sdri") is None:
@@ -250,7 +324,7 @@ def baseline_margins(evaluations):
         ones = evaluation.get("references", {}).get("all_ones", {}).get("gt_precision")
         precision = stats.get("gt_precision")
         cells = [
-            _cell(setup_label(evaluation)),
+            _cell(label),
             f"{stats['si_sdri']:+.2f}",
             "-" if best is None else _cell(METHOD_LABELS.get(best, best)),
             "-" if best is None else f"{candidates[best]:+.2f}",

@@ -630,3 +630,30 @@ def test_report_command_prints_the_summary_and_the_path(tree, capsys):
     ]
     assert lines[-1] == f"Report: {path}"
     assert _parse(path).texts("h1") == [TITLE]
+
+
+def test_evaluations_with_the_same_label_keep_a_row_each_named_by_their_folder(tree, capsys):
+    """Was: the same L2I at two thresholds (evals/l2i_mix: Fid-In 0.6, random mask 0.2; w9:
+    0.7 and 0.1) printed one "L2I [mixtures]" row (the second's 0.7, the first's gone) and
+    the HTML two rows of the same name. Each row is kept, named by its folder relative to
+    the folders' common parent (root); the saliency and all-ones rows, the same classifier
+    and clips, are shown once, from the first evaluation (0.4, 1.0)."""
+    root, folders = tree
+    second = _l2i_mixtures_evaluation()
+    second["methods"] = {"L2I": {"fid_in": 0.7}, "random": {"fid_in": 0.1}, "saliency": {"fid_in": 0.4}}
+    _write_json(second, str(root / "w9" / "metrics.json"))
+    path = report.main([folders[1], str(root / "w9"), "--out", str(root / "merged")])
+    expected = [
+        ("L2I [mixtures] (evals/l2i_mix)", "0.600"),
+        ("L2I [mixtures] (evals/l2i_mix): random mask", "0.200"),
+        ("L2I [mixtures] (w9)", "0.700"),
+        ("L2I [mixtures] (w9): random mask", "0.100"),
+        ("saliency (captum) [mixtures]", "0.400"),
+        ("all ones [mixtures]", "1.000"),
+    ]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[2:-1] == [f"| {label} | {value} |" for label, value in expected]
+    parsed = _parse(path)
+    _, *rows = parsed.table("summary")["rows"]
+    assert [tuple(_texts(row)) for row in rows] == expected
+    assert parsed.texts("h2") == ["Summary", "L2I [mixtures] (evals/l2i_mix)", "L2I [mixtures] (w9)"]

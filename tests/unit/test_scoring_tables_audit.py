@@ -173,6 +173,40 @@ def test_shared_rows_come_from_the_first_evaluation_of_their_group():
     assert rows["all ones"] == {"fid_in": 1.0}
 
 
+def test_three_seeds_of_one_interpreter_keep_every_row_named_by_their_folders():
+    """Was: three seeds of PIQ (Fid-In 0.1, 0.2, 0.3; saliency 0.4, 0.5, 0.6) kept one "PIQ"
+    row (the third's) and one "PIQ: saliency (captum)" row for seeds 2 and 3. Every seed is
+    its own group (the seed is part of it): the first's saliency row keeps its plain label,
+    the others get their evaluation's label in front, the folder relative to /r."""
+    evaluations = [
+        _evaluation("PIQ", "c1", {"PIQ": {"fid_in": k / 10}, "saliency": {"fid_in": 0.3 + k / 10}},
+                    seed=k, folder=f"/r/seed{k}/piq/eval")
+        for k in (1, 2, 3)
+    ]  # fmt: skip
+    rows = tables.summary_rows(evaluations)
+    assert {label: stats["fid_in"] for label, stats in rows.items()} == {
+        "PIQ (seed1/piq/eval)": 0.1,
+        "PIQ (seed2/piq/eval)": 0.2,
+        "PIQ (seed3/piq/eval)": 0.3,
+        "saliency (captum)": 0.4,
+        "PIQ (seed2/piq/eval): saliency (captum)": 0.5,
+        "PIQ (seed3/piq/eval): saliency (captum)": 0.6,
+    }
+    assert list(tables.summary_intervals(evaluations)) == list(rows)
+
+
+def test_evaluations_with_the_same_label_and_no_folder_are_numbered():
+    """Two PIQ evaluations without a folder (dicts, not read from eval folders), on the same
+    classifier and clips: "PIQ (#1)" 0.8 and "PIQ (#2)" 0.6, the all-ones row once."""
+    first = _evaluation("PIQ", "c1", {"PIQ": {"fid_in": 0.8}}, references={"all_ones": {"fid_in": 1.0}})
+    second = _evaluation("PIQ", "c1", {"PIQ": {"fid_in": 0.6}}, references={"all_ones": {"fid_in": 1.0}})
+    assert tables.summary_rows([first, second]) == {
+        "PIQ (#1)": {"fid_in": 0.8},
+        "PIQ (#2)": {"fid_in": 0.6},
+        "all ones": {"fid_in": 1.0},
+    }
+
+
 def test_the_oracle_is_a_reference_row_and_left_out_of_the_agreement():
     """L2I's oracle (its best components from the ground truth) is its ceiling, not a
     competitor: kind 'reference' in the summary, and the agreement of the group counts the
