@@ -657,3 +657,34 @@ def test_evaluations_with_the_same_label_keep_a_row_each_named_by_their_folder(t
     _, *rows = parsed.table("summary")["rows"]
     assert [tuple(_texts(row)) for row in rows] == expected
     assert parsed.texts("h2") == ["Summary", "L2I [mixtures] (evals/l2i_mix)", "L2I [mixtures] (w9)"]
+
+
+def test_report_refuses_a_folder_given_twice(tree, capsys):
+    """Was: `report.py A A` showed every row of A twice. Refused (exit status 2) with the
+    folder named, also when the second spelling differs (a trailing slash); no page written."""
+    root, folders = tree
+    out = root / "merged"
+    with pytest.raises(SystemExit) as stopped:
+        report.main([folders[0], folders[1], folders[0], "--out", str(out)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(  # after "<program>: error: "
+        f": error: the evaluation folder {folders[0]} is given twice: give each folder once"
+    )
+    with pytest.raises(SystemExit):
+        report.main([folders[0], folders[0] + "/", "--out", str(out)])
+    assert f"{folders[0]}/ (the same as {folders[0]}) is given twice" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_report_to_a_file_says_so_in_one_line(tree, capsys):
+    """Was: `--out` naming a file ended in a FileExistsError traceback. Now one line naming
+    --out, exit status 2, and the file is left as it was."""
+    root, folders = tree
+    blocker = root / "notes.txt"
+    blocker.write_text("mine")
+    assert report.cli([*folders, "--out", str(blocker)]) == 2
+    assert capsys.readouterr().err == (
+        f"recipes/report.py: Cannot write to {blocker} ({blocker} is a file, not a folder): the run "
+        "writes its results there. Pass --out with a folder you can write to.\n"
+    )
+    assert blocker.read_text() == "mine"
