@@ -325,10 +325,10 @@ def baseline_margins(evaluations):
         precision = stats.get("gt_precision")
         cells = [
             _cell(label),
-            f"{stats['si_sdri']:+.2f}",
+            _fixed(stats["si_sdri"], "+.2f"),
             "-" if best is None else _cell(METHOD_LABELS.get(best, best)),
-            "-" if best is None else f"{candidates[best]:+.2f}",
-            "-" if best is None else f"{stats['si_sdri'] - candidates[best]:+.2f}",
+            "-" if best is None else _fixed(candidates[best], "+.2f"),
+            "-" if best is None else _fixed(stats["si_sdri"] - candidates[best], "+.2f"),
             "-" if precision is None else f"{precision:.3f}",
             "-" if precision is None or not ones else f"{precision / ones:.2f}",
             "-" if stats.get("fid_in") is None else f"{stats['fid_in']:.3f}",
@@ -475,6 +475,19 @@ def metric_columns(rows):
     return [key for key in METRICS if key in present] + sorted(present - set(METRICS))
 
 
+def _fixed(value, spec):
+    """`format(value, spec)` (a fixed-point spec), "0.000" and not "-0.000" for a value that
+    rounds to zero.
+
+    Example
+    -------
+    >>> _fixed(-0.0004, ".3f"), _fixed(-0.0, "+.2f"), _fixed(-0.006, "+.2f")
+    ('0.000', '+0.00', '-0.01')
+    """
+    text = format(value, spec)
+    return format(0.0, spec) if float(text) == 0 else text
+
+
 def format_value(value):
     """A table cell: 3 decimals, 1 for magnitudes >= 10, '-' for missing or non-finite.
 
@@ -485,7 +498,7 @@ def format_value(value):
     """
     if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "-"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+    return _fixed(value, ".1f" if abs(value) >= 10 else ".3f")
 
 
 def interval_half_width(interval):
@@ -585,7 +598,7 @@ def by_class_table(result):
     rows = []
     for label in labels:
         cells = [classes[label].get(method, {}).get(key) for method, key in columns]
-        rows.append([str(label), str(classes[label]["n"])] + ["-" if v is None else f"{v:.3f}" for v in cells])
+        rows.append([str(label), str(classes[label]["n"])] + ["-" if v is None else _fixed(v, ".3f") for v in cells])
     return titles, rows
 
 
@@ -707,7 +720,8 @@ def sanity_markdown(result):
         cells = [label, f"{result['class_kept'][k]:.2f}"]
         for m in methods:
             figures = result["methods"][m]
-            cells.append(f"ρ {figures['spearman'][k]:.2f} / SSIM {figures['ssim'][k]:.2f}")
+            spearman, ssim = _fixed(figures["spearman"][k], ".2f"), _fixed(figures["ssim"][k], ".2f")
+            cells.append(f"ρ {spearman} / SSIM {ssim}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if failed:

@@ -506,3 +506,20 @@ def test_a_classifier_without_weights_is_folded_as_it_is():
 
     fused = fused_for_inference(torch.nn.Sequential(torch.nn.ReLU()))
     assert fused(torch.tensor([[-1.0, 2.0]])).tolist() == [[0.0, 2.0]]
+
+
+def test_a_value_that_rounds_to_zero_has_no_minus_sign():
+    """Was: the SPS of "all ones" (a Gini index of -1e-9 in floating point) printed "-0.000".
+    -1e-9 and -0.0 print "0.000", also with ± and in the markdown table; -0.0004 rounds to
+    zero too; -0.0006 is "-0.001". The per-class table and the margins (signed, "+0.00")
+    likewise; the sanity table's ρ of -0.001 is "0.00"."""
+    assert [tables.format_value(v) for v in (-1e-9, -0.0, -0.0004, -0.0006)] == ["0.000", "0.000", "0.000", "-0.001"]
+    assert tables.format_cell(-1e-9, {"low": -0.1, "high": 0.1}) == "0.000 ± 0.100"
+    assert tables.markdown_table({"all ones": {"SPS": -1e-9}}).splitlines()[-1] == "| all ones | 0.000 |"
+    result = {"interpreter": "PIQ", "by_class": {"dog": {"n": 1, "PIQ": {"si_sdri": -1e-9}}}}
+    assert tables.by_class_table(result)[1] == [["dog", "1", "0.000"]]
+    piq = {"interpreter": "PIQ", "methods": {"PIQ": {"si_sdri": -1e-9}, "random": {"si_sdri": -2e-9}}}
+    assert tables.baseline_margins([piq]).splitlines()[-1] == "| PIQ | +0.00 | random mask | +0.00 | +0.00 | - | - | - |"
+    sanity = {"clips": 1, "steps": ["none"], "class_kept": [1.0], "failed": [], "max_similarity": 0.9,
+              "methods": {"PIQ": {"spearman": [-0.001], "ssim": [1.0]}}}  # fmt: skip
+    assert "| none (trained) | 1.00 | ρ 0.00 / SSIM 1.00 |" in tables.sanity_markdown(sanity)
