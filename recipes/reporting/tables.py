@@ -360,6 +360,25 @@ def agreement_groups(evaluations):
     return [(labels[group], metric_agreement(rows)) for group, rows in groups.items()]
 
 
+def pooled_masks(check):
+    """The masks whose masked inputs the classifier check pooled, as words; None for a
+    metrics.json from before they were recorded ("masked_methods").
+
+    Example
+    -------
+    >>> pooled_masks({"masked_methods": ["L2I", "saliency", "ground_truth"]})
+    'L2I, saliency and ground-truth masks'
+    >>> pooled_masks({"masked_methods": ["PIQ"]}), pooled_masks({}) is None
+    ('PIQ mask', True)
+    """
+    names = [{"ground_truth": "ground-truth"}.get(name, name) for name in check.get("masked_methods") or []]
+    if not names:
+        return None
+    if len(names) == 1:
+        return f"{names[0]} mask"
+    return f"{', '.join(names[:-1])} and {names[-1]} masks"
+
+
 def classifier_warning(check):
     """Why the masked-input metrics say nothing about the interpreters, or None.
 
@@ -378,8 +397,9 @@ def classifier_warning(check):
     Example
     -------
     >>> print(classifier_warning({"masked_top_class": "dog", "masked_top_class_share": 0.9,
-    ...                           "masked_predictions": 10, "ground_truth_fid_in": 0.8}))
-    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, interpreter, saliency and ground-truth masks) are class 'dog' (more than half).
+    ...                           "masked_predictions": 10, "ground_truth_fid_in": 0.8,
+    ...                           "masked_methods": ["PIQ", "ground_truth"]}))
+    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, PIQ and ground-truth masks) are class 'dog' (more than half).
     >>> classifier_warning({"masked_top_class_share": 0.4, "ground_truth_fid_in": 0.8}) is None
     True
     """
@@ -389,10 +409,11 @@ def classifier_warning(check):
     share = check.get("masked_top_class_share")
     if share is not None and share > MAX_MASKED_TOP_CLASS_SHARE:
         total = check.get("masked_predictions")
-        counted = f"{round(share * total)} of {total}, " if total else ""
+        counted = [f"{round(share * total)} of {total}"] if total else []
+        masks = [pooled_masks(check)] if pooled_masks(check) else []
+        pooled = f" ({', '.join(counted + masks)})" if counted + masks else ""
         reasons.append(
-            f"{100 * share:.0f} % of its predictions on masked inputs "
-            f"({counted}interpreter, saliency and ground-truth masks) are class "
+            f"{100 * share:.0f} % of its predictions on masked inputs{pooled} are class "
             f"'{check.get('masked_top_class')}' (more than half)"
         )
     fid_in = check.get("ground_truth_fid_in")
@@ -434,9 +455,9 @@ def classifier_check_lines(check):
 
     Example
     -------
-    >>> classifier_check_lines({"accuracy": 0.5, "masked_top_class": "dog",
-    ...                         "masked_top_class_share": 0.25, "masked_predictions": 8})
-    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (interpreter, saliency and ground-truth masks)"]
+    >>> classifier_check_lines({"accuracy": 0.5, "masked_top_class": "dog", "masked_top_class_share": 0.25,
+    ...                         "masked_predictions": 8, "masked_methods": ["PIQ", "ground_truth"]})
+    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (PIQ and ground-truth masks)"]
     """
     if not check:
         return []
@@ -450,10 +471,11 @@ def classifier_check_lines(check):
     if check.get("ground_truth_fid_in") is not None:
         lines.append(f"Fid-In of the ground-truth mask: {check['ground_truth_fid_in']:.3f}")
     if check.get("masked_top_class_share") is not None:
+        masks = pooled_masks(check)
         lines.append(
             f"most frequent class on masked inputs: '{check['masked_top_class']}', "
             f"{100 * check['masked_top_class_share']:.1f} % of {check.get('masked_predictions')} "
-            "predictions (interpreter, saliency and ground-truth masks)"
+            "predictions" + (f" ({masks})" if masks else "")
         )
     return lines
 

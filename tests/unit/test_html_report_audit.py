@@ -141,6 +141,7 @@ def _piq_evaluation(folder):
             "masked_top_class": "<i>dog</i>",
             "masked_top_class_share": 0.9,
             "masked_predictions": 10,
+            "masked_methods": ["PIQ", "saliency", "ground_truth"],
         },
         "n_undefined": {"PIQ": {"si_sdri": 1}},
         "by_class": {
@@ -374,14 +375,14 @@ def test_evaluation_meta_check_and_warnings(page):
     assert parsed.texts("li") == [
         "accuracy on the evaluated clips: 87.5 %",
         "most frequent class on masked inputs: '<i>dog</i>', 90.0 % of 10 predictions "
-        "(interpreter, saliency and ground-truth masks)",
+        "(PIQ, saliency and ground-truth masks)",
         "accuracy on the evaluated clips: 50.0 %",
-        "most frequent class on masked inputs: 'cat', 30.0 % of 4 predictions "
-        "(interpreter, saliency and ground-truth masks)",
+        # a metrics.json from before "masked_methods": the masks are not named
+        "most frequent class on masked inputs: 'cat', 30.0 % of 4 predictions",
     ]
     reason = (
         "masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its "
-        "predictions on masked inputs (9 of 10, interpreter, saliency and ground-truth masks) are class "
+        "predictions on masked inputs (9 of 10, PIQ, saliency and ground-truth masks) are class "
         "'<i>dog</i>' (more than half)."
     )
     warnings = parsed.texts("p", "warning")

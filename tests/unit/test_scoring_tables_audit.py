@@ -238,7 +238,7 @@ def test_classifier_warning_thresholds_and_count():
     warning = tables.classifier_warning(
         {"masked_top_class": "rain", "masked_top_class_share": 0.57, "masked_predictions": 100}
     )
-    assert "57 % of its predictions on masked inputs (57 of 100," in warning
+    assert "57 % of its predictions on masked inputs (57 of 100)" in warning
 
 
 def test_format_value_rounds_by_magnitude_and_hides_infinite_values():
@@ -523,3 +523,49 @@ def test_a_value_that_rounds_to_zero_has_no_minus_sign():
     sanity = {"clips": 1, "steps": ["none"], "class_kept": [1.0], "failed": [], "max_similarity": 0.9,
               "methods": {"PIQ": {"spearman": [-0.001], "ssim": [1.0]}}}  # fmt: skip
     assert "| none (trained) | 1.00 | ρ 0.00 / SSIM 1.00 |" in tables.sanity_markdown(sanity)
+
+
+def test_classifier_warning_names_the_masks_it_pooled():
+    """Was: the warning and the check's line always said "interpreter, saliency and
+    ground-truth masks", also for PIQ's and L-MAC's evaluations (no saliency) and without
+    ground truth. 6 of 8 (75 %) masked predictions class 'rain': the masks are named from
+    "masked_methods"; a metrics.json without it (before they were recorded) names none."""
+    check = {"masked_top_class": "rain", "masked_top_class_share": 0.75, "masked_predictions": 8}
+    start = "masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: "
+    assert tables.classifier_warning({**check, "masked_methods": ["PIQ", "ground_truth"]}) == (
+        start + "75 % of its predictions on masked inputs (6 of 8, PIQ and ground-truth masks) are "
+        "class 'rain' (more than half)."
+    )
+    assert tables.classifier_warning({**check, "masked_methods": ["L2I", "saliency", "ground_truth"]}) == (
+        start + "75 % of its predictions on masked inputs (6 of 8, L2I, saliency and ground-truth masks) "
+        "are class 'rain' (more than half)."
+    )
+    assert tables.classifier_warning({**check, "masked_methods": ["LMAC"]}) == (
+        start + "75 % of its predictions on masked inputs (6 of 8, LMAC mask) are class 'rain' (more than half)."
+    )
+    assert tables.classifier_warning(check) == (
+        start + "75 % of its predictions on masked inputs (6 of 8) are class 'rain' (more than half)."
+    )
+    assert tables.classifier_check_lines({**check, "masked_methods": ["PIQ"]}) == [
+        "most frequent class on masked inputs: 'rain', 75.0 % of 8 predictions (PIQ mask)"
+    ]
+    assert tables.classifier_check_lines(check) == ["most frequent class on masked inputs: 'rain', 75.0 % of 8 predictions"]
+
+
+def test_evaluate_records_the_masks_its_classifier_check_pooled(tmp_path):
+    """The clips and ground truth of the test above, with the random mask as the only baseline
+    (no saliency): the check pools the interpreter's and the ground truth's masked inputs,
+    5 + 5 = 10, and says so. Class 0 on the interpreter's (c0, c1, c3, c4; silent c2 is 1)
+    and the ground truth's (c0, c1, c3; c2, c4 are 1): 7 of 10, the warning's 70 %."""
+    brain = loudness_brain()
+    dataset = five_clips()
+    interference = Interference("none", dataset, 0, 16000, N_SAMPLES)
+    options = scoring.EvaluationOptions(baselines=("random",), seed=0, n_resamples=20)
+    ground_truth = TargetOf(["c0", "c1", "c2", "c3"])
+    result = scoring.evaluate(
+        brain, dataset, {"batch_size": 2}, interference, ground_truth, str(tmp_path / "clips"), 0, options
+    )
+    check = result["classifier_check"]
+    assert check["masked_methods"] == ["KeepsSoundClips", "ground_truth"]
+    assert check["masked_predictions"] == 10
+    assert "(7 of 10, KeepsSoundClips and ground-truth masks) are class '0'" in check["warning"]
