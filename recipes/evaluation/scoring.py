@@ -90,7 +90,12 @@ def all_ones_metrics(brain, outputs):
 
 
 def classifier_check(
-    accuracy, masked_predictions, class_name=str, target_accuracy=None, ground_truth_fid_in=None
+    accuracy,
+    masked_predictions,
+    class_name=str,
+    target_accuracy=None,
+    ground_truth_fid_in=None,
+    masked_methods=None,
 ):
     """Can this classifier judge masks? The "classifier_check" block of metrics.json.
 
@@ -100,13 +105,16 @@ def classifier_check(
         The classifier's accuracy on the evaluated clips.
     masked_predictions : torch.Tensor
         Its predicted class on X_int (the mask applied), pooled over the clips and the
-        interpreter's, saliency and ground-truth masks, (M,).
+        masks `masked_methods`, (M,).
     class_name : callable
         Class index -> name.
     target_accuracy : float, optional
         Its accuracy on the clean target events alone (data with sources).
     ground_truth_fid_in : float, optional
         Fid-In of the ground-truth mask (data with sources).
+    masked_methods : list of str, optional
+        The masks pooled in `masked_predictions`: the interpreter's name, "saliency" when it
+        is among the baselines, "ground_truth" on data with sources; the report names them.
 
     Returns
     -------
@@ -131,6 +139,7 @@ def classifier_check(
         "masked_predictions": int(counts.sum()),
         "masked_top_class": None if top is None else class_name(top),
         "masked_top_class_share": None if top is None else counts[top].item() / counts.sum().item(),
+        "masked_methods": None if masked_methods is None else list(masked_methods),
     }
     check["warning"] = classifier_warning(check)
     return check
@@ -358,6 +367,9 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     loader = make_dataloader(dataset, **{**loader_options, "shuffle": False, "sampler": positions})
     shown_positions = set(report_clip_positions(dataset_labels(dataset), n_clips))
     correct, target_correct, n_evaluated, shown, masked_predictions = 0, 0, 0, [], []
+    # the masks whose X_int the classifier check pools (see below)
+    masked_methods = [name, *(["saliency"] if "saliency" in options.baselines else [])]
+    masked_methods += ["ground_truth"] if ground_truth is not None else []
     per_clip_auc = []  # (position, id, {method: [deletion AUC, insertion AUC]})
     per_clip = []  # (position of the clip, one of its rows of clip_rows)
 
@@ -390,7 +402,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
             # permutation is left out: it scatters the clip's evidence on purpose, and a
             # classifier may rightly call scattered bins one noise-like class.
             masked_predictions += [
-                scores[method]["int"].argmax(dim=1).cpu() for method in (name, "saliency") if method in scores
+                scores[method]["int"].argmax(dim=1).cpu() for method in masked_methods if method in scores
             ]
             values["all_ones"] = all_ones_metrics(brain, outputs)
             target = X_target = None
@@ -464,6 +476,7 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
         class_name=brain.class_name,
         target_accuracy=target_correct / n_evaluated if with_sources else None,
         ground_truth_fid_in=summaries["ground_truth"]["fid_in"] if with_sources else None,
+        masked_methods=masked_methods,
     )
     return {
         "methods": {method: summaries[method] for method in stats},

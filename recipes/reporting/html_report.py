@@ -38,11 +38,11 @@ from recipes.reporting.tables import (
     by_class_table,
     classifier_check_lines,
     classifier_warning,
+    evaluation_labels,
     format_value,
     interval_half_width,
     metric_columns,
     metric_title,
-    setup_label,
     undefined_line,
 )
 
@@ -200,9 +200,10 @@ def _by_class_html(evaluation):
     )
 
 
-def _evaluation_html(evaluation, report_folder):
+def _evaluation_html(evaluation, report_folder, label):
+    """One evaluation's section, headed by its `label` (`evaluation_labels`)."""
     folder = evaluation["folder"]
-    title = html.escape(setup_label(evaluation))
+    title = html.escape(label)
     accuracy = 100 * evaluation.get("classifier_accuracy", float("nan"))
     meta = (
         f'<p class="meta">{evaluation.get("n_clips", "?")} clips, classifier accuracy '
@@ -262,11 +263,11 @@ def _evaluation_html(evaluation, report_folder):
 def _warnings_html(evaluations):
     """The classifier-check warnings of the evaluations, for the top of the page."""
     parts = []
-    for evaluation in evaluations:
+    for evaluation, label in zip(evaluations, evaluation_labels(evaluations)):
         warning = classifier_warning(evaluation.get("classifier_check"))
         if warning:
             parts.append(
-                f'<p class="warning"><strong>Warning ({html.escape(setup_label(evaluation))}):'
+                f'<p class="warning"><strong>Warning ({html.escape(label)}):'
                 f"</strong> {html.escape(warning, quote=False)}</p>"
             )
     return "".join(parts)
@@ -294,7 +295,8 @@ def render_html(evaluations, report_folder, title="Interpretation report"):
         _summary_html(evaluations),
         _agreement_html(evaluations),
     ]
-    parts += [_evaluation_html(evaluation, report_folder) for evaluation in evaluations]
+    labels = evaluation_labels(evaluations)
+    parts += [_evaluation_html(evaluation, report_folder, label) for evaluation, label in zip(evaluations, labels)]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

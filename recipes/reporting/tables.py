@@ -13,6 +13,7 @@ Authors
 import collections
 import json
 import math
+import os
 
 from recipes.core.labels import CLASSIFIER_ONLY_BASELINES, METHOD_LABELS, ORACLE, REFERENCE_LABELS
 from recipes.reporting.agreement import agreement_line, agreement_markdown, metric_agreement
@@ -95,11 +96,62 @@ def setup_label(evaluation):
     return _with_setup(evaluation["interpreter"], evaluation)
 
 
-def method_label(evaluation, method):
-    """The row label of one method of one evaluation."""
+def method_label(evaluation, method, label=None):
+    """The row label of one method of one evaluation (`label`: the evaluation's, by default
+    its `setup_label`)."""
+    label = setup_label(evaluation) if label is None else label
     if method == evaluation["interpreter"]:
-        return setup_label(evaluation)
-    return f"{setup_label(evaluation)}: {METHOD_LABELS.get(method, method)}"
+        return label
+    return f"{label}: {METHOD_LABELS.get(method, method)}"
+
+
+def _folder_tags(folders):
+    """Each folder relative to the folders' common parent, or None when a folder is missing,
+    given twice or on another drive.
+
+    Example
+    -------
+    >>> _folder_tags(["/r/demo/l2i/eval", "/r/w9"])
+    ['demo/l2i/eval', 'w9']
+    >>> _folder_tags(["/r/eval", "/r/eval/w9"]), _folder_tags(["/r/eval", None])
+    (['eval', 'eval/w9'], None)
+    """
+    if None in folders or len(set(folders)) < len(folders):
+        return None
+    folders = [os.path.abspath(folder) for folder in folders]
+    try:
+        common = os.path.commonpath(folders)
+    except ValueError:  # Windows: folders on two drives
+        return None
+    if common in folders:  # one folder holds another: name both from above
+        common = os.path.dirname(common)
+    return [os.path.relpath(folder, common).replace(os.sep, "/") for folder in folders]
+
+
+def evaluation_labels(evaluations):
+    """The label of each evaluation, in order: its `setup_label`, and where several
+    evaluations share one (the same interpreter at two thresholds, two seeds), each of them
+    with its folder relative to their common parent (`load_evaluation`'s "folder"), or its
+    position ("#2") without one.
+
+    Example
+    -------
+    >>> l2i = {"interpreter": "L2I", "folder": "/r/demo/l2i/eval"}
+    >>> evaluation_labels([l2i, {"interpreter": "PIQ"}, {**l2i, "folder": "/r/w9"}])
+    ['L2I (demo/l2i/eval)', 'PIQ', 'L2I (w9)']
+    >>> evaluation_labels([{"interpreter": "PIQ"}, {"interpreter": "PIQ"}])
+    ['PIQ (#1)', 'PIQ (#2)']
+    """
+    labels = [setup_label(evaluation) for evaluation in evaluations]
+    counts = collections.Counter(labels)
+    for label in [label for label, count in counts.items() if count > 1]:
+        positions = [k for k, other in enumerate(labels) if other == label]
+        tags = _folder_tags([evaluations[k].get("folder") for k in positions])
+        if tags is None:
+            tags = [f"#{k + 1}" for k in positions]
+        for k, tag in zip(positions, tags):
+            labels[k] = f"{label} ({tag})"
+    return labels
 
 
 def reference_rows(references):
@@ -160,10 +212,12 @@ def _summary_entries(evaluations):
     baselines and the reference masks `all ones` / `ground truth`, each taken
     from the first evaluation that has it: labelled with the set-up (e.g.
     '[mixtures]'), or with the evaluation's label in front when two groups
-    would share a label.
+    would share a label. No row is ever dropped: evaluations that share a label
+    are told apart by their folders (`evaluation_labels`).
     """
     entries = []
-    for evaluation in evaluations:
+    names = evaluation_labels(evaluations)
+    for evaluation, name in zip(evaluations, names):
         group = _reference_group(evaluation)
         intervals = evaluation.get("intervals", {})
         for method, stats in evaluation["methods"].items():
@@ -171,11 +225,11 @@ def _summary_entries(evaluations):
                 continue
             kind = "interpreter" if method == evaluation["interpreter"] else "baseline"
             kind = "reference" if method == ORACLE else kind
-            label = method_label(evaluation, method)
+            label = method_label(evaluation, method, name)
             entries.append(SummaryRow(label, stats, kind, intervals.get(method, {}), group))
     used = {entry.label for entry in entries}
     shared = {}  # group -> {(kind, method): row}
-    for evaluation in evaluations:
+    for evaluation, evaluation_name in zip(evaluations, names):
         group = _reference_group(evaluation)
         rows = shared.setdefault(group, {})
         intervals = evaluation.get("intervals", {})
@@ -192,13 +246,33 @@ def _summary_entries(evaluations):
                 continue
             label = _with_setup(name, evaluation)
             if label in used:
-                label = f"{setup_label(evaluation)}: {name}"
+                label = f"{evaluation_name}: {name}"
             used.add(label)
             rows[(kind, method)] = SummaryRow(label, stats, kind, intervals.get(method, {}), group)
     for rows in shared.values():
         ordered = sorted(rows.items(), key=lambda item: item[0][0] == "reference")  # baselines first
         entries += [row for _, row in ordered]
-    return entries
+    return _distinct_labels(entries)
+
+
+def _distinct_labels(entries):
+    """`entries` with a label given twice (an interpreter named like another's row) made
+    distinct by its place (' #2'): the tables are keyed by label and must drop no row.
+
+    Example
+    -------
+    >>> rows = [SummaryRow(label, {}, "interpreter", {}, "g") for label in ("A", "B", "A")]
+    >>> [row.label for row in _distinct_labels(rows)]
+    ['A', 'B', 'A #3']
+    """
+    seen = set()
+    distinct = []
+    for k, entry in enumerate(entries):
+        if entry.label in seen:
+            entry = entry._replace(label=f"{entry.label} #{k + 1}")
+        seen.add(entry.label)
+        distinct.append(entry)
+    return distinct
 
 
 def summary_rows(evaluations):
@@ -238,7 +312,7 @@ def baseline_margins(evaluations):
             if method in CLASSIFIER_ONLY_BASELINES and stats.get("si_sdri") is not None:
                 shared.setdefault(_reference_group(evaluation), {})[method] = stats["si_sdri"]
     lines = []
-    for evaluation in evaluations:
+    for evaluation, label in zip(evaluations, evaluation_labels(evaluations)):
         name = evaluation["interpreter"]
         stats = evaluation["methods"].get(name, {})
         if stats.get("si_sdri") is None:
@@ -250,11 +324,11 @@ def baseline_margins(evaluations):
         ones = evaluation.get("references", {}).get("all_ones", {}).get("gt_precision")
         precision = stats.get("gt_precision")
         cells = [
-            _cell(setup_label(evaluation)),
-            f"{stats['si_sdri']:+.2f}",
+            _cell(label),
+            _fixed(stats["si_sdri"], "+.2f"),
             "-" if best is None else _cell(METHOD_LABELS.get(best, best)),
-            "-" if best is None else f"{candidates[best]:+.2f}",
-            "-" if best is None else f"{stats['si_sdri'] - candidates[best]:+.2f}",
+            "-" if best is None else _fixed(candidates[best], "+.2f"),
+            "-" if best is None else _fixed(stats["si_sdri"] - candidates[best], "+.2f"),
             "-" if precision is None else f"{precision:.3f}",
             "-" if precision is None or not ones else f"{precision / ones:.2f}",
             "-" if stats.get("fid_in") is None else f"{stats['fid_in']:.3f}",
@@ -286,6 +360,25 @@ def agreement_groups(evaluations):
     return [(labels[group], metric_agreement(rows)) for group, rows in groups.items()]
 
 
+def pooled_masks(check):
+    """The masks whose masked inputs the classifier check pooled, as words; None for a
+    metrics.json from before they were recorded ("masked_methods").
+
+    Example
+    -------
+    >>> pooled_masks({"masked_methods": ["L2I", "saliency", "ground_truth"]})
+    'L2I, saliency and ground-truth masks'
+    >>> pooled_masks({"masked_methods": ["PIQ"]}), pooled_masks({}) is None
+    ('PIQ mask', True)
+    """
+    names = [{"ground_truth": "ground-truth"}.get(name, name) for name in check.get("masked_methods") or []]
+    if not names:
+        return None
+    if len(names) == 1:
+        return f"{names[0]} mask"
+    return f"{', '.join(names[:-1])} and {names[-1]} masks"
+
+
 def classifier_warning(check):
     """Why the masked-input metrics say nothing about the interpreters, or None.
 
@@ -304,8 +397,9 @@ def classifier_warning(check):
     Example
     -------
     >>> print(classifier_warning({"masked_top_class": "dog", "masked_top_class_share": 0.9,
-    ...                           "masked_predictions": 10, "ground_truth_fid_in": 0.8}))
-    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, interpreter, saliency and ground-truth masks) are class 'dog' (more than half).
+    ...                           "masked_predictions": 10, "ground_truth_fid_in": 0.8,
+    ...                           "masked_methods": ["PIQ", "ground_truth"]}))
+    masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its predictions on masked inputs (9 of 10, PIQ and ground-truth masks) are class 'dog' (more than half).
     >>> classifier_warning({"masked_top_class_share": 0.4, "ground_truth_fid_in": 0.8}) is None
     True
     """
@@ -315,10 +409,11 @@ def classifier_warning(check):
     share = check.get("masked_top_class_share")
     if share is not None and share > MAX_MASKED_TOP_CLASS_SHARE:
         total = check.get("masked_predictions")
-        counted = f"{round(share * total)} of {total}, " if total else ""
+        counted = [f"{round(share * total)} of {total}"] if total else []
+        masks = [pooled_masks(check)] if pooled_masks(check) else []
+        pooled = f" ({', '.join(counted + masks)})" if counted + masks else ""
         reasons.append(
-            f"{100 * share:.0f} % of its predictions on masked inputs "
-            f"({counted}interpreter, saliency and ground-truth masks) are class "
+            f"{100 * share:.0f} % of its predictions on masked inputs{pooled} are class "
             f"'{check.get('masked_top_class')}' (more than half)"
         )
     fid_in = check.get("ground_truth_fid_in")
@@ -360,9 +455,9 @@ def classifier_check_lines(check):
 
     Example
     -------
-    >>> classifier_check_lines({"accuracy": 0.5, "masked_top_class": "dog",
-    ...                         "masked_top_class_share": 0.25, "masked_predictions": 8})
-    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (interpreter, saliency and ground-truth masks)"]
+    >>> classifier_check_lines({"accuracy": 0.5, "masked_top_class": "dog", "masked_top_class_share": 0.25,
+    ...                         "masked_predictions": 8, "masked_methods": ["PIQ", "ground_truth"]})
+    ['accuracy on the evaluated clips: 50.0 %', "most frequent class on masked inputs: 'dog', 25.0 % of 8 predictions (PIQ and ground-truth masks)"]
     """
     if not check:
         return []
@@ -376,10 +471,11 @@ def classifier_check_lines(check):
     if check.get("ground_truth_fid_in") is not None:
         lines.append(f"Fid-In of the ground-truth mask: {check['ground_truth_fid_in']:.3f}")
     if check.get("masked_top_class_share") is not None:
+        masks = pooled_masks(check)
         lines.append(
             f"most frequent class on masked inputs: '{check['masked_top_class']}', "
             f"{100 * check['masked_top_class_share']:.1f} % of {check.get('masked_predictions')} "
-            "predictions (interpreter, saliency and ground-truth masks)"
+            "predictions" + (f" ({masks})" if masks else "")
         )
     return lines
 
@@ -401,6 +497,19 @@ def metric_columns(rows):
     return [key for key in METRICS if key in present] + sorted(present - set(METRICS))
 
 
+def _fixed(value, spec):
+    """`format(value, spec)` (a fixed-point spec), "0.000" and not "-0.000" for a value that
+    rounds to zero.
+
+    Example
+    -------
+    >>> _fixed(-0.0004, ".3f"), _fixed(-0.0, "+.2f"), _fixed(-0.006, "+.2f")
+    ('0.000', '+0.00', '-0.01')
+    """
+    text = format(value, spec)
+    return format(0.0, spec) if float(text) == 0 else text
+
+
 def format_value(value):
     """A table cell: 3 decimals, 1 for magnitudes >= 10, '-' for missing or non-finite.
 
@@ -411,7 +520,7 @@ def format_value(value):
     """
     if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "-"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+    return _fixed(value, ".1f" if abs(value) >= 10 else ".3f")
 
 
 def interval_half_width(interval):
@@ -511,7 +620,7 @@ def by_class_table(result):
     rows = []
     for label in labels:
         cells = [classes[label].get(method, {}).get(key) for method, key in columns]
-        rows.append([str(label), str(classes[label]["n"])] + ["-" if v is None else f"{v:.3f}" for v in cells])
+        rows.append([str(label), str(classes[label]["n"])] + ["-" if v is None else _fixed(v, ".3f") for v in cells])
     return titles, rows
 
 
@@ -633,7 +742,8 @@ def sanity_markdown(result):
         cells = [label, f"{result['class_kept'][k]:.2f}"]
         for m in methods:
             figures = result["methods"][m]
-            cells.append(f"ρ {figures['spearman'][k]:.2f} / SSIM {figures['ssim'][k]:.2f}")
+            spearman, ssim = _fixed(figures["spearman"][k], ".2f"), _fixed(figures["ssim"][k], ".2f")
+            cells.append(f"ρ {spearman} / SSIM {ssim}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if failed:

@@ -279,7 +279,7 @@ def test_merged_report_shows_references_once_and_warnings_on_top(tmp_path):
     assert page.count(">all ones</td>") == 1 and page.count('class="reference"') == 4
     top = page[: page.index("<h2>Summary")]
     assert top.count('class="warning"') == 1 and "Warning (PIQ)" in top
-    assert "90 % of its predictions on masked inputs (9 of 10," in top and "'b'" in top
+    assert "90 % of its predictions on masked inputs (9 of 10)" in top and "'b'" in top
     assert "img { max-width: 100%; height: auto; }" in page  # the spectrograms fit the page
 
 

@@ -141,6 +141,7 @@ def _piq_evaluation(folder):
             "masked_top_class": "<i>dog</i>",
             "masked_top_class_share": 0.9,
             "masked_predictions": 10,
+            "masked_methods": ["PIQ", "saliency", "ground_truth"],
         },
         "n_undefined": {"PIQ": {"si_sdri": 1}},
         "by_class": {
@@ -374,14 +375,14 @@ def test_evaluation_meta_check_and_warnings(page):
     assert parsed.texts("li") == [
         "accuracy on the evaluated clips: 87.5 %",
         "most frequent class on masked inputs: '<i>dog</i>', 90.0 % of 10 predictions "
-        "(interpreter, saliency and ground-truth masks)",
+        "(PIQ, saliency and ground-truth masks)",
         "accuracy on the evaluated clips: 50.0 %",
-        "most frequent class on masked inputs: 'cat', 30.0 % of 4 predictions "
-        "(interpreter, saliency and ground-truth masks)",
+        # a metrics.json from before "masked_methods": the masks are not named
+        "most frequent class on masked inputs: 'cat', 30.0 % of 4 predictions",
     ]
     reason = (
         "masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: 90 % of its "
-        "predictions on masked inputs (9 of 10, interpreter, saliency and ground-truth masks) are class "
+        "predictions on masked inputs (9 of 10, PIQ, saliency and ground-truth masks) are class "
         "'<i>dog</i>' (more than half)."
     )
     warnings = parsed.texts("p", "warning")
@@ -630,3 +631,61 @@ def test_report_command_prints_the_summary_and_the_path(tree, capsys):
     ]
     assert lines[-1] == f"Report: {path}"
     assert _parse(path).texts("h1") == [TITLE]
+
+
+def test_evaluations_with_the_same_label_keep_a_row_each_named_by_their_folder(tree, capsys):
+    """Was: the same L2I at two thresholds (evals/l2i_mix: Fid-In 0.6, random mask 0.2; w9:
+    0.7 and 0.1) printed one "L2I [mixtures]" row (the second's 0.7, the first's gone) and
+    the HTML two rows of the same name. Each row is kept, named by its folder relative to
+    the folders' common parent (root); the saliency and all-ones rows, the same classifier
+    and clips, are shown once, from the first evaluation (0.4, 1.0)."""
+    root, folders = tree
+    second = _l2i_mixtures_evaluation()
+    second["methods"] = {"L2I": {"fid_in": 0.7}, "random": {"fid_in": 0.1}, "saliency": {"fid_in": 0.4}}
+    _write_json(second, str(root / "w9" / "metrics.json"))
+    path = report.main([folders[1], str(root / "w9"), "--out", str(root / "merged")])
+    expected = [
+        ("L2I [mixtures] (evals/l2i_mix)", "0.600"),
+        ("L2I [mixtures] (evals/l2i_mix): random mask", "0.200"),
+        ("L2I [mixtures] (w9)", "0.700"),
+        ("L2I [mixtures] (w9): random mask", "0.100"),
+        ("saliency (captum) [mixtures]", "0.400"),
+        ("all ones [mixtures]", "1.000"),
+    ]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[2:-1] == [f"| {label} | {value} |" for label, value in expected]
+    parsed = _parse(path)
+    _, *rows = parsed.table("summary")["rows"]
+    assert [tuple(_texts(row)) for row in rows] == expected
+    assert parsed.texts("h2") == ["Summary", "L2I [mixtures] (evals/l2i_mix)", "L2I [mixtures] (w9)"]
+
+
+def test_report_refuses_a_folder_given_twice(tree, capsys):
+    """Was: `report.py A A` showed every row of A twice. Refused (exit status 2) with the
+    folder named, also when the second spelling differs (a trailing slash); no page written."""
+    root, folders = tree
+    out = root / "merged"
+    with pytest.raises(SystemExit) as stopped:
+        report.main([folders[0], folders[1], folders[0], "--out", str(out)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(  # after "<program>: error: "
+        f": error: the evaluation folder {folders[0]} is given twice: give each folder once"
+    )
+    with pytest.raises(SystemExit):
+        report.main([folders[0], folders[0] + "/", "--out", str(out)])
+    assert f"{folders[0]}/ (the same as {folders[0]}) is given twice" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_report_to_a_file_says_so_in_one_line(tree, capsys):
+    """Was: `--out` naming a file ended in a FileExistsError traceback. Now one line naming
+    --out, exit status 2, and the file is left as it was."""
+    root, folders = tree
+    blocker = root / "notes.txt"
+    blocker.write_text("mine")
+    assert report.cli([*folders, "--out", str(blocker)]) == 2
+    assert capsys.readouterr().err == (
+        f"recipes/report.py: Cannot write to {blocker} ({blocker} is a file, not a folder): the run "
+        "writes its results there. Pass --out with a folder you can write to.\n"
+    )
+    assert blocker.read_text() == "mine"

@@ -173,6 +173,40 @@ def test_shared_rows_come_from_the_first_evaluation_of_their_group():
     assert rows["all ones"] == {"fid_in": 1.0}
 
 
+def test_three_seeds_of_one_interpreter_keep_every_row_named_by_their_folders():
+    """Was: three seeds of PIQ (Fid-In 0.1, 0.2, 0.3; saliency 0.4, 0.5, 0.6) kept one "PIQ"
+    row (the third's) and one "PIQ: saliency (captum)" row for seeds 2 and 3. Every seed is
+    its own group (the seed is part of it): the first's saliency row keeps its plain label,
+    the others get their evaluation's label in front, the folder relative to /r."""
+    evaluations = [
+        _evaluation("PIQ", "c1", {"PIQ": {"fid_in": k / 10}, "saliency": {"fid_in": 0.3 + k / 10}},
+                    seed=k, folder=f"/r/seed{k}/piq/eval")
+        for k in (1, 2, 3)
+    ]  # fmt: skip
+    rows = tables.summary_rows(evaluations)
+    assert {label: stats["fid_in"] for label, stats in rows.items()} == {
+        "PIQ (seed1/piq/eval)": 0.1,
+        "PIQ (seed2/piq/eval)": 0.2,
+        "PIQ (seed3/piq/eval)": 0.3,
+        "saliency (captum)": 0.4,
+        "PIQ (seed2/piq/eval): saliency (captum)": 0.5,
+        "PIQ (seed3/piq/eval): saliency (captum)": 0.6,
+    }
+    assert list(tables.summary_intervals(evaluations)) == list(rows)
+
+
+def test_evaluations_with_the_same_label_and_no_folder_are_numbered():
+    """Two PIQ evaluations without a folder (dicts, not read from eval folders), on the same
+    classifier and clips: "PIQ (#1)" 0.8 and "PIQ (#2)" 0.6, the all-ones row once."""
+    first = _evaluation("PIQ", "c1", {"PIQ": {"fid_in": 0.8}}, references={"all_ones": {"fid_in": 1.0}})
+    second = _evaluation("PIQ", "c1", {"PIQ": {"fid_in": 0.6}}, references={"all_ones": {"fid_in": 1.0}})
+    assert tables.summary_rows([first, second]) == {
+        "PIQ (#1)": {"fid_in": 0.8},
+        "PIQ (#2)": {"fid_in": 0.6},
+        "all ones": {"fid_in": 1.0},
+    }
+
+
 def test_the_oracle_is_a_reference_row_and_left_out_of_the_agreement():
     """L2I's oracle (its best components from the ground truth) is its ceiling, not a
     competitor: kind 'reference' in the summary, and the agreement of the group counts the
@@ -204,7 +238,7 @@ def test_classifier_warning_thresholds_and_count():
     warning = tables.classifier_warning(
         {"masked_top_class": "rain", "masked_top_class_share": 0.57, "masked_predictions": 100}
     )
-    assert "57 % of its predictions on masked inputs (57 of 100," in warning
+    assert "57 % of its predictions on masked inputs (57 of 100)" in warning
 
 
 def test_format_value_rounds_by_magnitude_and_hides_infinite_values():
@@ -472,3 +506,66 @@ def test_a_classifier_without_weights_is_folded_as_it_is():
 
     fused = fused_for_inference(torch.nn.Sequential(torch.nn.ReLU()))
     assert fused(torch.tensor([[-1.0, 2.0]])).tolist() == [[0.0, 2.0]]
+
+
+def test_a_value_that_rounds_to_zero_has_no_minus_sign():
+    """Was: the SPS of "all ones" (a Gini index of -1e-9 in floating point) printed "-0.000".
+    -1e-9 and -0.0 print "0.000", also with ± and in the markdown table; -0.0004 rounds to
+    zero too; -0.0006 is "-0.001". The per-class table and the margins (signed, "+0.00")
+    likewise; the sanity table's ρ of -0.001 is "0.00"."""
+    assert [tables.format_value(v) for v in (-1e-9, -0.0, -0.0004, -0.0006)] == ["0.000", "0.000", "0.000", "-0.001"]
+    assert tables.format_cell(-1e-9, {"low": -0.1, "high": 0.1}) == "0.000 ± 0.100"
+    assert tables.markdown_table({"all ones": {"SPS": -1e-9}}).splitlines()[-1] == "| all ones | 0.000 |"
+    result = {"interpreter": "PIQ", "by_class": {"dog": {"n": 1, "PIQ": {"si_sdri": -1e-9}}}}
+    assert tables.by_class_table(result)[1] == [["dog", "1", "0.000"]]
+    piq = {"interpreter": "PIQ", "methods": {"PIQ": {"si_sdri": -1e-9}, "random": {"si_sdri": -2e-9}}}
+    assert tables.baseline_margins([piq]).splitlines()[-1] == "| PIQ | +0.00 | random mask | +0.00 | +0.00 | - | - | - |"
+    sanity = {"clips": 1, "steps": ["none"], "class_kept": [1.0], "failed": [], "max_similarity": 0.9,
+              "methods": {"PIQ": {"spearman": [-0.001], "ssim": [1.0]}}}  # fmt: skip
+    assert "| none (trained) | 1.00 | ρ 0.00 / SSIM 1.00 |" in tables.sanity_markdown(sanity)
+
+
+def test_classifier_warning_names_the_masks_it_pooled():
+    """Was: the warning and the check's line always said "interpreter, saliency and
+    ground-truth masks", also for PIQ's and L-MAC's evaluations (no saliency) and without
+    ground truth. 6 of 8 (75 %) masked predictions class 'rain': the masks are named from
+    "masked_methods"; a metrics.json without it (before they were recorded) names none."""
+    check = {"masked_top_class": "rain", "masked_top_class_share": 0.75, "masked_predictions": 8}
+    start = "masked-input metrics (Fid-In, AI, AD, AG) are not informative for this classifier: "
+    assert tables.classifier_warning({**check, "masked_methods": ["PIQ", "ground_truth"]}) == (
+        start + "75 % of its predictions on masked inputs (6 of 8, PIQ and ground-truth masks) are "
+        "class 'rain' (more than half)."
+    )
+    assert tables.classifier_warning({**check, "masked_methods": ["L2I", "saliency", "ground_truth"]}) == (
+        start + "75 % of its predictions on masked inputs (6 of 8, L2I, saliency and ground-truth masks) "
+        "are class 'rain' (more than half)."
+    )
+    assert tables.classifier_warning({**check, "masked_methods": ["LMAC"]}) == (
+        start + "75 % of its predictions on masked inputs (6 of 8, LMAC mask) are class 'rain' (more than half)."
+    )
+    assert tables.classifier_warning(check) == (
+        start + "75 % of its predictions on masked inputs (6 of 8) are class 'rain' (more than half)."
+    )
+    assert tables.classifier_check_lines({**check, "masked_methods": ["PIQ"]}) == [
+        "most frequent class on masked inputs: 'rain', 75.0 % of 8 predictions (PIQ mask)"
+    ]
+    assert tables.classifier_check_lines(check) == ["most frequent class on masked inputs: 'rain', 75.0 % of 8 predictions"]
+
+
+def test_evaluate_records_the_masks_its_classifier_check_pooled(tmp_path):
+    """The clips and ground truth of the test above, with the random mask as the only baseline
+    (no saliency): the check pools the interpreter's and the ground truth's masked inputs,
+    5 + 5 = 10, and says so. Class 0 on the interpreter's (c0, c1, c3, c4; silent c2 is 1)
+    and the ground truth's (c0, c1, c3; c2, c4 are 1): 7 of 10, the warning's 70 %."""
+    brain = loudness_brain()
+    dataset = five_clips()
+    interference = Interference("none", dataset, 0, 16000, N_SAMPLES)
+    options = scoring.EvaluationOptions(baselines=("random",), seed=0, n_resamples=20)
+    ground_truth = TargetOf(["c0", "c1", "c2", "c3"])
+    result = scoring.evaluate(
+        brain, dataset, {"batch_size": 2}, interference, ground_truth, str(tmp_path / "clips"), 0, options
+    )
+    check = result["classifier_check"]
+    assert check["masked_methods"] == ["KeepsSoundClips", "ground_truth"]
+    assert check["masked_predictions"] == 10
+    assert "(7 of 10, KeepsSoundClips and ground-truth masks) are class '0'" in check["warning"]
