@@ -136,10 +136,23 @@ def _write_wav(path, samples, sample_rate):
 
 
 def _csv_text(columns, rows):
-    """The csv text of rows (lists of values) under a header."""
-    lines = [",".join(columns)]
-    lines += [",".join(str(value) for value in row) for row in rows]
-    return "\n".join(lines) + "\n"
+    """The csv text of rows (lists of values) under a header, "\\n" line ends.
+
+    A value holding a comma, a quote or a line break is quoted (a recording's
+    path in a collection's ground truth); every other value is written as is.
+
+    Example
+    -------
+    >>> print(_csv_text(["id", "path"], [[1, "a.wav"], [2, "b, c.wav"]]), end="")
+    id,path
+    1,a.wav
+    2,"b, c.wav"
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 def _read_params(path):
@@ -357,6 +370,7 @@ def write_dataset(
     params_file=PARAMS_FILE,
     kind="synthetic dataset",
     progress_every=0,
+    provenance_columns=(),
 ):
     """Writes (or reuses) a dataset of `Clip`s in the ESC-50 layout of this module.
 
@@ -385,6 +399,10 @@ def write_dataset(
         As in `check_output_folder`.
     progress_every : int
         Log a progress line every this many clips (0: none).
+    provenance_columns : sequence of str
+        Columns appended to meta/ground_truth.csv after `GROUND_TRUTH_COLUMNS`,
+        filled with each clip's ``provenance`` (where a collection's clip was
+        cut from); none for synthetic clips.
 
     Returns
     -------
@@ -433,6 +451,11 @@ def write_dataset(
             src = FIRST_SRC_ID + target * per_class + k
             clip_id = f"{fold}-{src}-A-{target}"
             clip = make_clip(target, name)
+            if len(clip.provenance) != len(provenance_columns):
+                raise ValueError(
+                    f"make_clip gave {len(clip.provenance)} provenance values for the "
+                    f"{len(provenance_columns)} columns {list(provenance_columns)}"
+                )
             target_rel = f"sources/{clip_id}_target.wav"
             background_rel = f"sources/{clip_id}_background.wav"
             _write_wav(root / target_rel, clip.target, sample_rate)
@@ -447,6 +470,7 @@ def write_dataset(
                     f"{clip.onset / sample_rate:.6f}",
                     f"{clip.offset / sample_rate:.6f}",
                     f"{clip.snr_db:.4f}",
+                    *clip.provenance,
                 ]
             )
             if progress_every and len(esc50_rows) % progress_every == 0:
@@ -457,7 +481,7 @@ def write_dataset(
         _csv_text(ESC50_COLUMNS, [esc50_rows[i] for i in order]), root / "meta" / "esc50.csv"
     )
     write_text(
-        _csv_text(GROUND_TRUTH_COLUMNS, [truth_rows[i] for i in order]),
+        _csv_text(GROUND_TRUTH_COLUMNS + list(provenance_columns), [truth_rows[i] for i in order]),
         root / "meta" / "ground_truth.csv",
     )
     # Last: its presence marks the dataset complete.
