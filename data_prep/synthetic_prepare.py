@@ -68,6 +68,9 @@ NUM_FOLDS = 5
 FIRST_SRC_ID = 100000  # src_file of the first clip; ESC-50-like six-digit ids
 MIN_SAMPLE_RATE = 8000
 MIN_DURATION_S = 0.5
+# Largest |SNR| in dB: the quieter source still holds its measured SNR within 0.1 dB in the
+# 16-bit files (at -80 dB it is off by up to 2 dB; at -100 dB it is rounded to silence).
+MAX_ABS_SNR_DB = 60.0
 PARAMS_FILE = "synthetic_params.json"
 WRITING_SUFFIX = ".writing"  # meta/.<params file>.writing: a run is writing (or was killed)
 GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")  # relative to the dataset root
@@ -202,6 +205,14 @@ def _validate(classes, per_class, sample_rate, snr_db_range, duration_s):
 def validate_layout(per_class, sample_rate, snr_db_range, duration_s):
     """Raises a ValueError naming the problem and the fix, for the arguments that
     every dataset in this layout has (`create_synthetic_dataset`, `data_prep.collection_prepare`).
+
+    Example
+    -------
+    >>> validate_layout(40, 16000, (-60.0, 60.0), 5.0)  # the widest SNR range
+    >>> validate_layout(40, 16000, (-100.0, -100.0), 5.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: snr_db_range=(-100.0, -100.0) goes beyond +-60 dB: ...
     """
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)):
         raise ValueError(f"per_class must be an integer, got {per_class!r}")
@@ -230,6 +241,13 @@ def validate_layout(per_class, sample_rate, snr_db_range, duration_s):
     if snr_db_range[0] > snr_db_range[1]:
         raise ValueError(
             f"snr_db_range={tuple(snr_db_range)} has low > high; give it as (low, high), e.g. (-5, 5)"
+        )
+    if max(abs(v) for v in snr_db_range) > MAX_ABS_SNR_DB:
+        raise ValueError(
+            f"snr_db_range={tuple(snr_db_range)} goes beyond +-{MAX_ABS_SNR_DB:g} dB: the quieter "
+            f"source would be a few steps of the 16-bit files or rounded to silence, while "
+            f"ground_truth.csv recorded the SNR asked for; keep both bounds (--snr-db-range) "
+            f"within [-{MAX_ABS_SNR_DB:g}, {MAX_ABS_SNR_DB:g}]"
         )
 
 

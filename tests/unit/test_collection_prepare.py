@@ -463,6 +463,15 @@ def test_bad_input_is_a_clear_error_before_writing(tmp_path, case, error, messag
     assert not out.exists()
 
 
+def test_cli_refuses_an_snr_that_16_bit_files_cannot_hold(collection, tmp_path):
+    """--snr-db-range -100 -100 wrote all-zero targets and recorded -100 dB."""
+    out = tmp_path / "never"
+    argv = ["--targets", str(collection[0]), "--backgrounds", str(collection[1]), "--out", str(out)]
+    with pytest.raises(ValueError, match=r"snr_db_range=\(-100\.0, -100\.0\) goes beyond \+-60 dB"):
+        main([*argv, "--per-class", "5", "--duration-s", "1", "--snr-db-range", "-100", "-100"])
+    assert not out.exists()
+
+
 def test_unusable_recording_is_skipped_with_a_warning(collection, tmp_path, caplog):
     targets = tmp_path / "targets"
     shutil.copytree(collection[0], targets)
