@@ -81,7 +81,8 @@ outside it; it may hold the recording's own quiet moments).
 
 Bad input, decided here: a recording is unusable when soundfile cannot read it,
 when it is silent (no sample reaches -80 dBFS once its DC offset is removed,
-`SILENT_PEAK`: a constant is silence), or when it is
+`SILENT_PEAK`: a constant is silence; a multichannel recording whose channels
+cancel in the mono downmix is said to be so), or when it is
 shorter than the shortest event (targets) or than the clip (backgrounds: they
 are never looped, so no seam or repetition is heard). An unusable recording is
 skipped with a warning that names it, and the skips are counted in the log,
@@ -131,6 +132,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import soundfile as sf
 from speechbrain.utils.logger import get_logger
 
 from data_prep.audio import AUDIO_READ_ERRORS, SILENT_PEAK, read_audio
@@ -338,6 +340,29 @@ def remove_dc(samples):
     return (samples - samples.mean()).astype(np.float32)
 
 
+def _channel_peak(path):
+    """Largest |sample| of the file's channels, each without its mean; 0 for a mono file.
+
+    Tells a recording whose channels cancel in the mono downmix (one the
+    inverse of the other) from a silent one.
+
+    Example
+    -------
+    >>> import tempfile, soundfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     tone = 0.5 * np.sin(2 * np.pi * np.arange(800) / 80)
+    ...     soundfile.write(f"{tmp}/x.wav", np.stack([tone, -tone], axis=1), 8000, subtype="FLOAT")
+    ...     round(_channel_peak(f"{tmp}/x.wav"), 3)
+    0.5
+    """
+    info = sf.info(str(path))
+    if info.channels < 2:
+        return 0.0
+    samples, _ = sf.read(str(path), dtype="float64", always_2d=True)  # (T, C)
+    samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    return float(np.abs(samples - samples.mean(axis=0)).max(initial=0.0))
+
+
 def read_recording(path, sample_rate, min_samples, folder=None):
     """(Recording, None) for a usable recording, or (None, why it is unusable).
 
@@ -353,6 +378,8 @@ def read_recording(path, sample_rate, min_samples, folder=None):
             f"{min_samples / sample_rate:.2f} s"
         )
     if not np.abs(samples).max() >= SILENT_PEAK:
+        if _channel_peak(path) >= SILENT_PEAK:
+            return None, "is silent once downmixed to mono (its channels cancel)"
         return None, f"is silent (no sample reaches {20 * np.log10(SILENT_PEAK):.0f} dBFS)"
     path = Path(path)
     name = (path.relative_to(folder) if folder is not None else path).as_posix()

@@ -472,6 +472,25 @@ def test_cli_refuses_an_snr_that_16_bit_files_cannot_hold(collection, tmp_path):
     assert not out.exists()
 
 
+def test_a_stereo_recording_whose_channels_cancel_is_not_called_silent(tmp_path, caplog):
+    """Left = a loud tone, right = its inverse: the mono downmix is 0, the file is not silent.
+    A digitally silent stereo file keeps the plain "is silent (no sample reaches -80 dBFS)"."""
+    targets, backgrounds = tmp_path / "targets", tmp_path / "backgrounds"
+    (targets / "tone").mkdir(parents=True)
+    backgrounds.mkdir()
+    sf.write(targets / "tone" / "cancel.wav", np.stack([_tone(1.0), -_tone(1.0)], axis=1), RATE)
+    sf.write(targets / "tone" / "quiet.wav", np.zeros((RATE, 2)), RATE)
+    sf.write(targets / "tone" / "fine.wav", _tone(1.0), RATE)
+    sf.write(targets / "other.wav", _tone(1.0), RATE)
+    sf.write(backgrounds / "bg.wav", _white(2.0, 1), RATE)
+    with caplog.at_level(logging.WARNING, logger="data_prep.collection_prepare"):
+        create_collection_dataset(targets, backgrounds, tmp_path / "data", per_class=5, duration_s=1.0)
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert len(warnings) == 2, warnings
+    assert warnings[0].endswith("cancel.wav is silent once downmixed to mono (its channels cancel).")
+    assert warnings[1].endswith("quiet.wav is silent (no sample reaches -80 dBFS).")
+
+
 def test_unusable_recording_is_skipped_with_a_warning(collection, tmp_path, caplog):
     targets = tmp_path / "targets"
     shutil.copytree(collection[0], targets)
