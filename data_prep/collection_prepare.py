@@ -26,13 +26,28 @@ of its power in its offset, some GCompris animals 15-27 %). The output is
     <out>/audio/{fold}-{src}-A-{target}.wav          the mixtures (16-bit PCM, mono)
     <out>/sources/<id>_target.wav                    the target event alone
     <out>/sources/<id>_background.wav                the background alone
-    <out>/meta/ground_truth.csv     id,target_path,background_path,onset_s,offset_s,snr_db
+    <out>/meta/ground_truth.csv     id,target_path,background_path,onset_s,offset_s,snr_db,
+                                    event_recording,event_start_s,
+                                    background_recording,background_start_s
     <out>/meta/collection_params.json                the parameters (written last)
 
 with ``per_class / 5`` clips of each class in each of the folds 1..5, written by
 `data_prep.synthetic_prepare.write_dataset` (atomic files, reuse of a complete
 dataset with the same parameters, an interrupted run cleared and rewritten, a
-folder holding anything else refused).
+folder holding anything else refused). The last four columns of
+ground_truth.csv (`PROVENANCE_COLUMNS`) say where each clip was cut: the
+event's recording (its path relative to `--targets`) and the second of it the
+event starts at, the background's recording (relative to `--backgrounds`) and
+the second its crop starts at.
+
+Folds share recordings. The folds are dealt clip by clip, as ESC-50's layout
+has them, not recording by recording: events cut from other places of one
+recording (and crops of one background) land in the training folds and in the
+test fold alike. Test accuracy on such a set measures generalisation to new
+cuts and new mixtures of the recordings, not to new recordings. The end of a
+run logs how many test-fold events share their recording with a training-fold
+event (`shared_recordings`); for a test on unheard recordings, hold them out of
+the collection and build a second set from them.
 
 Each clip (`cut_clip`), with every draw from one numpy Generator seeded once,
 in this order:
@@ -66,7 +81,8 @@ outside it; it may hold the recording's own quiet moments).
 
 Bad input, decided here: a recording is unusable when soundfile cannot read it,
 when it is silent (no sample reaches -80 dBFS once its DC offset is removed,
-`SILENT_PEAK`: a constant is silence), or when it is
+`SILENT_PEAK`: a constant is silence; a multichannel recording whose channels
+cancel in the mono downmix is said to be so), or when it is
 shorter than the shortest event (targets) or than the clip (backgrounds: they
 are never looped, so no seam or repetition is heard). An unusable recording is
 skipped with a warning that names it, and the skips are counted in the log,
@@ -106,6 +122,7 @@ Authors
 """
 
 import argparse
+import csv
 import hashlib
 import logging
 import math
@@ -115,6 +132,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import soundfile as sf
 from speechbrain.utils.logger import get_logger
 
 from data_prep.audio import AUDIO_READ_ERRORS, SILENT_PEAK, read_audio
@@ -135,6 +153,16 @@ ACTIVE_TOP_SHARE = 0.1  # active level: mean power of the loudest 10 % of frames
 ACTIVE_DROP_DB = 20.0  # a window more than this below the active level is silent
 CSV_UNSAFE = ',"\n\r'  # characters a class name cannot hold (esc50.csv is not quoted)
 PROGRESS_EVERY = 50  # a log line every this many clips
+# Where each clip was cut from, appended to meta/ground_truth.csv after its usual columns:
+# recordings relative to --targets / --backgrounds, starts in s of the recording.
+PROVENANCE_COLUMNS = [
+    "event_recording",
+    "event_start_s",
+    "background_recording",
+    "background_start_s",
+]
+TRAIN_FOLDS = (1, 2, 3)  # the recipe yamls' train_fold_nums
+TEST_FOLD = 5  # their test_fold_nums
 HASH_CHUNK = 1 << 20  # bytes read at a time for the collection's SHA-256
 
 
@@ -259,6 +287,7 @@ class Recording(NamedTuple):
     frame_power: np.ndarray  # (F,) mean power of each FRAME_S frame
     cumulative_power: np.ndarray  # (F + 1,) running sum of frame_power, from 0
     threshold: float  # a window whose mean power is below this is silent
+    name: str = ""  # path relative to --targets / --backgrounds, as ground_truth.csv records it
 
 
 def activity(samples, sample_rate):
@@ -311,8 +340,34 @@ def remove_dc(samples):
     return (samples - samples.mean()).astype(np.float32)
 
 
-def read_recording(path, sample_rate, min_samples):
-    """(Recording, None) for a usable recording, or (None, why it is unusable)."""
+def _channel_peak(path):
+    """Largest |sample| of the file's channels, each without its mean; 0 for a mono file.
+
+    Tells a recording whose channels cancel in the mono downmix (one the
+    inverse of the other) from a silent one.
+
+    Example
+    -------
+    >>> import tempfile, soundfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     tone = 0.5 * np.sin(2 * np.pi * np.arange(800) / 80)
+    ...     soundfile.write(f"{tmp}/x.wav", np.stack([tone, -tone], axis=1), 8000, subtype="FLOAT")
+    ...     round(_channel_peak(f"{tmp}/x.wav"), 3)
+    0.5
+    """
+    info = sf.info(str(path))
+    if info.channels < 2:
+        return 0.0
+    samples, _ = sf.read(str(path), dtype="float64", always_2d=True)  # (T, C)
+    samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    return float(np.abs(samples - samples.mean(axis=0)).max(initial=0.0))
+
+
+def read_recording(path, sample_rate, min_samples, folder=None):
+    """(Recording, None) for a usable recording, or (None, why it is unusable).
+
+    Its ``name`` is `path` relative to `folder` (the whole path without one).
+    """
     try:
         samples = remove_dc(read_audio(path, sample_rate).numpy())  # (T,) float32
     except (*AUDIO_READ_ERRORS, ValueError) as err:  # ValueError: no finite sample
@@ -323,11 +378,15 @@ def read_recording(path, sample_rate, min_samples):
             f"{min_samples / sample_rate:.2f} s"
         )
     if not np.abs(samples).max() >= SILENT_PEAK:
+        if _channel_peak(path) >= SILENT_PEAK:
+            return None, "is silent once downmixed to mono (its channels cancel)"
         return None, f"is silent (no sample reaches {20 * np.log10(SILENT_PEAK):.0f} dBFS)"
-    return Recording(Path(path), samples, *activity(samples, sample_rate)), None
+    path = Path(path)
+    name = (path.relative_to(folder) if folder is not None else path).as_posix()
+    return Recording(path, samples, *activity(samples, sample_rate), name), None
 
 
-def read_usable(paths, sample_rate, min_samples, owner, fix):
+def read_usable(paths, sample_rate, min_samples, owner, fix, folder=None):
     """The usable recordings of `paths`; unusable ones are skipped with a warning.
 
     Arguments
@@ -340,6 +399,8 @@ def read_usable(paths, sample_rate, min_samples, owner, fix):
         What the recordings are, for the messages ("class 'dog'").
     fix : str
         What the error says to do when none is usable.
+    folder : path-like, optional
+        The folder the recordings' names are relative to (`read_recording`).
 
     Returns
     -------
@@ -349,7 +410,7 @@ def read_usable(paths, sample_rate, min_samples, owner, fix):
     """
     recordings, problems = [], []
     for path in paths:
-        recording, problem = read_recording(path, sample_rate, min_samples)
+        recording, problem = read_recording(path, sample_rate, min_samples, folder)
         if recording is None:
             problems.append(f"{path} {problem}")
         else:
@@ -414,6 +475,9 @@ def cut_clip(rng, events, backgrounds, n, sample_rate, snr_db_range):
     Returns
     -------
     data_prep.synthesis.Clip
+        Its ``provenance`` holds the values of `PROVENANCE_COLUMNS`: the event's
+        recording (its ``name``) and where the event was cut from it, in s; the
+        background's recording and where its crop starts, in s.
     """
     hop = _hop(sample_rate)
     shortest, longest = event_length_range(n, sample_rate)
@@ -435,12 +499,104 @@ def cut_clip(rng, events, backgrounds, n, sample_rate, snr_db_range):
     target, background_int, mixture = mix_at_snr(
         event, background.samples[crop : crop + n].astype(np.float64), onset, snr_db
     )
-    return Clip(target, background_int, mixture, onset, onset + length, snr_db)
+    provenance = (
+        recording.name,
+        f"{start / sample_rate:.6f}",
+        background.name,
+        f"{crop / sample_rate:.6f}",
+    )
+    return Clip(target, background_int, mixture, onset, onset + length, snr_db, provenance)
 
 
 # ---------------------------------------------------------------------------
 # The dataset
 # ---------------------------------------------------------------------------
+
+
+def _read_rows(path):
+    with open(path, newline="", encoding="utf-8") as fin:
+        return list(csv.DictReader(fin))
+
+
+def shared_recordings(root):
+    r"""How many test-fold clips are cut from a recording that training-fold clips are cut from.
+
+    Folds are dealt clip by clip, so events cut from different places of one
+    recording land in the training folds (`TRAIN_FOLDS`) and in the test fold
+    (`TEST_FOLD`) alike, and so do background crops.
+
+    Arguments
+    ---------
+    root : path-like
+        A collection dataset (meta/esc50.csv and meta/ground_truth.csv).
+
+    Returns
+    -------
+    dict or None
+        {"test": clips in the test fold, "events": those whose event recording
+        is also a training-fold clip's, "backgrounds": those whose background
+        recording is}; None when ground_truth.csv has no `PROVENANCE_COLUMNS`
+        (a dataset written before they were recorded).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     meta = Path(tmp) / "meta"
+    ...     meta.mkdir()
+    ...     _ = (meta / "esc50.csv").write_text(
+    ...         "filename,fold\n1-1-A-0.wav,1\n4-2-A-0.wav,4\n5-3-A-0.wav,5\n5-4-A-0.wav,5\n"
+    ...     )
+    ...     _ = (meta / "ground_truth.csv").write_text(
+    ...         "id,event_recording,background_recording\n1-1-A-0,a.wav,n.wav\n"
+    ...         "4-2-A-0,b.wav,n.wav\n5-3-A-0,a.wav,m.wav\n5-4-A-0,b.wav,n.wav\n"
+    ...     )
+    ...     shared_recordings(tmp)  # b.wav is only in the validation fold 4
+    {'test': 2, 'events': 1, 'backgrounds': 1}
+    """
+    meta = Path(root) / "meta"
+    truth = _read_rows(meta / "ground_truth.csv")
+    if not truth or not set(PROVENANCE_COLUMNS[::2]) <= truth[0].keys():
+        return None
+    folds = {row["filename"][: -len(".wav")]: int(row["fold"]) for row in _read_rows(meta / "esc50.csv")}
+    trained = {
+        column: {row[column] for row in truth if folds[row["id"]] in TRAIN_FOLDS}
+        for column in ("event_recording", "background_recording")
+    }
+    tested = [row for row in truth if folds[row["id"]] == TEST_FOLD]
+    return {
+        "test": len(tested),
+        "events": sum(row["event_recording"] in trained["event_recording"] for row in tested),
+        "backgrounds": sum(
+            row["background_recording"] in trained["background_recording"] for row in tested
+        ),
+    }
+
+
+def log_shared_recordings(root):
+    """Logs `shared_recordings` of the dataset in `root` (or that it was not recorded)."""
+    shared = shared_recordings(root)
+    if shared is None:
+        logger.warning(
+            "%s/meta/ground_truth.csv does not say which recording each clip was cut from (it "
+            "was written before the columns %s were): delete %s and build it again for them "
+            "(the same arguments give the same audio).",
+            root,
+            ", ".join(PROVENANCE_COLUMNS),
+            root,
+        )
+        return
+    logger.info(
+        "Folds share recordings: %d of the %d test-fold (%d) events are cut from a recording "
+        "that a training-fold (%s) event is cut from too, %d of their backgrounds from a "
+        "training-fold background recording. Test accuracy measures generalisation to new "
+        "cuts and mixtures, not to new recordings.",
+        shared["events"],
+        shared["test"],
+        TEST_FOLD,
+        ", ".join(map(str, TRAIN_FOLDS)),
+        shared["backgrounds"],
+    )
 
 
 def _inside(path, folder):
@@ -526,6 +682,7 @@ def create_collection_dataset(
     }
     if check_output_folder(root, params, PARAMS_FILE, KIND):
         logger.info("Reusing the %s in %s (same parameters and recordings).", KIND, root)
+        log_shared_recordings(root)
         return root
 
     n = int(round(duration_s * sample_rate))
@@ -539,6 +696,7 @@ def create_collection_dataset(
             f"class {name!r}",
             f"Give it recordings of at least {shortest / sample_rate:.2f} s that soundfile can "
             f"read and that are not silent, or remove it from {targets_root}.",
+            folder=targets_root,
         )
         skipped += n_skipped
     backgrounds, n_skipped = read_usable(
@@ -548,6 +706,7 @@ def create_collection_dataset(
         f"--backgrounds {backgrounds_root}",
         f"Give background recordings at least {duration_s:g} s long (they are not looped) that "
         f"soundfile can read and that are not silent, or lower --duration-s.",
+        folder=backgrounds_root,
     )
     skipped += n_skipped
     logger.info(
@@ -563,7 +722,7 @@ def create_collection_dataset(
     )
 
     rng = np.random.default_rng(int(seed))
-    return write_dataset(
+    write_dataset(
         root,
         params,
         list(classes),
@@ -571,7 +730,10 @@ def create_collection_dataset(
         params_file=PARAMS_FILE,
         kind=KIND,
         progress_every=PROGRESS_EVERY,
+        provenance_columns=PROVENANCE_COLUMNS,
     )
+    log_shared_recordings(root)
+    return root
 
 
 def _parse_args(argv=None):

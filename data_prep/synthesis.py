@@ -329,6 +329,7 @@ class Clip(NamedTuple):
     onset: int  # first sample of the event
     offset: int  # one past its last sample
     snr_db: float  # target-to-background power over [onset, offset)
+    provenance: tuple = ()  # values of the writer's extra ground_truth.csv columns, if any
 
 
 def synthesize_clip(name, rng, n, sample_rate, snr_db_range):

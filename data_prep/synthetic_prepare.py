@@ -68,6 +68,9 @@ NUM_FOLDS = 5
 FIRST_SRC_ID = 100000  # src_file of the first clip; ESC-50-like six-digit ids
 MIN_SAMPLE_RATE = 8000
 MIN_DURATION_S = 0.5
+# Largest |SNR| in dB: the quieter source still holds its measured SNR within 0.1 dB in the
+# 16-bit files (at -80 dB it is off by up to 2 dB; at -100 dB it is rounded to silence).
+MAX_ABS_SNR_DB = 60.0
 PARAMS_FILE = "synthetic_params.json"
 WRITING_SUFFIX = ".writing"  # meta/.<params file>.writing: a run is writing (or was killed)
 GROUND_TRUTH_CSV = os.path.join("meta", "ground_truth.csv")  # relative to the dataset root
@@ -136,10 +139,23 @@ def _write_wav(path, samples, sample_rate):
 
 
 def _csv_text(columns, rows):
-    """The csv text of rows (lists of values) under a header."""
-    lines = [",".join(columns)]
-    lines += [",".join(str(value) for value in row) for row in rows]
-    return "\n".join(lines) + "\n"
+    """The csv text of rows (lists of values) under a header, "\\n" line ends.
+
+    A value holding a comma, a quote or a line break is quoted (a recording's
+    path in a collection's ground truth); every other value is written as is.
+
+    Example
+    -------
+    >>> print(_csv_text(["id", "path"], [[1, "a.wav"], [2, "b, c.wav"]]), end="")
+    id,path
+    1,a.wav
+    2,"b, c.wav"
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 def _read_params(path):
@@ -189,6 +205,14 @@ def _validate(classes, per_class, sample_rate, snr_db_range, duration_s):
 def validate_layout(per_class, sample_rate, snr_db_range, duration_s):
     """Raises a ValueError naming the problem and the fix, for the arguments that
     every dataset in this layout has (`create_synthetic_dataset`, `data_prep.collection_prepare`).
+
+    Example
+    -------
+    >>> validate_layout(40, 16000, (-60.0, 60.0), 5.0)  # the widest SNR range
+    >>> validate_layout(40, 16000, (-100.0, -100.0), 5.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: snr_db_range=(-100.0, -100.0) goes beyond +-60 dB: ...
     """
     if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)):
         raise ValueError(f"per_class must be an integer, got {per_class!r}")
@@ -217,6 +241,13 @@ def validate_layout(per_class, sample_rate, snr_db_range, duration_s):
     if snr_db_range[0] > snr_db_range[1]:
         raise ValueError(
             f"snr_db_range={tuple(snr_db_range)} has low > high; give it as (low, high), e.g. (-5, 5)"
+        )
+    if max(abs(v) for v in snr_db_range) > MAX_ABS_SNR_DB:
+        raise ValueError(
+            f"snr_db_range={tuple(snr_db_range)} goes beyond +-{MAX_ABS_SNR_DB:g} dB: the quieter "
+            f"source would be a few steps of the 16-bit files or rounded to silence, while "
+            f"ground_truth.csv recorded the SNR asked for; keep both bounds (--snr-db-range) "
+            f"within [-{MAX_ABS_SNR_DB:g}, {MAX_ABS_SNR_DB:g}]"
         )
 
 
@@ -357,6 +388,7 @@ def write_dataset(
     params_file=PARAMS_FILE,
     kind="synthetic dataset",
     progress_every=0,
+    provenance_columns=(),
 ):
     """Writes (or reuses) a dataset of `Clip`s in the ESC-50 layout of this module.
 
@@ -385,6 +417,10 @@ def write_dataset(
         As in `check_output_folder`.
     progress_every : int
         Log a progress line every this many clips (0: none).
+    provenance_columns : sequence of str
+        Columns appended to meta/ground_truth.csv after `GROUND_TRUTH_COLUMNS`,
+        filled with each clip's ``provenance`` (where a collection's clip was
+        cut from); none for synthetic clips.
 
     Returns
     -------
@@ -433,6 +469,11 @@ def write_dataset(
             src = FIRST_SRC_ID + target * per_class + k
             clip_id = f"{fold}-{src}-A-{target}"
             clip = make_clip(target, name)
+            if len(clip.provenance) != len(provenance_columns):
+                raise ValueError(
+                    f"make_clip gave {len(clip.provenance)} provenance values for the "
+                    f"{len(provenance_columns)} columns {list(provenance_columns)}"
+                )
             target_rel = f"sources/{clip_id}_target.wav"
             background_rel = f"sources/{clip_id}_background.wav"
             _write_wav(root / target_rel, clip.target, sample_rate)
@@ -447,6 +488,7 @@ def write_dataset(
                     f"{clip.onset / sample_rate:.6f}",
                     f"{clip.offset / sample_rate:.6f}",
                     f"{clip.snr_db:.4f}",
+                    *clip.provenance,
                 ]
             )
             if progress_every and len(esc50_rows) % progress_every == 0:
@@ -457,7 +499,7 @@ def write_dataset(
         _csv_text(ESC50_COLUMNS, [esc50_rows[i] for i in order]), root / "meta" / "esc50.csv"
     )
     write_text(
-        _csv_text(GROUND_TRUTH_COLUMNS, [truth_rows[i] for i in order]),
+        _csv_text(GROUND_TRUTH_COLUMNS + list(provenance_columns), [truth_rows[i] for i in order]),
         root / "meta" / "ground_truth.csv",
     )
     # Last: its presence marks the dataset complete.

@@ -95,6 +95,61 @@ def confusion_matrix(predictions, targets, n_classes):
 
 
 BACKGROUNDS_CSV = "train_backgrounds.csv"  # written into the manifest folder for AddNoise
+# Clips a training batch needs: BatchNorm normalises each channel over the batch, and PyTorch
+# refuses a batch of one in training ("Expected more than 1 value per channel").
+MIN_TRAIN_BATCH = 2
+
+
+def training_loader_opts(loader_opts, n_clips):
+    """The training dataloader's options, checked against the training set's `n_clips`.
+
+    A batch_size under `MIN_TRAIN_BATCH`, or a training set smaller than one
+    batch, is a ValueError naming --batch_size. A last batch of a single clip
+    (`n_clips` % batch_size == 1) would stop the run mid-epoch: unless the yaml
+    drops incomplete batches already (``drop_last: True``, as the recipe yamls
+    do), it is dropped, and the log says so.
+
+    Arguments
+    ---------
+    loader_opts : dict
+        The yaml's `train_dataloader_opts`.
+    n_clips : int
+        Clips in the training set.
+
+    Returns
+    -------
+    dict
+        `loader_opts`, with ``drop_last: True`` where a batch of one would be left.
+
+    Example
+    -------
+    >>> training_loader_opts({"batch_size": 4}, 9)  # 2 batches of 4, then 1 clip
+    {'batch_size': 4, 'drop_last': True}
+    >>> training_loader_opts({"batch_size": 4}, 10)  # the last batch holds 2
+    {'batch_size': 4}
+    """
+    batch_size = loader_opts["batch_size"]
+    if batch_size < MIN_TRAIN_BATCH:
+        raise ValueError(
+            f"--batch_size {batch_size} is too small to train on: the classifier's BatchNorm "
+            f"layers normalise each channel over the batch and need at least {MIN_TRAIN_BATCH} "
+            f"clips per training batch (PyTorch stops mid-epoch with 'Expected more than 1 value "
+            f"per channel'). Use --batch_size {MIN_TRAIN_BATCH} or more."
+        )
+    if n_clips < batch_size:
+        raise ValueError(
+            f"The training set has {n_clips} clips, fewer than one batch "
+            f"(batch_size {batch_size}, incomplete batches are dropped): lower --batch_size."
+        )
+    if n_clips % batch_size == 1 and not loader_opts.get("drop_last", False):
+        logger.info(
+            "The last training batch would hold 1 of the %d clips (batch_size %d), which "
+            "BatchNorm cannot train on: it is dropped each epoch (drop_last).",
+            n_clips,
+            batch_size,
+        )
+        return {**loader_opts, "drop_last": True}
+    return loader_opts
 
 
 def read_source_paths(data_folder):
@@ -344,12 +399,7 @@ def main(argv=None):
     hparams, run_opts, _, _, datasets, label_encoder = prepare_run(argv, recipe_file=__file__)
     if hparams["train_on_sources"]:
         prepare_source_augmentation(hparams, datasets["train"])
-    batch_size = hparams["train_dataloader_opts"]["batch_size"]
-    if len(datasets["train"]) < batch_size:
-        raise ValueError(
-            f"The training set has {len(datasets['train'])} clips, fewer than one batch "
-            f"(batch_size {batch_size}, incomplete batches are dropped): lower --batch_size."
-        )
+    train_loader_opts = training_loader_opts(hparams["train_dataloader_opts"], len(datasets["train"]))
     for split in ("valid", "test"):
         if len(datasets[split]) == 0:
             raise ValueError(
@@ -362,13 +412,13 @@ def main(argv=None):
     brain = build_brain(ClassifierBrain, hparams, run_opts)
     if hparams["precise_bn_batches"] > 0:
         brain.calibration_loader = brain.make_dataloader(
-            datasets["train"], sb.Stage.TRAIN, ckpt_prefix=None, **hparams["train_dataloader_opts"]
+            datasets["train"], sb.Stage.TRAIN, ckpt_prefix=None, **train_loader_opts
         )
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],
         datasets["valid"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
+        train_loader_kwargs=train_loader_opts,
         valid_loader_kwargs=hparams["valid_dataloader_opts"],
     )
     if hparams["checkpointer"].find_checkpoint(max_key="acc") is None:

@@ -145,14 +145,14 @@ def prepare_data(hparams):
             "skip_manifest_creation": hparams.get("skip_manifest_creation", False),
         },
     )
-    # The main process writes the label encoder; the others then read it.
-    run_on_main(_write_label_encoder, args=[hparams])
-    return dataio_prep(hparams)
-
-
-def _write_label_encoder(hparams):
-    """dataio_prep on the main process, for its side effect: the saved label encoder."""
-    dataio_prep(hparams)
+    # The main process builds the data and saves the label encoder; the others then build
+    # theirs and read it. Once per process, so each data warning is logged once. Kept here,
+    # not returned by run_on_main: it would broadcast (pickle) the datasets to the others.
+    prepared = []
+    run_on_main(lambda: prepared.append(dataio_prep(hparams)))
+    if not prepared:  # not the main process
+        prepared.append(dataio_prep(hparams))
+    return prepared[0]
 
 
 _YAML = YAML(typ="safe", pure=True)  # YAML 1.2, as hyperpyyaml reads (1e-4 is a number)

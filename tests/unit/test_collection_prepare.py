@@ -26,7 +26,13 @@ import torch
 
 from data_prep import fetch_debian_sounds
 from data_prep.audio import load_clip
-from data_prep.collection_prepare import PARAMS_FILE, create_collection_dataset, main
+from data_prep.collection_prepare import (
+    PARAMS_FILE,
+    PROVENANCE_COLUMNS,
+    create_collection_dataset,
+    main,
+    shared_recordings,
+)
 from data_prep.fetch_debian_sounds import FetchError, Source
 from data_prep.fetch_debian_sounds import fetch_debian_sounds as fetch
 from data_prep.files import partial_path
@@ -109,7 +115,7 @@ def test_layout_columns_and_folds(dataset, esc50_sample_dir):
     header, rows = _read_csv(dataset / "meta" / "esc50.csv")
     assert header == ESC50_COLUMNS == _read_csv(esc50_sample_dir / "meta" / "esc50.csv")[0]
     truth_header, truth = _read_csv(dataset / "meta" / "ground_truth.csv")
-    assert truth_header == GROUND_TRUTH_COLUMNS
+    assert truth_header == GROUND_TRUTH_COLUMNS + PROVENANCE_COLUMNS  # provenance appended
     assert [row["id"] + ".wav" for row in truth] == [row["filename"] for row in rows]
     # Classes sorted by name, target = index; per_class / 5 clips per class in each fold.
     assert {(int(r["target"]), r["category"]) for r in rows} == {
@@ -252,6 +258,105 @@ def test_read_source_paths_and_ground_truth_read_it(dataset):
     assert torch.allclose(target + background, clips, atol=1e-6)
 
 
+def _white(seconds, seed, rate=RATE):
+    """White noise, RMS 0.1, no two stretches alike (a cut is found by its samples)."""
+    return 0.1 * np.random.default_rng(seed).standard_normal(int(seconds * rate))
+
+
+def _gain_and_residual(written, reference):
+    """Least-squares gain g of written ~ g * reference, and max |written - g * reference|."""
+    gain = np.dot(written, reference) / np.dot(reference, reference)
+    return gain, np.abs(written - gain * reference).max()
+
+
+def test_ground_truth_records_which_recording_and_where_each_clip_was_cut(tmp_path):
+    """event_recording / background_recording are the paths under --targets / --backgrounds
+    (a comma in one is quoted), and event_start_s / background_start_s are where the event and
+    the crop were cut: the written target over [onset, offset) is the DC-free recording from
+    event_start_s, faded, times one gain, and the background the crop from background_start_s,
+    both up to 16-bit rounding (0.5 / 32768 times the gain's inverse, < 1e-4 here)."""
+    targets, backgrounds = tmp_path / "targets", tmp_path / "backgrounds"
+    (targets / "alpha").mkdir(parents=True)
+    (backgrounds / "street").mkdir(parents=True)
+    recordings = {
+        "alpha/one.wav": _white(2.0, 1),
+        "alpha/take, 2.wav": _white(1.5, 2),
+        "beta.wav": _white(2.5, 3),
+    }
+    background_recordings = {"street/bg.wav": _white(3.0, 4), "hall.wav": _white(2.0, 5)}
+    for folder, named in ((targets, recordings), (backgrounds, background_recordings)):
+        for name, samples in named.items():
+            sf.write(folder / name, samples + 0.01, RATE, subtype="FLOAT")  # an offset, removed
+    root = create_collection_dataset(targets, backgrounds, tmp_path / "data", per_class=5, duration_s=1.0)
+
+    assert read_source_paths(root).keys() == {  # the old reader still reads the csv
+        f"{fold}-{100000 + k}-A-{k // 5}" for k in range(10) for fold in [1 + k % 5]
+    }
+    _, truth = _read_csv(root / "meta" / "ground_truth.csv")
+    fade = int(round(FADE_S * RATE))
+    seen = set()
+    for row in truth:
+        expected = {"alpha/one.wav", "alpha/take, 2.wav"} if row["id"].endswith("-0") else {"beta.wav"}
+        assert row["event_recording"] in expected, row
+        assert row["background_recording"] in {"street/bg.wav", "hall.wav"}, row
+        seen.add(row["event_recording"])
+        onset, offset = round(float(row["onset_s"]) * RATE), round(float(row["offset_s"]) * RATE)
+        start = round(float(row["event_start_s"]) * RATE)
+        crop = round(float(row["background_start_s"]) * RATE)
+        assert start % (RATE // 100) == 0 and crop % (RATE // 100) == 0  # the 10 ms grid
+        recording = recordings[row["event_recording"]]
+        cut = (recording - recording.mean())[start : start + offset - onset]
+        target, _ = sf.read(root / row["target_path"])
+        # Inside the fades, where the event is the recording times one gain.
+        gain, residual = _gain_and_residual(target[onset + fade : offset - fade], cut[fade:-fade])
+        assert gain > 1.0 and residual < 1e-4, row
+        background_recording = background_recordings[row["background_recording"]]
+        crop_samples = (background_recording - background_recording.mean())[crop : crop + RATE]
+        background, _ = sf.read(root / row["background_path"])
+        gain, residual = _gain_and_residual(background, crop_samples)
+        assert gain > 0.1 and residual < 1e-4, row
+    assert seen == set(recordings)
+
+
+def test_shared_recordings_count_test_clips_cut_from_training_recordings(tmp_path, caplog):
+    """One recording per class and one background: all 2 test-fold (5) events (one per class)
+    come from a recording that training-fold events come from, and so do their 2 backgrounds;
+    the count is logged, and logged again when the dataset is reused."""
+    targets, backgrounds = tmp_path / "targets", tmp_path / "backgrounds"
+    targets.mkdir()
+    backgrounds.mkdir()
+    sf.write(targets / "alpha.wav", _white(2.0, 1), RATE)
+    sf.write(targets / "beta.wav", _white(2.0, 2), RATE)
+    sf.write(backgrounds / "bg.wav", _white(2.0, 3), RATE)
+    for attempt in ("written", "reused"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="data_prep.collection_prepare"):
+            root = create_collection_dataset(targets, backgrounds, tmp_path / "data", per_class=5, duration_s=1.0)
+        assert shared_recordings(root) == {"test": 2, "events": 2, "backgrounds": 2}
+        logged = [r.getMessage() for r in caplog.records if "Folds share recordings" in r.getMessage()]
+        assert len(logged) == 1, (attempt, logged)
+        assert "2 of the 2 test-fold (5) events" in logged[0] and "not to new recordings" in logged[0]
+
+
+def test_a_dataset_written_before_provenance_is_reused_and_says_so(collection, tmp_path, caplog):
+    """The audio did not change, so a dataset whose ground_truth.csv has only the first six
+    columns (written before provenance was recorded) is reused untouched, with a warning that
+    rebuilding it gives the columns."""
+    out = tmp_path / "data"
+    create_collection_dataset(*collection, out, per_class=5, duration_s=1.0, seed=2)
+    truth_csv = out / "meta" / "ground_truth.csv"
+    with open(truth_csv, newline="", encoding="utf-8") as fin:
+        rows = list(csv.reader(fin))
+    truth_csv.write_text("".join(",".join(row[:6]) + "\n" for row in rows))
+    hashes = _file_hashes(out)
+    with caplog.at_level(logging.WARNING, logger="data_prep.collection_prepare"):
+        assert create_collection_dataset(*collection, out, per_class=5, duration_s=1.0, seed=2) == out
+    assert _file_hashes(out) == hashes
+    assert shared_recordings(out) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "event_recording" in warnings[0] and "build it again" in warnings[0]
+
+
 def test_same_seed_same_bytes_other_seed_differs(dataset, collection, tmp_path):
     moved = tmp_path / "moved"  # the collection may move: only its content counts
     shutil.copytree(collection[0], moved / "targets")
@@ -356,6 +461,34 @@ def test_bad_input_is_a_clear_error_before_writing(tmp_path, case, error, messag
     with pytest.raises(error, match=message):
         create_collection_dataset(targets, backgrounds, out, **args)
     assert not out.exists()
+
+
+def test_cli_refuses_an_snr_that_16_bit_files_cannot_hold(collection, tmp_path):
+    """--snr-db-range -100 -100 wrote all-zero targets and recorded -100 dB."""
+    out = tmp_path / "never"
+    argv = ["--targets", str(collection[0]), "--backgrounds", str(collection[1]), "--out", str(out)]
+    with pytest.raises(ValueError, match=r"snr_db_range=\(-100\.0, -100\.0\) goes beyond \+-60 dB"):
+        main([*argv, "--per-class", "5", "--duration-s", "1", "--snr-db-range", "-100", "-100"])
+    assert not out.exists()
+
+
+def test_a_stereo_recording_whose_channels_cancel_is_not_called_silent(tmp_path, caplog):
+    """Left = a loud tone, right = its inverse: the mono downmix is 0, the file is not silent.
+    A digitally silent stereo file keeps the plain "is silent (no sample reaches -80 dBFS)"."""
+    targets, backgrounds = tmp_path / "targets", tmp_path / "backgrounds"
+    (targets / "tone").mkdir(parents=True)
+    backgrounds.mkdir()
+    sf.write(targets / "tone" / "cancel.wav", np.stack([_tone(1.0), -_tone(1.0)], axis=1), RATE)
+    sf.write(targets / "tone" / "quiet.wav", np.zeros((RATE, 2)), RATE)
+    sf.write(targets / "tone" / "fine.wav", _tone(1.0), RATE)
+    sf.write(targets / "other.wav", _tone(1.0), RATE)
+    sf.write(backgrounds / "bg.wav", _white(2.0, 1), RATE)
+    with caplog.at_level(logging.WARNING, logger="data_prep.collection_prepare"):
+        create_collection_dataset(targets, backgrounds, tmp_path / "data", per_class=5, duration_s=1.0)
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert len(warnings) == 2, warnings
+    assert warnings[0].endswith("cancel.wav is silent once downmixed to mono (its channels cancel).")
+    assert warnings[1].endswith("quiet.wav is silent (no sample reaches -80 dBFS).")
 
 
 def test_unusable_recording_is_skipped_with_a_warning(collection, tmp_path, caplog):

@@ -173,3 +173,37 @@ def test_the_resume_checks_run_once_per_start(tmp_path, tiny_synthetic, monkeypa
     hparams = startup.prepare_run(argv)[0]
     assert hparams["out_n_neurons"] == 3  # the second pass ran: the data's classes
     assert calls == ["refuse", "record"]
+
+
+def test_the_data_is_prepared_once_per_start(tmp_path, tiny_synthetic, caplog):
+    """prepare_data called dataio_prep twice (once to save the label encoder, once for its
+    result): each split's long-clip warning and the encoder's Saved / Loaded line came twice.
+    Once each now, with the same datasets and encoder; a second start loads the encoder."""
+    import logging
+
+    from recipes.core.startup import prepare_data
+
+    hparams = {
+        "data_folder": str(tiny_synthetic),
+        "audio_data_folder": str(tiny_synthetic / "audio"),
+        "save_folder": str(tmp_path / "save"),
+        "train_annotation": str(tmp_path / "train.json"),
+        "valid_annotation": str(tmp_path / "valid.json"),
+        "test_annotation": str(tmp_path / "test.json"),
+        "train_fold_nums": [1, 2, 3],
+        "valid_fold_nums": [4],
+        "test_fold_nums": [5],
+        "sample_rate": 16000,
+        "signal_length_s": 0.5,  # the clips last 1 s: every split warns
+    }
+    for start, encoder_line in ((1, "Saved the label encoder"), (2, "Loaded the label encoder")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="data_prep.esc50_prepare"):
+            datasets, label_encoder = prepare_data(hparams)
+        messages = [record.getMessage() for record in caplog.records]
+        long_clips = [m for m in messages if "last longer than signal_length_s" in m]
+        assert [m.split(" clips")[0] for m in long_clips] == ["9 of the 9 train", "3 of the 3 valid", "3 of the 3 test"], start
+        assert sum("label encoder" in m for m in messages) == 1, (start, messages)
+        assert any(m.startswith(encoder_line) for m in messages), (start, messages)
+        assert {split: len(datasets[split]) for split in datasets} == {"train": 9, "valid": 3, "test": 3}
+        assert [label_encoder.ind2lab[i] for i in range(3)] == ["steady_tone", "harmonic_stack", "up_chirp"]

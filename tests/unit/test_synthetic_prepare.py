@@ -220,6 +220,27 @@ def _leave_one_out_accuracy(features, labels):
     return correct / len(labels)
 
 
+@pytest.mark.parametrize("snr_db_range", [(-100.0, -100.0), (-5.0, 60.5), (-61.0, 0.0)])
+def test_an_snr_beyond_60_db_is_refused_before_writing(tmp_path, snr_db_range):
+    """At -100 dB every target rounds to 0 in the 16-bit files while ground_truth.csv said -100."""
+    with pytest.raises(ValueError, match=r"beyond \+-60 dB.*--snr-db-range.*\[-60, 60\]"):
+        create_synthetic_dataset(tmp_path / "out", classes=1, per_class=5, duration_s=0.5, snr_db_range=snr_db_range)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_snr_of_minus_60_db_is_what_the_16_bit_sources_hold(tmp_path):
+    """The widest SNR allowed: the measured power ratio of the int16 sources is -60 dB to 0.1 dB."""
+    root = create_synthetic_dataset(tmp_path, classes=1, per_class=5, duration_s=0.5, snr_db_range=(-60.0, -60.0))
+    _, truth = _read_csv(root / "meta" / "ground_truth.csv")
+    for row in truth:
+        assert row["snr_db"] == "-60.0000"
+        target, _ = sf.read(root / row["target_path"], dtype="int16")
+        background, _ = sf.read(root / row["background_path"], dtype="int16")
+        onset, offset = round(float(row["onset_s"]) * 16000), round(float(row["offset_s"]) * 16000)
+        power = [np.mean(x[onset:offset].astype(float) ** 2) for x in (target, background)]
+        assert abs(10 * np.log10(power[0] / power[1]) - -60.0) < 0.1, row["id"]
+
+
 def test_signatures_distinguishable_background_uninformative(all_classes):
     """Every class has its own time-frequency profile; the background has none."""
     _, truth = _read_csv(all_classes / "meta" / "ground_truth.csv")

@@ -552,3 +552,41 @@ def test_main_tests_and_exports_the_checkpoint_of_best_valid_accuracy(tmp_path):
         chosen = torch.load(best.paramfiles[name], weights_only=True)
         assert all(torch.equal(exported[k], v) for k, v in chosen.items())
     assert "Epoch loaded: 1 - test loss" in (out / "train_log.txt").read_text()
+
+
+def test_a_training_batch_of_one_clip_is_refused_before_training(tmp_path):
+    """--batch_size 1 trained until the head's BatchNorm stopped the first step with "Expected
+    more than 1 value per channel"; it is refused before training, naming --batch_size."""
+    root, _ = _write_dataset(tmp_path / "data")
+    out = tmp_path / "out"
+    argv = _main_argv(root, out, "--number_of_epochs", "1", "--batch_size", "1")
+    with pytest.raises(ValueError, match=r"^--batch_size 1 is too small to train on: .*BatchNorm.*at least 2 clips"):
+        train_classifier.main(argv)
+    assert not list((out / "save").glob("CKPT+*"))
+
+
+@pytest.mark.parametrize(
+    "opts, n_clips, expected",
+    [
+        ({"batch_size": 5}, 6, {"batch_size": 5, "drop_last": True}),  # 5 + 1: the 1 is dropped
+        ({"batch_size": 4}, 9, {"batch_size": 4, "drop_last": True}),  # 4 + 4 + 1
+        ({"batch_size": 4}, 10, {"batch_size": 4}),  # 4 + 4 + 2: trains
+        ({"batch_size": 5, "drop_last": True}, 6, {"batch_size": 5, "drop_last": True}),
+        ({"batch_size": 2}, 2, {"batch_size": 2}),
+    ],
+)
+def test_a_last_training_batch_of_one_clip_is_dropped(opts, n_clips, expected, caplog):
+    with caplog.at_level("INFO", logger="recipes.train_classifier"):
+        assert train_classifier.training_loader_opts(opts, n_clips) == expected
+    dropped = [r.getMessage() for r in caplog.records if "last training batch would hold 1" in r.getMessage()]
+    assert len(dropped) == (expected != opts)
+
+
+@pytest.mark.parametrize(
+    "batch_size, n_clips, message",
+    [(1, 6, r"--batch_size 1 is too small"), (0, 6, r"--batch_size 0 is too small"),
+     (7, 6, r"has 6 clips, fewer than one batch \(batch_size 7")],
+)
+def test_training_loader_opts_refuse_what_cannot_train(batch_size, n_clips, message):
+    with pytest.raises(ValueError, match=message):
+        train_classifier.training_loader_opts({"batch_size": batch_size}, n_clips)
