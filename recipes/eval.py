@@ -324,10 +324,12 @@ def check_eval_folder(folder, flag, single=False):
     """The earlier evaluation's results in `folder` (to replace); refuses a folder of the user's.
 
     Before any work: a folder that holds files an evaluation does not write (`EVAL_RESULTS`,
-    `EVAL_RECORDS`, the recipe's copy; with `single`, also the explanations' subfolders), or
-    results whose `hyperparams.yaml` is not an evaluation's (no `interpreter_class`), or a
-    report page that is not this project's, is refused, naming `flag`: nothing of it is
-    written over.
+    `EVAL_RECORDS`, the recipe's copy), or results whose `hyperparams.yaml` is not an
+    evaluation's (no `interpreter_class`), or a report page that is not this project's, is
+    refused, naming `flag`: nothing of it is written over. With `single` (one file explained
+    into `<folder>/<stem>/`, e.g. beside the user's audio) other files may be there; only the
+    run's records that SpeechBrain would write over (hyperparams.yaml, log.txt, env.log)
+    must be an evaluation's.
 
     Returns
     -------
@@ -353,13 +355,16 @@ def check_eval_folder(folder, flag, single=False):
     if not os.path.isdir(folder):
         return []
     entries = sorted(os.listdir(folder))
-    foreign = [
-        name
-        for name in entries
-        if name not in EVAL_RESULTS + EVAL_RECORDS
-        and not name.endswith(".py")
-        and not (single and os.path.isdir(os.path.join(folder, name)))
-    ]
+    yaml_path = os.path.join(folder, "hyperparams.yaml")
+    if single:
+        records = [name for name in ("hyperparams.yaml", "log.txt", "env.log") if name in entries]
+        if records and "interpreter_class" not in saved_text(yaml_path):
+            raise EvalFolderError(
+                f"{flag} {folder} holds {', '.join(records)}, not an evaluation's: the explanation's "
+                "run would write over them, and nothing was written. Give another folder."
+            )
+        return []
+    foreign = [name for name in entries if name not in EVAL_RESULTS + EVAL_RECORDS and not name.endswith(".py")]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise EvalFolderError(
@@ -373,14 +378,13 @@ def check_eval_folder(folder, flag, single=False):
             f"{flag} {folder}: {page} is not a report of this project: nothing was written. Give "
             "a new or empty folder."
         )
-    yaml_path = os.path.join(folder, "hyperparams.yaml")
-    if results and not os.path.isfile(yaml_path) or results and "interpreter_class" not in saved_text(yaml_path):
+    if results and "interpreter_class" not in saved_text(yaml_path):
         raise EvalFolderError(
             f"{flag} {folder} holds {', '.join(results)} but no hyperparams.yaml of an evaluation "
             "(with its interpreter_class): they are not an earlier evaluation's, and nothing was "
             "written. Give a new or empty folder."
         )
-    return [] if single else results
+    return results
 
 
 def saved_text(path):
@@ -531,16 +535,24 @@ def single_sample_folder(eval_folder, path):
     ...     os.makedirs(os.path.join(out, "dog"))
     ...     _ = Path(out, "dog", "prediction.json").write_text(json.dumps({"file": "/a/dog.wav"}))
     ...     [os.path.basename(single_sample_folder(out, p)) for p in ("/a/dog.wav", "/b/dog.flac")]
+    ...     os.makedirs(os.path.join(out, "cat"))
+    ...     _ = Path(out, "cat", "notes.txt").write_text("a folder of mine")
+    ...     os.path.basename(single_sample_folder(out, "/a/cat.wav"))
     ['dog', 'dog-2']
+    'cat-2'
     """
     stem, n = Path(path).stem, 1
     while True:
         folder = os.path.join(eval_folder, stem if n == 1 else f"{stem}-{n}")
+        if not os.path.lexists(folder) or (os.path.isdir(folder) and not os.listdir(folder)):
+            return folder  # new
         try:
             with open(os.path.join(folder, "prediction.json"), encoding="utf-8") as fin:
                 explained = json.load(fin).get("file")
+        except FileNotFoundError:
+            explained = f"no file of this project (files of yours: {folder} has no prediction.json)"
         except (OSError, ValueError, AttributeError):
-            return folder  # new, or nothing readable of an earlier explanation
+            return folder  # nothing readable of an earlier explanation
         if explained is None or explained == os.path.abspath(path):
             return folder
         if n == 1:

@@ -40,6 +40,7 @@ import fcntl
 import filecmp
 import json
 import os
+import re
 import socket
 import time
 import zipfile
@@ -51,7 +52,7 @@ from ruamel.yaml.error import YAMLError
 from speechbrain.utils.checkpoints import CKPT_PREFIX, METAFNAME, PARAMFILE_EXT
 from speechbrain.utils.logger import get_logger
 
-from data_prep.files import file_sha256, write_json
+from data_prep.files import file_sha256, write_json, write_text
 from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
 
 logger = get_logger(__name__)
@@ -360,6 +361,55 @@ def newest_complete_checkpoint(save_folder, recoverable_names=()):
     return None if newest is None else newest[1]
 
 
+def not_applied_settings(hparams):
+    """{key: its value at the last start} for the settings this start gives otherwise and a
+    resume does not apply: the learning rate, which comes back with the optimiser's state
+    from the newest complete checkpoint. Empty for a fresh start. Read before SpeechBrain
+    rewrites the folder's hyperparams.yaml."""
+    save_folder = hparams.get("save_folder")
+    if not save_folder or not os.path.isdir(save_folder):
+        return {}
+    saved = saved_settings(os.path.join(hparams["output_folder"], SAVED_HPARAMS))
+    if saved.get("lr") is None or hparams.get("lr") is None or saved["lr"] == hparams["lr"]:
+        return {}
+    checkpointer = hparams.get("checkpointer")
+    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
+    if newest_complete_checkpoint(save_folder, names) is None:  # a fresh start applies it
+        return {}
+    return {"lr": saved["lr"]}
+
+
+def keep_applied_settings(output_folder, kept, given):
+    """Rewrites the top-level lines of `kept`'s keys in the folder's hyperparams.yaml (which
+    SpeechBrain wrote with this start's values) to the values the run applies, the given one
+    in a comment: the record of how the model was trained stays true (`not_applied_settings`).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     _ = Path(out, SAVED_HPARAMS).write_text("seed: 1\\nlr: 0.01\\nopt: !name:torch.optim.Adam\\n    lr: !ref <lr>\\n")
+    ...     keep_applied_settings(out, {"lr": 0.0002}, {"lr": 0.01})
+    ...     print(Path(out, SAVED_HPARAMS).read_text(), end="")
+    seed: 1
+    lr: 0.0002  # the checkpoints' (this start gave 0.01, not applied: a resume keeps the optimiser's state)
+    opt: !name:torch.optim.Adam
+        lr: !ref <lr>
+    """
+    path = os.path.join(output_folder, SAVED_HPARAMS)
+    if not kept or not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as fin:
+        text = fin.read()
+    for key, value in kept.items():
+        line = (
+            f"{key}: {value}  # the checkpoints' (this start gave {given.get(key)}, not applied: "
+            "a resume keeps the optimiser's state)"
+        )
+        text = re.sub(rf"^{re.escape(key)}:[^\n]*$", lambda _match, line=line: line, text, count=1, flags=re.M)
+    write_text(text, path)
+
+
 def refuse_changed_resume(hparams):
     """A ValueError when the run would resume from checkpoints made with another classifier or sizes.
 
@@ -410,14 +460,12 @@ def refuse_changed_resume(hparams):
                 "--output_folder (or --experiment_name) for the new run, or delete "
                 f"{save_folder} to start this folder over."
             )
-    checkpointer = hparams.get("checkpointer")
-    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
-    resumes = newest_complete_checkpoint(save_folder, names) is not None  # else a fresh start
-    if resumes and saved.get("lr") is not None and hparams.get("lr") is not None and saved["lr"] != hparams["lr"]:
+    if "lr" in not_applied_settings(hparams):
         warnings.append(
             f"{hparams['output_folder']} resumes from its checkpoints, whose optimiser state holds the "
             f"learning rate (lr = {saved['lr']} at the last start, annealed since): --lr {hparams['lr']} "
-            "is not applied. Give another --output_folder for a run with the new lr."
+            "is not applied (hyperparams.yaml keeps the run's). Give another --output_folder for a run "
+            "with the new lr."
         )
     changed = changed_input(hparams, hparams["output_folder"])
     if changed:
@@ -428,6 +476,8 @@ def refuse_changed_resume(hparams):
             f"--experiment_name) for a run on the new file, or delete {save_folder} to start "
             "this folder over."
         )
+    checkpointer = hparams.get("checkpointer")
+    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
     epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder, names)
     if isinstance(epochs, int) and done is not None and done > epochs:
         raise ValueError(

@@ -36,7 +36,13 @@ from speechbrain.utils.logger import get_logger
 
 from data_prep.esc50_prepare import dataio_prep, prepare_esc50
 from recipes.core.process import keep_freed_memory, leave_process_group_at_exit
-from recipes.core.run_guard import lock_output_folder, record_resume_inputs, refuse_changed_resume
+from recipes.core.run_guard import (
+    keep_applied_settings,
+    lock_output_folder,
+    not_applied_settings,
+    record_resume_inputs,
+    refuse_changed_resume,
+)
 
 logger = get_logger(__name__)
 
@@ -354,6 +360,11 @@ def describe_environment_once():
         sb.utils.logger.get_environment_description = functools.lru_cache(maxsize=1)(describe)
 
 
+#: {output folder: `not_applied_settings`} of this process's starts: the resume check runs at
+#: the first start, and hyperparams.yaml may be written at the second (the data's class count).
+_NOT_APPLIED = {}
+
+
 def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=True, check_resume=True):
     """Output folder (locked for this run), log file, resolved hyperparams.yaml, recipe copy.
 
@@ -368,12 +379,16 @@ def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=T
         lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
         if check_resume:
             warnings = refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
+            _NOT_APPLIED[os.path.abspath(hparams["output_folder"])] = not_applied_settings(hparams)
             record_resume_inputs(hparams)  # what a later resume must find unchanged
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file if save_yaml else None,
         overrides=overrides,
     )
+    kept = _NOT_APPLIED.get(os.path.abspath(hparams["output_folder"]))
+    if save_yaml and kept and sb.utils.distributed.if_main_process():
+        keep_applied_settings(hparams["output_folder"], kept, hparams)
     for warning in warnings:  # now that the run's log is set up: on the console and in log.txt
         logger.warning(warning)
     if recipe_file and sb.utils.distributed.if_main_process():

@@ -122,6 +122,7 @@ def check_classifier_signal(hparams):
     Example
     -------
     >>> import tempfile
+    >>> from data_prep.files import write_text
     >>> with tempfile.TemporaryDirectory() as run:
     ...     _ = write_text("n_fft: 1024\\nsample_rate: 16000\\n", os.path.join(run, "hyperparams.yaml"))
     ...     check_classifier_signal({"embedding_model_path": os.path.join(run, "e.ckpt"), "n_fft": 512, "sample_rate": 16000.0})

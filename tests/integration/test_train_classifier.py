@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,12 +14,14 @@ from pathlib import Path
 import pytest
 import soundfile
 import torch
+from conftest import HPARAMS, TINY, TINY_CLASSIFIER
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.checkpoints import Checkpointer
 
 import recipes.train_classifier as train_classifier
 from recipes.core import pipeline
+from recipes.core.run_guard import saved_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CONV2D_YAML = str(REPO / "hparams" / "classifier_conv2d.yaml")
@@ -289,3 +292,17 @@ def test_the_augmented_half_is_the_target_event_alone_at_the_drawn_gain(tiny_syn
     expected = gain * target / target.abs().amax(dim=1, keepdim=True)
     assert torch.allclose(wavs[4:], expected, atol=1e-6)
     assert wavs[4:].abs().amax(dim=1).tolist() == pytest.approx([gain] * 4, abs=1e-6)
+
+
+def test_a_resume_that_ignores_a_new_lr_keeps_the_runs_lr_in_hyperparams_yaml(tiny_pretrained, tiny_synthetic, tmp_path):
+    """Guards `keep_applied_settings`: a rerun of a finished run with --lr 0.01 warns that the lr
+    is not applied (the optimiser's state comes back from the checkpoint) and now also leaves
+    hyperparams.yaml saying the lr the run has (the yaml's 0.0002), not 0.01 (found by a probe:
+    the folder's record of how the model was trained was false)."""
+    folder = tmp_path / "classifier"
+    shutil.copytree(tiny_pretrained["classifier"], folder)
+    argv = [str(HPARAMS / "classifier_conv2d.yaml"), "--data_folder", str(tiny_synthetic), "--output_folder", str(folder)]
+    train_classifier.main(argv + TINY + TINY_CLASSIFIER + ["--lr", "0.01"])
+    lines = [line for line in (folder / "hyperparams.yaml").read_text().splitlines() if line.startswith("lr:")]
+    assert lines == ["lr: 0.0002  # the checkpoints' (this start gave 0.01, not applied: a resume keeps the optimiser's state)"]
+    assert saved_settings(str(folder / "hyperparams.yaml"))["lr"] == 0.0002  # what the next start compares

@@ -179,7 +179,7 @@ def test_pretrained_backbone_from_a_folder_under_home(tmp_path, monkeypatch):
     vit = AudioViT(**TINY_VIT).load_pretrained_backbone("~/vit")
     assert torch.equal(vit.state_dict()["layers.1.mlp.fc2.weight"], reference.state_dict()["layers.1.mlp.fc2.weight"])
     (tmp_path / "empty").mkdir()
-    assert "holds no ViTModel checkpoint" in mismatch_message(AudioViT(**TINY_VIT), "~/empty")
+    assert "holds no config.json, so no ViTModel checkpoint" in mismatch_message(AudioViT(**TINY_VIT), "~/empty")
 
 
 def test_legacy_names_load_for_ast_and_inside_a_parent_module(tmp_path):
