@@ -43,11 +43,12 @@ def _check_same_shape(a, b, where):
             "The classifier representations do not have the relative sizes this "
             "interpreter expects (those of speechbrain's Cnn14 with mel_bins=80 and "
             "return_reps=True); pass Cnn14 representations, or an input whose "
-            "number of frames gives compatible sizes (e.g. 201 or 431 frames)."
+            "number of frames gives compatible sizes (e.g. 201 or 431 frames: --signal_length_s "
+            "2.325 or 5 at 16 kHz)."
         )
 
 
-def _check_cnn14_reps(hs, dim, name):
+def check_cnn14_reps(hs, dim, name):
     """Validates the four Cnn14 representations a CNN14PSI module consumes."""
     if len(hs) < 4:
         raise ValueError(
@@ -58,8 +59,10 @@ def _check_cnn14_reps(hs, dim, name):
     got = tuple(h.shape[1] for h in hs[:4])
     if got != expected:
         raise ValueError(
-            f"{name}(dim={dim}) expects representations with {expected} channels, got "
-            f"{got}; set dim to the classifier's emb_dim (2048 for Cnn14)."
+            f"{name}(dim={dim}) expects representations with {expected} channels, got {got}: "
+            "the CNN14 interpreters need speechbrain's Cnn14 at emb_dim 2048 (its blocks give "
+            "(emb_dim, 1024, 512, 256) channels whatever emb_dim is). Train the classifier with "
+            "--emb_dim 2048 and give the interpreter --emb_dim 2048."
         )
 
 
@@ -661,7 +664,7 @@ class CNN14PSI_stft(nn.Module):
         xhat : torch.Tensor
             Non-negative activations of shape (B, K, frames).
         """
-        _check_cnn14_reps(hs, self.dim, "CNN14PSI_stft")
+        check_cnn14_reps(hs, self.dim, "CNN14PSI_stft")
         h1, h2, h3, h4 = (h.mean(-1) for h in hs[:4])  # (B, C_i, t_i), frequency averaged
         stages = (
             (self.convt1, self.convt2, h2),
@@ -736,7 +739,7 @@ class CNN14PSI_stft_2d(nn.Module):
         xhat : torch.Tensor
             Non-negative activations of shape (B, K, frames).
         """
-        _check_cnn14_reps(hs, self.dim, "CNN14PSI_stft_2d")
+        check_cnn14_reps(hs, self.dim, "CNN14PSI_stft_2d")
         h1, h2, h3, h4 = hs[:4]  # (B, C_i, t_i, f_i)
         stages = (
             (self.convt1, self.convt2, h2),

@@ -36,9 +36,11 @@ Authors
 
 import torch
 import torch.nn.functional as F
+from speechbrain.lobes.models.Cnn14 import CNN14PSI_stft
 from speechbrain.utils.logger import get_logger
 
 from data_prep.ground_truth import GroundTruth
+from models.L2I import check_cnn14_reps
 from recipes.core.pipeline import classify, fit_to_input, spans_input
 from recipes.interpreters.base import InterpreterBrain
 
@@ -230,6 +232,9 @@ class LMAC(InterpreterBrain):
         self.load_interpreter(self.hparams.finetune_from)  # a rerun then resumes from its checkpoints
 
     def interpret(self, X, representations, classes, stage):
+        psi = getattr(self.modules.psi, "module", self.modules.psi)  # DDP wraps it
+        if isinstance(psi, CNN14PSI_stft) and isinstance(representations, (tuple, list)):
+            check_cnn14_reps(representations, psi.convt1.in_channels, "CNN14PSI_stft")
         try:
             logits = self.modules.psi(representations).squeeze(1)  # (B, frames', F)
         except RuntimeError as error:

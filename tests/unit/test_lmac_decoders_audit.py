@@ -474,3 +474,22 @@ def test_a_classifier_map_of_another_downsampling_is_named_as_the_cause():
     )
     with pytest.raises(ValueError, match="decodes 1025 frequency bins but the STFT has 513.*this classifier's map has 64 rows for 513 bins"):
         LMAC.interpret(fake, torch.rand(1, 259, 513), torch.rand(1, 8, 32, 64), None, None)
+
+
+def test_a_cnn14_classifier_shrunk_below_emb_dim_2048_is_named():
+    """Guards the CNN14 check of `LMAC.interpret` (`check_cnn14_reps`): speechbrain's Cnn14 at
+    emb_dim 32 gives (32, 1024, 512, 256) channels, which CNN14PSI_stft(dim=32) cannot read;
+    was a raw "expected input ... to have 16 channels" from a transposed convolution."""
+    import types
+
+    from speechbrain.lobes.models.Cnn14 import CNN14PSI_stft
+
+    from recipes.interpreters.lmac import LMAC
+
+    fake = types.SimpleNamespace(
+        modules=types.SimpleNamespace(psi=CNN14PSI_stft(dim=32, outdim=1)),
+        hparams=types.SimpleNamespace(embedding_model=torch.nn.Identity()),
+    )
+    reps = [torch.rand(1, channels, 4, 2) for channels in (32, 1024, 512, 256)]
+    with pytest.raises(ValueError, match=r"got \(32, 1024, 512, 256\): the CNN14 interpreters need speechbrain's Cnn14 at emb_dim 2048"):
+        LMAC.interpret(fake, torch.rand(1, 201, 513), reps, None, None)
