@@ -121,7 +121,24 @@ class CPUFriendlyDDP:
 
 
 def load_state_dict_file(path, what):
-    """Loads a plain state dict with `weights_only=True` and a clear error."""
+    """Loads a plain state dict with `weights_only=True` and a clear error.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = open(os.path.join(folder, "nmf_decoder.ckpt"), "wb").close()
+    ...     load_state_dict_file(folder, "NMF dictionary")
+    Traceback (most recent call last):
+    ...
+    IsADirectoryError: NMF dictionary checkpoint ... is a folder: give the checkpoint file in it (nmf_decoder.ckpt).
+    """
+    if os.path.isdir(path):
+        inside = sorted(name for name in os.listdir(path) if name.endswith(".ckpt"))
+        raise IsADirectoryError(
+            f"{what} checkpoint {path} is a folder: give the checkpoint file in it "
+            f"({', '.join(inside) if inside else 'it holds no .ckpt file'})."
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{what} checkpoint not found: {path}. Train it first (see README) or pass "

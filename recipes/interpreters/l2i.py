@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from speechbrain.utils.logger import get_logger
 
 from data_prep.audio import EPS
+from recipes.core.brains import load_state_dict_file
 from recipes.core.pipeline import floor_mask
 from recipes.evaluation import metrics
 from recipes.interpreters.base import KEEP_CLASS_EXPONENTS, InterpreterBrain
@@ -156,15 +157,18 @@ class L2I(InterpreterBrain):
     def load_frozen(self):
         """Loads the NMF dictionary, checking it against K and the STFT bins."""
         decoder = self.hparams.nmf_decoder
-        self.load_frozen_state(decoder, self.hparams.nmf_decoder_path, "NMF dictionary (nmf_decoder_path)")
-        W = decoder.return_W()
+        path, what = self.hparams.nmf_decoder_path, "NMF dictionary (nmf_decoder_path)"
         n_freq = self.hparams.n_fft // 2 + 1
-        if W.shape != (n_freq, self.hparams.K):
+        saved = load_state_dict_file(path, what).get("W")  # its size, named before the strict load
+        if isinstance(saved, torch.Tensor) and saved.dim() == 2 and saved.shape != (n_freq, self.hparams.K):
             raise ValueError(
-                f"The NMF dictionary {self.hparams.nmf_decoder_path} is {tuple(W.shape)} but the recipe "
-                f"needs ({n_freq} bins, K={self.hparams.K}); learn one with recipes/train_nmf.py at the "
-                "same n_fft and K, or set --K to the dictionary's size."
+                f"The NMF dictionary {path} is {tuple(saved.shape)} (n_fft {2 * (saved.shape[0] - 1)}, "
+                f"K {saved.shape[1]}) but the recipe needs ({n_freq} bins, K={self.hparams.K}): give "
+                f"--K {saved.shape[1]}, or learn a dictionary with recipes/train_nmf.py at the same "
+                "n_fft and K."
             )
+        self.load_frozen_state(decoder, path, what)
+        W = decoder.return_W()
         self.W = W.detach().to(self.device)  # (F, K), fixed
 
     def interpret(self, X, representations, classes, stage):

@@ -113,6 +113,10 @@ def test_configuration_errors_come_before_training(tiny_l2i, tiny_pretrained, tm
     with pytest.raises(expected) as error:
         train_l2i.main(argv)
     assert "nmf" in str(error.value).lower() or "dictionary" in str(error.value).lower()
+    if problem == "k_mismatch":  # was a state-dict size mismatch that named no flag
+        assert "is (513, 12) (n_fft 1024, K 12) but the recipe needs (513 bins, K=10): give --K 12" in str(error.value)
+    if problem == "wrong_bins":
+        assert "(n_fft 512, K 12)" in str(error.value)
     assert not list((tmp_path / "run" / "save").glob("CKPT+*"))  # nothing trained
 
 
