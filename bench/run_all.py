@@ -291,6 +291,19 @@ def print_table(columns):
         print(line)
 
 
+def thread_setting(environ):
+    """How many threads the measuring processes get: the environment's OMP_NUM_THREADS (which
+    they inherit), or torch's default.
+
+    Example
+    -------
+    >>> thread_setting({"OMP_NUM_THREADS": "1"}), thread_setting({})
+    ('1 (OMP_NUM_THREADS)', 'default')
+    """
+    value = environ.get("OMP_NUM_THREADS")
+    return f"{value} (OMP_NUM_THREADS)" if value else "default"
+
+
 def main(argv=None):
     args = _parse_args(argv)
     bench_common.parse_options(args.options)  # an unknown name fails now, not minutes later
@@ -327,7 +340,8 @@ def main(argv=None):
     )
     idle = [share for share in IDLE_BEFORE if share == share]  # NaN: /proc/stat unreadable
     print(
-        f"torch threads: default ({os.cpu_count()} CPUs). CPUs idle {100 * idle_start:.0f}% at start, "
+        f"torch threads: {thread_setting(os.environ)} ({os.cpu_count()} CPUs; each row's own line below "
+        "gives what its process used). CPUs idle {100 * idle_start:.0f}% at start, "
         f"{100 * min(idle, default=float('nan')):.0f}-{100 * max(idle, default=float('nan')):.0f}% just before "
         "the measurements (below ~90%, other processes slow these timings down); "
         f"total {time.perf_counter() - start:.0f} s.\n"
