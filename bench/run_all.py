@@ -341,7 +341,7 @@ def main(argv=None):
     idle = [share for share in IDLE_BEFORE if share == share]  # NaN: /proc/stat unreadable
     print(
         f"torch threads: {thread_setting(os.environ)} ({os.cpu_count()} CPUs; each row's own line below "
-        "gives what its process used). CPUs idle {100 * idle_start:.0f}% at start, "
+        f"gives what its process used). CPUs idle {100 * idle_start:.0f}% at start, "
         f"{100 * min(idle, default=float('nan')):.0f}-{100 * max(idle, default=float('nan')):.0f}% just before "
         "the measurements (below ~90%, other processes slow these timings down); "
         f"total {time.perf_counter() - start:.0f} s.\n"
