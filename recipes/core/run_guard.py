@@ -68,6 +68,18 @@ RESUME_SIZE_KEYS = ("sample_rate", "n_fft", "n_mels", *CLASSIFIER_SIZE_KEYS, "K"
 #: Under another key no checkpoint holds the figure, and the test stage would take the newest.
 RESUME_CHOICE_KEYS = ("checkpoint_key",)
 RESUME_KEYS = RESUME_FILE_KEYS + RESUME_SIZE_KEYS + RESUME_CHOICE_KEYS
+#: Settings a resume may change without a word: the epochs (checked on their own), the lr (its
+#: own warning: `not_applied_settings`), the class count (read from the data: the first pass of
+#: a start builds for 1 class, and other classes are refused by the label encoder) and what only
+#: shows or logs the training.
+RESUME_FREE_KEYS = (
+    "number_of_epochs",
+    "lr",
+    "out_n_neurons",
+    "n_interpretations_to_save",
+    "interpret_period",
+    "use_tensorboard",
+)
 QUARANTINE_PREFIX = "incomplete-"
 #: What SpeechBrain's Brain adds to the checkpointer itself: "brain" when built, "optimizer" in fit.
 TRAINING_RECOVERABLES = ("brain", "optimizer")
@@ -361,6 +373,32 @@ def newest_complete_checkpoint(save_folder, recoverable_names=()):
     return None if newest is None else newest[1]
 
 
+def changed_settings(saved, hparams):
+    """[(key, last start's value, this start's)] for the numbers and flags of the yaml that
+    differ, but RESUME_KEYS (refused) and RESUME_FREE_KEYS.
+
+    Example
+    -------
+    >>> changed_settings({"alpha": 10, "lr": 0.1, "beta": 0.5, "name": "a"}, {"alpha": 1, "lr": 1, "beta": 0.5, "name": "b"})
+    [('alpha', 10, 1)]
+    """
+    changed = []
+    for key, before in saved.items():
+        now = hparams.get(key)
+        if key in RESUME_KEYS + RESUME_FREE_KEYS or key not in hparams:
+            continue
+        numbers = all(isinstance(value, (int, float)) for value in (before, now))
+        if numbers and (type(before) is bool) == (type(now) is bool) and before != now:
+            changed.append((key, before, now))
+    return changed
+
+
+def _recoverable_names(hparams):
+    """The names a complete checkpoint of the run holds (its checkpointer's and the Brain's)."""
+    checkpointer = hparams.get("checkpointer")
+    return [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
+
+
 def not_applied_settings(hparams):
     """{key: its value at the last start} for the settings this start gives otherwise and a
     resume does not apply: the learning rate, which comes back with the optimiser's state
@@ -372,9 +410,7 @@ def not_applied_settings(hparams):
     saved = saved_settings(os.path.join(hparams["output_folder"], SAVED_HPARAMS))
     if saved.get("lr") is None or hparams.get("lr") is None or saved["lr"] == hparams["lr"]:
         return {}
-    checkpointer = hparams.get("checkpointer")
-    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
-    if newest_complete_checkpoint(save_folder, names) is None:  # a fresh start applies it
+    if newest_complete_checkpoint(save_folder, _recoverable_names(hparams)) is None:  # a fresh start applies it
         return {}
     return {"lr": saved["lr"]}
 
@@ -460,6 +496,15 @@ def refuse_changed_resume(hparams):
                 "--output_folder (or --experiment_name) for the new run, or delete "
                 f"{save_folder} to start this folder over."
             )
+    changed = changed_settings(saved, hparams)
+    if changed and newest_complete_checkpoint(save_folder, _recoverable_names(hparams)) is not None:
+        warnings.append(
+            f"{hparams['output_folder']} resumes from its checkpoints with other settings than its last "
+            f"start ({', '.join(f'{key} {before} -> {now}' for key, before, now in changed)}): what is "
+            "trained so far was trained with the old ones, the rest of the run (its epochs, test and "
+            "export) uses the new ones, which hyperparams.yaml records. Give another --output_folder "
+            "for a run wholly with the new settings."
+        )
     if "lr" in not_applied_settings(hparams):
         warnings.append(
             f"{hparams['output_folder']} resumes from its checkpoints, whose optimiser state holds the "
@@ -476,9 +521,7 @@ def refuse_changed_resume(hparams):
             f"--experiment_name) for a run on the new file, or delete {save_folder} to start "
             "this folder over."
         )
-    checkpointer = hparams.get("checkpointer")
-    names = [*getattr(checkpointer, "recoverables", {}), *TRAINING_RECOVERABLES] if checkpointer else []
-    epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder, names)
+    epochs, done = hparams.get("number_of_epochs"), trained_epochs(save_folder, _recoverable_names(hparams))
     if isinstance(epochs, int) and done is not None and done > epochs:
         raise ValueError(
             f"{hparams['output_folder']} holds a run already trained for {done} epochs; "

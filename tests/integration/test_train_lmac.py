@@ -452,3 +452,15 @@ def test_a_classifier_trained_on_another_signal_is_refused(tiny_pretrained, tmp_
     with pytest.raises(ValueError, match=rf"trained with {flag[2:]} \d+.*this run has {flag[2:]} {value}.*Run with {flag} "):
         train_lmac.main(with_flag(lmac_argv(tiny_pretrained), flag, value) + ["--output_folder", str(out)])
     assert not list(out.glob("save/CKPT*")) and not (out / "train_log.txt").exists()
+
+
+def test_a_resume_with_another_loss_weight_says_what_was_trained_with_what(tiny_lmac, tmp_path):
+    """Guards `changed_settings` in `refuse_changed_resume`: a finished run rerun with another
+    out-term weight tests and exports again under it (found by a probe: nothing said so, and
+    hyperparams.yaml named the new weight as if every epoch had used it)."""
+    folder = tmp_path / "resumed"
+    shutil.copytree(tiny_lmac["folder"], folder)
+    argv = with_flag(tiny_lmac["argv"], "--n_interpretations_to_save", 0)
+    train_lmac.main(with_flag(argv, "--l_out_w", 0.7) + ["--output_folder", str(folder)])
+    log = (folder / "log.txt").read_text()
+    assert "resumes from its checkpoints with other settings than its last start (l_out_w 0.2 -> 0.7)" in log
