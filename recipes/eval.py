@@ -149,6 +149,7 @@ from recipes.core.run_guard import (
     changed_input,
     changed_input_message,
     check_writable_folder,
+    exit_status,
     saved_settings,
 )
 from recipes.core.startup import given_flags, prepare_run, recipe_keys, top_level_scalars
@@ -702,12 +703,7 @@ def main(argv=None):
 
 def cli(argv=None):
     """The command: `main`, with exit status 2 and one line for an output folder it cannot write."""
-    try:
-        main(argv)
-    except UnwritableFolderError as error:
-        print(f"recipes/eval.py: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(main, argv, "recipes/eval.py")
 
 
 if __name__ == "__main__":

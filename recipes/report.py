@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from recipes.core.run_guard import UnwritableFolderError, check_writable_folder
+from recipes.core.run_guard import check_writable_folder, exit_status
 from recipes.reporting.html_report import load_evaluation, write_report
 from recipes.reporting.tables import markdown_table, summary_intervals, summary_rows
 
@@ -47,12 +47,7 @@ def main(argv=None):
 
 def cli(argv=None):
     """The command: `main`, with exit status 2 and one line for a report folder it cannot write."""
-    try:
-        main(argv)
-    except UnwritableFolderError as error:
-        print(f"recipes/report.py: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(main, argv, "recipes/report.py")
 
 
 if __name__ == "__main__":

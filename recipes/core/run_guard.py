@@ -42,6 +42,7 @@ import json
 import os
 import re
 import socket
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -92,6 +93,25 @@ _held_locks = {}  # folder -> open file object holding the flock (one per folder
 
 class UnwritableFolderError(PermissionError):
     """An output folder that cannot be made or written; the message names the flag to change."""
+
+
+def exit_status(main, argv, command):
+    """Runs a command's `main(argv)`: 0, or 2 with one line on stderr (`command: message`) for
+    an UnwritableFolderError (an output folder it cannot or may not write), not a traceback.
+
+    Example
+    -------
+    >>> def main(argv):
+    ...     raise UnwritableFolderError("Cannot write to /x: pass --out with a folder you can write to.")
+    >>> exit_status(main, [], "recipes/report.py")
+    2
+    """
+    try:
+        main(argv)
+    except UnwritableFolderError as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _writable_folder_error(folder, error, flag):
