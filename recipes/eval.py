@@ -314,6 +314,7 @@ EVAL_RECORDS = (
     "demo_inputs.json",
     "demo_outputs.json",
     "demo_stage.started.json",
+    "tb_logs",
 )
 
 
