@@ -641,13 +641,15 @@ def _within(module_name, packages):
 
 
 def _trusted_object(target):
-    """The class or function `target` names in the packages of TRUSTED_MODULES and
-    TRUSTED_LIBRARY_MODULES (`torch.nn.Linear`: its module `torch.nn` is imported), or None when
-    it names nothing there."""
+    """The class or function `target` names in TRUSTED_MODULES and TRUSTED_LIBRARY_MODULES or
+    in a package above one of them (`torch.nn.Linear`: `torch.nn` is imported), or None; any
+    other module is not imported at all (a module runs code when imported)."""
     module_name, _, attribute = target.rpartition(".")
-    packages = {name.split(".")[0] for name in TRUSTED_MODULES + TRUSTED_LIBRARY_MODULES}
-    if not module_name or module_name.split(".")[0] not in packages:
-        return None  # imported only from this project, torch and SpeechBrain
+    trusted = TRUSTED_MODULES + TRUSTED_LIBRARY_MODULES
+    if not module_name or not (
+        _within(module_name, trusted) or any(_within(name, (module_name,)) for name in trusted)
+    ):
+        return None  # only a trusted module, or a package above one (torch.nn), is imported
     try:
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError):

@@ -98,6 +98,7 @@ def test_trained_settings_never_import_a_module_outside_the_project(tmp_path, mo
         "a: !new:speechbrain.inference.classifiers.EncoderClassifier",  # a hub fetcher
         "a: !new:recipes.interpreters.inference.Path [x]",  # a class a trusted module imports
         "a: !new:torch.nn.modulesx.Thing",  # named like a trusted library module
+        "a: !new:torch.utils.model_dump.__main__.Foo",  # a module that runs (and exits) when imported
     ],
 )
 def test_a_yaml_is_refused_when_it_builds_more_than_trusted_classes(line):
