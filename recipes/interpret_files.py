@@ -15,8 +15,9 @@ Under torchrun the files are dealt out to the processes.
 Nothing the user has is replaced: an output whose name is an input's (e.g.
 `clips/dog.wav` and `clips/dog_original.wav` with `--out clips`), another
 input's output, or a file already in `--out` that no earlier run wrote (what
-its `predictions.json` lists may be rewritten), is renamed `<stem>-2...` and
-the run says so; a file given twice is explained once. One run at a time per
+its `predictions.json` lists may be rewritten, and what a run killed part-way
+noted in its `LEDGER_PREFIX` file), is renamed `<stem>-2...` and the run says so
+(predictions.json keeps the entries of the files a rerun does not explain again); a file given twice is explained once. One run at a time per
 `--out` (the run lock of `recipes.core.run_guard`, as the training recipes).
 
 Exit status: 0, all explained; 1, some files could not be explained; 2,
@@ -57,6 +58,10 @@ from recipes.reporting.figures import (
 logger = get_logger(__name__)
 
 PREDICTIONS_FILE = "predictions.json"
+#: The outputs a process is about to write, a name per line, in `<out>/<prefix><rank>` until the
+#: run's predictions.json lists them: a run killed part-way leaves them, and a rerun rewrites
+#: those files instead of taking them for the user's.
+LEDGER_PREFIX = ".audio-interpret-writing-"
 #: What loading an interpreter raises for a folder, yaml, checkpoint or device it cannot use.
 LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, AttributeError, ImportError, TypeError)
 
@@ -117,34 +122,75 @@ def _writes(stem, name):
     return name in names or re.fullmatch(rf"{re.escape(stem)}_component\d+\.wav", name) is not None
 
 
+def earlier_predictions(out):
+    """The predictions.json an earlier run wrote in `out`, or None.
+
+    Raises
+    ------
+    ValueError
+        `out` holds a predictions.json that is not this command's (it names no interpreter,
+        method and files with their outputs).
+    """
+    path = os.path.join(out, PREDICTIONS_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fin:
+            previous = json.load(fin)
+        if not isinstance(previous["interpreter"], str) or not isinstance(previous["method"], str):
+            raise TypeError
+        for entry in previous["files"].values():
+            dict(entry["files"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(
+            f"{path} is not a predictions.json of audio-interpret, and a run writes one there: "
+            "pass another --out."
+        ) from None
+    return previous
+
+
+def _entry_names(entry):
+    """The names of the files one entry of predictions.json lists (its paths are as the run
+    was given --out: relative to its working folder, so only the names are compared)."""
+    names = set()
+    for value in entry["files"].values():
+        for item in value if isinstance(value, list) else [value]:
+            names.add(os.path.basename(str(item)))
+    return names
+
+
 def earlier_outputs(out):
-    """The names of the files in `out` that an earlier run wrote: those its predictions.json lists.
+    """The names of the files in `out` that earlier runs wrote: those its predictions.json lists
+    (its "outputs", every run's names in `out`, and its entries' paths that lie in `out` seen
+    from here: a run given `--out` from another working folder wrote relative ones), and
+    those a run killed part-way was about to write (`LEDGER_PREFIX` files).
 
     Raises
     ------
     ValueError
         `out` holds a predictions.json that is not this command's.
     """
-    path = os.path.join(out, PREDICTIONS_FILE)
-    if not os.path.isfile(path):
-        return set()
-    try:
-        with open(path, encoding="utf-8") as fin:
-            previous = json.load(fin)
-        entries = previous["files"].values()
-        written = [entry["files"] for entry in entries]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise ValueError(
-            f"{path} is not a predictions.json of audio-interpret, and a run writes one there: "
-            "pass another --out."
-        ) from None
+    previous = earlier_predictions(out)
     names = set()
-    for files in written:
-        for value in files.values():
-            for item in value if isinstance(value, list) else [value]:
-                if os.path.dirname(os.path.realpath(str(item))) == os.path.realpath(out):
-                    names.add(os.path.basename(str(item)))
+    if previous is not None:
+        names.update(str(name) for name in previous.get("outputs", ()))  # names in `out`
+        for entry in previous["files"].values():  # paths as that run was given them
+            for value in entry["files"].values():
+                for item in value if isinstance(value, list) else [value]:
+                    if os.path.dirname(os.path.realpath(str(item))) == os.path.realpath(out):
+                        names.add(os.path.basename(str(item)))
+    for ledger in sorted(Path(out).glob(f"{LEDGER_PREFIX}*")) if os.path.isdir(out) else ():
+        names.update(line for line in ledger.read_text(encoding="utf-8").splitlines() if line)
+        names.add(ledger.name)
     return names
+
+
+def _note_outputs(ledger, names):
+    """Adds the names of the files about to be written to the process's ledger (flushed)."""
+    with open(ledger, "a", encoding="utf-8") as fout:
+        fout.write("".join(f"{name}\n" for name in names))
+        fout.flush()
+        os.fsync(fout.fileno())
 
 
 def plan_outputs(files, out):
@@ -338,16 +384,28 @@ def main(argv=None):
         for note in notes:
             print(f"audio-interpret: {note}", file=sys.stderr)
     predictions, failures = {}, {}
+    earlier = earlier_outputs(args.out)  # checked readable by plan_outputs
+    ledger = os.path.join(args.out, f"{LEDGER_PREFIX}{rank}")
     mine = range(rank, len(files), world_size)  # under torchrun: every world_size-th file
     for index in tqdm(mine, desc="audio-interpret", unit="file", disable=None if rank == 0 else True):
         path = files[index]
         try:
             result = interpreter.interpret_file(path)
+            stem = stems[path]
+            names = [os.path.basename(name) for name in interpretation_paths("", stem).values()]
+            names += [
+                f"{stem}_component{component['component']:03d}.wav"
+                for component in most_relevant(result.get("components", ()), args.max_components)
+            ]
+            _note_outputs(ledger, names)
+            for name in earlier - set(names):  # an earlier run's output of this stem: not left beside
+                if _writes(stem, name) and os.path.isfile(os.path.join(args.out, name)):
+                    os.remove(os.path.join(args.out, name))
+            written = save_result(result, args.out, stem, args.max_components)
         except (FileNotFoundError, ValueError) as error:
             failures[path] = str(error)
             tqdm.write(f"audio-interpret: skipped {error}", file=sys.stderr)
             continue
-        written = save_result(result, args.out, stems[path], args.max_components)
         predictions[path] = {
             "class": result["class"],
             "probability": result["probability"],
@@ -368,16 +426,28 @@ def main(argv=None):
         failures = {p: failures[p] for p in files if p in failures}
         if rank != 0:
             return 1 if failures else 0
+    written_now = set().union(*(_entry_names(entry) for entry in predictions.values()))
+    previous = earlier_predictions(args.out) or {"files": {}}
+    kept = {  # an earlier run's entries whose outputs this run did not write over
+        path: entry
+        for path, entry in previous["files"].items()
+        if path not in predictions and not (_entry_names(entry) & written_now)
+    }
+    present = set(os.listdir(args.out))
     write_json(
         {
             "interpreter": os.fspath(args.interpreter),
             "method": interpreter.method,
-            "files": predictions,
+            "files": {**kept, **predictions},
             "errors": failures,
             "notes": notes,
+            # every file an audio-interpret run wrote here (a rerun may write over them)
+            "outputs": sorted(name for name in (earlier | written_now) if name in present and not name.startswith(LEDGER_PREFIX)),
         },
         os.path.join(args.out, PREDICTIONS_FILE),
     )
+    for stale in Path(args.out).glob(f"{LEDGER_PREFIX}*"):  # predictions.json lists them now
+        stale.unlink()
     if failures:
         print(
             f"audio-interpret: {len(failures)} of {len(files)} files could not be explained "

@@ -151,7 +151,8 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None):
         ax.set_xlabel("frame")
     axes[0].set_ylabel("frequency bin")
     if title:
-        fig.suptitle(title, fontsize=10, y=1.02)  # above the panels' titles
+        # above the panels' titles; a "$" would open matplotlib's mathtext (a file named "b$q$.wav")
+        fig.suptitle(title.replace("$", r"\$"), fontsize=10, y=1.02)
     return fig
 
 

@@ -233,3 +233,26 @@ def test_nan_samples_are_counted_in_the_warnings(piq_folder, tmp_path):
     sf.write(str(path), signal, 16000, subtype="FLOAT")
     result = AudioInterpreter.from_hparams(source=piq_folder).interpret_file(path)
     assert result["warnings"] == [f"{path}: 5 of 16000 sample values are NaN or infinite; they are read as 0."]
+
+
+def test_reruns_keep_earlier_entries_and_a_dollar_in_a_name_is_explained(piq_folder, tiny_synthetic, tmp_path, monkeypatch):
+    """Guards the ledger and the merge of `main`, and `plot_interpretation`'s title: a file named
+    `b$q$.wav` crashed the run in matplotlib's mathtext (the files after it never explained, no
+    predictions.json); a rerun on fewer files dropped the others' entries, so a third run took
+    their outputs for the user's; a rerun from another working folder did too."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name, clip in (("a.wav", CLIPS[0]), ("b$q$.wav", CLIPS[1]), ("c.wav", CLIPS[0])):
+        shutil.copy(tiny_synthetic / "audio" / clip, clips / name)
+    monkeypatch.chdir(tmp_path)
+    assert run([clips / "a.wav", clips / "b$q$.wav", clips / "c.wav"], piq_folder, "out") == 0
+    assert listing(tmp_path / "out") == sorted(
+        f"{stem}{suffix}" for stem in ("a", "b$q$", "c") for suffix in (".png", "_interpretation.wav", "_original.wav")
+    ) + ["predictions.json"]
+    assert run([clips / "a.wav"], piq_folder, "out") == 0  # fewer files: the others' entries stay
+    record = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert list(record["files"]) == [str(clips / "b$q$.wav"), str(clips / "c.wav"), str(clips / "a.wav")]
+    monkeypatch.chdir(clips)  # another working folder: out's relative paths mean nothing here
+    assert run([clips / "c.wav"], piq_folder, tmp_path / "out") == 0
+    assert "c-2.png" not in listing(tmp_path / "out")  # c's outputs rewritten, not renamed around
+    assert not list((tmp_path / "out").glob(".audio-interpret-writing-*"))  # the ledger is gone

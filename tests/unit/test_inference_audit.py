@@ -176,8 +176,40 @@ def test_a_folder_with_a_training_yaml_is_not_taken_for_an_inference_folder(tmp_
     assert resolve_source(tmp_path) == str(tmp_path)
 
 
-def _predictions(out, files):
-    (out / "predictions.json").write_text(json.dumps({"files": files}))
+def _predictions(out, files, **more):
+    """A predictions.json as audio-interpret writes it."""
+    record = {"interpreter": "runs/piq/inference", "method": "PIQ", "files": files, **more}
+    (out / "predictions.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"files": {}}, {"files": {"x": {"files": {}}}, "mine": "user data"}, {"interpreter": 1, "method": "PIQ", "files": {}}],
+)
+def test_a_predictions_json_of_the_users_is_refused(tmp_path, record):
+    """Guards `earlier_predictions`: a json with a "files" map alone was taken for the
+    command's and written over (found by a probe)."""
+    (tmp_path / "predictions.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="is not a predictions.json of audio-interpret"):
+        plan_outputs([str(tmp_path / "in" / "dog.wav")], str(tmp_path))
+
+
+def test_outputs_of_a_killed_run_and_of_earlier_runs_are_ours(tmp_path):
+    """Guards `earlier_outputs`: the names a killed run noted in its ledger, and the "outputs"
+    every run lists by name (a rerun from another working folder: its entries' paths were
+    relative to the first run's), are rewritten, not renamed around (found by a probe: c01-2*
+    ... beside the killed run's c01*)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("c01.png", "c01_original.wav", "c01_interpretation.wav", "mono.png", "mine.png"):
+        (out / name).write_bytes(b"x")
+    (out / ".audio-interpret-writing-0").write_text("c01.png\nc01_original.wav\nc01_interpretation.wav\n")
+    _predictions(out, {"in/mono.wav": {"files": {"png": "o3/mono.png"}}}, outputs=["mono.png"])
+    assert earlier_outputs(str(out)) == {
+        "c01.png", "c01_original.wav", "c01_interpretation.wav", "mono.png", ".audio-interpret-writing-0",
+    }
+    _, stems, notes = plan_outputs([str(tmp_path / "c01.wav"), str(tmp_path / "mono.wav"), str(tmp_path / "mine.wav")], str(out))
+    assert stems == {str(tmp_path / "c01.wav"): "c01", str(tmp_path / "mono.wav"): "mono", str(tmp_path / "mine.wav"): "mine-2"}
 
 
 def test_earlier_outputs_are_the_files_listed_in_out_only(tmp_path):
