@@ -950,6 +950,13 @@ class AudioInterpreter(Pretrained):
             if not isinstance(given, dict):
                 raise ValueError(f"overrides {overrides!r}: give a dict, or yaml text of key: value lines.")
             refuse_contradictions(given, _settings_of(text), str(yaml_path), command_line=False)
+            keys = set(YAML(typ="rt", pure=True).load(text) or {})  # the yaml's top-level keys
+            unknown = sorted(key for key in given if key not in keys)
+            if unknown:
+                hint = ' ("device" goes in run_opts={"device": ...})' if "device" in unknown else ""
+                near = {key: difflib.get_close_matches(key, sorted(keys), n=1) for key in unknown}
+                said = ", ".join(f"{key}" + (f" (did you mean {near[key][0]}?)" if near[key] else "") for key in unknown)
+                raise ValueError(f"overrides {said}: {yaml_path} has no such key{hint}.")
         try:
             hparams = load_yaml(text, {"pretrained_path": source, **given})
         except (KeyError, AttributeError, ImportError, TypeError, ValueError, YAMLError) as error:

@@ -213,6 +213,15 @@ def test_overrides_that_contradict_the_training_are_refused(piq_folder):
         AudioInterpreter.from_hparams(source=piq_folder, overrides=f"n_fft: {2 * n_fft}")
     loaded = AudioInterpreter.from_hparams(source=piq_folder, overrides="signal_length_s: 1")
     assert loaded.hparams.signal_length_s == 1
+
+
+def test_an_override_of_no_key_names_the_key_not_the_yaml(piq_folder):
+    """Guards the unknown-key check of `from_hparams`: was "... is not a complete inference yaml
+    (KeyError ...): export the training run again", blaming a sound folder for the user's key."""
+    with pytest.raises(ValueError, match=r"overrides mask_thr \(did you mean mask_th\?\): .*has no such key\.$"):
+        AudioInterpreter.from_hparams(source=piq_folder, overrides={"mask_thr": 0.3})
+    with pytest.raises(ValueError, match=r'overrides device: .*has no such key \("device" goes in run_opts'):
+        AudioInterpreter.from_hparams(source=piq_folder, overrides={"device": "cpu"})
     with pytest.raises(ValueError, match="give a dict, or yaml text of key: value lines"):
         AudioInterpreter.from_hparams(source=piq_folder, overrides="- a list")
 
