@@ -47,6 +47,8 @@ Authors
 
 import argparse
 import copy
+import difflib
+import glob
 import json
 import os
 import sys
@@ -64,7 +66,7 @@ from data_prep.synthetic_prepare import create_synthetic_dataset, read_source_pa
 from recipes import eval as eval_recipe
 from recipes import train_classifier, train_l2i, train_lmac, train_nmf, train_piq
 from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS, n_stft_frames
-from recipes.core.startup import top_level_scalars
+from recipes.core.startup import check_override_types, recipe_keys, top_level_scalars
 from recipes.reporting.agreement import agreement_line, agreement_markdown
 from recipes.reporting.html_report import is_own_report, load_evaluation, write_report
 from recipes.reporting.tables import (
@@ -83,8 +85,9 @@ DEFAULT_CONFIG = os.path.join(REPO_ROOT, "hparams", "demo.yaml")
 STAGE_RECORD = "demo_stage.json"
 #: The SHA-256 of the files of earlier stages a stage read, beside its STAGE_RECORD.
 INPUTS_RECORD = "demo_inputs.json"
-#: A training stage's settings and inputs while it runs (removed when it finishes): a rerun
-#: after a crash resumes its checkpoints only with the same ones (`Stage.check_unfinished`).
+#: A training stage's settings and inputs while it runs (removed when its records are written, or
+#: when it fails before any checkpoint): a stage that holds one did not finish, whatever outputs
+#: it has, and it resumes its checkpoints only with the same ones (`Stage.check_unfinished`).
 STARTED_RECORD = "demo_stage.started.json"
 #: The SHA-256 of the files a stage made, as it made them: a file another command wrote over
 #: since (`recipes/eval.py` into a demo's eval folder) is not taken for the stage's.
@@ -137,8 +140,76 @@ def load_config(path=DEFAULT_CONFIG, smoke=False):
     return config
 
 
+#: The sections of a demo config (`smoke:` is merged away by `load_config`; `data_folder` and
+#: `title` may come from `use_data_folder`).
+CONFIG_SECTIONS = ("output_folder", "title", "dataset", "common", "stages", "eval", "stage_costs_s", "data_folder")
+#: The keys of its `eval:` section (`eval_flags`, `out_of_distribution`).
+EVAL_SECTION_KEYS = ("n_report_clips", "options", *(f"{name}_options" for name in INTERPRETERS), "out_of_distribution")
+
+
+def _unknown(found, known, what, path):
+    """A ValueError naming the keys of `found` that are not in `known` (with the nearest ones)."""
+    unknown = [key for key in found if key not in known]
+    if unknown:
+        said = ", ".join(
+            f"`{key}`" + "".join(f" (did you mean `{near}`?)" for near in difflib.get_close_matches(str(key), sorted(known), n=1))
+            for key in unknown
+        )
+        raise ValueError(f"{path}: {what} has {said}, which nothing reads; the known ones: {', '.join(sorted(known))}.")
+
+
+def check_config_keys(config, path="the demo config"):
+    """Every section, stage, override and evaluation flag of a config is one the demo reads, and
+    every override fits its recipe yaml's type: a typo is refused before any stage runs (not
+    when its stage comes, after the ones before it trained, or never, for a section or stage
+    the demo would skip).
+
+    Example
+    -------
+    >>> config = load_config(smoke=True)
+    >>> config["stages"]["lmac"]["overrides"]["number_of_epoch"] = 3
+    >>> check_config_keys(config)
+    Traceback (most recent call last):
+    ...
+    ValueError: the demo config: the lmac stage's overrides has `number_of_epoch` (did you mean `number_of_epochs`?), which nothing reads; the known ones: ...
+    """
+    _unknown(config, CONFIG_SECTIONS, "the config", path)
+    for section in ("dataset", "common", "stages"):
+        if not isinstance(config.get(section), dict):
+            raise ValueError(f"{path}: no `{section}:` section (a mapping; see hparams/demo.yaml).")
+    stages = config["stages"]
+    _unknown(stages, ("classifier", "nmf", *INTERPRETERS), "`stages`", path)
+    for name, stage in stages.items():
+        hparams = (stage or {}).get("hparams")
+        if not hparams or not os.path.isfile(os.path.join(REPO_ROOT, str(hparams))):
+            raise ValueError(f"{path}: the {name} stage's `hparams:` ({hparams}) is not a recipe yaml of hparams/.")
+        yaml_path = os.path.join(REPO_ROOT, hparams)
+        overrides = {**config["common"], **(stage.get("overrides") or {})}
+        _unknown(overrides, recipe_keys(yaml_path), f"the {name} stage's overrides", path)
+        try:
+            check_override_types(yaml_path, overrides)
+        except ValueError as error:
+            raise ValueError(f"{path}: the {name} stage's overrides: {error}") from None
+    eval_config = config.get("eval") or {}
+    _unknown(eval_config, EVAL_SECTION_KEYS, "`eval`", path)
+    if not isinstance(eval_config.get("out_of_distribution") or [], list):
+        raise ValueError(
+            f"{path}: eval: out_of_distribution is {eval_config['out_of_distribution']!r}; give a list, "
+            "e.g. [mixtures]."
+        )
+    flags = eval_recipe.eval_flags()
+    evaluated = config_interpreters(config)
+    shared = set.intersection(*(recipe_keys(os.path.join(REPO_ROOT, stages[name]["hparams"])) for name in evaluated)) if evaluated else set()
+    _unknown(eval_config.get("options") or {}, flags | shared, "`eval: options` (recipes/eval.py's flags, or yaml keys)", path)
+    for name in evaluated:
+        keys = recipe_keys(os.path.join(REPO_ROOT, stages[name]["hparams"]))
+        _unknown(eval_config.get(f"{name}_options") or {}, flags | keys, f"`eval: {name}_options` (recipes/eval.py's flags, or yaml keys)", path)
+
+
 def check_config(config, path="the demo config"):
-    """Sizes that two stages must share are equal, or a ValueError naming them."""
+    """Sizes that two stages must share are equal, or a ValueError naming them (after
+    `check_config_keys`)."""
+    check_config_keys(config, path)
     stages = config["stages"]
     if "classifier" not in stages:
         raise ValueError(f"{path}: `stages` has no `classifier`, which every interpreter explains.")
@@ -418,8 +489,14 @@ class Stage:
                 )
 
     def done(self):
-        """True when every output exists and was made with the same settings and input files."""
-        if not all(os.path.isfile(path) for path in self.outputs):
+        """True when every output exists and was made with the same settings and input files.
+
+        A stage whose run stopped after its outputs but before its records (its started
+        record still there) is not done: it runs again (a training stage's recipe resumes its
+        checkpoints, under the same settings only: `check_unfinished`)."""
+        if not all(os.path.isfile(path) for path in self.outputs) or os.path.isfile(
+            os.path.join(self.folder, STARTED_RECORD)
+        ):
             self.check_unfinished()
             return False
         record = os.path.join(self.folder, STAGE_RECORD)
@@ -473,10 +550,15 @@ class Stage:
         logger.info("demo: running %s -> %s", self.name, self.folder)
         read = {path: file_sha256(path) for path in self.inputs}  # what it is about to read
         started = os.path.join(self.folder, STARTED_RECORD)
-        if self.resumes:
+        if self.resumes:  # until its records are written (not in the data stage's dataset folder)
             write_json({"settings": self.settings, "inputs": read}, started)
         start, start_cpu = time.perf_counter(), time.process_time()
-        self._run()
+        try:
+            self._run()
+        except BaseException:
+            if os.path.isfile(started) and not glob.glob(os.path.join(self.folder, "save", "CKPT+*")):
+                os.remove(started)  # nothing to resume: a refused argument does not bind the rerun
+            raise
         elapsed = (time.perf_counter() - start, time.process_time() - start_cpu)
         missing = [path for path in self.outputs if not os.path.isfile(path)]
         if missing:

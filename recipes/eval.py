@@ -205,6 +205,24 @@ def parse_eval_arguments(argv=None):
     >>> args.overlap_type, rest
     ('none', ['hparams/piq.yaml', '--K', '30'])
     """
+    parser = eval_argument_parser()
+    args, recipe_argv = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return args, recipe_argv
+
+
+def eval_flags():
+    """The names of eval.py's own flags (without `--`): the rest of a command line goes to the yaml.
+
+    Example
+    -------
+    >>> "baselines" in eval_flags(), "K" in eval_flags()
+    (True, False)
+    """
+    return {action.dest for action in eval_argument_parser()._actions if action.option_strings} - {"help"}
+
+
+def eval_argument_parser():
+    """The parser of eval.py's own flags (`parse_eval_arguments`)."""
     parser = argparse.ArgumentParser(
         description="Evaluate a trained interpreter (see the module docstring).",
         allow_abbrev=False,  # never swallow a yaml override that starts like an eval flag
@@ -264,7 +282,7 @@ def parse_eval_arguments(argv=None):
     )
     parser.add_argument("--output_folder", help="base of the default eval folder")
     parser.add_argument("--data_folder", help="dataset root (ESC-50 layout)")
-    return parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return parser
 
 
 def interpreter_folder(path):

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -643,3 +644,64 @@ def test_a_dataset_at_another_sample_rate_is_refused_before_any_stage(tmp_path):
         demo.use_data_folder(SMOKE, str(low))
     same = create_synthetic_dataset(tmp_path / "same", classes=3, per_class=5, seed=7, duration_s=1.0)
     assert demo.use_data_folder(SMOKE, str(same))["data_folder"] == str(same)
+
+
+def test_a_stage_stopped_after_its_outputs_but_before_its_records_is_not_done(tmp_path):
+    """Guards `Stage.done`'s started record: a training stage killed after psi_model.ckpt and
+    before its records was reused forever, and a rerun with another lr took it for its own
+    (found by a probe). Now it is not done; with other settings it is refused."""
+    out = tmp_path / "lmac"
+    made = out / "psi_model.ckpt"
+
+    def killed_after_the_checkpoint():
+        (out / "save" / "CKPT+1").mkdir(parents=True)
+        made.write_text("trained at lr 0.002")
+        raise KeyboardInterrupt
+
+    stage = demo.Stage("lmac", str(out), [str(made)], killed_after_the_checkpoint, ["--lr", "0.002"], resumes=True)
+    with pytest.raises(KeyboardInterrupt):
+        stage.run()
+    assert made.is_file() and (out / demo.STARTED_RECORD).is_file()
+    assert stage.done() is False  # it runs again: its recipe resumes the checkpoints
+    other = demo.Stage("lmac", str(out), [str(made)], lambda: None, ["--lr", "0.001"], resumes=True)
+    with pytest.raises(ValueError, match="stopped part-way, started with other settings"):
+        other.done()
+
+
+def test_a_stage_refused_before_any_checkpoint_leaves_no_started_record(tmp_path):
+    """Guards the clean-up in `Stage.run`: a stage whose recipe refused its arguments (a typo'd
+    key) left demo_stage.started.json, and the corrected rerun was refused as a run that
+    "stopped part-way" (found by a probe)."""
+    out = tmp_path / "lmac"
+
+    def refused():
+        raise ValueError("hparams/lmac_conv2d.yaml has no key number_of_epoch")
+
+    stage = demo.Stage("lmac", str(out), [str(out / "psi_model.ckpt")], refused, ["--number_of_epoch", "3"], resumes=True)
+    with pytest.raises(ValueError, match="no key number_of_epoch"):
+        stage.run()
+    assert not (out / demo.STARTED_RECORD).exists()
+    fixed = demo.Stage("lmac", str(out), [str(out / "psi_model.ckpt")], lambda: None, ["--number_of_epochs", "3"], resumes=True)
+    assert fixed.done() is False  # and no refusal
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        (lambda c: c["stages"].__setitem__("lmca", c["stages"].pop("lmac")), "`stages` has `lmca` (did you mean `lmac`?)"),
+        (lambda c: c.__setitem__("evall", c.pop("eval")), "the config has `evall` (did you mean `eval`?)"),
+        (lambda c: c["stages"]["lmac"]["overrides"].__setitem__("number_of_epochs", "two"), "number_of_epochs is a number"),
+        (lambda c: c["eval"]["piq_options"].__setitem__("basline", "random"), "`eval: piq_options` (recipes/eval.py's flags, or yaml keys) has `basline`"),
+        (lambda c: c["eval"].__setitem__("out_of_distribution", "mixtures"), "out_of_distribution is 'mixtures'; give a list"),
+        (lambda c: c.pop("common"), "no `common:` section"),
+        (lambda c: c["stages"]["piq"].pop("hparams"), "the piq stage's `hparams:` (None) is not a recipe yaml"),
+    ],
+)
+def test_config_mistakes_are_refused_before_any_stage(change, said):
+    """Guards `check_config_keys` (found by a probe: a typo'd stage or section was skipped with
+    exit 0; a typo'd override or evaluation flag stopped the demo only when its stage came, after
+    the stages before it trained; a missing section was a bare KeyError)."""
+    config = copy.deepcopy(demo.load_config(smoke=True))
+    change(config)
+    with pytest.raises(ValueError, match=re.escape(said)):
+        demo.check_config(config)
