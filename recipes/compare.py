@@ -233,6 +233,14 @@ def apply_settings(config, settings):
     return config
 
 
+def _made_as_planned(stage):
+    """Whether a stage's outputs are there and were made with its settings and inputs."""
+    try:
+        return stage.done()
+    except ValueError:  # made with other settings, or from other files
+        return False
+
+
 def paired_table(eval_folders, baseline_folders):
     """A variant's figures beside the demo's settings' on the same seeds, as markdown.
 
@@ -256,8 +264,8 @@ def paired_table(eval_folders, baseline_folders):
         for seed, folders in eval_folders.items():
             if name not in folders:
                 continue
-            base = os.path.join(baseline_folders[seed][name], "metrics.json")
-            if not os.path.isfile(base):
+            base = os.path.join(baseline_folders[seed].get(name, ""), "metrics.json")
+            if name not in baseline_folders[seed] or not os.path.isfile(base):
                 missing.append(seed)
                 continue
             pairs.append((seed, load_evaluation(baseline_folders[seed][name]), load_evaluation(folders[name])))
@@ -522,10 +530,11 @@ def worst_first(summary, metric="si_sdri"):
     return {label: summary[label] for labels in blocks.values() for label in sorted(labels, key=key)}
 
 
-def run_compare(config, output_folder, seeds, interpreters, start=None, variant=None):
+def run_compare(config, output_folder, seeds, interpreters, start=None, variant=None, baseline_config=None):
     """Runs (or reuses) every stage for every seed, then writes the tables in <out>/compare
     (a variant's, `apply_settings` made into the config: in <out>/variants/<variant>/compare,
-    with "paired" beside the demo's settings).
+    with "paired" beside the demo's settings: those of `baseline_config`, the config before
+    `apply_settings`; an evaluation there that its stages did not make with them is left out).
 
     Returns
     -------
@@ -574,8 +583,19 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
 
     variant_text, paired = "", None
     if variant is not None:
-        # the same seeds' evaluations with the demo's settings: the plan without the variant
-        _, baseline_folders = plan_stages(config, output_folder, seeds, interpreters)
+        # the same seeds' evaluations with the demo's settings: the plan without the variant,
+        # each taken only where its stages are done with those settings (not another config's)
+        baseline_plan, baseline_folders = plan_stages(baseline_config or config, output_folder, seeds, interpreters)
+        made = {label for label, stage in baseline_plan if _made_as_planned(stage)}
+        shared = {label for label, _ in baseline_plan if "[seed" not in label}
+        baseline_folders = {
+            seed: {
+                name: folder
+                for name, folder in folders.items()
+                if shared <= made and {f"{name} [seed {seed}]", f"eval_{name} [seed {seed}]"} <= made
+            }
+            for seed, folders in baseline_folders.items()
+        }
         paired, missing = paired_table(eval_folders, baseline_folders)
         settings = ", ".join(
             f"{stage}.{key}={value!r}"
@@ -587,8 +607,9 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
             variant_text += f"## Against the demo's settings, seed by seed\n\n{paired}\n\n"
         if missing:
             variant_text += (
-                f"Seeds {', '.join(map(str, missing))} have no evaluation with the demo's settings: "
-                "`recipes/compare.py` with the same --config and --seeds, without --variant, runs them.\n\n"
+                f"Seeds {', '.join(map(str, missing))} have no evaluation with the demo's settings (none, "
+                "or one made with another config): `recipes/compare.py` with the same --config and --seeds, "
+                "without --variant, runs them (and says which folders to delete).\n\n"
             )
     root = output_folder if variant is None else os.path.join(output_folder, VARIANTS_FOLDER, variant)
     folder = os.path.join(root, COMPARE_FOLDER)
@@ -676,11 +697,14 @@ def main(argv=None):
         if args.variant is not None:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.variant):
                 raise ValueError(f"--variant {args.variant!r}: a folder name (letters, digits, _ . -).")
-            config = apply_settings(config, args.settings)
+            baseline_config, config = config, apply_settings(config, args.settings)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     output_folder = resolve_output_folder(args.output_folder, config)
-    result = run_compare(config, output_folder, seeds, interpreters, start=start, variant=args.variant)
+    result = run_compare(
+        config, output_folder, seeds, interpreters, start=start, variant=args.variant,
+        baseline_config=baseline_config if args.variant is not None else None,
+    )
     print(
         "\nStages (wall time, CPU time of all threads): "
         + format_times(result["timings"], result["cpu_times"])

@@ -1,5 +1,6 @@
 """`make compare` (recipes/compare.py): the demo's interpreters over training seeds, mean ± std."""
 
+import copy
 import csv
 import json
 import os
@@ -303,6 +304,25 @@ def test_a_variant_trains_its_own_folders_beside_the_demo_settings(two_runs):
     assert "lmac.number_of_epochs=2" in text and result["paired"] in text
     assert f"Seeds {OTHER_SEED + 1} have no evaluation with the demo's settings" in text
     assert not (out / "seeds" / str(OTHER_SEED + 1)).exists()  # nothing written for the demo's
+
+
+def test_a_variant_is_not_paired_with_evaluations_another_config_made(two_runs):
+    """Guards `run_compare`'s baseline check: the demo's evaluations made with 1 L-MAC epoch were
+    paired with a variant under a config of 2, the difference credited to the variant's --set
+    (found by a probe). Here the config the variant is compared against trains L-MAC for 3
+    epochs: the demo's folders are not its, so no pair, and the summary says so."""
+    out, _, _, _ = two_runs
+    base = demo.load_config(str(out.parent / "demo_light.yaml"), smoke=True)
+    variant = compare.apply_settings(base, ["lmac.number_of_epochs=2", "lmac.average_checkpoints=2"])
+    other = copy.deepcopy(base)
+    other["stages"]["lmac"]["overrides"]["number_of_epochs"] = 3
+    result = compare.run_compare(
+        variant, str(out), [SMOKE_COMMON_SEED], ["lmac"], variant="two_epochs", baseline_config=other
+    )
+    assert result["paired"] == ""
+    assert all(seconds is None for seconds in result["timings"].values())  # the variant's reused
+    text = (out / "variants" / "two_epochs" / "compare" / "summary.md").read_text()
+    assert f"Seeds {SMOKE_COMMON_SEED} have no evaluation with the demo's settings (none, or one made with another config)" in text
 
 
 def test_paired_table_means_each_metric_over_the_seeds_by_hand(tmp_path):
