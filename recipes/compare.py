@@ -52,6 +52,7 @@ import argparse
 import copy
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -63,7 +64,7 @@ import yaml
 from speechbrain.utils.logger import get_logger
 
 from data_prep.files import write_json, write_text
-from recipes.core.startup import recipe_keys
+from recipes.core.startup import check_override_types, recipe_keys
 from recipes.demo import (
     DEFAULT_CONFIG,
     INTERPRETERS,
@@ -230,7 +231,51 @@ def apply_settings(config, settings):
         config["stages"][stage].setdefault("overrides", {})[key] = value
         applied.setdefault(stage, {})[key] = value
     config["variant_settings"] = applied
+    for stage, keys in applied.items():  # a value of the wrong type: refused before any stage runs
+        try:
+            check_override_types(os.path.join(REPO_ROOT, config["stages"][stage]["hparams"]), keys)
+        except ValueError as error:
+            raise ValueError(f"--set {stage}.{', '.join(keys)}: {error}") from None
     return config
+
+
+def check_own_files(folder):
+    """Refuses, before any stage runs, a compare folder whose summary.md, per_seed.csv or
+    summary.json is not one this command wrote (a file of the user's): nothing would be kept.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = write_text("# my notes\\n", os.path.join(folder, "summary.md"))
+    ...     check_own_files(folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../summary.md is already there and is not a summary of recipes/compare.py: give another --output_folder (or --variant); nothing was written.
+    """
+    def ours(name, text):
+        if name == "summary.md":
+            return text.startswith("# make compare:")
+        if name == "per_seed.csv":
+            return text.startswith("seed,interpreter,method")
+        try:
+            summary = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(summary, dict) and all(
+            isinstance(row, dict) and all(isinstance(cell, dict) and "mean" in cell for cell in row.values())
+            for row in summary.values()
+        )
+
+    for name in ("summary.md", "per_seed.csv", "summary.json"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as fin:
+                if not ours(name, fin.read()):
+                    raise ValueError(
+                        f"{path} is already there and is not a summary of recipes/compare.py: give "
+                        "another --output_folder (or --variant); nothing was written."
+                    )
 
 
 def _made_as_planned(stage):
@@ -548,6 +593,9 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
         markdown table, "" when no seed was run with the demo's settings).
     """
     start = time.perf_counter() if start is None else start
+    root = output_folder if variant is None else os.path.join(output_folder, VARIANTS_FOLDER, variant)
+    compare_folder = os.path.join(root, COMPARE_FOLDER)
+    check_own_files(compare_folder)  # before any stage: a file of the user's there is refused
     plan, eval_folders = plan_stages(config, output_folder, seeds, interpreters, variant)
     timings, cpu_times = {}, {}
     for label, stage in plan:
@@ -611,10 +659,8 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
                 "or one made with another config): `recipes/compare.py` with the same --config and --seeds, "
                 "without --variant, runs them (and says which folders to delete).\n\n"
             )
-    root = output_folder if variant is None else os.path.join(output_folder, VARIANTS_FOLDER, variant)
-    folder = os.path.join(root, COMPARE_FOLDER)
-    csv_path = write_text(per_seed_csv(records), os.path.join(folder, "per_seed.csv"))
-    json_path = write_json(summary, os.path.join(folder, "summary.json"))
+    csv_path = write_text(per_seed_csv(records), os.path.join(compare_folder, "per_seed.csv"))
+    json_path = write_json(summary, os.path.join(compare_folder, "summary.json"))
     total = time.perf_counter() - start
     common_seed = config["common"]["seed"]
     text = (
@@ -629,7 +675,7 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
         f"Wall time: {total:.0f} s. Stages (wall time, CPU time of all threads): "
         f"{format_times(timings, cpu_times)}\n"
     )
-    md_path = write_text(text, os.path.join(folder, "summary.md"))
+    md_path = write_text(text, os.path.join(compare_folder, "summary.md"))
     return {
         "seeds": list(seeds),
         "interpreters": list(interpreters),

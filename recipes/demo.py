@@ -141,8 +141,10 @@ def load_config(path=DEFAULT_CONFIG, smoke=False):
 
 
 #: The sections of a demo config (`smoke:` is merged away by `load_config`; `data_folder` and
-#: `title` may come from `use_data_folder`).
-CONFIG_SECTIONS = ("output_folder", "title", "dataset", "common", "stages", "eval", "stage_costs_s", "data_folder")
+#: `title` may come from `use_data_folder`, `variant_settings` from recipes/compare.py's --set).
+CONFIG_SECTIONS = (
+    "output_folder", "title", "dataset", "common", "stages", "eval", "stage_costs_s", "data_folder", "variant_settings",
+)
 #: The keys of its `eval:` section (`eval_flags`, `out_of_distribution`).
 EVAL_SECTION_KEYS = ("n_report_clips", "options", *(f"{name}_options" for name in INTERPRETERS), "out_of_distribution")
 

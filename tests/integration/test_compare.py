@@ -342,3 +342,17 @@ def test_paired_table_means_each_metric_over_the_seeds_by_hand(tmp_path):
     assert missing == []
     assert "| l2i | 1 | +1.00 -> +2.00 | 0.200 -> 0.300 | 0.500 -> 0.700 |" in lines
     assert "| l2i | mean of 2 | **+2.00 -> +4.00** (+2.000) | **0.300 -> 0.350** (+0.050) | **0.600 -> 0.750** (+0.150) |" in lines
+
+
+def test_a_users_summary_in_the_compare_folder_is_refused_before_any_stage(two_runs, tmp_path):
+    """Guards `check_own_files`: compare wrote over a summary.md / per_seed.csv of the user's in
+    <out>/compare (found by a probe; the demo refused its own already)."""
+    out, _, _, _ = two_runs
+    config = demo.load_config(str(out.parent / "demo_light.yaml"), smoke=True)
+    mine = tmp_path / "compare"
+    mine.mkdir()
+    (mine / "per_seed.csv").write_text("my,own,table\n")
+    with pytest.raises(ValueError, match="per_seed.csv is already there and is not a summary of recipes/compare.py"):
+        compare.run_compare(config, str(tmp_path), [SMOKE_COMMON_SEED], ["lmac"])
+    assert (mine / "per_seed.csv").read_text() == "my,own,table\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["compare"]  # no stage ran

@@ -241,10 +241,10 @@ def test_a_variants_files_beside_the_demo_settings(tmp_path):
     config = compare.apply_settings(SMOKE, ["lmac.average_checkpoints=3"])
     seeds = [COMMON, COMMON + 1]
     base = _evaluation("LMAC", 0, COMMON)  # SI-SDRi 2, GT precision 0.5, Fid-In 0.5
-    _write(os.path.join(compare.interpreter_base(str(tmp_path), COMMON, COMMON), "lmac", "eval", "metrics.json"), base)
+    _reused_plan(SMOKE, tmp_path, [COMMON], ["lmac"], {(COMMON, "lmac"): base})  # the demo's settings, seed COMMON only
     variant = {(seed, "lmac"): _evaluation("LMAC", 2, seed) for seed in seeds}  # 9, 0.5, 1.0
     _reused_plan(config, tmp_path, seeds, ["lmac"], variant, variant="avg3")
-    result = compare.run_compare(config, str(tmp_path), seeds, ["lmac"], variant="avg3")
+    result = compare.run_compare(config, str(tmp_path), seeds, ["lmac"], variant="avg3", baseline_config=SMOKE)
     text = (tmp_path / "variants" / "avg3" / "compare" / "summary.md").read_text(encoding="utf-8")
     assert "Variant `avg3`: lmac.average_checkpoints=3.\n" in text
     assert result["paired"].splitlines()[2:] == [
