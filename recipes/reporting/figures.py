@@ -146,9 +146,11 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None):
     vmax = float(max(_numpy(X).max(), 1e-6))
     for ax, (name, image, cmap) in zip(axes, panels):
         limits = (0.0, 1.0) if name == "mask" else (0.0, vmax)
-        ax.imshow(image.T, origin="lower", aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
+        shown = ax.imshow(image.T, origin="lower", aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("frame")
+        if name == "mask":  # its values, 0 to 1, can be read off
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
     axes[0].set_ylabel("frequency bin")
     if title:
         # above the panels' titles; a "$" would open matplotlib's mathtext (a file named "b$q$.wav")
