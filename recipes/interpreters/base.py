@@ -535,8 +535,12 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         for name, value in terms.items():
             self.stage_stats.add_scalar(name, value.detach(), batch_size)
         if stage != sb.Stage.TRAIN:
+            # a metric's random draws (L2I's random components) from the batch's position in
+            # the stage: the same checkpoint tests to the same figures, whatever ran before
+            generator = torch.Generator().manual_seed(getattr(self.hparams, "seed", 0) * 1_000_003 + self.stage_batches)
+            self.stage_batches += 1
             with torch.no_grad():
-                self.stage_stats.add_values(self.score(outputs)[0])
+                self.stage_stats.add_values(self.score(outputs, generator)[0])
                 self.save_interpretations(outputs, batch, stage)
         return loss
 
@@ -547,6 +551,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         # gathered (gathered, each clip counted once per process: n_undefined multiplied).
         self.stage_stats = metrics.StageStats(self.median_stats, gather=stage == sb.Stage.TRAIN)
         self.n_saved = 0
+        self.stage_batches = 0  # the position of a valid / test batch (`compute_objectives`)
 
     def stage_extra_stats(self):
         """Hook: statistics a subclass gathers over the whole stage (e.g. codebook use)."""

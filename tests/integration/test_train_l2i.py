@@ -198,3 +198,21 @@ def test_fidelity_warmup_keeps_the_fidelity_gradient_out_of_psi(tiny_l2i, warmup
         brain.modules.zero_grad()
         brain.modules.load_state_dict(state)
         brain.modules.eval()
+
+
+def test_the_same_checkpoint_tests_to_the_same_random_components_figure(tiny_l2i, tmp_path, monkeypatch):
+    """Guards the per-batch generator of `InterpreterBrain.compute_objectives`: ff_random (the
+    fidelity of as many random components) drew from torch's global generator, so rerunning a
+    finished run, or a resumed one, wrote another value over test_metrics.json (found by a
+    probe: 1.26e-4, then 3.13e-4)."""
+    from data_prep.esc50_prepare import dataio_prep
+
+    brain = tiny_l2i["brain"]
+    monkeypatch.setattr(brain.hparams, "output_folder", str(tmp_path))
+    test_set = dataio_prep(vars(brain.hparams))[0]["test"]
+    figures = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # whatever ran before in the process
+        brain.evaluate(test_set, max_key=brain.best_key, test_loader_kwargs={"batch_size": 2})
+        figures.append(json.loads((tmp_path / "test_metrics.json").read_text())["ff_random"])
+    assert figures[0] == figures[1]
