@@ -188,6 +188,12 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         # a wrong `average_checkpoints` fails here, not after an epoch
         if self.n_averaged > 1 and self.checkpointer is not None:
             logger.info("The test and the export take the mean of the %d best checkpoints", self.n_averaged)
+            epochs = getattr(self.hparams, "number_of_epochs", None)
+            if isinstance(epochs, int) and epochs < self.n_averaged:
+                logger.warning(
+                    "average_checkpoints %d with number_of_epochs %d: at most %d checkpoints exist, so "
+                    "the mean is of those.", self.n_averaged, epochs, epochs,
+                )
         self.classifier_modules = torch.nn.ModuleDict(
             {
                 "embedding_model": self.hparams.embedding_model,

@@ -155,7 +155,20 @@ class L2I(InterpreterBrain):
     inference_frozen = {"nmf_decoder": "nmf_decoder_path"}
 
     def load_frozen(self):
-        """Loads the NMF dictionary, checking it against K and the STFT bins."""
+        """Checks the threshold (and, for training, the loss settings), then loads the NMF
+        dictionary, checking it against K and the STFT bins."""
+        th = self.hparams.relevance_th
+        if not -1 < th < 1:  # r_k lies in [-1, 1]
+            logger.warning(
+                "relevance_th = %s: a component's relevance lies in [-1, 1] (its vote over the largest "
+                "one's), so %s (the reference: 0.2).", th,
+                "no component passes: every interpretation is silence" if th >= 1
+                else "every component passes: the interpretation is the whole NMF reconstruction",
+            )
+        if getattr(self, "checkpointer", None) is not None:  # training reads the loss's settings
+            for key in ("alpha", "beta", "fidelity_warmup_epochs"):
+                if getattr(self.hparams, key) < 0:
+                    raise ValueError(f"{key} = {getattr(self.hparams, key)}: it must be >= 0.")
         decoder = self.hparams.nmf_decoder
         path, what = self.hparams.nmf_decoder_path, "NMF dictionary (nmf_decoder_path)"
         n_freq = self.hparams.n_fft // 2 + 1
@@ -199,7 +212,9 @@ class L2I(InterpreterBrain):
         components: (S, B, frames, F), the first the interpretation itself."""
         th, r, H = self.hparams.relevance_th, outputs["relevance"], outputs["H"]
         n_steps = len(KEEP_CLASS_EXPONENTS) - 1
-        selections = [(r > th - j * (th + 1) / n_steps).float() for j in range(n_steps)]
+        top = max(th, -1.0)  # below -1 every component passes already: the ladder only widens
+        selections = [(r > th).float()]  # the interpretation itself
+        selections += [(r > top - j * (top + 1) / n_steps).float() for j in range(1, n_steps)]
         selections.append(torch.ones_like(r))
         outputs["ladder_selected"] = torch.stack(selections)  # (S, B, K), for widening_chosen
         return torch.stack([soft_mask(self.W, H, sel, full=outputs["WH"]) for sel in selections])

@@ -204,6 +204,12 @@ class LMAC(InterpreterBrain):
         self.finetuning = bool(self.hparams.finetuning)
         if not self.finetuning:
             return
+        if not -1 <= self.hparams.crosscor_th <= 1 or not 0 <= self.hparams.bin_th <= 1:
+            raise ValueError(
+                f"crosscor_th = {self.hparams.crosscor_th}, bin_th = {self.hparams.bin_th}: a cosine "
+                "similarity lies in [-1, 1] (above 1 no clip is guided) and bin_th is a share of the "
+                "reference's maximum, in [0, 1] (the reference: 0.6 and 0.35)."
+            )
         reference = self.hparams.finetuning_reference
         if reference not in FINETUNING_REFERENCES:
             raise ValueError(

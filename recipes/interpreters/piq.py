@@ -94,6 +94,21 @@ class PIQ(InterpreterBrain):
             raise ValueError(
                 f"mask_target {self.hparams.mask_target!r}: choose one of {MASK_TARGETS}."
             )
+        if not 0 <= self.hparams.mask_th <= 1:
+            raise ValueError(
+                f"mask_th = {self.hparams.mask_th}: the share of each clip's maximum above which a bin "
+                "is in the mask target, between 0 and 1 (the reference: 0.35)."
+            )
+        if getattr(self, "checkpointer", None) is not None:  # training reads the loss's settings
+            for key in ("rec_loss_coef", "commitment_coef"):
+                if getattr(self.hparams, key) < 0:
+                    raise ValueError(f"{key} = {getattr(self.hparams, key)}: the loss weights are >= 0.")
+            if not self.hparams.use_mask_output and self.hparams.mask_target != MASK_TARGETS[0]:
+                logger.warning(
+                    "mask_target %s is not read with use_mask_output False (the decoder then "
+                    "reconstructs X, and its mask follows the peak rule).",
+                    self.hparams.mask_target,
+                )
         K, n_classes = self.hparams.K, self.hparams.out_n_neurons
         shared = self.hparams.shared_keys
         if self.hparams.use_vq and self.hparams.activate_class_partitioning and K - shared < n_classes:

@@ -6,6 +6,7 @@ Each test is one row of the issue's table, run through the real recipes on the t
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -179,3 +180,76 @@ def test_a_truncated_nmf_dictionary_names_the_file(tiny_pretrained, tmp_path):
     argv = with_flag(argv, "--nmf_decoder_path", nmf)
     with pytest.raises(ValueError, match=rf"{nmf}.*truncated"):
         train_l2i.main(argv + ["--output_folder", str(tmp_path / "l2i")])
+
+
+def _tiny_argv(method, tiny_pretrained):
+    from conftest import lmac_argv
+
+    if method == "piq":
+        return piq_argv(tiny_pretrained)
+    if method == "lmac":
+        return lmac_argv(tiny_pretrained)
+    return [str(HPARAMS / "l2i_conv2d.yaml"), "--K", "12"] + list(tiny_pretrained["overrides"])
+
+
+@pytest.mark.parametrize(
+    "method, flags, said",
+    [
+        ("piq", ["--rec_loss_coef", "-1"], "rec_loss_coef = -1: the loss weights are >= 0"),
+        ("piq", ["--commitment_coef", "-1"], "commitment_coef = -1: the loss weights are >= 0"),
+        ("piq", ["--mask_th", "2"], "mask_th = 2: the share of each clip's maximum"),
+        ("l2i", ["--alpha", "-1"], "alpha = -1: it must be >= 0"),
+        ("l2i", ["--beta", "-1"], "beta = -1: it must be >= 0"),
+        ("lmac", ["--finetuning", "True", "--finetune_from", "x.ckpt", "--crosscor_th", "5"], "crosscor_th = 5, bin_th = 0.35: a cosine similarity lies in"),
+        ("lmac", ["--finetuning", "True", "--finetune_from", "x.ckpt", "--bin_th", "2"], "bin_th = 2: a cosine"),
+    ],
+)
+def test_a_loss_setting_out_of_its_range_is_refused_before_training(tiny_pretrained, tmp_path, method, flags, said):
+    """Guards the range checks of the Brains' `load_frozen` (found by a probe: a negative PIQ or
+    L2I loss weight trained a negative loss, mask_th 2 an all-zero target, crosscor_th 5 a
+    fine-tuning that guides no clip; L-MAC refused its own weights already)."""
+    from recipes import train_l2i, train_lmac, train_piq
+
+    recipe = {"piq": train_piq, "l2i": train_l2i, "lmac": train_lmac}[method]
+    argv = _tiny_argv(method, tiny_pretrained)
+    for flag, value in zip(flags[::2], flags[1::2]):
+        argv = with_flag(argv, flag, value)
+    with pytest.raises(ValueError, match=re.escape(said)):
+        recipe.main(argv + ["--output_folder", str(tmp_path / "run")])
+    assert not list((tmp_path / "run").glob("save/CKPT+*"))
+
+
+def test_a_relevance_threshold_outside_the_relevance_range_is_said_and_the_ladder_widens(tiny_l2i, caplog):
+    """Guards the relevance_th warning of `L2I.load_frozen` and the `keep_class` ladder below -1:
+    relevance_th -2 selects every component (said), and the ladder's rungs then only widen
+    (were: thresholds -2, -1.8, ... rising: narrower masks than the interpretation's)."""
+    import logging
+
+    brain = tiny_l2i["brain"]
+    r = torch.tensor([[-1.0, -0.5, 0.0, 0.5, 1.0]])
+    H = torch.rand(1, 5, 4)
+    outputs = {"relevance": r, "H": H, "WH": None}
+    old = brain.hparams.relevance_th
+    try:
+        brain.hparams.relevance_th = -2.0
+        with caplog.at_level(logging.WARNING):
+            brain.load_frozen()
+        assert "relevance_th = -2.0" in caplog.text and "every component passes" in caplog.text
+        brain.W = torch.rand(7, 5)
+        brain.widened_masks(outputs)
+        counts = outputs["ladder_selected"].sum(dim=(1, 2)).tolist()  # components kept per rung
+        assert counts[0] == 5 and all(later >= earlier for earlier, later in zip(counts[1:], counts[2:]))
+    finally:
+        brain.hparams.relevance_th = old
+        brain.load_frozen()
+
+
+def test_more_checkpoints_averaged_than_epochs_is_said(tiny_pretrained, tmp_path):
+    """Guards the average_checkpoints warning of `InterpreterBrain.__init__`: 5 with 1 epoch said
+    "the mean of the 5 best checkpoints", then averaged 1 (found by a probe)."""
+    from recipes import train_piq
+
+    argv = with_flag(with_flag(piq_argv(tiny_pretrained), "--average_checkpoints", 5), "--number_of_epochs", 1)
+    train_piq.main(argv + ["--output_folder", str(tmp_path / "run")])
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "average_checkpoints 5 with number_of_epochs 1: at most 1 checkpoints exist" in log
