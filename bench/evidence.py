@@ -305,4 +305,7 @@ def lmac_loss_table(args, brain, X, classes, masks):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as error:  # a path or folder given wrong: one line
+        sys.exit(f"bench/evidence.py: {error}")

@@ -298,6 +298,11 @@ def fetch_debian_sounds(out_dir, sources=SOURCES):
         Those fetched now (empty when every file was there).
     """
     out = Path(out_dir)
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():  # before any download (about 240 MB)
+        raise ValueError(f"--out {out_dir}: {existing} is a file, not a folder; give a folder for the recordings.")
     missing = missing_sources(out, sources)
     if not missing:
         logger.info("All %d recordings and licenses are in %s already.", len(sources), out)
@@ -332,9 +337,15 @@ def build_dev_set(out_dir, **overrides):
     """Fetches the recordings (if missing), then writes or reuses `out_dir`/dataset."""
     out = Path(out_dir)
     fetch_debian_sounds(out)
-    return create_collection_dataset(
-        out / "targets", out / "backgrounds", out / DATASET_FOLDER, **{**DEV_SET, **overrides}
-    )
+    try:
+        return create_collection_dataset(
+            out / "targets", out / "backgrounds", out / DATASET_FOLDER, **{**DEV_SET, **overrides}
+        )
+    except ValueError as error:  # its fix names collection_prepare's out_dir: say what it is here
+        raise ValueError(
+            f"{error} Here that folder is {out / DATASET_FOLDER}, which --build always writes: move "
+            "your files out of it, or give another --out."
+        ) from None
 
 
 def _parse_args(argv=None):

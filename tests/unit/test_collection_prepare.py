@@ -723,3 +723,32 @@ def test_a_member_that_is_not_audio_is_refused_by_name():
         fetch_debian_sounds._describe(b"<html>moved</html>", "targets/cow/cow.ogg")
     assert fetch_debian_sounds._describe(b"GPL-3", "licenses/x.copyright") == ""
     assert fetch_debian_sounds._describe(_wav_bytes(0.5), "targets/x.wav") == f"0.5 s, {RATE} Hz"
+
+
+def test_an_out_that_is_a_file_is_refused_before_any_download(tmp_path, monkeypatch):
+    """Guards the --out check of `fetch_debian_sounds`: a file as --out downloaded the four
+    packages (about 240 MB), then failed with NotADirectoryError (found by a probe)."""
+    def download(*args, **kwargs):
+        raise AssertionError("downloaded")
+
+    monkeypatch.setattr(fetch_debian_sounds, "download_packages", download)
+    blocker = tmp_path / "f.txt"
+    blocker.write_text("mine")
+    with pytest.raises(ValueError, match=r"is a file, not a folder; give a folder for the recordings"):
+        fetch(blocker / "sub")
+    assert blocker.read_text() == "mine"
+
+
+def test_build_names_its_own_dataset_folder_when_it_holds_the_users_files(collection, tmp_path, monkeypatch):
+    """Guards `build_dev_set`'s message: collection_prepare's refusal says "give ... out_dir",
+    a setting this command does not have; it now names OUT/dataset and --out."""
+    out = tmp_path / "debian"
+    targets, backgrounds = collection
+    shutil.copytree(targets, out / "targets")
+    shutil.copytree(backgrounds, out / "backgrounds")
+    (out / "dataset").mkdir()
+    (out / "dataset" / "notes.txt").write_text("mine")
+    monkeypatch.setattr(fetch_debian_sounds, "fetch_debian_sounds", lambda out_dir: [])  # the recordings are here
+    with pytest.raises(ValueError, match=r"Here that folder is .*debian/dataset, which --build always writes: .*another --out"):
+        fetch_debian_sounds.build_dev_set(out)
+    assert (out / "dataset" / "notes.txt").read_text() == "mine"
