@@ -204,9 +204,10 @@ class LMAC(InterpreterBrain):
         self.finetuning = bool(self.hparams.finetuning)
         if not self.finetuning:
             return
-        if not -1 <= self.hparams.crosscor_th <= 1 or not 0 <= self.hparams.bin_th <= 1:
+        crosscor_th, bin_th = getattr(self.hparams, "crosscor_th", 0.0), getattr(self.hparams, "bin_th", 0.0)
+        if not -1 <= crosscor_th <= 1 or not 0 <= bin_th <= 1:
             raise ValueError(
-                f"crosscor_th = {self.hparams.crosscor_th}, bin_th = {self.hparams.bin_th}: a cosine "
+                f"crosscor_th = {crosscor_th}, bin_th = {bin_th}: a cosine "
                 "similarity lies in [-1, 1] (above 1 no clip is guided) and bin_th is a share of the "
                 "reference's maximum, in [0, 1] (the reference: 0.6 and 0.35)."
             )
