@@ -149,14 +149,16 @@ def earlier_predictions(out):
     return previous
 
 
-def _entry_names(entry):
-    """The names of the files one entry of predictions.json lists (its paths are as the run
-    was given --out: relative to its working folder, so only the names are compared)."""
-    names = set()
+def _entry_paths(entry):
+    """The paths one entry of predictions.json lists (its component list item by item), as the
+    run was given --out: relative to its working folder when --out was."""
     for value in entry["files"].values():
-        for item in value if isinstance(value, list) else [value]:
-            names.add(os.path.basename(str(item)))
-    return names
+        yield from (str(item) for item in (value if isinstance(value, list) else [value]))
+
+
+def _entry_names(entry):
+    """The names of the files one entry of predictions.json lists."""
+    return {os.path.basename(path) for path in _entry_paths(entry)}
 
 
 def earlier_outputs(out):
@@ -175,10 +177,11 @@ def earlier_outputs(out):
     if previous is not None:
         names.update(str(name) for name in previous.get("outputs", ()))  # names in `out`
         for entry in previous["files"].values():  # paths as that run was given them
-            for value in entry["files"].values():
-                for item in value if isinstance(value, list) else [value]:
-                    if os.path.dirname(os.path.realpath(str(item))) == os.path.realpath(out):
-                        names.add(os.path.basename(str(item)))
+            names.update(
+                os.path.basename(path)
+                for path in _entry_paths(entry)
+                if os.path.dirname(os.path.realpath(path)) == os.path.realpath(out)
+            )
     for ledger in sorted(Path(out).glob(f"{LEDGER_PREFIX}*")) if os.path.isdir(out) else ():
         names.update(line for line in ledger.read_text(encoding="utf-8").splitlines() if line)
         names.add(ledger.name)
@@ -272,6 +275,20 @@ def plan_outputs(files, out):
     return unique, stems, notes
 
 
+def _component_name(stem, component):
+    """The wav of one L2I component: `<stem>_component<k>.wav`."""
+    return f"{stem}_component{component:03d}.wav"
+
+
+def output_names(result, stem, max_components=None):
+    """The names of the files `save_result` writes for `result` (before it writes them)."""
+    names = [os.path.basename(path) for path in interpretation_paths("", stem).values()]
+    return names + [
+        _component_name(stem, component["component"])
+        for component in most_relevant(result.get("components", ()), max_components)
+    ]
+
+
 def save_result(result, folder, stem, max_components=None):
     """Writes the interpretation wav, the original wav and the PNG (and L2I's components).
 
@@ -303,7 +320,7 @@ def save_result(result, folder, stem, max_components=None):
     )
     components = []
     for component in most_relevant(result.get("components", ()), max_components):
-        path = os.path.join(folder, f"{stem}_component{component['component']:03d}.wav")
+        path = os.path.join(folder, _component_name(stem, component["component"]))
         write_wav(path, component["waveform"], result["sample_rate"])
         components.append(path)
     if "components" in result:
@@ -392,11 +409,7 @@ def main(argv=None):
         try:
             result = interpreter.interpret_file(path)
             stem = stems[path]
-            names = [os.path.basename(name) for name in interpretation_paths("", stem).values()]
-            names += [
-                f"{stem}_component{component['component']:03d}.wav"
-                for component in most_relevant(result.get("components", ()), args.max_components)
-            ]
+            names = output_names(result, stem, args.max_components)
             _note_outputs(ledger, names)
             for name in earlier - set(names):  # an earlier run's output of this stem: not left beside
                 if _writes(stem, name) and os.path.isfile(os.path.join(args.out, name)):

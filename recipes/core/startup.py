@@ -360,39 +360,40 @@ def describe_environment_once():
         sb.utils.logger.get_environment_description = functools.lru_cache(maxsize=1)(describe)
 
 
-#: {output folder: `not_applied_settings`} of this process's starts: the resume check runs at
-#: the first start, and hyperparams.yaml may be written at the second (the data's class count).
-_NOT_APPLIED = {}
-
-
-def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=True, check_resume=True):
+def _start_experiment(hparams, hparams_file, overrides, recipe_file, save_yaml=True, check_resume=True, kept=None):
     """Output folder (locked for this run), log file, resolved hyperparams.yaml, recipe copy.
 
     `save_yaml=False` leaves hyperparams.yaml for a later call (the yaml is about to be
     loaded again for the data's class count): resolving it costs about 0.1 s a run.
     `check_resume=False` for that later call: the resume checks ran in the first (the
-    class count is none of their keys), and a second run of them repeated their warnings.
+    class count is none of their keys), and a second run of them repeated their warnings;
+    `kept` hands it what the first found a resume does not apply.
+
+    Returns
+    -------
+    dict
+        `not_applied_settings` (the check's, or `kept`): what hyperparams.yaml keeps.
     """
     describe_environment_once()
-    warnings = []
+    warnings, kept = [], kept or {}
     if sb.utils.distributed.if_main_process():
         lock_output_folder(hparams["output_folder"], OUTPUT_FOLDER_FLAG)
         if check_resume:
             warnings = refuse_changed_resume(hparams)  # before hyperparams.yaml is rewritten
-            _NOT_APPLIED[os.path.abspath(hparams["output_folder"])] = not_applied_settings(hparams)
+            kept = not_applied_settings(hparams)
             record_resume_inputs(hparams)  # what a later resume must find unchanged
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file if save_yaml else None,
         overrides=overrides,
     )
-    kept = _NOT_APPLIED.get(os.path.abspath(hparams["output_folder"]))
     if save_yaml and kept and sb.utils.distributed.if_main_process():
         keep_applied_settings(hparams["output_folder"], kept, hparams)
     for warning in warnings:  # now that the run's log is set up: on the console and in log.txt
         logger.warning(warning)
     if recipe_file and sb.utils.distributed.if_main_process():
         shutil.copy(recipe_file, os.path.join(hparams["output_folder"], os.path.basename(recipe_file)))
+    return kept
 
 
 def prepare_run(argv=None, prepare=True, recipe_file=None):
@@ -431,7 +432,7 @@ def prepare_run(argv=None, prepare=True, recipe_file=None):
     first_pass = overrides if user_set_classes or not prepare else _with_override(overrides, "out_n_neurons", 1)
     hparams = _load_yaml(hparams_file, first_pass)
     second_pass = prepare and not user_set_classes
-    _start_experiment(hparams, hparams_file, first_pass, recipe_file, save_yaml=not second_pass)
+    kept = _start_experiment(hparams, hparams_file, first_pass, recipe_file, save_yaml=not second_pass)
     logger.info("Memory: %s", allocator)
     if not prepare:
         return hparams, run_opts, hparams_file, overrides, None, None
@@ -449,7 +450,7 @@ def prepare_run(argv=None, prepare=True, recipe_file=None):
         logger.info("The data has %d classes: building the models for %d.", n_classes, n_classes)
         overrides = _with_override(overrides, "out_n_neurons", n_classes)
         hparams = _load_yaml(hparams_file, overrides)
-        _start_experiment(hparams, hparams_file, overrides, None, check_resume=False)  # hyperparams.yaml as built
+        _start_experiment(hparams, hparams_file, overrides, None, check_resume=False, kept=kept)  # hyperparams.yaml as built
     return hparams, run_opts, hparams_file, overrides, datasets, label_encoder
 
 
