@@ -172,18 +172,22 @@ class L2I(InterpreterBrain):
         decoder = self.hparams.nmf_decoder
         path, what = self.hparams.nmf_decoder_path, "NMF dictionary (nmf_decoder_path)"
         n_freq = self.hparams.n_fft // 2 + 1
+        def wrong_size(shape):  # named with the flag to give, not as a state-dict mismatch
+            return ValueError(
+                f"The NMF dictionary {path} is {tuple(shape)} (n_fft {2 * (shape[0] - 1)}, K {shape[1]}) "
+                f"but the recipe needs ({n_freq} bins, K={self.hparams.K}): give --K {shape[1]}, or "
+                "learn a dictionary with recipes/train_nmf.py at the same n_fft and K."
+            )
+
         try:
             self.load_frozen_state(decoder, path, what)
-        except ValueError:  # another size: named with the flag to give, not as a state-dict mismatch
+        except ValueError:  # the yaml built another size: read the file's
             saved = load_state_dict_file(path, what).get("W")
             if isinstance(saved, torch.Tensor) and saved.dim() == 2 and saved.shape != (n_freq, self.hparams.K):
-                raise ValueError(
-                    f"The NMF dictionary {path} is {tuple(saved.shape)} (n_fft {2 * (saved.shape[0] - 1)}, "
-                    f"K {saved.shape[1]}) but the recipe needs ({n_freq} bins, K={self.hparams.K}): give "
-                    f"--K {saved.shape[1]}, or learn a dictionary with recipes/train_nmf.py at the same "
-                    "n_fft and K."
-                ) from None
+                raise wrong_size(saved.shape) from None
             raise
+        if decoder.return_W().shape != (n_freq, self.hparams.K):  # a decoder built of another size
+            raise wrong_size(decoder.return_W().shape)
         W = decoder.return_W()
         self.W = W.detach().to(self.device)  # (F, K), fixed
 
