@@ -423,8 +423,9 @@ class Stage:
     settings : dict
         What the stage ran with (compared on reruns).
     inputs : list of str
-        Files of earlier stages that the stage reads (their SHA-256 is
-        recorded in `demo_inputs.json`, compared on reruns).
+        Files that the stage reads: earlier stages' outputs and its recipe's yaml file
+        (their SHA-256 is recorded in `demo_inputs.json`, compared on reruns: a yaml
+        edited since makes the rerun name it).
     resumes : bool
         The stage's recipe resumes from the checkpoints an interrupted run left
         (the training stages): its settings and inputs are recorded before it runs
@@ -518,9 +519,12 @@ class Stage:
             for path in self.inputs:
                 now = file_sha256(path)
                 if path in recorded and recorded[path] != now:
-                    what = "which changed since (an earlier stage ran again)" if now else (
-                        "which is gone (its stage will make a new one)"
-                    )
+                    if not now:
+                        what = "which is gone (its stage will make a new one)"
+                    elif path.endswith(".yaml"):  # the stage's recipe file
+                        what = "which was edited since (the stage ran with the file as it was)"
+                    else:
+                        what = "which changed since (an earlier stage ran again)"
                     raise ValueError(
                         f"{self.folder} read {path}, {what}: delete {self.folder} (and the "
                         "stages after it) to rerun it on the new file."
@@ -672,12 +676,21 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
             ],
             lambda: train_classifier.main(argv["classifier"]),
             argv["classifier"],
+            [hparams_path("classifier")],
             resumes=True,
         ),
     ]
     if "nmf" in argv:
         stages.append(
-            Stage("nmf", folders["nmf"], [nmf_path], lambda: train_nmf.main(argv["nmf"]), argv["nmf"], resumes=True)
+            Stage(
+                "nmf",
+                folders["nmf"],
+                [nmf_path],
+                lambda: train_nmf.main(argv["nmf"]),
+                argv["nmf"],
+                [hparams_path("nmf")],
+                resumes=True,
+            )
         )
     # the dataset every later stage reads (its parameters: the same settings, the same bytes;
     # a user's: its csv files and the parameters file of the writer that made it, if any)
@@ -690,7 +703,11 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
         if stage.name != "data":
             stage.inputs = data_files + stage.inputs
     classifier_files = next(stage.outputs for stage in stages if stage.name == "classifier")
-    reads = {name: data_files + classifier_files + ([nmf_path] if name == "l2i" else []) for name in interpreters}
+    # an interpreter's stages also read its recipe file: one edited since is not done
+    reads = {
+        name: data_files + classifier_files + ([nmf_path] if name == "l2i" else []) + [hparams_path(name)]
+        for name in interpreters
+    }
     evaluation_reads = {}  # what an interpreter's evaluations read: its inputs and itself
     for name in interpreters:
         stages.append(

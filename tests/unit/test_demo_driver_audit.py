@@ -277,7 +277,9 @@ def test_what_each_stage_reads_and_the_interpreter_seed(tmp_path):
     stages = {stage.name: stage for stage in demo.build_stages(SMOKE, out, interpreter_folder=seeds, interpreter_seed=7)[0]}
     classifier = [str(out / "classifier" / f) for f in ("embedding_model.ckpt", "classifier.ckpt")]
     nmf = str(out / "nmf" / "nmf_decoder.ckpt")
-    assert stages["l2i"].inputs[-3:] == classifier + [nmf]
+    recipe = {name: os.path.join(demo.REPO_ROOT, SMOKE["stages"][name]["hparams"]) for name in ("l2i", "piq")}
+    assert stages["l2i"].inputs[-4:] == classifier + [nmf, recipe["l2i"]]
+    assert stages["piq"].inputs[-1] == recipe["piq"]
     assert nmf not in stages["piq"].inputs and set(classifier) <= set(stages["piq"].inputs)
     l2i_files = [str(seeds / "l2i" / f) for f in ("psi_model.ckpt", "theta.ckpt")]
     assert stages["eval_l2i"].inputs == stages["l2i"].inputs + l2i_files
@@ -573,6 +575,33 @@ def test_a_users_dataset_rebuilt_in_place_stops_the_stages_that_read_it(tmp_path
     with pytest.raises(ValueError, match=r"^11 folders of the demo cannot be reused") as refused:
         demo.reusable_stages(stages)
     assert f"{stages[0].folder} read {meta / 'collection_params.json'}, which changed since" in str(refused.value)
+
+
+def test_a_recipe_yaml_edited_since_its_stage_ran_is_named_not_reused(tmp_path):
+    """Was: each stage recorded its arguments and the files of earlier stages, not its recipe's
+    yaml, so a user who edited hparams/lmac.yaml (another loss weight) and ran the demo again got
+    "lmac is done, reused" and the old interpreter's figures under the new file. Now each
+    training stage and its evaluations record the yaml's SHA-256 and a rerun names it."""
+    config = copy.deepcopy(SMOKE)
+    mine = {}
+    for name in ("classifier", "lmac"):  # copies of the repository's files, edited below
+        mine[name] = tmp_path / f"my_{name}.yaml"
+        mine[name].write_text(open(os.path.join(demo.REPO_ROOT, SMOKE["stages"][name]["hparams"])).read())
+        config["stages"][name]["hparams"] = str(mine[name])
+    stages, _ = demo.build_stages(config, tmp_path / "out")
+    for stage in stages:
+        _finish(stage)
+    assert demo.reusable_stages(stages) == set(ALL12)
+    mine["lmac"].write_text(mine["lmac"].read_text() + "\n# reg_w_l1 changed\n")
+    with pytest.raises(ValueError, match=r"^3 folders of the demo cannot be reused") as refused:
+        demo.reusable_stages(stages)
+    lmac = next(stage for stage in stages if stage.name == "lmac")
+    assert f"{lmac.folder} read {mine['lmac']}, which was edited since (the stage ran with the file as it was)" in str(
+        refused.value
+    )
+    mine["classifier"].write_text(mine["classifier"].read_text() + "\n")  # every later stage read its outputs only
+    with pytest.raises(ValueError, match=r"^4 folders of the demo cannot be reused"):
+        demo.reusable_stages(stages)
 
 
 class _Stopped(Exception):
