@@ -7,10 +7,13 @@ Each expected value is worked out here by hand (an STFT bin's frequency, a frame
 read back from the code under test.
 """
 
+import json
+import os
+
 import pytest
 import torch
 
-from recipes.reporting import figures
+from recipes.reporting import figures, html_report, tables
 
 
 @pytest.fixture
@@ -83,3 +86,132 @@ def test_the_nmf_atoms_colour_bar_is_labelled(tmp_path, captured):
     (fig,) = captured
     (label,) = _colour_bar_labels(fig)
     assert "maximum" in label
+
+
+# ------------------------------------------------------------------ metrics.md and the report
+def test_metrics_md_names_the_methods_as_the_report_does():
+    """metrics.md's rows are named as in the HTML report and the demo's summary ('random
+    mask', 'Integrated Gradients (captum)', ...), not by metrics.json's keys ('random',
+    'integrated_gradients'); a row's interval stays with it."""
+    result = {
+        "interpreter": "L2I",
+        "n_clips": 4,
+        "overlap_type": "none",
+        "classifier_accuracy": 1.0,
+        "methods": {
+            "L2I": {"fid_in": 0.9},
+            "random": {"fid_in": 0.5},
+            "integrated_gradients": {"fid_in": 0.6},
+            "above_floor": {"fid_in": 1.0},
+            "oracle": {"fid_in": 0.8},
+        },
+        "references": {"all_ones": {"fid_in": 1.0}},
+        "intervals": {"random": {"fid_in": {"low": 0.4, "high": 0.6}}},
+    }
+    rows = [line.split(" | ")[0].removeprefix("| ") for line in tables.metrics_markdown(result).splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert rows[:7] == [
+        "method",
+        "L2I",
+        "random mask",
+        "Integrated Gradients (captum)",
+        "above the clip's floor (no classifier)",
+        "best components (oracle)",
+        "all ones",
+    ]
+    assert "| random mask | 0.500 ± 0.100 |" in tables.metrics_markdown(result).splitlines()
+
+
+@pytest.mark.parametrize(
+    "key, direction",
+    [
+        ("fid_in", "higher is better"),
+        ("faithfulness", "higher is better"),
+        ("AI", "higher is better"),
+        ("AD", "lower is better"),
+        ("AG", "higher is better"),
+        ("si_sdr", "higher is better"),
+        ("si_sdri", "higher is better"),
+        ("gt_precision", "higher is better"),
+        ("gt_recall", "higher is better"),
+        ("deletion_auc", "lower is better"),
+        ("insertion_auc", "higher is better"),
+        ("theta_top1", "higher is better"),
+        ("theta_top3", "higher is better"),
+        ("theta_top5", "higher is better"),
+        ("ff_components", "higher is better"),
+        ("nmf_rel_error", "lower is better"),
+    ],
+)
+def test_each_scored_metric_says_which_way_is_better(key, direction):
+    """The report's metric definitions say, for every metric that ranks methods, whether a
+    higher or a lower value is the better one."""
+    assert direction in tables.METRICS[key][1]
+
+
+@pytest.mark.parametrize("key", ["si_sdr", "si_sdri"])
+def test_the_db_metrics_say_their_unit(key):
+    assert "dB" in tables.METRICS[key][1]
+
+
+def _write_evaluation(folder, interpreter, references, seed=7, bootstrap=None, folds="[5]"):
+    os.makedirs(folder, exist_ok=True)
+    evaluation = {
+        "interpreter": interpreter,
+        "overlap_type": "none",
+        "wham_noise": False,
+        "data_folder": "/data/esc50",
+        "n_clips": 4,
+        "seed": seed,
+        "classifier": {"embedding_model": "/cls/emb.ckpt"},
+        "classifier_accuracy": 0.5,
+        "methods": {interpreter: {"fid_in": 0.9}},
+        "references": references,
+        "intervals": {},
+        "clips": [],
+    }
+    if bootstrap is not None:
+        evaluation["bootstrap"] = bootstrap
+    with open(os.path.join(folder, "metrics.json"), "w", encoding="utf-8") as fout:
+        json.dump(evaluation, fout)
+    if folds is not None:
+        with open(os.path.join(folder, "hyperparams.yaml"), "w", encoding="utf-8") as fout:
+            fout.write(f"seed: {seed}\ntrain_fold_nums: [1, 2, 3]\ntest_fold_nums: {folds}\n")
+    return folder
+
+
+def _page(tmp_path, folders):
+    path = html_report.write_report(folders, str(tmp_path / "report"))
+    with open(path, encoding="utf-8") as fin:
+        return fin.read()
+
+
+def test_the_report_says_which_clips_and_seed_each_evaluation_scored(tmp_path):
+    """An evaluation of fold 5 of /data/esc50 with seed 7: its section says so (the test set,
+    the fold from its hyperparams.yaml, the seed, the classifier's files)."""
+    folder = _write_evaluation(str(tmp_path / "piq"), "PIQ", {}, seed=7)
+    page = _page(tmp_path, [folder])
+    assert "test set (fold 5) of /data/esc50" in page
+    assert "seed 7" in page
+    assert "/cls/emb.ckpt" in page
+
+
+def test_the_report_gives_the_bootstrap_settings_of_metrics_json(tmp_path):
+    """Intervals from 200 resamples at 90 %: the page says 90 % and 200, not a fixed 95 % of
+    1,000 resamples."""
+    folder = _write_evaluation(str(tmp_path / "piq"), "PIQ", {}, bootstrap={"level": 0.9, "resamples": 200})
+    page = _page(tmp_path, [folder])
+    assert "90 % bootstrap confidence interval (200 resamples" in page
+    assert "1,000" not in page and "95 %" not in page
+
+
+def test_the_report_names_reference_values_that_differ_between_evaluations(tmp_path):
+    """L2I and PIQ on the same classifier and clips, their ground-truth deletion AUCs 0.2557
+    and 0.2577 (0.256 and 0.258 in the table): the summary shows one ground-truth row (L2I's)
+    and says PIQ's own differs; equal references need no such note."""
+    l2i = _write_evaluation(str(tmp_path / "l2i"), "L2I", {"ground_truth": {"deletion_auc": 0.2557}})
+    piq = _write_evaluation(str(tmp_path / "piq"), "PIQ", {"ground_truth": {"deletion_auc": 0.2577}})
+    page = _page(tmp_path, [l2i, piq])
+    assert "ground truth Deletion AUC: 0.256 (L2I), 0.258 (PIQ)" in page
+    same = _write_evaluation(str(tmp_path / "same"), "LMAC", {"ground_truth": {"deletion_auc": 0.2557}})
+    assert "Deletion AUC: 0.256 (L2I)" not in _page(tmp_path / "other", [l2i, same])
