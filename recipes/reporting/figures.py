@@ -132,29 +132,61 @@ def save_figure(fig, path, dpi=90, tight=True):
     plt.close(fig)
 
 
-def plot_interpretation(X, mask, X_int, title="", X_target=None):
+def _spectrogram_extent(n_frames, n_bins, sample_rate, duration):
+    """imshow's extent (left, right, bottom, top) of a (frames, bins) |STFT| image in seconds and
+    kHz: frame k centred at k * hop (a centred STFT: the first frame at 0 s, the last at the
+    clip's end), bin f at f * sample_rate / (2 (n_bins - 1)) (bin 0 at 0 Hz, the last at Nyquist).
+
+    Example
+    -------
+    >>> _spectrogram_extent(3, 5, 16000, 2.0)
+    (-0.5, 2.5, -1.0, 9.0)
+    """
+    hop = duration / max(n_frames - 1, 1)
+    bin_khz = sample_rate / 2000 / max(n_bins - 1, 1)
+    return (-hop / 2, duration + hop / 2, -bin_khz / 2, sample_rate / 2000 + bin_khz / 2)
+
+
+def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=None, duration=None):
     """Input / mask / interpretation spectrograms side by side (frequency up), and, when the
     clip's target event alone is known (`X_target`, a dataset with exact sources), its
-    spectrogram on the same scale: what the interpretation should show."""
+    spectrogram on the same scale: what the interpretation should show.
+
+    With the `sample_rate` (Hz) and the clip's `duration` (s), the axes are time (s) and
+    frequency (kHz); without them (frames pooled for a long file), frames and frequency bins.
+    The spectrograms share one colour bar (log1p |STFT|), the mask has its own (0 to 1)."""
     plt = _pyplot()
     n_panels = 3 if X_target is None else 4
-    fig, axes = plt.subplots(1, n_panels, figsize=(4 * n_panels, 3.2), sharey=True)
+    # constrained: the colour bars and their labels get room of their own, next to no panel
+    fig, axes = plt.subplots(1, n_panels, figsize=(4 * n_panels + 1, 3.4), sharey=True, layout="constrained")
     panels = (("input log1p |STFT|", _numpy(X), "magma"), ("mask", _numpy(mask), "viridis"))
     panels += (("interpretation log1p |STFT| (mask applied)", _numpy(X_int), "magma"),)
     if X_target is not None:
         panels += (("target event alone log1p |STFT| (ground truth)", _numpy(X_target), "magma"),)
     vmax = float(max(_numpy(X).max(), 1e-6))
+    in_units = sample_rate is not None and duration is not None
+    extent = _spectrogram_extent(*_numpy(X).shape, sample_rate, duration) if in_units else None
+    magnitude = None
     for ax, (name, image, cmap) in zip(axes, panels):
         limits = (0.0, 1.0) if name == "mask" else (0.0, vmax)
-        shown = ax.imshow(image.T, origin="lower", aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1])
+        shown = ax.imshow(image.T, origin="lower", aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1],
+                          extent=extent)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("frame")
+        ax.set_xlabel("time (s)" if in_units else "frame")
+        if in_units:
+            ax.set_xlim(0, duration)
+            ax.set_ylim(0, sample_rate / 2000)
         if name == "mask":  # its values, 0 to 1, can be read off
-            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-    axes[0].set_ylabel("frequency bin")
+            fig.colorbar(shown, ax=ax, fraction=0.05, pad=0.02).set_label("mask value", fontsize=8)
+        else:
+            magnitude = shown
+    # one bar for the spectrograms: they are drawn on the input's scale
+    fig.colorbar(magnitude, ax=list(axes), fraction=0.02, pad=0.01, aspect=30).set_label("log1p |STFT|", fontsize=8)
+    axes[0].set_ylabel("frequency (kHz)" if in_units else "frequency bin")
     if title:
-        # above the panels' titles; a "$" would open matplotlib's mathtext (a file named "b$q$.wav")
-        fig.suptitle(title.replace("$", r"\$"), fontsize=10, y=1.02)
+        # above the panels' titles (the layout makes room); a "$" would open matplotlib's
+        # mathtext (a file named "b$q$.wav")
+        fig.suptitle(title.replace("$", r"\$"), fontsize=10)
     return fig
 
 
@@ -208,7 +240,9 @@ def save_interpretation(
         The paths written, keyed "png", "original", "interpretation".
     """
     paths = interpretation_paths(folder, clip_id)
-    save_figure(plot_interpretation(X, mask, X_int, title, X_target), paths["png"])
+    n_samples = np.asarray(_numpy(original) if hasattr(original, "detach") else original).size
+    figure = plot_interpretation(X, mask, X_int, title, X_target, sample_rate, n_samples / sample_rate)
+    save_figure(figure, paths["png"])
     write_wav(paths["original"], original, sample_rate)
     write_wav(paths["interpretation"], interpretation, sample_rate)
     return paths
@@ -223,7 +257,7 @@ def plot_atoms(W, path, sample_rate):
     atoms = W[:, centroid.argsort()]
     atoms = atoms / atoms.amax(dim=0, keepdim=True).clamp_min(EPS)
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.imshow(
+    image = ax.imshow(
         atoms.numpy(),
         origin="lower",
         aspect="auto",
@@ -234,6 +268,7 @@ def plot_atoms(W, path, sample_rate):
     ax.set_xlabel("atom (sorted by spectral centroid)")
     ax.set_ylabel("frequency (kHz)")
     ax.set_title(f"NMF dictionary W ({W.shape[0]} bins x {W.shape[1]} atoms), max-normalised")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).set_label("weight / the atom's maximum")
     fig.tight_layout()
     save_figure(fig, path, dpi=100, tight=False)
 
@@ -298,7 +333,7 @@ def plot_confusion_matrix(counts, class_names, path):
     ax.set_ylabel("true class")
     accuracy = counts.diag().sum().item() / max(1, counts.sum().item())
     ax.set_title(f"test confusion matrix (accuracy {100 * accuracy:.1f} %)")
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.colorbar(image, ax=ax, fraction=0.046).set_label("clips")
     fig.tight_layout()
     save_figure(fig, path, dpi=100, tight=False)
 

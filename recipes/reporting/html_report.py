@@ -24,6 +24,7 @@ Authors
 import html
 import json
 import os
+import re
 import urllib.parse
 
 from speechbrain.utils.logger import get_logger
@@ -43,6 +44,7 @@ from recipes.reporting.tables import (
     interval_half_width,
     metric_columns,
     metric_title,
+    reference_spread,
     undefined_line,
 )
 
@@ -111,6 +113,16 @@ def _summary_html(evaluations):
             ci = f'<br><span class="ci">± {format_value(half)}</span>' if half is not None and text != "-" else ""
             cells.append(f"<td>{text}{ci}</td>")
         body.append(f'<tr{css}><td class="label">{html.escape(entry.label)}</td>{"".join(cells)}</tr>')
+    spread = reference_spread(evaluations)
+    spread_html = (
+        '<p class="meta">The reference rows show the first evaluation\'s values; on the same '
+        "classifier and clips the evaluations' own differ (the deletion / insertion curves rank "
+        "tied bins in a random order): "
+        + "; ".join(html.escape(line, quote=False) for line in spread)
+        + ".</p>"
+        if spread
+        else ""
+    )
     definitions = "".join(
         f"<dt>{html.escape(METRICS[key][0])}</dt><dd>{html.escape(METRICS[key][1])}</dd>"
         for key in columns
@@ -120,6 +132,7 @@ def _summary_html(evaluations):
         f'<div class="wide"><table class="summary"><tr><th class="label">method</th>{head}</tr>'
         + "".join(body)
         + "</table></div>"
+        + spread_html
         + f"<details><summary>Metric definitions</summary><dl>{definitions}</dl></details>"
     )
 
@@ -200,12 +213,52 @@ def _by_class_html(evaluation):
     )
 
 
+def _test_folds(folder):
+    """The test folds of an eval folder's hyperparams.yaml ("fold 5", "folds 4, 5"), None
+    without them."""
+    try:
+        with open(os.path.join(folder, "hyperparams.yaml"), encoding="utf-8") as fin:
+            found = re.search(r"^test_fold_nums:\s*(\[[^\]\n]*\])", fin.read(), re.M)
+    except OSError:
+        return None
+    if not found:
+        return None
+    folds = [fold.strip() for fold in found.group(1).strip("[]").split(",") if fold.strip()]
+    return f"fold{'s' if len(folds) > 1 else ''} {', '.join(folds)}" if folds else None
+
+
+def _provenance(evaluation):
+    """Which clips, seed and classifier an evaluation scored, as one line of text: the test
+    set of its data folder (its folds, from the folder's hyperparams.yaml), the seed."""
+    folds = _test_folds(evaluation["folder"]) if evaluation.get("folder") else None
+    data = str(evaluation.get("data_folder", "?"))
+    parts = [f"test set{f' ({folds})' if folds else ''} of {data}", f"seed {evaluation.get('seed', '?')}"]
+    classifier = evaluation.get("classifier")
+    if isinstance(classifier, dict) and classifier:
+        parts.append("classifier " + ", ".join(str(path) for path in classifier.values()))
+    elif classifier:
+        parts.append(f"classifier {classifier}")
+    return "; ".join(parts)
+
+
+def _bootstrap_line(evaluations):
+    """'95 % bootstrap confidence interval (1000 resamples of the clips)', from the
+    evaluations' metrics.json ("bootstrap"), each setting the evaluations disagree on listed."""
+    settings = [evaluation.get("bootstrap") or {} for evaluation in evaluations]
+    levels = sorted({f"{100 * s['level']:g}" for s in settings if s.get("level") is not None})
+    resamples = sorted({str(s["resamples"]) for s in settings if s.get("resamples") is not None})
+    level = " / ".join(levels) if levels else "95"
+    counts = " / ".join(resamples) if resamples else "?"
+    return f"{level} % bootstrap confidence interval ({counts} resamples of the clips)"
+
+
 def _evaluation_html(evaluation, report_folder, label):
     """One evaluation's section, headed by its `label` (`evaluation_labels`)."""
     folder = evaluation["folder"]
     title = html.escape(label)
     accuracy = 100 * evaluation.get("classifier_accuracy", float("nan"))
     meta = (
+        f'<p class="meta">{html.escape(_provenance(evaluation))}</p>'
         f'<p class="meta">{evaluation.get("n_clips", "?")} clips, classifier accuracy '
         f"{accuracy:.1f} %, ground truth: {'yes' if evaluation.get('ground_truth') else 'no'}; "
         f"interpreter {html.escape(str(evaluation.get('pretrained_interpreter', '')))}, "
@@ -282,8 +335,8 @@ def render_html(evaluations, report_folder, title="Interpretation report"):
         f"<h1>{html.escape(title)}</h1>",
         _warnings_html(evaluations),
         "<h2>Summary</h2>",
-        '<p class="meta">Means over the clips (L2I\'s FF_x: medians), ± half the 95 % '
-        "bootstrap confidence interval (1,000 resamples of the clips). Baselines: the "
+        '<p class="meta">Means over the clips (L2I\'s FF_x: medians), ± half the '
+        f"{_bootstrap_line(evaluations)}. Baselines: the "
         "interpreter's mask with its values randomly permuted (same sparsity), four captum "
         "attributions of the predicted class normalised to [0, 1] (saliency, Integrated "
         "Gradients, SmoothGrad, occlusion), and what rises above each frequency's median over "

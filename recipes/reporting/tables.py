@@ -42,16 +42,21 @@ METRICS = {
     ),
     "si_sdr": (
         "SI-SDR dB",
-        "SI-SDR of the interpretation audio against the target event (synthetic data)",
+        "SI-SDR of the interpretation audio against the target event, in dB (needs the exact sources; higher is better)",
     ),
-    "si_sdri": ("SI-SDRi dB", "SI-SDR improvement over the clip itself (synthetic data)"),
+    "si_sdri": (
+        "SI-SDRi dB",
+        "SI-SDR improvement over the clip itself, in dB (needs the exact sources; higher is better)",
+    ),
     "gt_precision": (
         "GT precision",
-        "share of the interpretation's energy |STFT|^2 in the target-dominant region (synthetic data)",
+        "share of the interpretation's energy |STFT|^2 in the target-dominant region, 0 to 1 "
+        "(needs the exact sources; higher is better)",
     ),
     "gt_recall": (
         "GT recall",
-        "share of the target-dominant region's energy |STFT|^2 that the interpretation keeps (synthetic data)",
+        "share of the target-dominant region's energy |STFT|^2 that the interpretation keeps, 0 to 1 "
+        "(needs the exact sources; higher is better)",
     ),
     "deletion_auc": (
         "Deletion AUC",
@@ -61,13 +66,13 @@ METRICS = {
         "Insertion AUC",
         "area under p_c as the mask's top bins are revealed, 5 % at a time (higher is better)",
     ),
-    "theta_top1": ("Theta top-1", "L2I: the classifier's class is Theta's top-1"),
-    "theta_top3": ("Theta top-3", "L2I: the classifier's class is in Theta's top-3"),
-    "theta_top5": ("Theta top-5", "L2I: the classifier's class is in Theta's top-5"),
-    "ff_components": ("FF_x", "L2I: median logit drop when the relevant components are removed"),
-    "ff_random": ("FF_x random", "L2I: the same with as many random components removed (median)"),
+    "theta_top1": ("Theta top-1", "L2I: share of clips whose classifier class is Theta's top-1 (higher is better)"),
+    "theta_top3": ("Theta top-3", "L2I: share of clips whose classifier class is in Theta's top-3 (higher is better)"),
+    "theta_top5": ("Theta top-5", "L2I: share of clips whose classifier class is in Theta's top-5 (higher is better)"),
+    "ff_components": ("FF_x", "L2I: median logit drop when the relevant components are removed (higher is better; compare FF_x random)"),
+    "ff_random": ("FF_x random", "L2I: the same with as many random components removed (median; near 0 expected)"),
     "n_selected": ("components", "L2I: mean number of relevant components"),
-    "nmf_rel_error": ("NMF error", "L2I: relative error of the NMF reconstruction W H"),
+    "nmf_rel_error": ("NMF error", "L2I: relative error of the NMF reconstruction W H (lower is better)"),
 }
 #: A classifier that gives one class to more than this share of the masked inputs
 #: cannot judge masks ...
@@ -341,6 +346,38 @@ def baseline_margins(evaluations):
         "| x all ones' | Fid-In |\n|---|---|---|---|---|---|---|---|\n"
     )
     return header + "\n".join(lines) + "\n"
+
+
+def reference_spread(evaluations):
+    """Where the reference rows of one classifier and clips differ between evaluations, as
+    lines of text: the summary shows each reference once (the first evaluation's), and a
+    reader who opens another evaluation's metrics.md should not find other numbers unexplained.
+
+    Only differences that show at the table's rounding (`format_value`) count; e.g. the
+    deletion / insertion curves rank a binary mask's tied bins in a random order.
+
+    Example
+    -------
+    >>> a = {"interpreter": "L2I", "references": {"ground_truth": {"deletion_auc": 0.2557, "fid_in": 0.8}}}
+    >>> b = {"interpreter": "PIQ", "references": {"ground_truth": {"deletion_auc": 0.2577, "fid_in": 0.8}}}
+    >>> reference_spread([a, b])
+    ['ground truth Deletion AUC: 0.256 (L2I), 0.258 (PIQ)']
+    """
+    groups = {}  # (group, reference) -> [(evaluation label, evaluation, stats)]
+    for evaluation, label in zip(evaluations, evaluation_labels(evaluations)):
+        for key, stats in evaluation.get("references", {}).items():
+            groups.setdefault((_reference_group(evaluation), key), []).append((label, evaluation, stats))
+    lines = []
+    for (_, key), entries in groups.items():
+        if len(entries) < 2:
+            continue
+        name = _with_setup(REFERENCE_LABELS.get(key, key), entries[0][1])
+        for metric in metric_columns({label: stats for label, _, stats in entries}):
+            cells = [(label, format_value(stats.get(metric))) for label, _, stats in entries]
+            if len({text for _, text in cells}) > 1:
+                values = ", ".join(f"{text} ({label})" for label, text in cells)
+                lines.append(f"{name} {metric_title(metric)}: {values}")
+    return lines
 
 
 def summary_intervals(evaluations):
@@ -658,9 +695,11 @@ def metrics_markdown(result):
     if warning:
         header += f"**Warning: {warning}**\n\n"
     references = result.get("references", {})
-    rows = {**result["methods"], **reference_rows(references)}
-    intervals = result.get("intervals", {})
-    intervals = {REFERENCE_LABELS.get(key, key): value for key, value in intervals.items()}
+    # the rows named as in the report and the summary ("random mask", not "random")
+    names = {**METHOD_LABELS, **REFERENCE_LABELS, result["interpreter"]: result["interpreter"]}
+    rows = {names.get(method, method): stats for method, stats in result["methods"].items()}
+    rows.update(reference_rows(references))
+    intervals = {names.get(key, key): value for key, value in result.get("intervals", {}).items()}
     notes = []
     if intervals:
         bootstrap = result.get("bootstrap", {})

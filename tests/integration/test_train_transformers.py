@@ -99,7 +99,7 @@ def test_eval_scores_the_amt_row(tiny_run, tmp_path):
     assert list(result["methods"]) == ["PIQ", "random", "amt"]
     amt = result["methods"]["amt"]
     assert 0.0 <= amt["fid_in"] <= 1.0 and amt["gt_precision"] == amt["gt_precision"]  # not NaN
-    assert "| amt |" in (tmp_path / "eval" / "metrics.md").read_text()
+    assert "| AMT (activation map) |" in (tmp_path / "eval" / "metrics.md").read_text()
 
 
 def test_amt_is_refused_for_a_classifier_without_a_grid(tiny_piq, tmp_path):
