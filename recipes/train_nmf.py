@@ -301,6 +301,8 @@ def main(argv=None):
         os.path.join(output_folder, "nmf_reconstructions.png"),
         hparams["nmf_valid_n_iter"],
         generator,
+        hparams["sample_rate"],
+        batch.sig.data.shape[1] / hparams["sample_rate"],
     )
     return metrics
 

@@ -273,8 +273,9 @@ def plot_atoms(W, path, sample_rate):
     save_figure(fig, path, dpi=100, tight=False)
 
 
-def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
-    """Writes a few clips' X next to their reconstruction W H (H fitted, W fixed).
+def plot_reconstructions(clip_ids, X, W, path, n_iter, generator, sample_rate=None, duration=None):
+    """Writes a few clips' X next to their reconstruction W H (H fitted, W fixed), on one
+    colour scale per clip (log1p |STFT|, with its bar).
 
     Arguments
     ---------
@@ -287,6 +288,9 @@ def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
     n_iter : int
         Multiplicative updates of H.
     generator : torch.Generator
+    sample_rate : int, optional
+        With `duration` (s, the clips' length): axes in seconds and kHz, not frames and bins.
+    duration : float, optional
     """
     plt = _pyplot()
     n_clips, n_frames, n_freq = X.shape
@@ -294,7 +298,9 @@ def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
     reconstruction = (W @ H).T.reshape(n_clips, n_frames, n_freq)  # (n, frames, F)
     errors = (X - reconstruction).pow(2).sum(dim=(1, 2)).sqrt()  # (n,)
     errors = errors / X.pow(2).sum(dim=(1, 2)).sqrt().clamp_min(EPS)
-    fig, axes = plt.subplots(n_clips, 2, figsize=(10, 2.4 * n_clips), squeeze=False)
+    in_units = sample_rate is not None and duration is not None
+    extent = _spectrogram_extent(n_frames, n_freq, sample_rate, duration) if in_units else None
+    fig, axes = plt.subplots(n_clips, 2, figsize=(10.5, 2.4 * n_clips), squeeze=False, layout="constrained")
     for row in range(n_clips):  # figure panels
         vmax = float(X[row].max())
         panels = (
@@ -303,18 +309,22 @@ def plot_reconstructions(clip_ids, X, W, path, n_iter, generator):
         )
         for col, (image, title) in enumerate(panels):
             ax = axes[row, col]
-            ax.imshow(
+            shown = ax.imshow(
                 image.T.cpu().numpy(),
                 origin="lower",
                 aspect="auto",
                 cmap="magma",
                 vmin=0,
                 vmax=vmax,
+                extent=extent,
             )
             ax.set_title(title, fontsize=9)
-            ax.set_xlabel("frame")
-            ax.set_ylabel("frequency bin")
-    fig.tight_layout()
+            ax.set_xlabel("time (s)" if in_units else "frame")
+            ax.set_ylabel("frequency (kHz)" if in_units else "frequency bin")
+            if in_units:
+                ax.set_xlim(0, duration)
+                ax.set_ylim(0, sample_rate / 2000)
+        fig.colorbar(shown, ax=list(axes[row]), fraction=0.03, pad=0.01).set_label("log1p |STFT|", fontsize=8)
     save_figure(fig, path, dpi=90, tight=False)
 
 

@@ -88,6 +88,27 @@ def test_the_nmf_atoms_colour_bar_is_labelled(tmp_path, captured):
     assert "maximum" in label
 
 
+def test_the_nmf_reconstructions_are_in_seconds_and_khz_with_a_bar(tmp_path, captured):
+    """Was: frames and bins, no colour bar (train_nmf passed no sample rate). A 1 s clip at
+    16 kHz with 51 frames and 9 bins: x from 0 to 1 s, y from 0 to 8 kHz (Nyquist), bin 4 at
+    4 * 16000 / 16 = 4 kHz, frame 25 at 25 / 50 = 0.5 s; one bar per clip (X and W H share it)."""
+    X = torch.rand(2, 51, 9)
+    figures.plot_reconstructions(
+        ["a", "b"], X, torch.rand(9, 3), str(tmp_path / "r.png"), 5, torch.Generator().manual_seed(0), 16000, 1.0
+    )
+    (fig,) = captured
+    panels = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert len(panels) == 4
+    for panel in panels:
+        assert (panel.get_xlabel(), panel.get_ylabel()) == ("time (s)", "frequency (kHz)")
+        assert panel.get_xlim() == pytest.approx((0.0, 1.0))
+        assert panel.get_ylim() == pytest.approx((0.0, 8.0))
+        left, right, bottom, top = panel.images[0].get_extent()
+        assert bottom + 4.5 * (top - bottom) / 9 == pytest.approx(4.0)
+        assert left + 25.5 * (right - left) / 51 == pytest.approx(0.5)
+    assert _colour_bar_labels(fig) == ["log1p |STFT|", "log1p |STFT|"]
+
+
 # ------------------------------------------------------------------ metrics.md and the report
 def test_metrics_md_names_the_methods_as_the_report_does():
     """metrics.md's rows are named as in the HTML report and the demo's summary ('random
