@@ -286,7 +286,7 @@ def _evaluation_html(evaluation, report_folder, label):
     if not clips:
         return f"<h2>{title}</h2>{meta}<p>No clip shown (--n_report_clips 0).</p>"
     has_target = any(clip.get("target") for clip in clips)
-    header = "<th>clip</th><th>class (p)</th><th>original</th><th>interpretation</th>"
+    header = "<th>clip</th><th>predicted class (p)</th><th>original</th><th>interpretation</th>"
     header += "<th>target event</th>" if has_target else ""
     n_columns = 5 if has_target else 4
     rows = []

@@ -417,7 +417,7 @@ def test_clip_rows_link_each_file_to_its_column(page):
     report_folder = os.path.dirname(path)
     piq = folders[0]
     header, *rows = parsed.table("clips")["rows"]
-    assert _texts(header) == ["clip", "class (p)", "original", "interpretation", "target event"]
+    assert _texts(header) == ["clip", "predicted class (p)", "original", "interpretation", "target event"]
     assert len(rows) == 4  # per clip: the players' row, then the spectrograms' row
     first, first_png, second, second_png = rows
     assert _texts(first)[:2] == [CLIP_ID, f"{SCRIPT_CLASS} (0.88)"]
