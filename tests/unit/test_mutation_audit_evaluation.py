@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from recipes.evaluation import curves, metrics
+from recipes.evaluation import baselines, curves, metrics, sanity
 
 
 def _si_sdr_numpy(estimate, reference):
@@ -95,3 +95,56 @@ def test_curve_auc_uses_the_fractions_as_the_x_axis():
     0.9 (0.5 + 0) / 2 = 0.075 + 0.225 = 0.3 (equal spacing would give 0.5)."""
     auc = curves.curve_auc(torch.tensor([[1.0, 0.5, 0.0]]), (0.0, 0.1, 1.0))
     assert auc.item() == pytest.approx(0.3, abs=1e-6)
+
+
+class _Thresholded(torch.nn.Module):
+    """The embedding relu(X - t), flattened: its gradient is 1[X > t]."""
+
+    def __init__(self, threshold):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, X):
+        return torch.relu(X - self.threshold).flatten(start_dim=1)
+
+
+def test_smoothgrad_noise_follows_the_clip_range_not_its_peak():
+    """Clips far from zero (values in [5, 8]: range ~3, peak ~8). scores = W relu(X - t), so
+    SmoothGrad's mean |gradient| is |W_c| P(X + noise > t) = |W_c| Phi((X - t) / std) with
+    std = SMOOTHGRAD_NOISE x (max - min) of the clip (~0.45), not x its peak (~1.2)."""
+    frames, bins, threshold = 6, 5, 6.5
+    generator = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(frames * bins, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(3, frames * bins, generator=generator))
+        head.bias.zero_()
+    X = 5.0 + 3.0 * torch.rand(2, frames, bins, generator=generator)
+    classes = torch.tensor([0, 2])
+    flat = X.flatten(1).numpy()
+    std = baselines.SMOOTHGRAD_NOISE * (flat.max(1) - flat.min(1)).reshape(-1, 1, 1)
+    phi = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
+    weights = np.abs(head.weight.detach().numpy()[classes.numpy()].reshape(-1, frames, bins))
+    expected = weights * phi((X.numpy() - threshold) / std)
+    expected /= expected.reshape(2, -1).max(1).reshape(-1, 1, 1)
+    mask = baselines.smoothgrad_mask(
+        _Thresholded(threshold), head, X, classes, seed=0, n_samples=2000
+    )
+    assert np.abs(mask.numpy() - expected).max() < 0.05
+
+
+def test_randomise_draws_a_constant_tensor_with_its_fan_in():
+    """A parameter without spread is redrawn from N(mean, 1 / sqrt(fan_in)), fan_in = numel /
+    size(0) for 2 or more dims: 400 for a Linear(400, 30) weight (std 0.05), 8 * 3 * 3 = 72
+    for a Conv2d(8, 16, 3) weight (std 0.118); numel for a 1-D one (30 zeros: std 0.183)."""
+    linear, conv = torch.nn.Linear(400, 30), torch.nn.Conv2d(8, 16, 3)
+    with torch.no_grad():
+        linear.weight.fill_(0.3)
+        linear.bias.zero_()
+        conv.weight.fill_(-0.2)
+    sanity.randomise_([linear, conv], torch.Generator().manual_seed(0))
+    weight = linear.weight.detach().double()
+    assert weight.mean().item() == pytest.approx(0.3, abs=0.003)
+    assert weight.std().item() == pytest.approx(1 / math.sqrt(400), rel=0.05)
+    assert conv.weight.detach().double().std().item() == pytest.approx(1 / math.sqrt(72), rel=0.05)
+    assert conv.weight.detach().double().mean().item() == pytest.approx(-0.2, abs=0.01)
+    assert linear.bias.detach().double().std().item() == pytest.approx(1 / math.sqrt(30), rel=0.35)
