@@ -32,6 +32,8 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import zlib
+
 import torch
 
 #: The shares of the bins removed (deletion) or revealed (insertion): steps of 5 %.
@@ -60,6 +62,21 @@ def deletion_reference(X, deletion_value="zero"):
     raise ValueError(
         f"--deletion_value {deletion_value!r}: choose one of {', '.join(DELETION_VALUES)}."
     )
+
+
+def tie_generator(seed, start, method):
+    """The generator of one mask's tie order on one batch: from the seed, the batch's first
+    clip and the method's name alone, so the same mask on the same clips gets the same curves
+    in every evaluation (the reference rows of L2I's, PIQ's and L-MAC's agree) whatever the
+    other masks drew before it.
+
+    Example
+    -------
+    >>> a = tie_generator(1234, 16, "ground_truth").initial_seed()
+    >>> a == tie_generator(1234, 16, "ground_truth").initial_seed() != tie_generator(1234, 16, "lmac").initial_seed()
+    True
+    """
+    return torch.Generator().manual_seed(((seed * 1_000_003 + start) * 4_294_967_311 + zlib.crc32(method.encode())) % 2**63)
 
 
 def bin_ranks(mask, generator=None):
@@ -208,6 +225,31 @@ def probability_curves(
         for (clip, step, _, kind), value in zip(part, p_c.tolist()):
             (insertion if kind else deletion)[clip, step] = value
     return {"deletion": deletion, "insertion": insertion}
+
+
+def masks_curves(probability_fn, X, masks, classes, seed, start, deletion_value="zero", ends=None):
+    """`probability_curves` of each of a batch's masks, {method: curves}, each mask's ties
+    broken by its own `tie_generator(seed, start, method)`: a mask's curves do not depend on
+    which other masks the evaluation scores, or in which order.
+
+    Example
+    -------
+    >>> reads_first_bins = lambda X: torch.stack([X[:, 0, :2].mean(1), 1 - X[:, 0, :2].mean(1)], dim=1)
+    >>> X, flat = torch.ones(1, 2, 2), torch.ones(1, 2, 2)  # a mask of ties only
+    >>> alone = masks_curves(reads_first_bins, X, {"ground_truth": flat}, torch.tensor([0]), 7, 0)
+    >>> after = masks_curves(reads_first_bins, X, {"lmac": torch.rand(1, 2, 2), "ground_truth": flat},
+    ...                      torch.tensor([0]), 7, 0)
+    >>> bool(torch.equal(alone["ground_truth"]["deletion"], after["ground_truth"]["deletion"]))
+    True
+    """
+    if ends is None:
+        ends = endpoint_probabilities(probability_fn, X, classes, deletion_value)
+    return {
+        method: probability_curves(
+            probability_fn, X, mask, classes, deletion_value, tie_generator(seed, start, method), ends=ends
+        )
+        for method, mask in masks.items()
+    }
 
 
 def curve_auc(curve, fractions=CURVE_FRACTIONS):

@@ -434,10 +434,12 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
             ends = curves.endpoint_probabilities(
                 probabilities, outputs["X"], outputs["classes"], options.deletion_value, outputs["probs"]
             )
-            for method, mask in masks.items():  # deletion / insertion along each mask's ranking
-                method_curves = curves.probability_curves(
-                    probabilities, outputs["X"], mask, outputs["classes"], options.deletion_value, generator, ends=ends
-                )
+            # deletion / insertion along each mask's ranking; the same mask, the same curves
+            every_curves = curves.masks_curves(
+                probabilities, outputs["X"], masks, outputs["classes"], options.seed, start,
+                options.deletion_value, ends,
+            )  # fmt: skip
+            for method, method_curves in every_curves.items():
                 values[method].update(curves.curve_metrics(method_curves))
                 curve_stats[method].add_values(curves.curve_step_values(method_curves))
             aucs = {m: torch.stack([values[m][k] for k in curves.CURVE_METRICS], dim=1).tolist() for m in masks}

@@ -104,3 +104,25 @@ def test_curve_step_values_and_mean_curves_by_hand():
         "deletion": [0.75, 0.125],
         "insertion": [0.0, 0.75],
     }
+
+
+def test_a_masks_curves_do_not_depend_on_the_other_masks_of_the_evaluation():
+    """Was: every mask's ties were broken by the batch's one generator, in turn, so the ground
+    truth's curves (a binary mask: ties only) depended on how many masks an evaluation scored
+    before it (L2I's with the captum baselines, PIQ's without): the reference rows of the same
+    clips differed between evaluations. The classifier here reads the first four frames' mean
+    of a 12 x 10 spectrogram of ones, so which tied bins go first changes each step's value."""
+    reads_first_frames = lambda X: torch.stack(  # noqa: E731
+        [X[:, :4].mean(dim=(1, 2)), 1 - X[:, :4].mean(dim=(1, 2))], dim=1
+    )
+    X = torch.ones(2, 12, 10)
+    truth = (torch.rand(2, 12, 10, generator=torch.Generator().manual_seed(3)) > 0.5).float()
+    classes = torch.tensor([0, 0])
+    alone = curves.masks_curves(reads_first_frames, X, {"ground_truth": truth}, classes, 1234, 16)
+    others = {f"method{k}": torch.rand(2, 12, 10) for k in range(3)}
+    after = curves.masks_curves(reads_first_frames, X, {**others, "ground_truth": truth}, classes, 1234, 16)
+    for kind in ("deletion", "insertion"):
+        assert torch.equal(alone["ground_truth"][kind], after["ground_truth"][kind])
+    # the ties do matter: another batch (another draw) gives other values
+    elsewhere = curves.masks_curves(reads_first_frames, X, {"ground_truth": truth}, classes, 1234, 32)
+    assert not torch.equal(alone["ground_truth"]["deletion"], elsewhere["ground_truth"]["deletion"])
