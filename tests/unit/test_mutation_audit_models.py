@@ -75,6 +75,27 @@ def test_l2i_l1_term_is_beta_times_the_mean_over_every_element_of_h():
     assert terms["loss_l1"].item() == pytest.approx(1.5)
 
 
+def test_l2i_fidelity_targets_the_classifier_s_softmax_at_its_temperature():
+    """L_FID is the cross-entropy of Theta's output against softmax(scores / classifier_temp)
+    (l2i.py's docstring): scores (1, 0) at temperature 0.5 give the target softmax(2, 0) =
+    (e^2, 1) / (e^2 + 1); against Theta's (1/4, 3/4), L_FID = -(p0 ln 1/4 + p1 ln 3/4).
+    Guards `self.class_probabilities` (the mutation softmax(scores), temperature left out,
+    gives the target (0.731, 0.269))."""
+    H = torch.ones(1, 2, 2)
+    brain = l2i_brain(H, alpha=0.0, beta=0.0, classifier_temp=0.5)
+    outputs = {
+        "scores": torch.tensor([[1.0, 0.0]]),
+        "theta_out": torch.tensor([[0.25, 0.75]]),
+        "X": torch.zeros(1, 2, 2),
+        "WH": torch.zeros(1, 2, 2),
+        "H": H,
+    }
+    p0 = math.exp(2.0) / (math.exp(2.0) + 1.0)
+    expected = -(p0 * math.log(0.25) + (1.0 - p0) * math.log(0.75))
+    terms = brain.interpretation_loss(outputs, None, sb.Stage.TRAIN)
+    assert terms["loss_fid"].item() == pytest.approx(expected, abs=1e-5)
+
+
 @pytest.mark.parametrize("epoch, psi_learns", [(1, False), (2, True)])
 def test_l2i_fidelity_trains_theta_only_during_the_warmup(epoch, psi_learns):
     """With fidelity_warmup_epochs 1, epoch 1's L_FID reaches Theta but not psi's activations
