@@ -30,6 +30,10 @@ medians and counts it (`StageStats.n_undefined`, "n_undefined" in metrics.json
 and test_metrics.json). The cases:
 
 - `si_sdr` / `si_sdri` against a silent target (no target energy);
+- `si_sdri` of a clip that already is its target up to scale (a silent
+  background, or one proportional to the target: the clip's own SI-SDR reaches the
+  clip at SI_SDR_CLIP_DB, so there is nothing to improve, and "improvement" would be
+  SI-SDR - 100 dB);
 - `gt_recall` where the target-dominant region holds no energy of X (an empty
   region, or a silent clip), and `gt_precision` where neither the mask nor the
   region keeps any energy (a bin of X at the floor of silence, `SILENT_X`,
@@ -381,15 +385,19 @@ def ground_truth_metrics(X_int, X, audio, clips, target, region):
     -------
     >>> X = torch.log1p(torch.tensor([[[3.0, 1.0], [0.0, 0.0]]]))  # |STFT| 3 and 1: energies 9 and 1
     >>> region = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
-    >>> clip = torch.randn(1, 100)
-    >>> gt = ground_truth_metrics(X, X, clip, clip, clip, region)  # the all-ones mask
+    >>> target = torch.randn(1, 100, generator=torch.Generator().manual_seed(0))
+    >>> clip = target + torch.randn(1, 100, generator=torch.Generator().manual_seed(1))
+    >>> gt = ground_truth_metrics(X, X, clip, clip, target, region)  # the all-ones mask
     >>> gt["gt_precision"], gt["gt_recall"], gt["si_sdri"]
     (tensor([0.9000]), tensor([1.]), tensor([0.]))
+    >>> ground_truth_metrics(X, X, clip, target, target, region)["si_sdri"]  # the clip is its target
+    tensor([nan])
     """
     sdr = si_sdr(audio, target)
+    before = si_sdr(clips, target)  # the clip's own; at the clip: the clip is the target
     return {
         "si_sdr": sdr,
-        "si_sdri": sdr - si_sdr(clips, target),
+        "si_sdri": torch.where(before >= SI_SDR_CLIP_DB, math.nan, sdr - before),
         "gt_precision": gt_precision(X_int, X, region),
         "gt_recall": gt_recall(X_int, X, region),
     }
