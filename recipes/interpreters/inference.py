@@ -1013,6 +1013,32 @@ class AudioInterpreter(Pretrained):
             raise FileNotFoundError(f"{path} does not exist (or is not a file): give an audio file.")
         return read_user_file(path, self.sample_rate, n_samples=n_samples, warnings=warnings)  # eval's reader
 
+    @staticmethod
+    def _finite_samples(wavs, names, wav_lens=None):
+        """`wavs` (B, T) with NaN / infinite samples as 0, and a warning (logged) per clip that
+        had some, as a file's are read (`data_prep.audio`); a clip with no finite sample in
+        its length is refused (NaN would otherwise peak-normalise it to silence, or an
+        infinite sample make its probabilities and interpretation NaN)."""
+        finite = torch.isfinite(wavs)
+        if bool(finite.all()):
+            return wavs, []
+        valid = torch.ones_like(finite)
+        if wav_lens is not None:
+            n_valid = (torch.as_tensor(wav_lens, device=wavs.device).float() * wavs.shape[1]).round().long()
+            valid = torch.arange(wavs.shape[1], device=wavs.device) < n_valid[:, None]
+        warnings = []
+        for i in (~finite & valid).any(dim=1).nonzero().flatten().tolist():
+            n_values, n_bad = int(valid[i].sum()), int((~finite[i] & valid[i]).sum())
+            if n_bad == n_values:
+                raise ValueError(
+                    f"{names[i]} holds no finite sample (all {n_values} sample values are NaN or "
+                    "infinite; a float64 value beyond float32's range is infinite too): it is not a "
+                    "recording. Check how it was made, or leave it out of the batch."
+                )
+            warnings.append(f"{names[i]}: {n_bad} of {n_values} sample values are NaN or infinite; they are read as 0.")
+            logger.warning(warnings[-1])
+        return torch.nan_to_num(wavs, nan=0.0, posinf=0.0, neginf=0.0), warnings
+
     def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None, longer=None):
         """Clips as the classifier was trained on: (B, n_samples), and warnings.
 
@@ -1054,7 +1080,8 @@ class AudioInterpreter(Pretrained):
                 "which reads as soundfile's (frames, channels) layout of one recording. Give it as "
                 "(1, T, C) (x[None]) or downmixed to (T,) (x.mean(axis=1))."
             )
-        wavs = wavs.to(self.device)
+        names = names or [f"clip {i}" for i in range(wavs.shape[0])]
+        wavs, finite_warnings = self._finite_samples(wavs.to(self.device), names, wav_lens)
         if sample_rate is not None and sample_rate != self.sample_rate:
             wavs = torchaudio.functional.resample(wavs, sample_rate, self.sample_rate)
         batch, length = wavs.shape
@@ -1066,8 +1093,7 @@ class AudioInterpreter(Pretrained):
         kept = pad_or_crop(wavs, self.n_samples)
         peaks = kept.abs().amax(dim=1).tolist()
         clips = peak_normalise(kept)  # (B, n_samples), as load_clip
-        names = names or [f"clip {i}" for i in range(batch)]
-        warnings = [
+        warnings = finite_warnings + [
             self._crop_warning(names[i], lengths[i].item())
             for i in (lengths > self.n_samples).nonzero().flatten().tolist()
         ]

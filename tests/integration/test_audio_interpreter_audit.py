@@ -83,6 +83,31 @@ def test_warnings_name_the_silent_clip_only(piq):
     ]
 
 
+def test_nan_and_infinite_samples_are_read_as_0_with_a_warning_or_refused(piq):
+    """Found by a probe: a tensor with 10 NaN samples was explained as digital silence (its NaN
+    peak zeroed the whole clip), one with 3 infinite samples gave NaN probabilities and a NaN
+    interpretation, both without a word. Now they are read as 0, counted and named, as a
+    file's are; the clip is otherwise what it was (peak-normalised over its finite samples);
+    a clip with no finite sample in its length is refused, naming it."""
+    wavs = noise(3, N_SAMPLES)
+    wavs[0, 100:110] = math.nan
+    wavs[1, [5, 500, 5000]] = torch.tensor([math.inf, -math.inf, math.inf])
+    wavs[2, 12000:] = math.nan  # padding only (wav_lens 0.75): nothing to say
+    clips, warnings = piq.prepare_batch(wavs, wav_lens=torch.tensor([1.0, 1.0, 0.75]), names=["a", "b", "c"])
+    assert warnings == [
+        "a: 10 of 16000 sample values are NaN or infinite; they are read as 0.",
+        "b: 3 of 16000 sample values are NaN or infinite; they are read as 0.",
+    ]
+    assert bool(torch.isfinite(clips).all())
+    finite = wavs[0].nan_to_num(0.0)
+    assert torch.allclose(clips[0], finite / finite.abs().max(), atol=1e-6)
+    result = piq.interpret_batch(wavs[:2])
+    assert bool(torch.isfinite(result["probs"]).all()) and bool(torch.isfinite(result["interpretation"]).all())
+    wavs[1] = math.nan
+    with pytest.raises(ValueError, match=r"^clip 1 holds no finite sample \(all 16000 sample values"):
+        piq.prepare_batch(wavs[:2])
+
+
 def test_a_silent_start_of_a_longer_recording_is_named_as_such(piq, tmp_path):
     """Found by a new-user probe: a file whose first second (the part explained) is silent, its
     sound later, was called silent ("every sample is 0"), as `eval.py --single_sample` does not:
