@@ -42,6 +42,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import speechbrain as sb
 from speechbrain.dataio.dataset import DynamicItemDataset
@@ -305,8 +306,14 @@ def read_esc50_csv(csv_path):
     return rows
 
 
+#: soundfile subtypes that can hold NaN / infinite samples (integer PCM cannot).
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+
 def clip_duration(wav_path):
-    """Returns (duration in s, None) for a readable clip, else (None, the problem)."""
+    """Returns (duration in s, None) for a readable clip, else (None, the problem): a missing,
+    unreadable or empty file, or a float one with no finite sample (which would stop a training
+    epoch part-way; a clip with some NaN is read with them as 0 and a warning, `load_clip`)."""
     if not wav_path.is_file():
         return None, "file not found"
     try:
@@ -315,6 +322,13 @@ def clip_duration(wav_path):
         return None, f"unreadable ({err})"
     if info.frames <= 0 or info.samplerate <= 0:
         return None, "zero-length audio"
+    if info.subtype in FLOAT_SUBTYPES:  # only floats hold NaN / inf: read those clips whole
+        try:
+            values, _ = sf.read(str(wav_path), dtype="float32", always_2d=True)
+        except AUDIO_READ_ERRORS as err:
+            return None, f"unreadable ({err})"
+        if not np.isfinite(values).any():
+            return None, f"no finite sample (all {values.size} sample values are NaN or infinite)"
     return round(info.frames / info.samplerate, 4), None
 
 

@@ -201,6 +201,25 @@ def test_corrupt_and_empty_wavs_are_skipped_and_counted(tmp_path, caplog):
     assert "Skipped 3 unreadable clip(s)" in caplog.text
 
 
+def test_a_float_clip_without_a_finite_sample_is_skipped_and_counted(tmp_path, caplog):
+    """Found by a probe: an all-NaN float wav passed the manifest (its header is fine) and
+    stopped training part-way through epoch 1 with a dataloader traceback. Now it is skipped
+    and counted like an unreadable clip; one with a few NaN samples stays (read as 0, with a
+    warning, when it is loaded)."""
+    clips = _default_clips() + [_clip(1, 2, "pig"), _clip(2, 2, "pig")]
+    data = _write_dataset(tmp_path / "data", clips)
+    all_nan = np.full(RATE, np.nan, dtype="float32")
+    some_nan = _sine(1.0)
+    some_nan[:10] = np.nan
+    sf.write(data / "audio" / clips[5]["filename"], all_nan, RATE, subtype="FLOAT")
+    sf.write(data / "audio" / clips[6]["filename"], some_nan, RATE, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING):
+        manifests = _prepare(data, tmp_path / "manifest")
+    assert sorted(manifests["train"]) == ["1-103-A-3", "2-101-A-1", "2-102-A-2", "3-103-B-3"]
+    assert f"{clips[5]['filename']}: no finite sample (all {RATE} sample values are NaN or infinite)" in caplog.text
+    assert "Skipped 1 unreadable clip(s)" in caplog.text
+
+
 def test_skip_manifest_creation_keeps_existing_files(tmp_path, caplog):
     data = _write_dataset(tmp_path / "data", _default_clips())
     paths = _manifests(tmp_path / "manifest")
