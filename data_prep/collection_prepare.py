@@ -427,12 +427,12 @@ def read_usable(paths, sample_rate, min_samples, owner, fix, folder=None):
 # ---------------------------------------------------------------------------
 
 
-def _pick_start(rng, recording, n_starts, frame_offset, n_frames, active_start):
+def _pick_start(rng, recording, n_starts, frame_offset, n_frames, active_start, fallback=True):
     """A start frame j in [0, n_starts) whose window is not silent, uniformly.
 
     The window covers the frames [j + frame_offset, j + frame_offset + n_frames);
     with `active_start`, its first frame must also be above the threshold. When
-    no start qualifies, the loudest window's.
+    no start qualifies, the loudest window's (None without `fallback`).
     """
     first = np.arange(n_starts) + frame_offset  # (n_starts,)
     window = recording.cumulative_power[first + n_frames] - recording.cumulative_power[first]
@@ -442,8 +442,12 @@ def _pick_start(rng, recording, n_starts, frame_offset, n_frames, active_start):
         ok &= recording.frame_power[first] >= recording.threshold
     candidates = np.flatnonzero(ok)
     if len(candidates) == 0:
-        return int(np.argmax(power))
+        return int(np.argmax(power)) if fallback else None
     return int(candidates[rng.integers(len(candidates))])
+
+
+#: Background draws for one clip before the backgrounds are refused as silent (`cut_clip`).
+BACKGROUND_DRAWS = 20
 
 
 def event_length_range(n, sample_rate):
@@ -489,9 +493,26 @@ def cut_clip(rng, events, backgrounds, n, sample_rate, snr_db_range):
     start = hop * _pick_start(rng, recording, n_starts, 0, n_frames, active_start=True)
     onset = int(rng.integers(0, n - length + 1))
 
-    background = backgrounds[rng.integers(len(backgrounds))]
-    n_crops = (len(background.samples) - n) // hop + 1
-    crop = hop * _pick_start(rng, background, n_crops, onset // hop, n_frames, active_start=False)
+    # the SNR is set against the background under the event: a crop silent there would scale
+    # the event to nothing (a clip of the background alone, labelled with the event's class)
+    for _ in range(BACKGROUND_DRAWS):
+        background = backgrounds[rng.integers(len(backgrounds))]
+        n_crops = (len(background.samples) - n) // hop + 1
+        crop = _pick_start(rng, background, n_crops, onset // hop, n_frames, active_start=False, fallback=False)
+        if crop is not None:
+            break
+        logger.warning(
+            "No crop of the background %s has sound under a %.2f s event at %.2f s (it is silent "
+            "over most of its length): another background is drawn for this clip.",
+            background.name, length / sample_rate, onset / sample_rate,
+        )  # fmt: skip
+    else:
+        raise ValueError(
+            f"{BACKGROUND_DRAWS} background draws in a row had no sound under a {length / sample_rate:.2f} s "
+            f"event (the last: {background.name}): the backgrounds are silent over most of their length. "
+            "Trim their silences, or give backgrounds that sound throughout."
+        )
+    crop *= hop
     snr_db = float(rng.uniform(*snr_db_range))
 
     event = recording.samples[start : start + length].astype(np.float64)  # (length,)

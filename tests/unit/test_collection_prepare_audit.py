@@ -200,6 +200,33 @@ def test_backgrounds_are_grid_crops_uniformly_and_sound_under_the_event(cut):
         assert np.mean(under**2) >= 0.005 * loud, (clip["row"]["id"], np.mean(under**2) / loud)
 
 
+def test_a_background_silent_under_the_event_is_drawn_again_or_refused(tmp_path, caplog):
+    """Found by a probe: a 10 s background with sound in its first 20 ms only passed (its
+    loudest crop was taken when none had sound under the event), and the SNR set against its
+    silence scaled the event to a few LSB: clips of nothing labelled with a class. Now such a
+    draw takes another background, with a warning naming it; backgrounds that are all like it
+    are refused, naming the fix."""
+    burst = np.concatenate([_white(0.02, 40, 0.3), np.zeros(int(9.98 * RATE))])
+    _write(tmp_path / "targets" / "alpha.wav", _white(1.5, 41, 0.1))
+    _write(tmp_path / "targets" / "beta.wav", _white(1.5, 42, 0.1))
+    _write(tmp_path / "backgrounds" / "burst.wav", burst)
+    _write(tmp_path / "backgrounds" / "noise.wav", _white(3.0, 43, 0.1))
+    with caplog.at_level(logging.WARNING):
+        out = create_collection_dataset(
+            tmp_path / "targets", tmp_path / "backgrounds", tmp_path / "data", per_class=5, duration_s=1.0, seed=3
+        )
+    assert "No crop of the background burst.wav has sound under a" in caplog.text
+    for row in _rows(out / "meta" / "ground_truth.csv"):
+        assert row["background_recording"] == "noise.wav", row["id"]
+        target, _ = sf.read(str(out / row["target_path"]))
+        assert np.abs(target).max() > 0.05, row["id"]  # the event is heard, not a few LSB
+    (tmp_path / "backgrounds" / "noise.wav").unlink()
+    with pytest.raises(ValueError, match=r"^20 background draws in a row had no sound under a .* Trim their silences"):
+        create_collection_dataset(
+            tmp_path / "targets", tmp_path / "backgrounds", tmp_path / "data2", per_class=5, duration_s=1.0, seed=3
+        )
+
+
 def test_snr_is_drawn_from_the_range_and_measured_on_the_sources(cut):
     """snr_db_range (10, 20): every SNR in it, spread over it, and the written sources' power
     ratio over [onset, offset) is that SNR, as written (4 decimals). Kills: the SNR halved or
