@@ -89,7 +89,9 @@ class GroundTruth:
             raise ValueError(
                 f"The sources of clip(s) {bad} do not sum to the clip (max error "
                 f"{error.max().item():.3g}): the audio/ and sources/ folders of "
-                f"{self.data_folder} do not match; regenerate the synthetic dataset."
+                f"{self.data_folder} do not match, or the clip's audio file holds NaN or "
+                "infinite samples (read as 0: see the warnings above). Regenerate the dataset "
+                "(data_prep/synthetic_prepare.py, or collection_prepare.py for your own sounds)."
             )
         target, background = target.to(clips.device), background.to(clips.device)
         if mixture is None:
