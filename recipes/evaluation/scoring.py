@@ -46,7 +46,13 @@ from recipes.core.pipeline import classify
 from recipes.evaluation import curves, metrics
 from recipes.evaluation.baselines import baseline_masks, has_activation_map, parse_baselines
 from recipes.evaluation.sanity import sanity_check_of_evaluation
-from recipes.reporting.figures import plot_curves, plot_sanity, save_interpretation, write_wav
+from recipes.reporting.figures import (
+    clip_title,
+    plot_curves,
+    plot_sanity,
+    save_interpretation,
+    write_wav,
+)
 from recipes.reporting.html_report import write_report
 from recipes.reporting.tables import classifier_warning, metrics_markdown, undefined_line
 
@@ -515,7 +521,7 @@ def save_report_clips(brain, batch, outputs, labels, target, folder, indices, X_
     for i in indices:  # file writing, not tensor work: one file set per clip
         clip_id, c = batch.id[i], int(outputs["classes"][i])
         probability = float(outputs["probs"][i, c])
-        title = f"{clip_id}: {brain.class_name(c)} (p={probability:.2f})"
+        title = clip_title(clip_id, brain.class_name(c), probability, brain.class_name(int(labels[i])))
         paths = save_interpretation(
             folder,
             clip_id,

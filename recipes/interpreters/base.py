@@ -63,7 +63,7 @@ from recipes.core.pipeline import (
 )
 from recipes.core.run_guard import saved_settings
 from recipes.evaluation import metrics
-from recipes.reporting.figures import save_interpretation
+from recipes.reporting.figures import clip_title, save_interpretation
 
 logger = get_logger(__name__)
 
@@ -315,7 +315,9 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
             logger.warning(
                 "psi's mask covers %d of the input's %d frames: with mask_tail zeros (the "
                 "reference) the last %d%s are outside every interpretation. --mask_tail edge "
-                "gives them the last decoded frame's values.",
+                "gives them the last decoded frame's values (to train with it; on an interpreter "
+                "trained with zeros, eval.py and audio-interpret take it with --override_trained "
+                "mask_tail).",
                 mask.shape[1], n_frames, missing, span,
             )
         return match_frames(mask, n_frames, tail=self.mask_tail)
@@ -691,8 +693,10 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         X_int = self.apply_mask(outputs["X"][:take], outputs["mask"][:take])
         audio = self.invert(X_int, outputs["X_stft"][:take], outputs["wavs"].shape[-1])
         probs = self.class_probabilities(outputs["scores"][:take])
+        labels = getattr(batch, "class_string_encoded", None)  # the true classes, when the batch has them
         for i in range(take):  # file writing, not tensor work: one file set per clip
             c = int(outputs["classes"][i])
+            true_class = None if labels is None else self.class_name(int(labels.data.view(-1)[i]))
             save_interpretation(
                 folder,
                 batch.id[i],
@@ -702,7 +706,7 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
                 original=outputs["wavs"][i],
                 interpretation=audio[i],
                 sample_rate=self.hparams.sample_rate,
-                title=f"{self.class_name(c)} (p={probs[i, c].item():.2f})",
+                title=clip_title(batch.id[i], self.class_name(c), probs[i, c].item(), true_class),
             )
         self.n_saved += take
 

@@ -190,6 +190,23 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=Non
     return fig
 
 
+def clip_title(clip_id, predicted, probability, true_class=None):
+    """A clip PNG's title: which clip, the classifier's decision (the class explained) and its
+    probability, and whether it is the clip's true class when that is known.
+
+    Example
+    -------
+    >>> clip_title("5-100124-A-3", "pig", 0.523, "dog")
+    '5-100124-A-3: predicted pig (p=0.52), true class dog'
+    >>> clip_title("c0", "dog", 0.9, "dog"), clip_title("c0", "dog", 0.9)
+    ('c0: predicted dog (p=0.90), the true class', 'c0: predicted dog (p=0.90)')
+    """
+    title = f"{clip_id}: predicted {predicted} (p={probability:.2f})"
+    if true_class is None:
+        return title
+    return title + (", the true class" if true_class == predicted else f", true class {true_class}")
+
+
 def interpretation_paths(folder, clip_id):
     """The files `save_interpretation` writes for `clip_id`: {"png", "original", "interpretation"}.
 

@@ -434,9 +434,14 @@ def test_saved_interpretation_title_uses_the_classifier_temperature_and_the_clas
     brain.save_interpretations(outputs, types.SimpleNamespace(id=["clip7"]), sb.Stage.TEST)
     p = softmax([1.0, 0.0, 0.0])[0]
     assert [(folder, clip_id, kw["title"]) for folder, clip_id, kw in saved] == [
-        (str(tmp_path / "interpretations" / "test"), "clip7", f"0 (p={p:.2f})")
+        (str(tmp_path / "interpretations" / "test"), "clip7", f"clip7: predicted 0 (p={p:.2f})")
     ]
     assert f"{p:.2f}" == "0.58"
+    # a batch with its true classes (a PaddedData's .data, (B, 1)): the title says whether it is
+    brain.n_saved, saved[:] = 0, []
+    labelled = types.SimpleNamespace(id=["clip8"], class_string_encoded=types.SimpleNamespace(data=torch.tensor([[2]])))
+    brain.save_interpretations(outputs, labelled, sb.Stage.TEST)
+    assert saved[0][2]["title"] == f"clip8: predicted 0 (p={p:.2f}), true class 2"
 
 
 # ---------------------------------------------------------------- eval.py: arguments, folders

@@ -336,7 +336,8 @@ def test_save_interpretations_saves_the_first_clips_of_the_stage_with_their_own_
         assert np.abs(audio - expected).max() < 2e-3, clip
     p = [math.e**2 / (math.e**2 + 2), math.e**3 / (math.e**3 + 2), math.e / (math.e + 2)]
     assert titles == {
-        "c0": f"dog (p={p[0]:.2f})", "c1": f"rain (p={p[1]:.2f})", "c2": f"siren (p={p[2]:.2f})"
+        "c0": f"c0: predicted dog (p={p[0]:.2f})", "c1": f"c1: predicted rain (p={p[1]:.2f})",
+        "c2": f"c2: predicted siren (p={p[2]:.2f})",
     }
 
 
