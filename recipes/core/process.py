@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import subprocess
 
 import torch
 
@@ -83,3 +84,37 @@ def leave_process_group_at_exit():
     alive, after `main` returns, ends it cleanly.
     """
     atexit.register(_leave_process_group)
+
+
+#: The repository's root (recipes/core/ is two folders below it).
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def code_version(folder=REPO_ROOT):
+    """The code a result came from: {"commit": the git commit checked out, "local_changes":
+    whether tracked files differ from it}, or None where `folder` is not a git checkout (an
+    installed copy, a tarball) or git is missing. Written into metrics.json, so a figure can
+    be traced to its code.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> code_version(tempfile.mkdtemp()) is None  # not a checkout
+    True
+    """
+
+    def git(*args):
+        done = subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True, timeout=20)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if top is None or os.path.realpath(top) != os.path.realpath(folder):
+            return None  # not a checkout, or a copy inside another project's repository
+        commit = git("rev-parse", "--verify", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit is None:  # a repository without a commit yet
+        return None
+    return {"commit": commit, "local_changes": bool(status)}

@@ -43,6 +43,7 @@ from data_prep.interference import Interference, dataset_labels
 from recipes.core.brains import fused_for_inference
 from recipes.core.labels import BASELINES, ORACLE
 from recipes.core.pipeline import classify
+from recipes.core.process import code_version
 from recipes.evaluation import curves, metrics
 from recipes.evaluation.baselines import baseline_masks, has_activation_map, parse_baselines
 from recipes.evaluation.sanity import sanity_check_of_evaluation
@@ -596,6 +597,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         "wham_noise": brain.wham_mixer is not None,
         "n_clips": len(dataset),
         "seed": hparams["seed"],
+        "code": code_version(),
         "classifier": {
             name: _local_or_hub(hparams[f"{name}_path"])
             for name in ("embedding_model", "classifier_model")

@@ -228,11 +228,15 @@ def _test_folds(folder):
 
 
 def _provenance(evaluation):
-    """Which clips, seed and classifier an evaluation scored, as one line of text: the test
-    set of its data folder (its folds, from the folder's hyperparams.yaml), the seed."""
+    """Which clips, seed, code and classifier an evaluation scored, as one line of text: the
+    test set of its data folder (its folds, from the folder's hyperparams.yaml), the seed, the
+    commit (metrics.json's "code")."""
     folds = _test_folds(evaluation["folder"]) if evaluation.get("folder") else None
     data = str(evaluation.get("data_folder", "?"))
     parts = [f"test set{f' ({folds})' if folds else ''} of {data}", f"seed {evaluation.get('seed', '?')}"]
+    code = evaluation.get("code")
+    if isinstance(code, dict) and code.get("commit"):
+        parts.append(f"code {code['commit'][:10]}" + (" with local changes" if code.get("local_changes") else ""))
     classifier = evaluation.get("classifier")
     if isinstance(classifier, dict) and classifier:
         parts.append("classifier " + ", ".join(str(path) for path in classifier.values()))

@@ -9,10 +9,12 @@ read back from the code under test.
 
 import json
 import os
+import subprocess
 
 import pytest
 import torch
 
+from recipes.core import process
 from recipes.reporting import figures, html_report, tables
 
 
@@ -215,6 +217,38 @@ def test_the_report_says_which_clips_and_seed_each_evaluation_scored(tmp_path):
     assert "test set (fold 5) of /data/esc50" in page
     assert "seed 7" in page
     assert "/cls/emb.ckpt" in page
+
+
+def _git(folder, *args):
+    return subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_metrics_code_is_the_commit_checked_out_and_whether_tracked_files_changed(tmp_path):
+    """A repository of one commit: code_version gives the commit that .git/HEAD's branch file
+    holds (read here from the file, not from git), without local changes; a tracked file edited
+    makes local_changes True; an untracked file does not; a folder inside another repository,
+    or outside any, has no version. The report shows the commit's first 10 characters."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "a.py").write_text("x = 1\n")
+    _git(repo, "add", "a.py")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
+    assert process.code_version(str(repo)) == {"commit": head, "local_changes": False}
+    (repo / "new.txt").write_text("untracked")
+    assert process.code_version(str(repo))["local_changes"] is False
+    (repo / "a.py").write_text("x = 2\n")
+    assert process.code_version(str(repo)) == {"commit": head, "local_changes": True}
+    (repo / "sub").mkdir()
+    assert process.code_version(str(repo / "sub")) is None  # another project's repository
+    assert process.code_version(str(tmp_path)) is None
+    folder = _write_evaluation(str(tmp_path / "piq"), "PIQ", {})
+    evaluation = json.loads(open(os.path.join(folder, "metrics.json")).read())
+    evaluation["code"] = {"commit": head, "local_changes": True}
+    with open(os.path.join(folder, "metrics.json"), "w", encoding="utf-8") as fout:
+        json.dump(evaluation, fout)
+    assert f"code {head[:10]} with local changes" in _page(tmp_path, [folder])
 
 
 def test_the_report_gives_the_bootstrap_settings_of_metrics_json(tmp_path):
