@@ -288,9 +288,11 @@ def _explain_windows(brain, path, n_samples, sample_rate, folder, batch_size):
         window_s = n_samples / sample_rate
         pool = plotted["X"].pool
         pooled = f"; {pool} frames averaged per column" if pool > 1 else ""
+        n_heard = int(heard.sum()) if heard.any() else n_windows  # the windows the mean is over
+        silent = f", {n_windows - n_heard} silent left out" if n_heard < n_windows else ""
         title = (
             f"{stem}: {brain.class_name(c)} (p={file_probs[c].item():.2f}, "
-            f"mean of {n_windows} windows of {window_s:g} s{pooled})"
+            f"mean of {n_heard} windows of {window_s:g} s{silent}{pooled})"
         )
         figure = plot_interpretation(*(pooled_frames.result() for pooled_frames in plotted.values()), title)
         save_figure(figure, paths["png"])

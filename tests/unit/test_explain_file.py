@@ -193,7 +193,8 @@ def test_window_run_of_a_hand_made_file(tmp_path, monkeypatch, plotted, batch_si
       0.5, written unscaled). 16-bit wav: 1e-4.
     - The PNG: 14 / 4 * 2 = 7 frames of the file (the last window's 2nd frame, numbered 7,
       is padding alone); with MAX_PLOT_FRAMES 3, ceil(7 / 3) = 3 frames per column:
-      (0 1 2), (3 4 5), (6) -> 1, 4, 6, and the title says so.
+      (0 1 2), (3 4 5), (6) -> 1, 4, 6, and the title says so, and that the mean is over the 3
+      heard windows (the silent one left out).
     """
     path = tmp_path / "walk.wav"
     sf.write(str(path), np.asarray(FILE, dtype=np.float32), RATE, subtype="FLOAT")
@@ -232,7 +233,7 @@ def test_window_run_of_a_hand_made_file(tmp_path, monkeypatch, plotted, batch_si
     (X, mask, X_int, title), = plotted
     assert X.tolist() == [[1.0, 101.0], [4.0, 104.0], [6.0, 106.0]]
     assert X_int.tolist() == X.tolist() and mask.tolist() == [[1.0, 1.0]] * 3
-    assert title == "walk: dog (p=0.57, mean of 4 windows of 1 s; 3 frames averaged per column)"
+    assert title == "walk: dog (p=0.57, mean of 3 windows of 1 s, 1 silent left out; 3 frames averaged per column)"
 
 
 @pytest.mark.parametrize(
@@ -257,7 +258,7 @@ def test_window_run_plots_the_kept_frames_in_groups_the_title_names(
     explain_single_sample(HandMadeInterpreter(), hparams, str(path), str(tmp_path / "out"), window=True)
     (X, _, _, title), = plotted
     assert X.tolist() == columns
-    assert title == f"walk: dog (p=0.57, mean of 4 windows of 1 s{averaged})"
+    assert title == f"walk: dog (p=0.57, mean of 3 windows of 1 s, 1 silent left out{averaged})"
 
 
 @pytest.mark.parametrize("samples", [[0.2, -0.4], [0.2, -0.4, 0.0, 0.0, 0.1, 0.1]], ids=["short", "long"])
