@@ -229,7 +229,9 @@ def validate_layout(per_class, sample_rate, snr_db_range, duration_s):
             f"sample_rate={sample_rate} is too low; use at least {MIN_SAMPLE_RATE} Hz "
             f"(the project uses 16000)"
         )
-    if not (np.isfinite(duration_s) and duration_s >= MIN_DURATION_S):
+    if not np.isfinite(duration_s):
+        raise ValueError(f"duration_s={duration_s} is not a number of seconds; give e.g. 3 (ESC-50 clips are 5 s)")
+    if not duration_s >= MIN_DURATION_S:
         raise ValueError(
             f"duration_s={duration_s} is too short; use at least {MIN_DURATION_S} s "
             f"(ESC-50 clips are 5 s)"
