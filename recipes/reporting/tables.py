@@ -353,8 +353,10 @@ def reference_spread(evaluations):
     lines of text: the summary shows each reference once (the first evaluation's), and a
     reader who opens another evaluation's metrics.md should not find other numbers unexplained.
 
-    Only differences that show at the table's rounding (`format_value`) count; e.g. the
-    deletion / insertion curves rank a binary mask's tied bins in a random order.
+    Only differences that show at the table's rounding (`format_value`) count. The same
+    masks on the same clips give the same figures (the curves' tie order is drawn per seed,
+    batch and method: `curves.tie_generator`), so this names evaluations made by other code
+    or settings (an older commit's, whose tie order followed the other masks' draws).
 
     Example
     -------
