@@ -563,7 +563,15 @@ def _settings_of(text):
                 brain_class = None
         keys += [key for key in getattr(brain_class, "inference_keys", ()) if key not in keys]
     scalars = top_level_scalars(io.StringIO(text))
-    return {key: scalars[key] for key in keys if key in scalars}
+    settings = {key: scalars[key] for key in keys if key in scalars}
+    for key, value in settings.items():  # eval.py passes them on as --key=value overrides
+        if isinstance(value, str) and re.search(r"<[^<>]*>", value):
+            raise UntrustedYamlError(
+                f"The trained setting {key}: {value} holds a reference (<...>), which the recipe's "
+                "yaml would resolve among its own objects (<key.attribute> reads an attribute of "
+                "one): a trained setting is a plain value. Export the training run again."
+            )
+    return settings
 
 
 def trained_settings(path):

@@ -148,3 +148,23 @@ def test_pretrainer_conditions_are_refused(tmp_path):
     pretrainer = PRETRAINER.replace("    custom_hooks:", "    conditions:\n        psi: false\n    custom_hooks:")
     with pytest.raises(UntrustedYamlError, match="Pretrainer has conditions"):
         AudioInterpreter.from_hparams(source=_folder(tmp_path, pretrainer=pretrainer))
+
+
+def test_a_trained_setting_eval_passes_on_is_a_plain_value(tmp_path):
+    """eval.py gives the folder's trained settings to the recipe yaml as `--key=value`: a tuple
+    there ran its `!!python` tag (the recipe yaml is loaded as trusted), a `<key.attribute>`
+    would read an attribute of the recipe's objects."""
+    from recipes.interpreters.inference import trained_settings
+
+    marker = tmp_path / "ran"
+    folder = tmp_path / "run"
+    (folder / "inference").mkdir(parents=True)
+    yaml_path = folder / "inference" / "hyperparams.yaml"
+    yaml_path.write_text(f"n_fft: (1, !!python/object/apply:os.system [touch {marker}])\n", encoding="utf-8")
+    value = f"(1, !!python/object/apply:os.system [touch {marker}])"  # as trained_settings reads it
+    with pytest.raises(ValueError, match="is not a list of plain yaml values"):
+        load_yaml("n_fft: 512\nx: !ref <n_fft>\n", f"n_fft: {value}")
+    assert not marker.exists()
+    yaml_path.write_text("n_fft: <checkpointer.checkpoints_dir>\n", encoding="utf-8")
+    with pytest.raises(UntrustedYamlError, match="The trained setting n_fft: <checkpointer.checkpoints_dir> holds a reference"):
+        trained_settings(folder)
