@@ -26,8 +26,10 @@ import shutil
 import sys
 import warnings
 
+import ruamel.yaml
 import speechbrain as sb
 import torch
+import yaml
 from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -52,20 +54,69 @@ OUTPUT_FOLDER_FLAG = "--output_folder (for recipes/eval.py: --eval_folder)"
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
 
 
-def load_yaml(stream, overrides=None):
+def _plain_tuple(loader, node):
+    """hyperpyyaml's `!tuple` (any value `(a, b)`, also one a `!ref` makes), its items read as
+    plain yaml values. hyperpyyaml reads them with PyYAML's full Loader, which runs
+    `!!python/object/apply:` tags: `(1, !!python/object/apply:os.system [...])` ran a command."""
+    text = loader.construct_scalar(node)
+    try:
+        return tuple(yaml.safe_load("[" + text[1:-1] + "]") or ())
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0]
+        raise ValueError(
+            f"The tuple value {text!r} is not a list of plain yaml values ({problem}): a tuple holds "
+            "numbers and strings, and a yaml tag in one (e.g. !!python/...) is never run."
+        ) from None
+
+
+def _no_attribute_reference(loader, suffix, node):
+    """The constructor of `!apply:` in a yaml that is data: hyperpyyaml makes `!ref <key.name>`
+    an `!apply:getattr` of the object built for `key`, which reaches any method of it (a
+    Pretrainer's `collect_in.unlink` deleted a file), so it is refused (an `!apply:` written
+    in the yaml is refused before loading: `check_inference_yaml`)."""
+    raise ValueError(
+        f"A reference <key.attribute> (hyperpyyaml's !apply:{suffix}) reads an attribute of an object "
+        "the yaml builds, which can reach code (a method that deletes or writes a file); a yaml "
+        "that is data may only refer to keys (<key>, <key[sub]>)."
+    )
+
+
+class _Loader(ruamel.yaml.Loader):
+    """hyperpyyaml's loader, with `!tuple` values read as plain yaml (`_plain_tuple`)."""
+
+    @classmethod
+    def add_constructor(cls, tag, constructor):
+        super().add_constructor(tag, _plain_tuple if tag == "!tuple" else constructor)
+
+
+class _DataLoader(_Loader):
+    """`_Loader` for a yaml that is data (a downloaded inference folder): no `!apply:` either."""
+
+    @classmethod
+    def add_multi_constructor(cls, tag_prefix, multi_constructor):
+        super().add_multi_constructor(
+            tag_prefix, _no_attribute_reference if tag_prefix == "!apply:" else multi_constructor
+        )
+
+
+def load_yaml(stream, overrides=None, data=False):
     """`load_hyperpyyaml`, without the SyntaxWarning its arithmetic parse prints for some paths.
 
     hyperpyyaml tries every string made with `!ref` as an arithmetic expression, so an output
     folder such as `results/seed-0in` (a number, then a keyword) prints "SyntaxWarning:
     invalid decimal literal", naming no file of the user's; the value itself is right (the
-    string is kept).
+    string is kept). A tuple value `(a, b)` holds plain yaml values only (`_plain_tuple`);
+    with `data` (a yaml checked by `check_inference_yaml`, not trusted), `!ref <key.attribute>`
+    is refused too (`_no_attribute_reference`).
 
     >>> load_yaml("out: runs/seed-0in\\nsave: !ref <out>/save\\n")["save"]
     'runs/seed-0in/save'
+    >>> load_yaml("size: (2, 3)\\n")["size"]
+    (2, 3)
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="invalid decimal literal", category=SyntaxWarning)
-        return load_hyperpyyaml(stream, overrides)
+        return load_hyperpyyaml(stream, overrides, loader=_DataLoader if data else _Loader)
 
 
 #: hyperpyyaml's KeyError for an override that names no key of the yaml: the key, then the keys there.

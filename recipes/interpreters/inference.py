@@ -50,6 +50,7 @@ from pathlib import Path
 
 import torch
 import torchaudio
+import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -69,10 +70,10 @@ from data_prep.audio import (
 )
 from data_prep.esc50_prepare import LABEL_ENCODER_FILE
 from data_prep.files import write_atomic, write_text
-from recipes.core.brains import build_brain
+from recipes.core.brains import build_brain, load_state_dict_strict
 from recipes.core.pipeline import CLASSIFIER_SIZE_KEYS
 from recipes.core.startup import load_yaml, top_level_scalars
-from recipes.interpreters.base import interpreter_file
+from recipes.interpreters.base import InterpreterBrain, interpreter_file
 
 logger = get_logger(__name__)
 
@@ -493,6 +494,15 @@ TRUSTED_LIBRARY_MODULES = (
 #: calls a checkpoint's hook as hook(module, path), so another function (`torch.save`, a writer
 #: of this project) could write over the file a path links to.
 TRUSTED_FUNCTIONS = ("recipes.core.brains.load_state_dict_strict",)
+#: The classes of those modules an inference yaml may build that are no torch Module (layers,
+#: features, models): the label encoder and the Pretrainer. Any other class there may do what
+#: loading a folder must not (a writer of files, a Brain that downloads WHAM! noise into a
+#: folder of the yaml's), and the interpreter Brain is only named, without arguments.
+TRUSTED_CLASSES = ("speechbrain.dataio.encoder.CategoricalEncoder", "speechbrain.utils.parameter_transfer.Pretrainer")
+#: A reference `<key.attribute>`: hyperpyyaml reads it as `!apply:getattr` of what `key` builds.
+_ATTRIBUTE_REFERENCE = re.compile(r"<[^<>]*\.[^<>]*>")
+#: A value hyperpyyaml reads as a tuple (its items with PyYAML's Loader, yaml tags and all).
+_TUPLE_VALUE = re.compile(r"^\(.*\)$")
 #: hyperpyyaml's tags that build nothing by themselves.
 PLAIN_TAGS = ("!ref", "!copy", "!tuple", "!PLACEHOLDER")
 #: The yaml types a node may have without a `!` tag; `!!python/object/apply:...` and the like
@@ -553,7 +563,15 @@ def _settings_of(text):
                 brain_class = None
         keys += [key for key in getattr(brain_class, "inference_keys", ()) if key not in keys]
     scalars = top_level_scalars(io.StringIO(text))
-    return {key: scalars[key] for key in keys if key in scalars}
+    settings = {key: scalars[key] for key in keys if key in scalars}
+    for key, value in settings.items():  # eval.py passes them on as --key=value overrides
+        if isinstance(value, str) and re.search(r"<[^<>]*>", value):
+            raise UntrustedYamlError(
+                f"The trained setting {key}: {value} holds a reference (<...>), which the recipe's "
+                "yaml would resolve among its own objects (<key.attribute> reads an attribute of "
+                "one): a trained setting is a plain value. Export the training run again."
+            )
+    return settings
 
 
 def trained_settings(path):
@@ -656,17 +674,43 @@ def _trusted_object(target):
         return None
 
 
-def _trusted_target(target, kind):
+def _trusted_target(target, kind, has_args=False):
     """Whether `!<kind>:target` builds only a class defined in TRUSTED_MODULES or
     TRUSTED_LIBRARY_MODULES or, for `!name:`, names one of TRUSTED_FUNCTIONS. The class's own
     module counts, not the path: a class a trusted module imports from elsewhere
-    (`recipes.core.run_guard.<something imported>`) is not trusted by being reachable there."""
+    (`recipes.core.run_guard.<something imported>`) is not trusted by being reachable there.
+    The class is a torch Module (not a `Pretrained` interface, which builds a Brain of its
+    arguments), one of TRUSTED_CLASSES, or an interpreter Brain given no arguments (`has_args`:
+    the node holds some)."""
     found = _trusted_object(target)
     if found is None:
         return False
     if inspect.isfunction(found) and kind == "name":
         return f"{found.__module__}.{found.__qualname__}" in TRUSTED_FUNCTIONS
-    return inspect.isclass(found) and _within(found.__module__, TRUSTED_MODULES + TRUSTED_LIBRARY_MODULES)
+    if not inspect.isclass(found) or not _within(found.__module__, TRUSTED_MODULES + TRUSTED_LIBRARY_MODULES):
+        return False
+    if issubclass(found, torch.nn.Module):
+        return not issubclass(found, Pretrained)
+    if issubclass(found, InterpreterBrain):
+        return not has_args
+    return f"{found.__module__}.{found.__qualname__}" in TRUSTED_CLASSES
+
+
+def _tuple_tag(text):
+    """The first yaml tag (not a plain type) in the items of a `(a, b)` value, or None."""
+    try:
+        nodes = [pyyaml.compose("[" + text[1:-1] + "]", Loader=pyyaml.SafeLoader)]
+    except pyyaml.YAMLError:
+        return None  # no list: hyperpyyaml cannot read it as a tuple either
+    while nodes:
+        node = nodes.pop()
+        if node is None:
+            continue
+        if node.tag not in CORE_TAGS:
+            return node.tag
+        if isinstance(node.value, list):
+            nodes.extend(item for pair in node.value for item in (pair if isinstance(pair, tuple) else (pair,)))
+    return None
 
 
 def check_inference_yaml(text, where, trust_code=False):
@@ -722,6 +766,22 @@ def check_inference_yaml(text, where, trust_code=False):
     while stack:
         node = stack.pop()
         tag = node.tag if isinstance(node.tag, str) else node.tag.value
+        if isinstance(node.value, str) and _ATTRIBUTE_REFERENCE.search(node.value):
+            raise UntrustedYamlError(
+                f"{where} line {node.start_mark.line + 1} has "
+                f"`{_ATTRIBUTE_REFERENCE.search(node.value).group(0)}`: a reference to an attribute "
+                "of a built object (hyperpyyaml reads it as !apply:getattr), which can reach code "
+                "(a method that deletes or writes a file), so nothing of it was run. An inference "
+                "folder refers to keys only. If you trust where the folder comes from, pass "
+                "trust_code=True (audio-interpret --trust_code)."
+            )
+        if isinstance(node.value, str) and _TUPLE_VALUE.match(node.value) and _tuple_tag(node.value):
+            raise UntrustedYamlError(
+                f"{where} line {node.start_mark.line + 1} has a tuple holding the yaml tag "
+                f"`{_tuple_tag(node.value)}` (hyperpyyaml reads a tuple's items with PyYAML's Loader, "
+                "which builds code), so nothing of it was run: a tuple holds plain values. If you "
+                "trust where the folder comes from, pass trust_code=True (audio-interpret --trust_code)."
+            )
         if tag and not tag.startswith("!") and tag not in CORE_TAGS:
             raise UntrustedYamlError(
                 f"{where} line {node.start_mark.line + 1} has the yaml tag `{tag}`: an inference "
@@ -737,11 +797,14 @@ def check_inference_yaml(text, where, trust_code=False):
                     f"{target.split('.')[0]}: the yaml is truncated or was edited. Export the training "
                     "run again (recipes/train_*.py), or copy its whole inference folder again."
                 )
-            if kind not in ("new", "name") or not _trusted_target(target, kind):
+            has_args = isinstance(node.value, list) and bool(node.value)
+            if kind not in ("new", "name") or not _trusted_target(target, kind, has_args):
                 raise UntrustedYamlError(
                     f"{where} line {node.start_mark.line + 1} has `{tag}`: an inference folder "
                     f"may only build classes of {', '.join(TRUSTED_MODULES)} and of torch's and "
-                    "SpeechBrain's layers and features (what the export writes), so nothing of it was run. If you trust where the folder comes "
+                    "SpeechBrain's layers and features (what the export writes: torch Modules, the label "
+                    "encoder, the Pretrainer, the interpreter class without arguments), so nothing of it "
+                    "was run. If you trust where the folder comes "
                     "from, pass trust_code=True (audio-interpret --trust_code)."
                 )
         if isinstance(node.value, list):
@@ -958,7 +1021,7 @@ class AudioInterpreter(Pretrained):
                 said = ", ".join(f"{key}" + (f" (did you mean {near[key][0]}?)" if near[key] else "") for key in unknown)
                 raise ValueError(f"overrides {said}: {yaml_path} has no such key{hint}.")
         try:
-            hparams = load_yaml(text, {"pretrained_path": source, **given})
+            hparams = load_yaml(text, {"pretrained_path": source, **given}, data=not trust_code)
         except (KeyError, AttributeError, ImportError, TypeError, ValueError, YAMLError) as error:
             raise ValueError(
                 f"{yaml_path} is not a complete inference yaml ({type(error).__name__}: {error}): "
@@ -972,6 +1035,7 @@ class AudioInterpreter(Pretrained):
                 "export the training run again."
             )
         hparams["savedir"] = savedir
+        _check_loaded(hparams, given, source, str(yaml_path))
         pretrainer = hparams["pretrainer"]
         unchecked = [name for name in pretrainer.paths if name != "label_encoder" and name not in pretrainer.custom_hooks]
         if unchecked:  # the export loads every checkpoint strictly: a yaml cut short does not
@@ -1208,6 +1272,50 @@ class AudioInterpreter(Pretrained):
     def forward(self, wavs, wav_lens=None):
         """`interpret_batch(wavs, wav_lens)`."""
         return self.interpret_batch(wavs, wav_lens)
+
+
+def _check_loaded(hparams, given, source, where):
+    """What the loaded yaml would do besides loading its folder, refused before it is done: a
+    setting of FIXED (or the class's `inference_fixed`) the yaml changes (`add_wham_noise`
+    downloads WHAM! noise into the yaml's `wham_folder`, `use_tensorboard` writes logs, ...), a
+    file read from outside the folder (`<pretrained_path>/../x`, an absolute path), a
+    checkpoint loaded without `load_state_dict_strict` (SpeechBrain's default hook: torch.load
+    without weights_only) or a Pretrainer `conditions` (a checkpoint left unloaded)."""
+    brain_class = hparams.get("interpreter_class")
+    fixed = {**FIXED, **(inference_spec(brain_class)["fixed"] if inspect.isclass(brain_class) else {})}
+    for key, value in fixed.items():
+        if key in hparams and key not in given and not same_setting(hparams[key], value):
+            raise UntrustedYamlError(
+                f"{where} sets {key}: {hparams[key]!r}, which an inference folder loads as {value} "
+                "(it would make the Brain read or write files the yaml names): nothing of it was run. "
+                "Export the training run again, or set it in `overrides` if you mean it."
+            )
+    pretrainer = hparams["pretrainer"]
+    if getattr(pretrainer, "conditions", None):
+        raise UntrustedYamlError(
+            f"{where}: its Pretrainer has conditions ({', '.join(pretrainer.conditions)}), which would "
+            "leave checkpoints unloaded (or call what the yaml gives): an export writes none. Export the "
+            "training run again."
+        )
+    for name, path in pretrainer.paths.items():
+        if os.path.dirname(str(path)) != str(source) or os.path.basename(str(path)) in ("", ".", ".."):
+            raise UntrustedYamlError(
+                f"{where} reads {name} from {path}, outside the folder it is loaded from ({source}): "
+                "an inference folder's files are its own (<pretrained_path>/FILE), so nothing was read."
+            )
+    for name, loadable in pretrainer.loadables.items():
+        hook = pretrainer.custom_hooks.get(name)
+        if name == "label_encoder" and hook is None:
+            ok = loadable is hparams["label_encoder"]
+        else:
+            ok = getattr(hook, "func", hook) is load_state_dict_strict
+        if not ok:
+            raise UntrustedYamlError(
+                f"{where} loads {name} otherwise than an export does (each checkpoint with "
+                "recipes.core.brains.load_state_dict_strict, the label_encoder into the yaml's "
+                "label_encoder): SpeechBrain's default hooks read a checkpoint without "
+                "weights_only=True. Export the training run again."
+            )
 
 
 def _overridden(run_opts):

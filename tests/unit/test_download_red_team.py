@@ -1,0 +1,170 @@
+"""A downloaded inference folder is data: ways its yaml ran code or touched files outside itself
+when loaded with `AudioInterpreter.from_hparams`, each refused with a message naming it.
+
+Each folder here is the smallest one `from_hparams` reads (a Linear psi, a label encoder); what
+an attack would do (a file deleted, a command run, a folder made) is checked not to have happened.
+"""
+
+import pytest
+import torch
+from speechbrain.dataio.encoder import CategoricalEncoder
+
+from recipes.core.startup import load_yaml
+from recipes.interpreters.inference import (
+    AudioInterpreter,
+    UntrustedYamlError,
+    check_inference_yaml,
+)
+
+HEAD = """pretrained_path: !PLACEHOLDER
+sample_rate: 16000
+signal_length_s: 1.0
+use_pretrained: false
+add_wham_noise: false
+use_tensorboard: false
+psi: !new:torch.nn.Linear [2, 3]
+interpreter_class: !name:recipes.interpreters.piq.PIQ
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+"""
+PRETRAINER = """pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        psi: !ref <psi>
+        label_encoder: !ref <label_encoder>
+    paths:
+        psi: !ref <pretrained_path>/psi_model.ckpt
+        label_encoder: !ref <pretrained_path>/label_encoder.txt
+    custom_hooks:
+        psi: !name:recipes.core.brains.load_state_dict_strict
+            what: PIQ psi
+"""
+
+
+def _folder(tmp_path, extra="", pretrainer=PRETRAINER, head=HEAD):
+    folder = tmp_path / "downloaded"
+    folder.mkdir()
+    (folder / "hyperparams.yaml").write_text(head + extra + pretrainer, encoding="utf-8")
+    torch.save(torch.nn.Linear(2, 3).state_dict(), folder / "psi_model.ckpt")
+    encoder = CategoricalEncoder()
+    encoder.update_from_iterable(["a", "b", "c"])
+    encoder.save(folder / "label_encoder.txt")
+    return folder
+
+
+def test_a_tuple_holding_a_python_tag_is_refused_and_runs_nothing(tmp_path):
+    """hyperpyyaml reads a `(a, b)` value's items with PyYAML's full Loader: this ran `touch`."""
+    marker = tmp_path / "ran"
+    folder = _folder(tmp_path, f"evil: (1, !!python/object/apply:os.system [touch {marker}])\n")
+    with pytest.raises(UntrustedYamlError, match="tuple holding the yaml tag `tag:yaml.org,2002:python/object/apply"):
+        AudioInterpreter.from_hparams(source=folder)
+    assert not marker.exists()
+
+
+def test_a_tuple_made_by_a_reference_is_read_as_plain_values(tmp_path):
+    """The same tuple put together by `!ref` from harmless-looking strings (the check sees no tag)."""
+    marker = tmp_path / "ran"
+    extra = f"p1: '!'\np2: '!python/object/apply:os.system [touch {marker}]'\nevil: !ref (1, <p1><p2>)\n"
+    with pytest.raises(ValueError, match="is not a list of plain yaml values"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, extra))
+    assert not marker.exists()
+    assert load_yaml("size: (2, 3.5, x)\n")["size"] == (2, 3.5, "x")  # plain tuples still read
+
+
+def test_an_attribute_reference_is_refused_and_deletes_nothing(tmp_path):
+    """`!ref <key.name>` is hyperpyyaml's `!apply:getattr`: a Pretrainer's `collect_in.unlink`,
+    given as a condition, deleted a file of the user's."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("mine\n")
+    extra = (
+        f"holder: !new:speechbrain.utils.parameter_transfer.Pretrainer\n    collect_in: {victim}\n"
+        "victim: !ref <holder.collect_in>\nkill: !ref <victim.unlink>\n"
+    )
+    pretrainer = PRETRAINER.replace("    custom_hooks:", "    conditions:\n        psi: !ref <kill>\n    custom_hooks:")
+    with pytest.raises(UntrustedYamlError, match=r"has `<\w+\.\w+>`: a reference to an attribute"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, extra, pretrainer))
+    assert victim.read_text() == "mine\n"
+
+
+def test_an_attribute_reference_put_together_from_pieces_is_refused(tmp_path):
+    """`<p><q>` gives `<holder.collect_in>`, which hyperpyyaml resolves again (the check sees none)."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("mine\n")
+    extra = (
+        f"holder: !new:speechbrain.utils.parameter_transfer.Pretrainer\n    collect_in: {victim}\n"
+        "p: '<holder'\nq: '.collect_in>'\nvictim: !ref <p><q>\nr: '.unlink>'\nv: '<victim'\nkill: !ref <v><r>\n"
+    )
+    pretrainer = PRETRAINER.replace("    custom_hooks:", "    conditions:\n        psi: !ref <kill>\n    custom_hooks:")
+    with pytest.raises(ValueError, match=r"A reference <key.attribute> \(hyperpyyaml's !apply:getattr\)"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, extra, pretrainer))
+    assert victim.read_text() == "mine\n"
+
+
+def test_a_project_class_that_writes_files_is_refused(tmp_path):
+    """`WavStream(path)` (recipes.reporting.figures) makes the folders of `path` and a file there."""
+    outside = tmp_path / "outside"
+    extra = f"evil: !new:recipes.reporting.figures.WavStream\n    path: {outside}/made/x.wav\n    sample_rate: 1\n"
+    with pytest.raises(UntrustedYamlError, match="has `!new:recipes.reporting.figures.WavStream`: .*may only build"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, extra))
+    assert not outside.exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a: !new:recipes.interpreters.piq.PIQ\n    hparams: {add_wham_noise: true}",  # a Brain of the yaml's settings
+        "a: !name:recipes.interpreters.piq.PIQ\n    hparams: {add_wham_noise: true}",  # its partial, called as a hook
+        "a: !new:recipes.interpreters.inference.AudioInterpreter\n    hparams: {}",  # a Module that builds a Brain
+    ],
+)
+def test_a_brain_given_arguments_is_refused(line):
+    with pytest.raises(UntrustedYamlError, match="may only build classes"):
+        check_inference_yaml(f"{line}\n", "x.yaml")
+    assert check_inference_yaml("a: !name:recipes.interpreters.piq.PIQ\n", "x.yaml")  # as exports write it
+
+
+def test_a_setting_fixed_for_inference_is_refused(tmp_path):
+    """`add_wham_noise: true` made the Brain download WHAM! noise into the yaml's `wham_folder`."""
+    outside = tmp_path / "outside"
+    head = HEAD.replace("add_wham_noise: false", f"add_wham_noise: true\nwham_folder: {outside}")
+    with pytest.raises(UntrustedYamlError, match="sets add_wham_noise: True, which an inference folder loads as False"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, head=head))
+    assert not outside.exists()
+
+
+def test_a_checkpoint_outside_the_folder_is_refused(tmp_path):
+    pretrainer = PRETRAINER.replace("<pretrained_path>/psi_model.ckpt", "<pretrained_path>/../elsewhere/psi_model.ckpt")
+    with pytest.raises(UntrustedYamlError, match="reads psi from .*elsewhere/psi_model.ckpt, outside the folder"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, pretrainer=pretrainer))
+
+
+def test_a_checkpoint_loaded_by_speechbrains_default_hook_is_refused(tmp_path):
+    """A Module in the label encoder's place is loaded by torch.load without weights_only=True."""
+    pretrainer = PRETRAINER.replace("label_encoder: !ref <label_encoder>", "label_encoder: !ref <psi>")
+    with pytest.raises(UntrustedYamlError, match="loads label_encoder otherwise than an export does"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, pretrainer=pretrainer))
+
+
+def test_pretrainer_conditions_are_refused(tmp_path):
+    """A condition leaves a checkpoint unloaded (random weights), or calls what the yaml gives."""
+    pretrainer = PRETRAINER.replace("    custom_hooks:", "    conditions:\n        psi: false\n    custom_hooks:")
+    with pytest.raises(UntrustedYamlError, match="Pretrainer has conditions"):
+        AudioInterpreter.from_hparams(source=_folder(tmp_path, pretrainer=pretrainer))
+
+
+def test_a_trained_setting_eval_passes_on_is_a_plain_value(tmp_path):
+    """eval.py gives the folder's trained settings to the recipe yaml as `--key=value`: a tuple
+    there ran its `!!python` tag (the recipe yaml is loaded as trusted), a `<key.attribute>`
+    would read an attribute of the recipe's objects."""
+    from recipes.interpreters.inference import trained_settings
+
+    marker = tmp_path / "ran"
+    folder = tmp_path / "run"
+    (folder / "inference").mkdir(parents=True)
+    yaml_path = folder / "inference" / "hyperparams.yaml"
+    yaml_path.write_text(f"n_fft: (1, !!python/object/apply:os.system [touch {marker}])\n", encoding="utf-8")
+    value = f"(1, !!python/object/apply:os.system [touch {marker}])"  # as trained_settings reads it
+    with pytest.raises(ValueError, match="is not a list of plain yaml values"):
+        load_yaml("n_fft: 512\nx: !ref <n_fft>\n", f"n_fft: {value}")
+    assert not marker.exists()
+    yaml_path.write_text("n_fft: <checkpointer.checkpoints_dir>\n", encoding="utf-8")
+    with pytest.raises(UntrustedYamlError, match="The trained setting n_fft: <checkpointer.checkpoints_dir> holds a reference"):
+        trained_settings(folder)
