@@ -280,11 +280,13 @@ class NoisePosition:
 class ClassifierBrain(sb.Brain):
     """Trains embedding model + head on the classes of the data."""
 
+    #: `NoisePosition` of `add_background` when training with a checkpointer on sources.
+    noise_position = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.wham_mixer = WhamMixer.from_hparams(self.hparams)  # None without WHAM! noise
         self.calibration_loader = None  # training batches for `recalibrate_batchnorm`
-        self.noise_position = None
         if getattr(self.hparams, "train_on_sources", False) and self.checkpointer is not None:
             self.noise_position = NoisePosition(self.hparams.add_background)
             # optional: a checkpoint from before it still resumes

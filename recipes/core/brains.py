@@ -69,8 +69,9 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
         )
         # registered after the check, and optional: a checkpoint written before it existed
         # still resumes (SpeechBrain warns that it lacks random_state.ckpt)
-        if RANDOM_STATE_RECOVERABLE not in hparams["checkpointer"].recoverables:
-            hparams["checkpointer"].add_recoverable(RANDOM_STATE_RECOVERABLE, RandomState(), optional_load=True)
+        checkpointer = hparams["checkpointer"]
+        if checkpointer is not None and RANDOM_STATE_RECOVERABLE not in checkpointer.recoverables:
+            checkpointer.add_recoverable(RANDOM_STATE_RECOVERABLE, RandomState(), optional_load=True)
     return brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"] if train else None,
