@@ -54,6 +54,7 @@ import os
 import soundfile as sf
 import speechbrain as sb
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
@@ -61,7 +62,7 @@ from data_prep import synthetic_prepare
 from data_prep.audio import load_clip, peak_normalise
 from data_prep.files import write_atomic, write_json, write_text
 from data_prep.wham_prepare import WhamMixer
-from recipes.core.brains import build_brain, load_pretrained_backbone
+from recipes.core.brains import RandomState, build_brain, load_pretrained_backbone
 from recipes.core.pipeline import class_probabilities, classify, spectrogram
 from recipes.core.startup import prepare_run
 from recipes.reporting.figures import plot_confusion_matrix
@@ -227,13 +228,69 @@ def prepare_source_augmentation(hparams, train_set):
     return path
 
 
+@register_checkpoint_hooks
+class NoisePosition:
+    """Where `add_background` (SpeechBrain's AddNoise) is in its list of backgrounds, as a
+    checkpoint recoverable.
+
+    AddNoise draws its backgrounds from a loader it makes at its first call and walks
+    across the epochs (the same order each pass, from a fixed seed): a run resumed from a
+    checkpoint started that walk again from the first background, while the uninterrupted
+    run went on where it was. Saved: the loader's batch size and the batches drawn in its
+    current pass; loaded, `restore` makes the loader and draws as many before the first
+    training batch. (The random draws, SNRs and gains, come back with
+    `recipes.core.brains.RandomState`.)
+    """
+
+    def __init__(self, add_noise):
+        self.add_noise = add_noise
+        self.pending = None  # (batch_size, drawn) read from a checkpoint, not yet restored
+
+    @mark_as_saver
+    def save(self, path):
+        loader, drawn = getattr(self.add_noise, "data_loader", None), getattr(self.add_noise, "noise_data", None)
+        position = [] if loader is None or drawn is None else [loader.batch_size, drawn._num_yielded]
+        torch.save(position, path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch=True):
+        position = torch.load(path, map_location="cpu", weights_only=True)
+        self.pending = tuple(position) if position else None
+
+    def restore(self, waveforms):
+        """Before AddNoise's first call in this process: its loader, `pending`'s batches
+        drawn. `waveforms` (B, T) gives the device and length of the call that makes it."""
+        if self.pending is None or hasattr(self.add_noise, "data_loader"):
+            self.pending = None
+            return
+        batch_size, drawn = self.pending
+        self.pending = None
+        # AddNoise's call draws an SNR and a crop, and every new pass over its loader a seed
+        # (torch's DataLoader): the generators are given back as the checkpoint left them
+        generators = RandomState.current()
+        silence = waveforms.new_zeros(batch_size, waveforms.shape[1])
+        self.add_noise(silence, torch.ones(batch_size, device=waveforms.device))  # makes the loader
+        self.add_noise.noise_data = iter(self.add_noise.data_loader)
+        for _ in range(drawn):
+            next(self.add_noise.noise_data)
+        RandomState.restore(generators)
+        logger.info("Resumed the background noise list after its %d first batches", drawn)
+
+
 class ClassifierBrain(sb.Brain):
     """Trains embedding model + head on the classes of the data."""
+
+    #: `NoisePosition` of `add_background` when training with a checkpointer on sources.
+    noise_position = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.wham_mixer = WhamMixer.from_hparams(self.hparams)  # None without WHAM! noise
         self.calibration_loader = None  # training batches for `recalibrate_batchnorm`
+        if getattr(self.hparams, "train_on_sources", False) and self.checkpointer is not None:
+            self.noise_position = NoisePosition(self.hparams.add_background)
+            # optional: a checkpoint from before it still resumes
+            self.checkpointer.add_recoverable("noise_position", self.noise_position, optional_load=True)
 
     def training_waveforms(self, batch):
         """The training batch's waveforms (B', T), augmented as the yaml asks.
@@ -247,6 +304,8 @@ class ClassifierBrain(sb.Brain):
             wavs = self.wham_mixer(wavs)
         if self.hparams.train_on_sources:
             targets, target_lens = batch.target_sig  # (B, T)
+            if self.noise_position is not None:
+                self.noise_position.restore(targets)  # a resumed run: where AddNoise was
             with_background = self.hparams.add_background(targets, target_lens)  # (B, T)
             # RandAmp divides by the peak itself: 0 / 0 on a silent pair, hence nan_to_num
             with_background = self.hparams.source_gain(peak_normalise(with_background)).nan_to_num(0.0)

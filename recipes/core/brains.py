@@ -3,7 +3,9 @@
 - `build_brain`: the one place a recipe's Brain is made from its loaded yaml
   (modules, optimiser and checkpointer for training; none of those for
   evaluation). For training it refuses fewer than 1 epoch and moves aside the
-  checkpoints a killed run left incomplete (`recipes.core.run_guard`).
+  checkpoints a killed run left incomplete (`recipes.core.run_guard`), and
+  checkpoints the random generators (`RandomState`) so that a resumed run draws
+  what the uninterrupted one would have drawn.
 - `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
 - `check_device`: a `--device` torch does not know, or a GPU this machine
   does not have, refused before any set-up.
@@ -17,9 +19,12 @@ Authors
 
 import os
 import pickle
+import random
 import zipfile
 
+import numpy as np
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.logger import get_logger
@@ -27,6 +32,9 @@ from speechbrain.utils.logger import get_logger
 from recipes.core.run_guard import TRAINING_RECOVERABLES, quarantine_incomplete_checkpoints
 
 logger = get_logger(__name__)
+
+#: The checkpoint file (`random_state.ckpt`) of the random generators' states (`RandomState`).
+RANDOM_STATE_RECOVERABLE = "random_state"
 
 
 def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
@@ -59,6 +67,11 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
             quarantine_incomplete_checkpoints,
             args=[hparams["checkpointer"], TRAINING_RECOVERABLES],
         )
+        # registered after the check, and optional: a checkpoint written before it existed
+        # still resumes (SpeechBrain warns that it lacks random_state.ckpt)
+        checkpointer = hparams["checkpointer"]
+        if checkpointer is not None and RANDOM_STATE_RECOVERABLE not in checkpointer.recoverables:
+            checkpointer.add_recoverable(RANDOM_STATE_RECOVERABLE, RandomState(), optional_load=True)
     return brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"] if train else None,
@@ -67,6 +80,64 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
         checkpointer=hparams["checkpointer"] if train else None,
         **kwargs,
     )
+
+
+@register_checkpoint_hooks
+class RandomState:
+    """The global random generators (torch CPU and CUDA, numpy, Python's `random`) as a
+    checkpoint recoverable.
+
+    SpeechBrain checkpoints the epoch counter, the optimiser and the sampler's epoch, not the
+    generators: a run resumed from epoch n drew its augmentation (AddNoise's SNRs, RandAmp's
+    gains, SpectrogramDrop's bands, WHAM! crops) from the generators as seeded at start-up,
+    not as the uninterrupted run had left them after epoch n. Loaded with the checkpoint, they
+    are. Under torchrun every process starts from the same seed (`seed_everything`) and the
+    main process's states are the ones saved.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> state = RandomState()
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "random_state.ckpt")
+    ...     state.save(path)
+    ...     drawn = (torch.rand(2), np.random.rand(), random.random())
+    ...     state.load(path)
+    ...     again = (torch.rand(2), np.random.rand(), random.random())
+    >>> torch.equal(drawn[0], again[0]), drawn[1:] == again[1:]
+    (True, True)
+    """
+
+    @staticmethod
+    def current():
+        """The generators' states now: a dict of tensors, numbers and lists (weights_only loads it)."""
+        version, mt_state, gauss = random.getstate()
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python": [version, list(mt_state), gauss],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        }
+
+    @staticmethod
+    def restore(state):
+        """Sets the generators to `state` (from `current`)."""
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        version, mt_state, gauss = state["python"]
+        random.setstate((version, tuple(mt_state), gauss))
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+    @mark_as_saver
+    def save(self, path):
+        torch.save(self.current(), path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch=True):
+        self.restore(torch.load(path, map_location="cpu", weights_only=True))
 
 
 def check_device(device, flag="--device"):
