@@ -500,7 +500,7 @@ TRUSTED_FUNCTIONS = ("recipes.core.brains.load_state_dict_strict",)
 #: folder of the yaml's), and the interpreter Brain is only named, without arguments.
 TRUSTED_CLASSES = ("speechbrain.dataio.encoder.CategoricalEncoder", "speechbrain.utils.parameter_transfer.Pretrainer")
 #: A reference `<key.attribute>`: hyperpyyaml reads it as `!apply:getattr` of what `key` builds.
-_ATTRIBUTE_REFERENCE = re.compile(r"<[^<>]*\.[^<>]*>")
+_ATTRIBUTE_REFERENCE = re.compile(r"<[\w\[\]]+\.\w[\w.]*>")
 #: A value hyperpyyaml reads as a tuple (its items with PyYAML's Loader, yaml tags and all).
 _TUPLE_VALUE = re.compile(r"^\(.*\)$")
 #: hyperpyyaml's tags that build nothing by themselves.
@@ -680,8 +680,8 @@ def _trusted_target(target, kind, has_args=False):
     module counts, not the path: a class a trusted module imports from elsewhere
     (`recipes.core.run_guard.<something imported>`) is not trusted by being reachable there.
     The class is a torch Module (not a `Pretrained` interface, which builds a Brain of its
-    arguments), one of TRUSTED_CLASSES, or an interpreter Brain given no arguments (`has_args`:
-    the node holds some)."""
+    arguments), one of TRUSTED_CLASSES, or an interpreter Brain named (`!name:`) with nothing
+    after it (`has_args`: the node holds a value, even `{}` or `[]`)."""
     found = _trusted_object(target)
     if found is None:
         return False
@@ -691,8 +691,8 @@ def _trusted_target(target, kind, has_args=False):
         return False
     if issubclass(found, torch.nn.Module):
         return not issubclass(found, Pretrained)
-    if issubclass(found, InterpreterBrain):
-        return not has_args
+    if issubclass(found, InterpreterBrain):  # only named (`!name:`), nothing given to it
+        return kind == "name" and not has_args
     return f"{found.__module__}.{found.__qualname__}" in TRUSTED_CLASSES
 
 
@@ -797,7 +797,7 @@ def check_inference_yaml(text, where, trust_code=False):
                     f"{target.split('.')[0]}: the yaml is truncated or was edited. Export the training "
                     "run again (recipes/train_*.py), or copy its whole inference folder again."
                 )
-            has_args = isinstance(node.value, list) and bool(node.value)
+            has_args = not (isinstance(node.value, str) and node.value == "")  # `{}` / `[]` count too
             if kind not in ("new", "name") or not _trusted_target(target, kind, has_args):
                 raise UntrustedYamlError(
                     f"{where} line {node.start_mark.line + 1} has `{tag}`: an inference folder "
@@ -1035,7 +1035,8 @@ class AudioInterpreter(Pretrained):
                 "export the training run again."
             )
         hparams["savedir"] = savedir
-        _check_loaded(hparams, given, source, str(yaml_path))
+        if not trust_code:  # a folder trusted builds whatever it names, reads what it says
+            _check_loaded(hparams, given, source, str(yaml_path))
         pretrainer = hparams["pretrainer"]
         unchecked = [name for name in pretrainer.paths if name != "label_encoder" and name not in pretrainer.custom_hooks]
         if unchecked:  # the export loads every checkpoint strictly: a yaml cut short does not
@@ -1079,8 +1080,8 @@ class AudioInterpreter(Pretrained):
 
     @staticmethod
     def _finite_samples(wavs, names, wav_lens=None):
-        """`wavs` (B, T) with NaN / infinite samples as 0, and a warning (logged) per clip that
-        had some, as a file's are read (`data_prep.audio`); a clip with no finite sample in
+        """`wavs` (B, T) with NaN / infinite samples as 0, and a warning per clip that had some
+        (`prepare_batch` logs it with the others), as a file's are read (`data_prep.audio`); a clip with no finite sample in
         its length is refused (NaN would otherwise peak-normalise it to silence, or an
         infinite sample make its probabilities and interpretation NaN)."""
         finite = torch.isfinite(wavs)
@@ -1100,7 +1101,6 @@ class AudioInterpreter(Pretrained):
                     "recording. Check how it was made, or leave it out of the batch."
                 )
             warnings.append(f"{names[i]}: {n_bad} of {n_values} sample values are NaN or infinite; they are read as 0.")
-            logger.warning(warnings[-1])
         return torch.nan_to_num(wavs, nan=0.0, posinf=0.0, neginf=0.0), warnings
 
     def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None, longer=None):

@@ -113,6 +113,9 @@ def test_a_project_class_that_writes_files_is_refused(tmp_path):
         "a: !new:recipes.interpreters.piq.PIQ\n    hparams: {add_wham_noise: true}",  # a Brain of the yaml's settings
         "a: !name:recipes.interpreters.piq.PIQ\n    hparams: {add_wham_noise: true}",  # its partial, called as a hook
         "a: !new:recipes.interpreters.inference.AudioInterpreter\n    hparams: {}",  # a Module that builds a Brain
+        "a: !new:recipes.interpreters.piq.PIQ",  # built, not named
+        "a: !name:recipes.interpreters.piq.PIQ {}",  # named, with an (empty) mapping of arguments
+        "a: !name:recipes.interpreters.piq.PIQ []",
     ],
 )
 def test_a_brain_given_arguments_is_refused(line):
@@ -130,10 +133,26 @@ def test_a_setting_fixed_for_inference_is_refused(tmp_path):
     assert not outside.exists()
 
 
-def test_a_checkpoint_outside_the_folder_is_refused(tmp_path):
+def test_a_checkpoint_outside_the_folder_is_refused_unless_the_folder_is_trusted(tmp_path):
+    """A folder trusted (`trust_code=True`) reads what it says: here a psi shared beside it."""
     pretrainer = PRETRAINER.replace("<pretrained_path>/psi_model.ckpt", "<pretrained_path>/../elsewhere/psi_model.ckpt")
+    folder = _folder(tmp_path, pretrainer=pretrainer)
     with pytest.raises(UntrustedYamlError, match="reads psi from .*elsewhere/psi_model.ckpt, outside the folder"):
-        AudioInterpreter.from_hparams(source=_folder(tmp_path, pretrainer=pretrainer))
+        AudioInterpreter.from_hparams(source=folder)
+    (tmp_path / "elsewhere").mkdir()
+    (folder / "psi_model.ckpt").rename(tmp_path / "elsewhere" / "psi_model.ckpt")
+    # past the folder's checks: the Pretrainer loads the shared file (this smallest yaml has no
+    # `modules` to build a Brain of, which a real export has)
+    with pytest.raises(KeyError, match="modules"):
+        AudioInterpreter.from_hparams(source=folder, trust_code=True)
+
+
+def test_a_string_in_angle_brackets_that_is_no_reference_is_kept():
+    """Only `<key.attribute>` (identifiers) is an attribute reference; a url in a comment-like
+    string is text."""
+    assert check_inference_yaml("note: 'trained at <https://example.org/run>'\n", "x.yaml")
+    with pytest.raises(UntrustedYamlError, match="`<pretrainer.collect_in>`"):
+        check_inference_yaml("a: !ref <pretrainer.collect_in>\n", "x.yaml")
 
 
 def test_a_checkpoint_loaded_by_speechbrains_default_hook_is_refused(tmp_path):
