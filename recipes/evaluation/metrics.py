@@ -33,7 +33,8 @@ and test_metrics.json). The cases:
 - `si_sdri` of a clip that already is its target up to scale (a silent
   background, or one proportional to the target: the clip's own SI-SDR reaches the
   clip at SI_SDR_CLIP_DB, so there is nothing to improve, and "improvement" would be
-  SI-SDR - 100 dB);
+  SI-SDR - 100 dB; a background nearly silent but not digitally so, dither at -90 dB,
+  still gives a defined and very negative SI-SDRi: read `per_clip.csv` for such clips);
 - `gt_recall` where the target-dominant region holds no energy of X (an empty
   region, or a silent clip), and `gt_precision` where neither the mask nor the
   region keeps any energy (a bin of X at the floor of silence, `SILENT_X`,

@@ -116,8 +116,8 @@ def _summary_html(evaluations):
     spread = reference_spread(evaluations)
     spread_html = (
         '<p class="meta">The reference rows show the first evaluation\'s values; on the same '
-        "classifier and clips the evaluations' own differ (the deletion / insertion curves rank "
-        "tied bins in a random order): "
+        "classifier and clips the evaluations' own differ (made by other code, or with another "
+        "batch size, which moves the curves' tie order): "
         + "; ".join(html.escape(line, quote=False) for line in spread)
         + ".</p>"
         if spread
