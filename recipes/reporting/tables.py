@@ -763,8 +763,9 @@ def sanity_markdown(result):
     methods = list(result["methods"])
     failed = set(result["failed"])
     threshold = result["max_similarity"]
+    named = {m: METHOD_LABELS.get(m, m) for m in methods}  # as the report and the tables name them
     header = ["randomised down to", "class kept"] + [
-        _cell(f"{m} (FAILED)" if m in failed else m) for m in methods
+        _cell(f"{named[m]} (FAILED)" if m in failed else named[m]) for m in methods
     ]
     lines = [
         "## Sanity check: model randomisation",
@@ -788,7 +789,7 @@ def sanity_markdown(result):
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     if failed:
-        names = ", ".join(m for m in methods if m in failed)
+        names = ", ".join(named[m] for m in methods if m in failed)
         verb = "its mask" if len(failed) == 1 else "their masks"
         lines.append(f"**FAILED**: {names} ({verb} did not change).")
     else:

@@ -319,6 +319,10 @@ def test_sanity_markdown_rows_follow_the_steps():
         "| none (trained) | 1.00 | ρ 1.00 / SSIM 0.90 |",
         "| classifier | 0.50 | ρ 0.20 / SSIM 0.30 |",
     ]
+    # the methods named as in the report and the main table (was: the keys, 'saliency')
+    assert rows[0] == "| randomised down to | class kept | saliency (captum) |"
+    failed = tables.sanity_markdown({**result, "failed": ["saliency"]})
+    assert failed.splitlines()[-1] == "**FAILED**: saliency (captum) (its mask did not change)."
 
 
 # ------------------------------------------------------------------ scoring: evaluate's aggregation
