@@ -49,6 +49,7 @@ import argparse
 import copy
 import difflib
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -408,6 +409,52 @@ def eval_flags(eval_config, interpreter):
     return argv
 
 
+class _TaggedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that reads hyperpyyaml's tags (`!new:...`, `!ref`) as data."""
+
+
+def _tagged(loader, suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    return {"!" + suffix: value}
+
+
+_TaggedLoader.add_multi_constructor("!", _tagged)
+
+
+def input_digest(path):
+    r"""What a stage records of a file it reads: the SHA-256 of its bytes, or for a recipe yaml
+    of what it says (its parsed content, tags kept as data), so that an edited comment (the
+    yamls note their measured figures) does not stop a rerun, and an edited value does.
+    None when there is no such file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> a, b, c = (os.path.join(folder, name) for name in ("a.yaml", "b.yaml", "c.yaml"))
+    >>> _ = write_text("lr: 0.001  # measured: +3 dB\nw: !new:torch.nn.Linear [2, 3]\n", a)
+    >>> _ = write_text("# another comment\nlr: 0.001\nw: !new:torch.nn.Linear [2, 3]\n", b)
+    >>> _ = write_text("lr: 0.002\nw: !new:torch.nn.Linear [2, 3]\n", c)
+    >>> input_digest(a) == input_digest(b) != input_digest(c)
+    True
+    >>> import shutil; shutil.rmtree(folder)
+    """
+    if not str(path).endswith(".yaml") or not os.path.isfile(path):
+        return file_sha256(path)
+    try:
+        with open(path, encoding="utf-8") as fin:
+            content = yaml.load(fin, Loader=_TaggedLoader)
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return file_sha256(path)  # not yaml that this reads: its bytes, then
+    text = json.dumps(content, sort_keys=True, default=str)
+    return "yaml:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class Stage:
     """One step of the chain: its outputs, how to run it, and the record of its arguments.
 
@@ -483,7 +530,7 @@ class Stage:
                 "stages after it) to start it again, or rerun with what it started with to resume it."
             )
         for source, digest in (started.get("inputs") or {}).items():
-            if source in self.inputs and file_sha256(source) != digest:
+            if source in self.inputs and input_digest(source) != digest:
                 raise ValueError(
                     f"{self.folder} holds a run of the demo's {self.name} stage that stopped part-way, "
                     f"started from {source}, which changed or is gone since: its checkpoints were "
@@ -517,12 +564,12 @@ class Stage:
             with open(inputs_record, encoding="utf-8") as fin:
                 recorded = json.load(fin)
             for path in self.inputs:
-                now = file_sha256(path)
+                now = input_digest(path)
                 if path in recorded and recorded[path] != now:
                     if not now:
                         what = "which is gone (its stage will make a new one)"
                     elif path.endswith(".yaml"):  # the stage's recipe file
-                        what = "which was edited since (the stage ran with the file as it was)"
+                        what = "which was edited since (the stage ran with the file as it was; its comments do not count)"
                     else:
                         what = "which changed since (an earlier stage ran again)"
                     raise ValueError(
@@ -554,7 +601,7 @@ class Stage:
             logger.info("demo: %s is done (%s), reused.", self.name, self.folder)
             return None
         logger.info("demo: running %s -> %s", self.name, self.folder)
-        read = {path: file_sha256(path) for path in self.inputs}  # what it is about to read
+        read = {path: input_digest(path) for path in self.inputs}  # what it is about to read
         started = os.path.join(self.folder, STARTED_RECORD)
         if self.resumes:  # until its records are written (not in the data stage's dataset folder)
             write_json({"settings": self.settings, "inputs": read}, started)

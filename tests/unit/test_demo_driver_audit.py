@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from data_prep.files import file_sha256, write_json
+from data_prep.files import write_json
 from recipes import demo
 
 SMOKE = demo.load_config(smoke=True)
@@ -44,7 +44,7 @@ def _finish(stage, content="placeholder"):
         if not os.path.isfile(path):
             _write(path, content)
     write_json(stage.settings, os.path.join(stage.folder, demo.STAGE_RECORD))
-    write_json({path: file_sha256(path) for path in stage.inputs}, os.path.join(stage.folder, demo.INPUTS_RECORD))
+    write_json({path: demo.input_digest(path) for path in stage.inputs}, os.path.join(stage.folder, demo.INPUTS_RECORD))
 
 
 def _flags(argv):
@@ -581,7 +581,8 @@ def test_a_recipe_yaml_edited_since_its_stage_ran_is_named_not_reused(tmp_path):
     """Was: each stage recorded its arguments and the files of earlier stages, not its recipe's
     yaml, so a user who edited hparams/lmac.yaml (another loss weight) and ran the demo again got
     "lmac is done, reused" and the old interpreter's figures under the new file. Now each
-    training stage and its evaluations record the yaml's SHA-256 and a rerun names it."""
+    training stage and its evaluations record the digest of what the yaml says (its comments,
+    where the yamls note measured figures, left out) and a rerun names it."""
     config = copy.deepcopy(SMOKE)
     mine = {}
     for name in ("classifier", "lmac"):  # copies of the repository's files, edited below
@@ -592,14 +593,20 @@ def test_a_recipe_yaml_edited_since_its_stage_ran_is_named_not_reused(tmp_path):
     for stage in stages:
         _finish(stage)
     assert demo.reusable_stages(stages) == set(ALL12)
-    mine["lmac"].write_text(mine["lmac"].read_text() + "\n# reg_w_l1 changed\n")
+    mine["lmac"].write_text("# a figure measured since, noted\n" + mine["lmac"].read_text() + "\n# more notes\n")
+    assert demo.reusable_stages(stages) == set(ALL12)  # comments: the same recipe
+    text = mine["lmac"].read_text()
+    assert "\nreg_w_l1: 6.4" in text
+    mine["lmac"].write_text(text.replace("\nreg_w_l1: 6.4", "\nreg_w_l1: 12.8"))
     with pytest.raises(ValueError, match=r"^3 folders of the demo cannot be reused") as refused:
         demo.reusable_stages(stages)
     lmac = next(stage for stage in stages if stage.name == "lmac")
-    assert f"{lmac.folder} read {mine['lmac']}, which was edited since (the stage ran with the file as it was)" in str(
+    assert f"{lmac.folder} read {mine['lmac']}, which was edited since (the stage ran with the file as it was; its comments do not count)" in str(
         refused.value
     )
-    mine["classifier"].write_text(mine["classifier"].read_text() + "\n")  # every later stage read its outputs only
+    text = mine["classifier"].read_text()
+    assert "\nnumber_of_epochs: " in text
+    mine["classifier"].write_text(text.replace("\nnumber_of_epochs: ", "\nnumber_of_epochs: 1"))  # 200 -> 1200
     with pytest.raises(ValueError, match=r"^4 folders of the demo cannot be reused"):
         demo.reusable_stages(stages)
 
