@@ -134,8 +134,9 @@ EXPORTED_CLASSES = (
 def test_the_classes_an_export_writes_pass(target):
     """Guards `TRUSTED_LIBRARY_MODULES` / `_trusted_target` against refusing a class an
     export writes (each path as the yamls give it: `torch.nn.Linear` is defined in
-    `torch.nn.modules.linear`)."""
-    text = f"a: !new:{target}\n"
+    `torch.nn.modules.linear`; the interpreter class as the export names it, `!name:` bare)."""
+    kind = "name" if target.startswith("recipes.interpreters.") else "new"
+    text = f"a: !{kind}:{target}\n"
     assert check_inference_yaml(text, "x.yaml") == text
 
 
