@@ -219,7 +219,7 @@ def _read_span(reader, sample_rate, start, stop):
     return sig[offset : offset + stop - start], n_nonfinite, own.numel()
 
 
-def _check_finite(path, n_nonfinite, n_values, warnings, part=""):
+def check_finite(path, n_nonfinite, n_values, warnings, part=""):
     """Warns (logged, and appended to `warnings`) about non-finite values; refuses a file of none else."""
     if not n_nonfinite:
         return
@@ -277,7 +277,7 @@ def read_audio(path, sample_rate, start=0, n_samples=None, warnings=None):
         start = min(start, stop)
         sig, n_nonfinite, n_values = _read_span(_FrameReader(audio), sample_rate, start, stop)
     part = "" if (start, stop) == (0, total) else f" (samples {start} to {stop} at {sample_rate} Hz)"
-    _check_finite(path, n_nonfinite, n_values, warnings, part)
+    check_finite(path, n_nonfinite, n_values, warnings, part)
     return sig
 
 
@@ -335,7 +335,7 @@ def read_audio_pieces(path, sample_rate, piece_samples, warnings=None):
                     warnings.append(message)
                 break
             yield sig
-    _check_finite(path, n_nonfinite, n_values, warnings)
+    check_finite(path, n_nonfinite, n_values, warnings)
 
 
 #: What a dataset clip that cannot be read means, by default (`load_clip`'s `fix`).

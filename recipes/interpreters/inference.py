@@ -62,6 +62,7 @@ from speechbrain.utils.run_opts import RunOptions
 from data_prep.audio import (
     EPS,
     audio_length,
+    check_finite,
     pad_or_crop,
     peak_normalise,
     quiet_warning,
@@ -1080,10 +1081,10 @@ class AudioInterpreter(Pretrained):
 
     @staticmethod
     def _finite_samples(wavs, names, wav_lens=None):
-        """`wavs` (B, T) with NaN / infinite samples as 0, and a warning per clip that had some
-        (`prepare_batch` logs it with the others), as a file's are read (`data_prep.audio`); a clip with no finite sample in
-        its length is refused (NaN would otherwise peak-normalise it to silence, or an
-        infinite sample make its probabilities and interpretation NaN)."""
+        """`wavs` (B, T) with NaN / infinite samples as 0, and the warnings (logged) of the clips
+        that had some, as a file's are read (`data_prep.audio.check_finite`); a clip with no
+        finite sample in its length is refused (NaN would otherwise peak-normalise it to
+        silence, or an infinite sample make its probabilities and interpretation NaN)."""
         finite = torch.isfinite(wavs)
         if bool(finite.all()):
             return wavs, []
@@ -1093,14 +1094,7 @@ class AudioInterpreter(Pretrained):
             valid = torch.arange(wavs.shape[1], device=wavs.device) < n_valid[:, None]
         warnings = []
         for i in (~finite & valid).any(dim=1).nonzero().flatten().tolist():
-            n_values, n_bad = int(valid[i].sum()), int((~finite[i] & valid[i]).sum())
-            if n_bad == n_values:
-                raise ValueError(
-                    f"{names[i]} holds no finite sample (all {n_values} sample values are NaN or "
-                    "infinite; a float64 value beyond float32's range is infinite too): it is not a "
-                    "recording. Check how it was made, or leave it out of the batch."
-                )
-            warnings.append(f"{names[i]}: {n_bad} of {n_values} sample values are NaN or infinite; they are read as 0.")
+            check_finite(names[i], int((~finite[i] & valid[i]).sum()), int(valid[i].sum()), warnings)
         return torch.nan_to_num(wavs, nan=0.0, posinf=0.0, neginf=0.0), warnings
 
     def prepare_batch(self, wavs, wav_lens=None, sample_rate=None, names=None, longer=None):
@@ -1157,7 +1151,7 @@ class AudioInterpreter(Pretrained):
         kept = pad_or_crop(wavs, self.n_samples)
         peaks = kept.abs().amax(dim=1).tolist()
         clips = peak_normalise(kept)  # (B, n_samples), as load_clip
-        warnings = finite_warnings + [
+        warnings = [
             self._crop_warning(names[i], lengths[i].item())
             for i in (lengths > self.n_samples).nonzero().flatten().tolist()
         ]
@@ -1169,7 +1163,7 @@ class AudioInterpreter(Pretrained):
         ]
         for warning in warnings:
             logger.warning(warning)
-        return clips, warnings
+        return clips, finite_warnings + warnings  # those of non-finite samples logged already
 
     def _crop_warning(self, name, length):
         """The sentence about a clip of `length` samples cropped to the clip length of training."""
