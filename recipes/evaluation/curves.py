@@ -64,11 +64,11 @@ def deletion_reference(X, deletion_value="zero"):
     )
 
 
-def tie_generator(seed, start, method):
-    """The generator of one mask's tie order on one batch: from the seed, the batch's first
-    clip and the method's name alone, so the same mask on the same clips gets the same curves
-    in every evaluation (the reference rows of L2I's, PIQ's and L-MAC's agree) whatever the
-    other masks drew before it.
+def tie_generator(seed, clip, method):
+    """The generator of one mask's tie order on one clip: from the seed, the clip's index in
+    the test set and the method's name alone, so the same mask on the same clip gets the same
+    curves in every evaluation (the reference rows of L2I's, PIQ's and L-MAC's agree) whatever
+    the batch size and whatever the other masks drew before it.
 
     Example
     -------
@@ -76,7 +76,7 @@ def tie_generator(seed, start, method):
     >>> a == tie_generator(1234, 16, "ground_truth").initial_seed() != tie_generator(1234, 16, "lmac").initial_seed()
     True
     """
-    return torch.Generator().manual_seed(((seed * 1_000_003 + start) * 4_294_967_311 + zlib.crc32(method.encode())) % 2**63)
+    return torch.Generator().manual_seed(((seed * 1_000_003 + clip) * 4_294_967_311 + zlib.crc32(method.encode())) % 2**63)
 
 
 def bin_ranks(mask, generator=None):
@@ -98,7 +98,10 @@ def bin_ranks(mask, generator=None):
     bits = flat.view(torch.int32).long()
     # IEEE-754 order: positive floats sort as their bits, negative ones reversed
     ordered = torch.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # (B, D), monotonic in the value
-    ties = torch.randint(0, 2**31, flat.shape, generator=generator, dtype=torch.long)
+    if isinstance(generator, (list, tuple)):  # one generator per clip
+        ties = torch.stack([torch.randint(0, 2**31, flat.shape[1:], generator=g, dtype=torch.long) for g in generator])
+    else:
+        ties = torch.randint(0, 2**31, flat.shape, generator=generator, dtype=torch.long)
     key = ordered * 2**31 + ties
     order = torch.argsort(key, dim=1, descending=True)  # (B, D) bin indices, best first
     ranks = torch.empty_like(order)
@@ -158,8 +161,8 @@ def probability_curves(
         The explained class per clip (B,): the prediction on X.
     deletion_value : str
         "zero" or "noise_floor" (`deletion_reference`).
-    generator : torch.Generator, optional
-        Breaks ties of the ranking.
+    generator : torch.Generator or list of torch.Generator, optional
+        Breaks ties of the ranking (a list: one per clip).
     fractions : tuple of float
         The removed shares, from 0 to 1.
     max_batch : int
@@ -228,9 +231,10 @@ def probability_curves(
 
 
 def masks_curves(probability_fn, X, masks, classes, seed, start, deletion_value="zero", ends=None):
-    """`probability_curves` of each of a batch's masks, {method: curves}, each mask's ties
-    broken by its own `tie_generator(seed, start, method)`: a mask's curves do not depend on
-    which other masks the evaluation scores, or in which order.
+    """`probability_curves` of each of a batch's masks, {method: curves}, the ties of each mask
+    on each clip broken by its own `tie_generator(seed, start + i, method)` (`start`: the
+    batch's first clip in the test set): a mask's curves on a clip do not depend on the batch
+    size, nor on which other masks the evaluation scores, or in which order.
 
     Example
     -------
@@ -246,8 +250,9 @@ def masks_curves(probability_fn, X, masks, classes, seed, start, deletion_value=
         ends = endpoint_probabilities(probability_fn, X, classes, deletion_value)
     return {
         method: probability_curves(
-            probability_fn, X, mask, classes, deletion_value, tie_generator(seed, start, method), ends=ends
-        )
+            probability_fn, X, mask, classes, deletion_value,
+            [tie_generator(seed, start + i, method) for i in range(X.shape[0])], ends=ends,
+        )  # fmt: skip
         for method, mask in masks.items()
     }
 

@@ -116,8 +116,7 @@ def _summary_html(evaluations):
     spread = reference_spread(evaluations)
     spread_html = (
         '<p class="meta">The reference rows show the first evaluation\'s values; on the same '
-        "classifier and clips the evaluations' own differ (made by other code, or with another "
-        "batch size, which moves the curves' tie order): "
+        "classifier and clips the evaluations' own differ (made by other code or settings): "
         + "; ".join(html.escape(line, quote=False) for line in spread)
         + ".</p>"
         if spread

@@ -355,8 +355,9 @@ def reference_spread(evaluations):
 
     Only differences that show at the table's rounding (`format_value`) count. The same
     masks on the same clips give the same figures (the curves' tie order is drawn per seed,
-    batch and method: `curves.tie_generator`), so this names evaluations made by other code
-    or settings (an older commit's, whose tie order followed the other masks' draws).
+    clip and method: `curves.tie_generator`), so this names evaluations made by other code
+    or settings (an older commit's, whose tie order followed the batch and the other masks'
+    draws).
 
     Example
     -------

@@ -110,7 +110,8 @@ def test_a_masks_curves_do_not_depend_on_the_other_masks_of_the_evaluation():
     """Was: every mask's ties were broken by the batch's one generator, in turn, so the ground
     truth's curves (a binary mask: ties only) depended on how many masks an evaluation scored
     before it (L2I's with the captum baselines, PIQ's without): the reference rows of the same
-    clips differed between evaluations. The classifier here reads the first four frames' mean
+    clips differed between evaluations (and their batch sizes differ too). The classifier here
+    reads the first four frames' mean
     of a 12 x 10 spectrogram of ones, so which tied bins go first changes each step's value."""
     reads_first_frames = lambda X: torch.stack(  # noqa: E731
         [X[:, :4].mean(dim=(1, 2)), 1 - X[:, :4].mean(dim=(1, 2))], dim=1
@@ -123,6 +124,14 @@ def test_a_masks_curves_do_not_depend_on_the_other_masks_of_the_evaluation():
     after = curves.masks_curves(reads_first_frames, X, {**others, "ground_truth": truth}, classes, 1234, 16)
     for kind in ("deletion", "insertion"):
         assert torch.equal(alone["ground_truth"][kind], after["ground_truth"][kind])
-    # the ties do matter: another batch (another draw) gives other values
+    # nor on the batch size: the two clips as two batches of one (clips 16 and 17) get the same
+    # curves (the demo's evaluations run at different batch sizes)
+    one_by_one = [
+        curves.masks_curves(reads_first_frames, X[i : i + 1], {"ground_truth": truth[i : i + 1]}, classes[:1], 1234, 16 + i)
+        for i in range(2)
+    ]
+    for kind in ("deletion", "insertion"):
+        assert torch.equal(alone["ground_truth"][kind], torch.cat([c["ground_truth"][kind] for c in one_by_one]))
+    # the ties do matter: other clips' draws give other values
     elsewhere = curves.masks_curves(reads_first_frames, X, {"ground_truth": truth}, classes, 1234, 32)
     assert not torch.equal(alone["ground_truth"]["deletion"], elsewhere["ground_truth"]["deletion"])
