@@ -514,6 +514,17 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     }
 
 
+def _as_list(value):
+    """A yaml value that may be one item or a list of them, as a list ([] for None).
+
+    >>> _as_list(5), _as_list([4, 5]), _as_list(None)
+    ([5], [4, 5], [])
+    """
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def save_report_clips(brain, batch, outputs, labels, target, folder, indices, X_target=None):
     """Writes PNG + original / interpretation (/ target) wavs for the clips `indices` of a batch;
     with the target events' spectrograms `X_target` (B, frames, F), the PNG shows them too."""
@@ -597,6 +608,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         "wham_noise": brain.wham_mixer is not None,
         "n_clips": len(dataset),
         "seed": hparams["seed"],
+        "test_folds": _as_list(hparams.get("test_fold_nums")),
         "code": code_version(),
         "classifier": {
             name: _local_or_hub(hparams[f"{name}_path"])

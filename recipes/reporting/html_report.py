@@ -212,9 +212,16 @@ def _by_class_html(evaluation):
     )
 
 
-def _test_folds(folder):
-    """The test folds of an eval folder's hyperparams.yaml ("fold 5", "folds 4, 5"), None
-    without them."""
+def _test_folds(evaluation):
+    """The test folds an evaluation scored ("fold 5", "folds 4, 5"): metrics.json's
+    "test_folds", or for an evaluation made before it had them, its folder's
+    hyperparams.yaml; None without either."""
+    recorded = evaluation.get("test_folds")
+    if recorded:
+        return f"fold{'s' if len(recorded) > 1 else ''} {', '.join(str(fold) for fold in recorded)}"
+    folder = evaluation.get("folder")
+    if not folder:
+        return None
     try:
         with open(os.path.join(folder, "hyperparams.yaml"), encoding="utf-8") as fin:
             found = re.search(r"^test_fold_nums:\s*(\[[^\]\n]*\])", fin.read(), re.M)
@@ -230,7 +237,7 @@ def _provenance(evaluation):
     """Which clips, seed, code and classifier an evaluation scored, as one line of text: the
     test set of its data folder (its folds, from the folder's hyperparams.yaml), the seed, the
     commit (metrics.json's "code")."""
-    folds = _test_folds(evaluation["folder"]) if evaluation.get("folder") else None
+    folds = _test_folds(evaluation)
     data = str(evaluation.get("data_folder", "?"))
     parts = [f"test set{f' ({folds})' if folds else ''} of {data}", f"seed {evaluation.get('seed', '?')}"]
     code = evaluation.get("code")

@@ -217,6 +217,12 @@ def test_the_report_says_which_clips_and_seed_each_evaluation_scored(tmp_path):
     assert "test set (fold 5) of /data/esc50" in page
     assert "seed 7" in page
     assert "/cls/emb.ckpt" in page
+    # metrics.json's own "test_folds" (written since): read first, no yaml needed
+    other = _write_evaluation(str(tmp_path / "lmac"), "LMAC", {}, folds=None)
+    evaluation = json.loads(open(os.path.join(other, "metrics.json")).read())
+    with open(os.path.join(other, "metrics.json"), "w", encoding="utf-8") as fout:
+        json.dump({**evaluation, "test_folds": [4, 5]}, fout)
+    assert "test set (folds 4, 5) of /data/esc50" in _page(tmp_path / "two", [other])
 
 
 def _git(folder, *args):
