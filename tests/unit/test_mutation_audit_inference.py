@@ -91,3 +91,25 @@ def test_a_checkpoint_without_some_of_the_backbones_weights_is_not_half_loaded(t
     ViTModel(ViTConfig(**sizes, qkv_bias=False)).save_pretrained(tmp_path / "vit")
     with pytest.raises((RuntimeError, ValueError), match="q_proj.bias"):
         load_pretrained_backbone(AudioViT(**sizes), tmp_path / "vit")
+
+
+@pytest.mark.parametrize("shift, same", [(0.0, True), (1e-6, True), (0.02, False)])
+def test_the_exports_self_check_compares_masks_to_1e_5(shift, same, tmp_path, monkeypatch):
+    """`_check_export`: an exported folder whose mask differs from the Brain's by 0.02 (a
+    slightly wrong psi) is refused; equal masks, or 1e-6 apart (float noise), pass."""
+    from recipes.interpreters import inference
+
+    mask = torch.rand(1, 4, 3, generator=torch.Generator().manual_seed(0))
+    brain = types.SimpleNamespace(
+        hparams=types.SimpleNamespace(sample_rate=100, signal_length_s=1.0),
+        device="cpu",
+        explain=lambda wav: {"classes": torch.tensor([1]), "mask": mask},
+    )
+    loaded = types.SimpleNamespace(interpret_batch=lambda wav: {"class_index": torch.tensor([1]), "mask": mask + shift})
+    (tmp_path / "hyperparams.yaml").write_text("a: 1\n")
+    monkeypatch.setattr(inference.AudioInterpreter, "from_hparams", classmethod(lambda cls, **kwargs: loaded))
+    if same:
+        inference._check_export(brain, str(tmp_path))
+    else:
+        with pytest.raises(RuntimeError, match="does not reproduce the trained one"):
+            inference._check_export(brain, str(tmp_path))
