@@ -1,0 +1,88 @@
+"""Mutation audit of the Brains: `recipes/interpreters/base.py` (InterpreterBrain),
+`recipes/interpreters/training.py`, `recipes/core/brains.py` and `recipes/train_classifier.py`.
+
+Only the mutations the other unit tests let through are guarded here; each test names its
+mutation. Expected values are worked out by hand (seeds, frame counts, which module is
+wrapped) and written literally, never read from the code under test.
+"""
+
+import speechbrain as sb
+import torch
+import torch.nn as nn
+from conftest import bare_brain
+
+from recipes.core import brains
+from recipes.interpreters.base import InterpreterBrain
+
+
+# ------------------------------------------------------------ base.py: mask_tail's default
+def test_mask_tail_without_the_yaml_key_is_the_references_zero_tail():
+    """A yaml (or inference folder) without `mask_tail`: the reference's zero tail. A decoder
+    mask of 2 frames on a 4-frame input: rows 0-1 are the mask, rows 2-3 zeros (not a copy of
+    row 1). Catches: the default "zeros" changed to "edge"."""
+    brain = bare_brain()
+    brain._warned_mask_tail = True  # the warning is not this test's
+    mask = torch.tensor([[[0.25, 0.5], [0.75, 1.0]]])  # (1, 2 frames, 2 bins)
+    fitted = brain.fit_mask_frames(mask, 4)
+    expected = torch.tensor([[[0.25, 0.5], [0.75, 1.0], [0.0, 0.0], [0.0, 0.0]]])
+    assert brain.mask_tail == "zeros"
+    assert torch.equal(fitted, expected)
+
+
+# ------------------------------------------- base.py: each valid / test batch's own generator
+class _Recorder(InterpreterBrain):
+    """An InterpreterBrain whose loss is a constant and whose score records the first draw of
+    the generator it is given."""
+
+    def interpretation_loss(self, outputs, batch, stage):
+        return {"term": torch.tensor(1.0)}
+
+    def score(self, outputs, generator=None):
+        self.draws.append(torch.rand(1, generator=generator).item())
+        return {"metric": torch.zeros(outputs["X"].shape[0])}, {}
+
+    def save_interpretations(self, outputs, batch, stage):
+        pass
+
+
+def test_each_valid_batch_draws_from_a_generator_seeded_by_its_position():
+    """seed 3: batch k of a valid / test stage draws from manual_seed(3 * 1_000_003 + k), i.e.
+    3000009 for the first, 3000010 for the second; a new stage starts again at 3000009.
+    Catches: `self.stage_batches += 1` dropped (every batch the same random draws)."""
+    brain = bare_brain(_Recorder, seed=3)
+    brain.draws = []
+    outputs = {"X": torch.zeros(2, 3, 4)}
+    brain.on_stage_start(sb.Stage.VALID)
+    for _ in range(2):
+        brain.compute_objectives(outputs, None, sb.Stage.VALID)
+    brain.on_stage_start(sb.Stage.TEST)
+    brain.compute_objectives(outputs, None, sb.Stage.TEST)
+    expected = [torch.rand(1, generator=torch.Generator().manual_seed(seed)).item() for seed in (3000009, 3000010, 3000009)]
+    assert brain.draws == expected
+    assert brain.draws[0] != brain.draws[1]
+
+
+# --------------------------------------------- brains.py: CPUFriendlyDDP, partly frozen modules
+class _DDPBrain(brains.CPUFriendlyDDP, sb.Brain):
+    pass
+
+
+def test_a_module_with_some_trainable_weights_is_wrapped_in_ddp_on_cpu(tmp_path):
+    """A module with a trainable Linear and a frozen one (an interpreter around a frozen part)
+    has weights to synchronise: it is wrapped; the wholly frozen one is not. Catches:
+    `any(p.requires_grad ...)` turned into `all(...)`."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    partly = nn.Sequential(nn.Linear(2, 2), brains.freeze(nn.Linear(2, 2)))
+    brain = object.__new__(_DDPBrain)
+    brain.modules = nn.ModuleDict({"partly": partly, "frozen": brains.freeze(nn.Linear(2, 2))})
+    brain.distributed_launch, brain.data_parallel_backend = True, False
+    brain.opt_class, brain.device, brain.find_unused_parameters = torch.optim.SGD, "cpu", False
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        brain._wrap_distributed()
+        assert isinstance(brain.modules["partly"], DistributedDataParallel)
+        assert brain.modules["partly"].module is partly
+        assert type(brain.modules["frozen"]) is nn.Linear
+    finally:
+        torch.distributed.destroy_process_group()
