@@ -6,6 +6,8 @@ mutation. Expected values are worked out by hand (seeds, frame counts, which mod
 wrapped) and written literally, never read from the code under test.
 """
 
+import types
+
 import speechbrain as sb
 import torch
 import torch.nn as nn
@@ -86,3 +88,30 @@ def test_a_module_with_some_trainable_weights_is_wrapped_in_ddp_on_cpu(tmp_path)
         assert type(brain.modules["frozen"]) is nn.Linear
     finally:
         torch.distributed.destroy_process_group()
+
+
+# ------------------------------------- train_classifier.py: the near-silent augmented clip
+def test_a_near_silent_augmented_clip_stays_silent_not_raised_to_the_gain():
+    """train_on_sources with the yaml's RandAmp (gain 0.5 here) and a pass-through background:
+    clip 0 (0.5, -0.25, 0, 0) peaks at 0.5 -> (1, -0.5, 0, 0) -> times 0.5: (0.5, -0.25, 0, 0);
+    clip 1 peaks at 2e-11, under data_prep.audio's EPS 1e-10, so it is silence: zeros, not its
+    noise raised to a peak of 0.5 (RandAmp alone divides by any peak). Catches: `peak_normalise` dropped before
+    `source_gain`."""
+    from speechbrain.augment.time_domain import RandAmp
+
+    from recipes.train_classifier import ClassifierBrain
+
+    targets = torch.tensor([[0.5, -0.25, 0.0, 0.0], [2e-11, -1e-11, 0.0, 0.0]])
+    mixtures = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+    brain = bare_brain(
+        ClassifierBrain, train_on_sources=True, add_background=lambda x, lengths: x.clone(),
+        source_gain=RandAmp(amp_low=0.5, amp_high=0.5),
+    )
+    brain.wham_mixer, brain.noise_position = None, None
+    batch = types.SimpleNamespace(sig=(mixtures, torch.ones(2)), target_sig=(targets, torch.ones(2)))
+    wavs = brain.training_waveforms(batch)
+    expected = torch.tensor([
+        [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1],
+        [0.5, -0.25, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0],
+    ])
+    torch.testing.assert_close(wavs, expected, rtol=0, atol=1e-7)
