@@ -115,3 +115,97 @@ def test_a_near_silent_augmented_clip_stays_silent_not_raised_to_the_gain():
         [0.5, -0.25, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0],
     ])
     torch.testing.assert_close(wavs, expected, rtol=0, atol=1e-7)
+
+
+# ------------------------------------------------------ base.py: explain's and score's inputs
+def test_explain_gives_the_probabilities_at_the_classifiers_temperature():
+    """scores (2, 0) at classifier_temp 2: softmax(1, 0) = (e / (e + 1), 1 / (e + 1)) =
+    (0.7311, 0.2689), not softmax(2, 0) = (0.8808, 0.1192). Catches: `explain` taking the
+    softmax of the raw scores."""
+    brain = bare_brain(classifier_temp=2.0)
+    X = torch.ones(1, 2, 3)
+    brain.forward_waveforms = lambda wavs, stage: {
+        "X": X, "X_stft": torch.zeros(1, 2, 3, 2), "mask": torch.ones(1, 2, 3), "scores": torch.tensor([[2.0, 0.0]]),
+    }
+    brain.invert = lambda X_int, X_stft, length: torch.zeros(1, length)
+    probs = brain.explain(torch.zeros(1, 8))["probs"]
+    e = 2.718281828459045
+    torch.testing.assert_close(probs, torch.tensor([[e / (e + 1), 1 / (e + 1)]]), rtol=0, atol=1e-6)
+
+
+class _GeneratorMetrics(InterpreterBrain):
+    def score_mask(self, outputs, mask):
+        return {}, {}
+
+    def interpreter_metrics(self, outputs, scores, generator=None):
+        self.given = generator
+        return {"drawn": torch.rand(1, generator=generator)}
+
+
+def test_score_hands_its_generator_to_the_interpreters_metrics():
+    """eval.py's per-batch generator (seed 7) reaches `interpreter_metrics`: its first draw is
+    manual_seed(7)'s. Catches: `generator` not passed on (the metric's random reference then
+    drawn from the global generator, different however the clips are dealt out)."""
+    brain = bare_brain(_GeneratorMetrics)
+    generator = torch.Generator().manual_seed(7)
+    values, _ = brain.score({"mask": torch.ones(1, 2, 3)}, generator)
+    assert brain.given is generator
+    assert values["drawn"].item() == torch.rand(1, generator=torch.Generator().manual_seed(7)).item()
+
+
+# ---------------------------------------------- brains.py: build_brain checkpoints the generators
+def test_build_brain_for_training_checkpoints_the_random_generators(tmp_path):
+    """A checkpoint of a training Brain holds random_state.ckpt; recovered, torch's generator
+    draws again what it drew right after the save. Catches: the RandomState recoverable not
+    added (a resumed run's augmentation drawn from the start-up seed)."""
+    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain.utils.epoch_loop import EpochCounter
+
+    linear = nn.Linear(2, 2)
+    hparams = {
+        "epoch_counter": EpochCounter(1), "modules": {"linear": linear}, "opt_class": torch.optim.SGD,
+        "checkpointer": Checkpointer(tmp_path / "save", recoverables={"linear": linear}),
+    }
+    brains.build_brain(sb.Brain, hparams, {"device": "cpu"})
+    torch.manual_seed(0)
+    checkpoint = hparams["checkpointer"].save_checkpoint()
+    drawn = torch.rand(3)
+    assert (checkpoint.path / "random_state.ckpt").is_file()
+    hparams["checkpointer"].recover_if_possible()
+    assert torch.equal(torch.rand(3), drawn)
+
+
+# --------------------------------------- train_classifier.py: NoisePosition, the noise list's place
+class _FakeAddNoise:
+    """AddNoise's loader habits: made at the first call (10 noises, batches of 2), one batch
+    drawn per call; records what each call drew."""
+
+    def __init__(self):
+        self.drawn = []
+
+    def __call__(self, waveforms, lengths):
+        if not hasattr(self, "data_loader"):
+            self.data_loader = torch.utils.data.DataLoader(list(range(10)), batch_size=2)
+            self.noise_data = iter(self.data_loader)
+        self.drawn.append(next(self.noise_data).tolist())
+        return waveforms
+
+
+def test_a_resumed_run_draws_the_background_after_those_drawn_before_the_checkpoint(tmp_path):
+    """Three calls draw noises [0, 1], [2, 3], [4, 5]: the checkpoint holds [batch size 2,
+    3 batches drawn]; a fresh AddNoise given it draws [6, 7] at its first real call. Catches:
+    the position not saved (a resumed run restarts at [0, 1]), the drawn batches not skipped."""
+    from recipes.train_classifier import NoisePosition
+
+    before = _FakeAddNoise()
+    for _ in range(3):
+        before(torch.zeros(2, 4), torch.ones(2))
+    NoisePosition(before).save(tmp_path / "noise_position.ckpt")
+    assert torch.load(tmp_path / "noise_position.ckpt", weights_only=True) == [2, 3]
+
+    after = _FakeAddNoise()
+    position = NoisePosition(after)
+    position.load(tmp_path / "noise_position.ckpt")
+    position.restore(torch.zeros(2, 4))
+    after(torch.zeros(2, 4), torch.ones(2))
+    assert after.drawn[-1] == [6, 7]
