@@ -209,3 +209,20 @@ def test_a_resumed_run_draws_the_background_after_those_drawn_before_the_checkpo
     position.restore(torch.zeros(2, 4))
     after(torch.zeros(2, 4), torch.ones(2))
     assert after.drawn[-1] == [6, 7]
+
+
+# ------------------------------------------ train_classifier.py main: precise_bn_batches 1
+def test_main_with_precise_bn_batches_1_gives_the_brain_its_calibration_batches(tmp_path):
+    """One epoch on 6 clips with --precise_bn_batches 1: before validation the BatchNorm
+    statistics are recomputed over 1 training batch, which needs the training loader that
+    `main` hands the Brain; the run ends with its test summary of the 2 test clips. Catches:
+    the loader given only from 2 batches on (`> 1`): the valid stage then stops with
+    "precise_bn_batches > 0 needs the training set"."""
+    from test_train_classifier_audit import _main_argv, _write_dataset
+
+    from recipes import train_classifier
+
+    root, _ = _write_dataset(tmp_path / "data")
+    argv = _main_argv(root, tmp_path / "out", "--batch_size", "2", "--number_of_epochs", "1", "--precise_bn_batches", "1")
+    summary = train_classifier.main(argv)
+    assert summary["n_test_clips"] == 2 and summary["epoch_loaded"] == 1
