@@ -29,6 +29,7 @@ Authors
 
 import math
 
+import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
@@ -377,19 +378,42 @@ def _no_samples(path, prefix, fix=None):
     return ValueError(f"{prefix}{path} holds no audio (0 samples): {fix or 'there is nothing to explain'}.")
 
 
-def check_audio_file(path, prefix="", fix=None):
-    """Raises ValueError, naming `path`, when soundfile cannot read it or it has no sample.
+#: soundfile subtypes that can hold NaN / infinite samples (integer PCM cannot).
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
-    Cheap (the header only): a command calls it before any set-up. `prefix`
-    starts the message (e.g. the flag that gave the file), `fix` says what to
+
+def has_finite_sample(path, info=None):
+    """False only for a float file whose every sample is NaN or infinite (integer PCM: True
+    unread). Read block by block up to the first finite value, so a usable file costs one
+    block. `info`: its `soundfile.info`, when the caller has it."""
+    info = info or sf.info(str(path))
+    if info.subtype not in FLOAT_SUBTYPES:
+        return True
+    return any(
+        np.isfinite(block).any() for block in sf.blocks(str(path), blocksize=65536, dtype="float32", always_2d=True)
+    )
+
+
+def check_audio_file(path, prefix="", fix=None):
+    """Raises ValueError, naming `path`, when soundfile cannot read it, it has no sample, or
+    (a float file) none of its samples is finite.
+
+    Cheap (the header, and for a float file its first block): a command calls it before any
+    set-up. `prefix` starts the message (e.g. the flag that gave the file), `fix` says what to
     do about a file that is not audio (default: give an audio file).
     """
     try:
         info = sf.info(str(path))
+        finite = info.frames <= 0 or has_finite_sample(path, info)
     except AUDIO_READ_ERRORS as err:
         raise _not_audio(path, err, prefix, fix) from err
     if info.frames <= 0:
         raise _no_samples(path, prefix, fix)
+    if not finite:
+        raise ValueError(
+            f"{prefix}{path} holds no finite sample (every sample value is NaN or infinite): it is "
+            "not a recording; write it again from its source."
+        )
 
 
 def read_user_file(path, sample_rate, prefix="", n_samples=None, warnings=None):

@@ -42,7 +42,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 import speechbrain as sb
 from speechbrain.dataio.dataset import DynamicItemDataset
@@ -50,7 +49,7 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.data_utils import download_file
 from speechbrain.utils.logger import get_logger
 
-from data_prep.audio import AUDIO_EXTENSIONS, AUDIO_READ_ERRORS, load_clip
+from data_prep.audio import AUDIO_EXTENSIONS, AUDIO_READ_ERRORS, has_finite_sample, load_clip
 from data_prep.files import write_atomic, write_text
 
 logger = get_logger(__name__)
@@ -306,10 +305,6 @@ def read_esc50_csv(csv_path):
     return rows
 
 
-#: soundfile subtypes that can hold NaN / infinite samples (integer PCM cannot).
-FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
-
-
 def clip_duration(wav_path):
     """Returns (duration in s, None) for a readable clip, else (None, the problem): a missing,
     unreadable or empty file, or a float one with no finite sample (which would stop a training
@@ -322,13 +317,12 @@ def clip_duration(wav_path):
         return None, f"unreadable ({err})"
     if info.frames <= 0 or info.samplerate <= 0:
         return None, "zero-length audio"
-    if info.subtype in FLOAT_SUBTYPES:  # only floats hold NaN / inf: read those clips whole
-        try:
-            values, _ = sf.read(str(wav_path), dtype="float32", always_2d=True)
-        except AUDIO_READ_ERRORS as err:
-            return None, f"unreadable ({err})"
-        if not np.isfinite(values).any():
-            return None, f"no finite sample (all {values.size} sample values are NaN or infinite)"
+    try:
+        finite = has_finite_sample(wav_path, info)  # only floats hold NaN / inf: those are read
+    except AUDIO_READ_ERRORS as err:
+        return None, f"unreadable ({err})"
+    if not finite:
+        return None, f"no finite sample (all {info.frames * info.channels} sample values are NaN or infinite)"
     return round(info.frames / info.samplerate, 4), None
 
 

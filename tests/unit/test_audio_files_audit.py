@@ -197,6 +197,26 @@ def test_what_is_not_audio_or_has_no_sample_is_refused_naming_the_file(tmp_path)
     assert read_audio(empty, RATE).shape == (0,)
 
 
+def test_a_float_file_of_no_finite_sample_is_refused_before_any_set_up(tmp_path):
+    """Found by a probe: `eval.py --single_sample` on an all-NaN float wav passed the header
+    check and was refused only after the models were loaded. Now `check_audio_file` reads a
+    float file up to its first finite value: none (NaN and inf over 3 blocks of 65536) is
+    refused; one finite value in the last block passes; integer PCM is not read."""
+    values = np.full(3 * 65536, np.nan, dtype=np.float32)
+    values[::7] = np.inf
+    all_bad = tmp_path / "all_nan.wav"
+    sf.write(str(all_bad), values, RATE, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"^--single_sample .*all_nan.wav holds no finite sample \(every sample value"):
+        check_audio_file(all_bad, prefix="--single_sample ")
+    values[-1] = 0.25
+    one_good = tmp_path / "one_finite.wav"
+    sf.write(str(one_good), values, RATE, subtype="FLOAT")
+    check_audio_file(one_good)
+    pcm = tmp_path / "pcm.wav"
+    sf.write(str(pcm), np.zeros(100, dtype=np.float32), RATE, subtype="PCM_16")
+    check_audio_file(pcm)
+
+
 # ---- files.py -------------------------------------------------------------------------------
 
 
