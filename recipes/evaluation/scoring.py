@@ -37,6 +37,7 @@ from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
+from data_prep.esc50_prepare import check_folds
 from data_prep.files import write_json, write_text
 from data_prep.ground_truth import GroundTruth
 from data_prep.interference import Interference, dataset_labels
@@ -514,17 +515,6 @@ def evaluate(brain, dataset, loader_options, interference, ground_truth, clips_f
     }
 
 
-def _as_list(value):
-    """A yaml value that may be one item or a list of them, as a list ([] for None).
-
-    >>> _as_list(5), _as_list([4, 5]), _as_list(None)
-    ([5], [4, 5], [])
-    """
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
 def save_report_clips(brain, batch, outputs, labels, target, folder, indices, X_target=None):
     """Writes PNG + original / interpretation (/ target) wavs for the clips `indices` of a batch;
     with the target events' spectrograms `X_target` (B, frames, F), the PNG shows them too."""
@@ -608,7 +598,7 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         "wham_noise": brain.wham_mixer is not None,
         "n_clips": len(dataset),
         "seed": hparams["seed"],
-        "test_folds": _as_list(hparams.get("test_fold_nums")),
+        "test_folds": check_folds("test_fold_nums", hparams["test_fold_nums"]),
         "code": code_version(),
         "classifier": {
             name: _local_or_hub(hparams[f"{name}_path"])

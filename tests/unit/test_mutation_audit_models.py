@@ -12,6 +12,7 @@ import pytest
 import speechbrain as sb
 import torch
 from conftest import bare_brain
+from test_l2i_nmf_audit import FixedActivations  # psi: the given H, whatever the classifier gives
 
 from models.L2I import Theta
 from recipes.core.pipeline import log_mel
@@ -36,17 +37,6 @@ def test_log_mel_reads_the_filterbank_of_the_magnitude_not_of_log1p():
 
 
 # ---------------------------------------------------------------- L2I's loss
-class FixedActivations(torch.nn.Module):
-    """psi: the given activations H (B, K, frames), whatever the classifier's representations."""
-
-    def __init__(self, H):
-        super().__init__()
-        self.H = H
-
-    def forward(self, representations):
-        return self.H
-
-
 def l2i_brain(H, **hparams):
     """An L2I Brain with W = I (K = 2 components, 2 bins), psi giving H, Theta with max pooling."""
     theta = Theta(n_comp=2, T=H.shape[2], num_classes=2, pooling="max")
