@@ -5,7 +5,8 @@
   evaluation). For training it refuses fewer than 1 epoch and moves aside the
   checkpoints a killed run left incomplete (`recipes.core.run_guard`), and
   checkpoints the random generators (`RandomState`) so that a resumed run draws
-  what the uninterrupted one would have drawn.
+  what the uninterrupted one would have drawn; `trim_resumed_train_log` keeps a
+  resumed run's train log to one line per epoch.
 - `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
 - `check_device`: a `--device` torch does not know, or a GPU this machine
   does not have, refused before any set-up.
@@ -25,11 +26,15 @@ import zipfile
 import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.logger import get_logger
 
-from recipes.core.run_guard import TRAINING_RECOVERABLES, quarantine_incomplete_checkpoints
+from recipes.core.run_guard import (
+    TRAINING_RECOVERABLES,
+    quarantine_incomplete_checkpoints,
+    trim_train_log,
+)
 
 logger = get_logger(__name__)
 
@@ -80,6 +85,14 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
         checkpointer=hparams["checkpointer"] if train else None,
         **kwargs,
     )
+
+
+def trim_resumed_train_log(brain):
+    """After `brain`'s checkpoint is recovered (`on_fit_start`): its train log keeps each
+    epoch once (`recipes.core.run_guard.trim_train_log`). Main process only."""
+    save_file = getattr(getattr(brain.hparams, "train_logger", None), "save_file", None)
+    if save_file is not None and if_main_process():
+        trim_train_log(save_file, brain.hparams.epoch_counter.current)
 
 
 @register_checkpoint_hooks

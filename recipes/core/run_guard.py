@@ -30,6 +30,9 @@
   its folder's newest checkpoint holds (`trained_epochs`) stops too:
   SpeechBrain would train nothing and export that longer-trained model under
   the new setting.
+- `trim_train_log(path, epoch)`: a resumed run's `train_log.txt` holds each
+  epoch once; the line of an epoch logged by a run killed before its
+  checkpoint was complete goes.
 
 Authors
  * audio-interpret contributors 2026
@@ -315,6 +318,66 @@ def quarantine_incomplete_checkpoints(checkpointer, later_names=()):
         )
         moved.append(target)
     return moved
+
+
+#: A training line of SpeechBrain's FileTrainLogger: "epoch: 3, lr: ... - train loss: ...".
+_EPOCH_LINE = re.compile(r"^epoch: (\d+)(,|$)")
+
+
+def trim_train_log(path, epoch):
+    r"""Drops from a resumed run's `train_log.txt` the lines of epochs after `epoch`.
+
+    Each epoch's line is written before its checkpoint: a run killed in between (the
+    checkpoint then moved aside as incomplete, or never begun) logged an epoch it resumes
+    before, and trains and logs it again. Called once the checkpoint is recovered, so that the
+    log holds each epoch once, the line of the run that produced the weights. Test lines
+    ("Epoch loaded: ...") and anything else are kept; the file is rewritten atomically, and
+    only when a line goes.
+
+    Arguments
+    ---------
+    path : str or Path
+        The train log (a missing file is left alone).
+    epoch : int
+        The epoch the run resumed after; 0 (nothing recovered) changes nothing.
+
+    Returns
+    -------
+    list of int
+        The epochs whose lines were dropped.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     log = Path(folder) / "train_log.txt"
+    ...     _ = log.write_text("epoch: 1, lr: 1 - loss: 2\nEpoch loaded: 1 - test loss: 2\nepoch: 2, lr: 1 - loss: 9\n")
+    ...     fresh = trim_train_log(log, 0)  # nothing recovered: a new run appends
+    ...     dropped = trim_train_log(log, 1)
+    ...     kept = log.read_text().splitlines()
+    >>> fresh, dropped, kept
+    ([], [2], ['epoch: 1, lr: 1 - loss: 2', 'Epoch loaded: 1 - test loss: 2'])
+    """
+    path = Path(path)
+    if epoch < 1 or not path.is_file():
+        return []
+    kept, dropped = [], []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        match = _EPOCH_LINE.match(line)
+        if match and int(match.group(1)) > epoch:
+            dropped.append(int(match.group(1)))
+        else:
+            kept.append(line)
+    if dropped:
+        write_text("".join(kept), path)
+        logger.warning(
+            "%s: dropped the line(s) of epoch(s) %s, logged by a run stopped before their "
+            "checkpoint was complete; the run resumes after epoch %d and logs them again.",
+            path,
+            ", ".join(map(str, dropped)),
+            epoch,
+        )
+    return dropped
 
 
 def saved_settings(path):

@@ -48,6 +48,7 @@ from recipes.core.brains import (
     freeze,
     load_pretrained,
     load_state_dict_strict,
+    trim_resumed_train_log,
 )
 from recipes.core.pipeline import (
     apply_mask,
@@ -553,6 +554,12 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         return loss
 
     # ------------------------------------------------------------------ stages
+    def on_fit_start(self):
+        """SpeechBrain's start of `fit` (optimiser, then the newest checkpoint recovered); then
+        the train log keeps each epoch once (`trim_resumed_train_log`)."""
+        super().on_fit_start()
+        trim_resumed_train_log(self)
+
     def on_stage_start(self, stage, epoch=None):
         # Under torchrun SpeechBrain (1.1.2) deals out the training batches but gives every
         # process the whole valid and test sets: their figures are this process's own, not

@@ -65,9 +65,15 @@ def test_a_kill_during_the_checkpoint_write_resumes_from_the_previous_one(tiny_p
             optimizer.write_bytes(cut(optimizer.read_bytes()))
         torn.append(folder_n)
 
+    # ... and the log line of epoch 2, which the Brain writes before its checkpoint
+    log = folder / "train_log.txt"
+    log.write_text(log.read_text() + "epoch: 2, lr: 1.00e-03 - train loss: 99.0 - valid loss: 99.0\n")
+
     train_piq.main(with_flag(argv, "--number_of_epochs", 2))  # the same command, one epoch more
 
-    assert _epochs_logged(folder) == [1, 2]  # resumed after epoch 1: not restarted, not skipped
+    # resumed after epoch 1: not restarted, not skipped, and the killed run's epoch 2 not kept
+    assert _epochs_logged(folder) == [1, 2]
+    assert "99.0" not in log.read_text()
     aside = _checkpoints(folder / "save", QUARANTINE_PREFIX)
     expected = (no_files, empty, truncated, *torn)
     assert {p.name for p in aside} == {QUARANTINE_PREFIX + p.name for p in expected}
