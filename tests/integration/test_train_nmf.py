@@ -73,7 +73,14 @@ def test_recipe_amortized(tiny_synthetic, tmp_path):
     )
     assert metrics["method"] == "amortized"
     _check_outputs(tmp_path / "amortized", metrics)
-    assert "epoch: 1" in (tmp_path / "amortized" / "train_log.txt").read_text()
+    log = tmp_path / "amortized" / "train_log.txt"
+    assert "epoch: 1" in log.read_text()
+    # a run killed after logging epoch 2, before its checkpoint: the resumed run logs it once
+    log.write_text(log.read_text() + "epoch: 2, lr: 1.00e-03 - train loss: 99.0 - valid loss: 99.0\n")
+    _run(tiny_synthetic, tmp_path / "amortized", "--nmf_method", "amortized", "--number_of_epochs", "2")
+    epochs = [line.split(",")[0] for line in log.read_text().splitlines() if line.startswith("epoch:")]
+    assert epochs == ["epoch: 1", "epoch: 2"]
+    assert "99.0" not in log.read_text()
 
 
 def test_unknown_method_is_an_error(tiny_synthetic, tmp_path):
