@@ -66,7 +66,7 @@ def _parse_args(argv=None):
         "--batches", nargs="+", type=int, default=[1, 16], help="explain: batch sizes"
     )
     parser.add_argument(
-        "--runs", type=int, default=7, help="explain: timed calls at batch 1 (3 at batch > 4)"
+        "--runs", type=int, default=7, help="explain: timed calls at batch 1 to 4 (3 at batch > 4 and at --size full)"
     )
     bench_common.add_run_arguments(parser)
     parser.add_argument("--json", help="also write the result to this JSON file")

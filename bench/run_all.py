@@ -95,7 +95,7 @@ def _parse_args(argv=None):
         "its full size is the reference AST; no reference figures)",
     )
     parser.add_argument("--skip_full", action="store_true", help="skip the full-size latency runs")
-    parser.add_argument("--runs", type=int, default=7, help="timed explain() calls at batch 1")
+    parser.add_argument("--runs", type=int, default=7, help="timed explain() calls at batch 1 (3 in the full-size rows)")
     parser.add_argument(
         "--timeout", type=int, default=1200, help="seconds allowed to each measurement"
     )
