@@ -251,14 +251,27 @@ def _provenance(evaluation):
     return "; ".join(parts)
 
 
+def _number_first(value):
+    """Sort key: numbers by value, then anything else by its text (200 before 1000)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (0, value, "") if is_number else (1, 0, str(value))
+
+
 def _bootstrap_line(evaluations):
     """'95 % bootstrap confidence interval (1000 resamples of the clips)', from the
-    evaluations' metrics.json ("bootstrap"), each setting the evaluations disagree on listed."""
+    evaluations' metrics.json ("bootstrap"), each setting the evaluations disagree on listed,
+    in increasing order.
+
+    Example
+    -------
+    >>> _bootstrap_line([{"bootstrap": {"level": 0.95, "resamples": 1000}}, {"bootstrap": {"resamples": 200}}])
+    '95 % bootstrap confidence interval (200 / 1000 resamples of the clips)'
+    """
     settings = [evaluation.get("bootstrap") or {} for evaluation in evaluations]
     levels = sorted({f"{100 * s['level']:g}" for s in settings if s.get("level") is not None})
-    resamples = sorted({str(s["resamples"]) for s in settings if s.get("resamples") is not None})
+    resamples = sorted({s["resamples"] for s in settings if s.get("resamples") is not None}, key=_number_first)
     level = " / ".join(levels) if levels else "95"
-    counts = " / ".join(resamples) if resamples else "?"
+    counts = " / ".join(map(str, resamples)) if resamples else "?"
     return f"{level} % bootstrap confidence interval ({counts} resamples of the clips)"
 
 

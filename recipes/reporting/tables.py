@@ -557,10 +557,15 @@ def format_value(value):
     -------
     >>> format_value(0.12345), format_value(41.26), format_value(None)
     ('0.123', '41.3', '-')
+
+    The magnitude is read after rounding to 3 decimals: 9.9996 is 10.0, as 10.0 is.
+
+    >>> format_value(9.9996), format_value(-9.9996), format_value(9.9994)
+    ('10.0', '-10.0', '9.999')
     """
     if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "-"
-    return _fixed(value, ".1f" if abs(value) >= 10 else ".3f")
+    return _fixed(value, ".1f" if abs(float(format(value, ".3f"))) >= 10 else ".3f")
 
 
 def interval_half_width(interval):

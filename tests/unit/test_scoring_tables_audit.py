@@ -243,10 +243,12 @@ def test_classifier_warning_thresholds_and_count():
 
 def test_format_value_rounds_by_magnitude_and_hides_infinite_values():
     """-41.26 has magnitude >= 10: 1 decimal, '-41.3'; 10.0 is >= 10: '10.0'; 9.9996 rounds
-    to '10.000' (3 decimals: below 10); +inf / -inf / NaN are '-' like a missing value."""
+    to 10.000 at 3 decimals, so it is shown as 10.0 is, '10.0' (not '10.000'), while 9.9994
+    stays '9.999'; +inf / -inf / NaN are '-' like a missing value."""
     assert tables.format_value(-41.26) == "-41.3"
     assert tables.format_value(10.0) == "10.0"
-    assert tables.format_value(9.9996) == "10.000"
+    assert tables.format_value(9.9996) == "10.0"
+    assert tables.format_value(9.9994) == "9.999"
     assert [tables.format_value(v) for v in (math.inf, -math.inf, math.nan)] == ["-", "-", "-"]
 
 
