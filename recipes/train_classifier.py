@@ -63,10 +63,10 @@ from data_prep.audio import load_clip, peak_normalise
 from data_prep.files import write_atomic, write_json, write_text
 from data_prep.wham_prepare import WhamMixer
 from recipes.core.brains import (
+    OneLinePerEpoch,
     RandomState,
     build_brain,
     load_pretrained_backbone,
-    trim_resumed_train_log,
 )
 from recipes.core.pipeline import class_probabilities, classify, spectrogram
 from recipes.core.startup import prepare_run
@@ -282,7 +282,7 @@ class NoisePosition:
         logger.info("Resumed the background noise list after its %d first batches", drawn)
 
 
-class ClassifierBrain(sb.Brain):
+class ClassifierBrain(OneLinePerEpoch, sb.Brain):
     """Trains embedding model + head on the classes of the data."""
 
     #: `NoisePosition` of `add_background` when training with a checkpointer on sources.
@@ -296,12 +296,6 @@ class ClassifierBrain(sb.Brain):
             self.noise_position = NoisePosition(self.hparams.add_background)
             # optional: a checkpoint from before it still resumes
             self.checkpointer.add_recoverable("noise_position", self.noise_position, optional_load=True)
-
-    def on_fit_start(self):
-        """SpeechBrain's start of `fit` (optimiser, then the newest checkpoint recovered); then
-        the train log keeps each epoch once (`trim_resumed_train_log`)."""
-        super().on_fit_start()
-        trim_resumed_train_log(self)
 
     def training_waveforms(self, batch):
         """The training batch's waveforms (B', T), augmented as the yaml asks.

@@ -38,7 +38,7 @@ from speechbrain.utils.logger import get_logger
 from data_prep.audio import EPS
 from data_prep.files import write_atomic, write_json
 from models.nmf import fit_activations, nmf_multiplicative_update, relative_error
-from recipes.core.brains import build_brain, trim_resumed_train_log
+from recipes.core.brains import OneLinePerEpoch, build_brain
 from recipes.core.pipeline import spectrogram
 from recipes.core.startup import prepare_run
 from recipes.reporting.figures import plot_atoms, plot_reconstructions
@@ -103,7 +103,7 @@ def collect_frames(dataset, hparams, device, max_frames=None, generator=None):
     return matrix
 
 
-class AmortizedNMF(sb.Brain):
+class AmortizedNMF(OneLinePerEpoch, sb.Brain):
     """NMFEncoder predicts H from X, NMFDecoderAudio holds W: X ~ relu(W) H."""
 
     def compute_forward(self, batch, stage):
@@ -120,11 +120,6 @@ class AmortizedNMF(sb.Brain):
         self.residual_power += (X - reconstruction).detach().pow(2).sum().item()
         self.signal_power += X.pow(2).sum().item()
         return F.mse_loss(reconstruction, X) + self.hparams.nmf_l1 * H.mean()
-
-    def on_fit_start(self):
-        """SpeechBrain's start of `fit`; then the train log keeps each epoch once."""
-        super().on_fit_start()
-        trim_resumed_train_log(self)
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the relative-error sums."""

@@ -5,8 +5,9 @@
   evaluation). For training it refuses fewer than 1 epoch and moves aside the
   checkpoints a killed run left incomplete (`recipes.core.run_guard`), and
   checkpoints the random generators (`RandomState`) so that a resumed run draws
-  what the uninterrupted one would have drawn; `trim_resumed_train_log` keeps a
-  resumed run's train log to one line per epoch.
+  what the uninterrupted one would have drawn.
+- `OneLinePerEpoch`: a Brain mixin that keeps a resumed run's train log to one
+  line per epoch.
 - `CPUFriendlyDDP`: a Brain mixin for multi-process training on CPU.
 - `check_device`: a `--device` torch does not know, or a GPU this machine
   does not have, refused before any set-up.
@@ -87,12 +88,16 @@ def build_brain(brain_class, hparams, run_opts, train=True, **kwargs):
     )
 
 
-def trim_resumed_train_log(brain):
-    """After `brain`'s checkpoint is recovered (`on_fit_start`): its train log keeps each
-    epoch once (`recipes.core.run_guard.trim_train_log`). Main process only."""
-    save_file = getattr(getattr(brain.hparams, "train_logger", None), "save_file", None)
-    if save_file is not None and if_main_process():
-        trim_train_log(save_file, brain.hparams.epoch_counter.current)
+class OneLinePerEpoch:
+    """Brain mixin: once `fit` has recovered the newest checkpoint (SpeechBrain's
+    `on_fit_start`), the yaml's `train_logger` file keeps each epoch once
+    (`recipes.core.run_guard.trim_train_log`; main process only)."""
+
+    def on_fit_start(self):
+        super().on_fit_start()
+        save_file = getattr(getattr(self.hparams, "train_logger", None), "save_file", None)
+        if save_file is not None and if_main_process():
+            trim_train_log(save_file, self.hparams.epoch_counter.current)
 
 
 @register_checkpoint_hooks

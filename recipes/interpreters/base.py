@@ -45,10 +45,10 @@ from data_prep.files import write_atomic, write_json
 from data_prep.wham_prepare import WhamMixer
 from recipes.core.brains import (
     CPUFriendlyDDP,
+    OneLinePerEpoch,
     freeze,
     load_pretrained,
     load_state_dict_strict,
-    trim_resumed_train_log,
 )
 from recipes.core.pipeline import (
     apply_mask,
@@ -153,7 +153,7 @@ def check_classifier_signal(hparams):
         )
 
 
-class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
+class InterpreterBrain(OneLinePerEpoch, CPUFriendlyDDP, sb.core.Brain):
     """Base Brain of the interpreters. See the module docstring for the flow.
 
     Reads from hparams (every interpreter yaml defines them): compute_stft,
@@ -554,12 +554,6 @@ class InterpreterBrain(CPUFriendlyDDP, sb.core.Brain):
         return loss
 
     # ------------------------------------------------------------------ stages
-    def on_fit_start(self):
-        """SpeechBrain's start of `fit` (optimiser, then the newest checkpoint recovered); then
-        the train log keeps each epoch once (`trim_resumed_train_log`)."""
-        super().on_fit_start()
-        trim_resumed_train_log(self)
-
     def on_stage_start(self, stage, epoch=None):
         # Under torchrun SpeechBrain (1.1.2) deals out the training batches but gives every
         # process the whole valid and test sets: their figures are this process's own, not
