@@ -426,11 +426,13 @@ def _tagged(loader, suffix, node):
 _TaggedLoader.add_multi_constructor("!", _tagged)
 
 
-def input_digest(path):
+def input_digest(path, legacy=False):
     r"""What a stage records of a file it reads: the SHA-256 of its bytes, or for a recipe yaml
     of what it says (its parsed content, tags kept as data), so that an edited comment (the
-    yamls note their measured figures) does not stop a rerun, and an edited value does.
-    None when there is no such file.
+    yamls note their measured figures) does not stop a rerun, and an edited value does. The
+    keys' order counts: hyperpyyaml builds the `!new:` objects in the document's order after
+    the seed is set, so two modules swapped draw other initial weights (`legacy`: the older
+    form, keys sorted, for `same_input`). None when there is no such file.
 
     Example
     -------
@@ -442,6 +444,9 @@ def input_digest(path):
     >>> _ = write_text("lr: 0.002\nw: !new:torch.nn.Linear [2, 3]\n", c)
     >>> input_digest(a) == input_digest(b) != input_digest(c)
     True
+    >>> _ = write_text("w: !new:torch.nn.Linear [2, 3]\nlr: 0.001\n", c)  # a's keys swapped
+    >>> input_digest(a) != input_digest(c)
+    True
     >>> import shutil; shutil.rmtree(folder)
     """
     if not str(path).endswith(".yaml") or not os.path.isfile(path):
@@ -451,8 +456,30 @@ def input_digest(path):
             content = yaml.load(fin, Loader=_TaggedLoader)
     except (yaml.YAMLError, UnicodeDecodeError):
         return file_sha256(path)  # not yaml that this reads: its bytes, then
-    text = json.dumps(content, sort_keys=True, default=str)
-    return "yaml:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text = json.dumps(content, default=str, sort_keys=legacy)  # in the document's order
+    return ("yaml:" if legacy else "yaml2:") + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def same_input(path, recorded):
+    r"""Whether `path` is still what a stage recorded of it (`input_digest`). A digest of the
+    older form ("yaml:", the keys sorted) is compared in that form: a folder made before
+    the keys' order counted is not called edited for it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> a = os.path.join(folder, "a.yaml")
+    >>> _ = write_text("w: 1\nlr: 2\n", a)
+    >>> same_input(a, input_digest(a, legacy=True)), same_input(a, input_digest(a))
+    (True, True)
+    >>> _ = write_text("lr: 2\nw: 1\n", a)  # the keys swapped: only the new form sees it
+    >>> same_input(a, input_digest(a, legacy=True)), same_input(a, "yaml2:0")
+    (True, False)
+    >>> import shutil; shutil.rmtree(folder)
+    """
+    legacy = isinstance(recorded, str) and recorded.startswith("yaml:")
+    return input_digest(path, legacy=legacy) == recorded
 
 
 class Stage:
@@ -530,7 +557,7 @@ class Stage:
                 "stages after it) to start it again, or rerun with what it started with to resume it."
             )
         for source, digest in (started.get("inputs") or {}).items():
-            if source in self.inputs and input_digest(source) != digest:
+            if source in self.inputs and not same_input(source, digest):
                 raise ValueError(
                     f"{self.folder} holds a run of the demo's {self.name} stage that stopped part-way, "
                     f"started from {source}, which changed or is gone since: its checkpoints were "
@@ -565,7 +592,7 @@ class Stage:
                 recorded = json.load(fin)
             for path in self.inputs:
                 now = input_digest(path)
-                if path in recorded and recorded[path] != now:
+                if path in recorded and not same_input(path, recorded[path]):
                     if not now:
                         what = "which is gone (its stage will make a new one)"
                     elif path.endswith(".yaml"):  # the stage's recipe file
