@@ -1,18 +1,19 @@
 """Mutation audit of recipes/demo.py, second pass: what test_demo_driver_audit.py let through.
 
-Each test names the mutation it kills (E<n>, /tmp/fixE_mut). Nothing is trained: stages run
+Each test names the mutation it kills (E<n>, the audit's numbering). Nothing is trained: stages run
 stand-ins (a dataset writer recorded, a stage that sleeps) on hand-written files, and every
 expected value is worked out by hand in the test.
 """
 
 import copy
-import json
 import os
 import time
 
 import numpy as np
 import pytest
 import soundfile as sf
+from test_demo_driver_audit import _dataset, _write
+from test_demo_driver_audit import _finish as _finish_inputs
 
 from data_prep.files import write_json
 from recipes import demo
@@ -20,19 +21,10 @@ from recipes import demo
 SMOKE = demo.load_config(smoke=True)
 
 
-def _write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fout:
-        json.dump(data, fout) if not isinstance(data, str) else fout.write(data)
-
-
 def _finish(stage, content="placeholder"):
-    """A stage's folder as `Stage.run` leaves it: outputs, arguments, inputs and outputs digests."""
-    for path in stage.outputs:
-        if not os.path.isfile(path):
-            _write(path, content)
-    write_json(stage.settings, os.path.join(stage.folder, demo.STAGE_RECORD))
-    write_json({path: demo.input_digest(path) for path in stage.inputs}, os.path.join(stage.folder, demo.INPUTS_RECORD))
+    """A stage's folder as `Stage.run` leaves it: `test_demo_driver_audit`'s (outputs,
+    arguments, inputs' digests), and the outputs' digests."""
+    _finish_inputs(stage, content)
     write_json({path: demo.file_sha256(path) for path in stage.outputs}, os.path.join(stage.folder, demo.OUTPUTS_RECORD))
 
 
@@ -163,19 +155,6 @@ def test_stage_costs_may_name_only_the_configs_own_evaluations():
     config["stage_costs_s"] = {"eval_l2i": 10}
     with pytest.raises(ValueError, match=r"stage_costs_s names 'eval_l2i', not a stage of this config"):
         demo.check_config(config)
-
-
-def _dataset(folder, seconds, rate=16000):
-    (folder / "meta").mkdir(parents=True)
-    (folder / "audio").mkdir()
-    (folder / "sources").mkdir()
-    lines = ["filename,fold,target,category"]
-    for index, duration in enumerate(seconds):
-        name = f"{index + 1}-{index}-A-0.wav"
-        sf.write(folder / "audio" / name, np.zeros(int(rate * duration)), rate)
-        lines.append(f"{name},{index + 1},0,tone")
-    (folder / "meta" / "esc50.csv").write_text("\n".join(lines) + "\n")
-    (folder / "meta" / "ground_truth.csv").write_text("id\n")
 
 
 def test_clips_shorter_than_the_configs_are_read_at_their_length(tmp_path):
