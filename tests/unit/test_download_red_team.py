@@ -78,32 +78,32 @@ def test_a_tuple_made_by_a_reference_is_read_as_plain_values(tmp_path):
     assert load_yaml("size: (2, 3.5, x)\n")["size"] == (2, 3.5, "x")  # plain tuples still read
 
 
+def _unlink_as_condition(tmp_path, references):
+    """A user's file, a Pretrainer holding its path, and `references` (yaml lines that end in
+    `kill`, the file's `unlink`) given to the interpreter's Pretrainer as a condition:
+    (the file, the inference folder)."""
+    victim = tmp_path / "precious.txt"
+    victim.write_text("mine\n")
+    extra = f"holder: !new:speechbrain.utils.parameter_transfer.Pretrainer\n    collect_in: {victim}\n" + references
+    pretrainer = PRETRAINER.replace("    custom_hooks:", "    conditions:\n        psi: !ref <kill>\n    custom_hooks:")
+    return victim, _folder(tmp_path, extra, pretrainer)
+
+
 def test_an_attribute_reference_is_refused_and_deletes_nothing(tmp_path):
     """`!ref <key.name>` is hyperpyyaml's `!apply:getattr`: a Pretrainer's `collect_in.unlink`,
     given as a condition, deleted a file of the user's."""
-    victim = tmp_path / "precious.txt"
-    victim.write_text("mine\n")
-    extra = (
-        f"holder: !new:speechbrain.utils.parameter_transfer.Pretrainer\n    collect_in: {victim}\n"
-        "victim: !ref <holder.collect_in>\nkill: !ref <victim.unlink>\n"
-    )
-    pretrainer = PRETRAINER.replace("    custom_hooks:", "    conditions:\n        psi: !ref <kill>\n    custom_hooks:")
+    victim, source = _unlink_as_condition(tmp_path, "victim: !ref <holder.collect_in>\nkill: !ref <victim.unlink>\n")
     with pytest.raises(UntrustedYamlError, match=r"has `<\w+\.\w+>`: a reference to an attribute"):
-        AudioInterpreter.from_hparams(source=_folder(tmp_path, extra, pretrainer))
+        AudioInterpreter.from_hparams(source=source)
     assert victim.read_text() == "mine\n"
 
 
 def test_an_attribute_reference_put_together_from_pieces_is_refused(tmp_path):
     """`<p><q>` gives `<holder.collect_in>`, which hyperpyyaml resolves again (the check sees none)."""
-    victim = tmp_path / "precious.txt"
-    victim.write_text("mine\n")
-    extra = (
-        f"holder: !new:speechbrain.utils.parameter_transfer.Pretrainer\n    collect_in: {victim}\n"
-        "p: '<holder'\nq: '.collect_in>'\nvictim: !ref <p><q>\nr: '.unlink>'\nv: '<victim'\nkill: !ref <v><r>\n"
-    )
-    pretrainer = PRETRAINER.replace("    custom_hooks:", "    conditions:\n        psi: !ref <kill>\n    custom_hooks:")
+    pieces = "p: '<holder'\nq: '.collect_in>'\nvictim: !ref <p><q>\nr: '.unlink>'\nv: '<victim'\nkill: !ref <v><r>\n"
+    victim, source = _unlink_as_condition(tmp_path, pieces)
     with pytest.raises(ValueError, match=r"A reference <key.attribute> \(hyperpyyaml's !apply:getattr\)"):
-        AudioInterpreter.from_hparams(source=_folder(tmp_path, extra, pretrainer))
+        AudioInterpreter.from_hparams(source=source)
     assert victim.read_text() == "mine\n"
 
 
