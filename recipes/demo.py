@@ -33,7 +33,10 @@ parameters file, the classifier's, the dictionary's, the
 interpreter's checkpoints) and of the files it made (`demo_outputs.json`); when
 the settings or those files changed since (a classifier trained again, a dataset
 made again with other settings, an evaluation of `recipes/eval.py` written into a
-demo's eval folder), the demo stops and says which folder to delete.
+demo's eval folder), the demo stops and says which folder to delete. Paths in
+these records are compared relative to the checkout and the output folder that
+the stage ran from (`demo_roots.json`): a demo folder moved, or run again from
+another clone, is reused.
 
 The stages run in this process, one recipe `main(argv)` after the other:
 every recipe yaml seeds everything when it is loaded (`__set_seed`) and
@@ -93,6 +96,10 @@ STARTED_RECORD = "demo_stage.started.json"
 #: The SHA-256 of the files a stage made, as it made them: a file another command wrote over
 #: since (`recipes/eval.py` into a demo's eval folder) is not taken for the stage's.
 OUTPUTS_RECORD = "demo_outputs.json"
+#: The folders a stage's records are relative to (the checkout, the demo's output folder), as
+#: they were when it ran: a demo folder moved, or run again from another clone, compares its
+#: records with the paths of today (`portable`).
+ROOTS_RECORD = "demo_roots.json"
 INTERPRETERS = ("l2i", "piq", "lmac")  # their stages (and eval folders), in the report's order
 REPORT_TITLE = "make demo: L2I, PIQ and L-MAC on the synthetic dataset"
 
@@ -482,6 +489,33 @@ def same_input(path, recorded):
     return input_digest(path, legacy=legacy) == recorded
 
 
+def portable(value, roots):
+    r"""`value` (a stage's settings or a path; lists and dicts walked) with every path under
+    one of `roots` ({name: absolute folder}) written from that root's name: what a stage's
+    records mean wherever the checkout and the demo's folder are. The deepest root wins.
+
+    Example
+    -------
+    >>> roots = {"<repo>": "/home/a/repo", "<output>": "/home/a/repo/results/demo"}
+    >>> portable(["/home/a/repo/hparams/l2i.yaml", "--output_folder", "/home/a/repo/results/demo/l2i"], roots)
+    ['<repo>/hparams/l2i.yaml', '--output_folder', '<output>/l2i']
+    >>> portable({"data": "/home/a/repo2/x", "seed": 1, "root": "/home/a/repo"}, roots)
+    {'data': '/home/a/repo2/x', 'seed': 1, 'root': '<repo>'}
+    """
+    if isinstance(value, list):
+        return [portable(item, roots) for item in value]
+    if isinstance(value, dict):
+        return {key: portable(item, roots) for key, item in value.items()}
+    if not isinstance(value, str):
+        return value
+    for name, root in sorted(roots.items(), key=lambda item: -len(item[1])):
+        if value == root:
+            return name
+        if value.startswith(root.rstrip(os.sep) + os.sep):
+            return name + "/" + os.path.relpath(value, root).replace(os.sep, "/")
+    return value
+
+
 class Stage:
     """One step of the chain: its outputs, how to run it, and the record of its arguments.
 
@@ -504,6 +538,9 @@ class Stage:
         The stage's recipe resumes from the checkpoints an interrupted run left
         (the training stages): its settings and inputs are recorded before it runs
         (`demo_stage.started.json`), and a rerun with others is refused.
+    roots : dict, optional
+        {name: folder} the records are compared relative to (`portable`; recorded in
+        `demo_roots.json`): by default the checkout, `REPO_ROOT`.
 
     Example
     -------
@@ -529,10 +566,29 @@ class Stage:
     >>> import shutil; shutil.rmtree(folder)
     """
 
-    def __init__(self, name, folder, outputs, run, settings, inputs=(), resumes=False):
+    def __init__(self, name, folder, outputs, run, settings, inputs=(), resumes=False, roots=None):
         self.name, self.folder, self.outputs = name, folder, outputs
         self._run, self.settings, self.inputs = run, settings, list(inputs)
         self.resumes = resumes
+        self.roots = {"<repo>": REPO_ROOT} if roots is None else dict(roots)
+
+    def _recorded_roots(self, started=None):
+        """The roots of the stage's records: as recorded when it ran (a folder made before
+        they were recorded: where it is now)."""
+        if started is not None:
+            return started.get("roots") or self.roots
+        path = os.path.join(self.folder, ROOTS_RECORD)
+        if not os.path.isfile(path):
+            return self.roots
+        with open(path, encoding="utf-8") as fin:
+            return json.load(fin)
+
+    def _same_settings(self, recorded, roots):
+        return portable(recorded, roots) == portable(self.settings, self.roots)
+
+    def _by_portable_path(self, recorded, roots):
+        """A record {path: digest} keyed by its paths' `portable` form."""
+        return {portable(path, roots): digest for path, digest in recorded.items()}
 
     def check_unfinished(self):
         """Refuses to resume a run of this stage that stopped part-way with other settings or
@@ -549,15 +605,18 @@ class Stage:
             return
         with open(path, encoding="utf-8") as fin:
             started = json.load(fin)
-        if started.get("settings") != self.settings:
+        roots = self._recorded_roots(started)
+        if not self._same_settings(started.get("settings"), roots):
             raise ValueError(
                 f"{self.folder} holds a run of the demo's {self.name} stage that stopped part-way, "
                 f"started with other settings ({started.get('settings')} instead of {self.settings}): "
                 f"its checkpoints would be resumed under the new ones. Delete {self.folder} (and the "
                 "stages after it) to start it again, or rerun with what it started with to resume it."
             )
-        for source, digest in (started.get("inputs") or {}).items():
-            if source in self.inputs and not same_input(source, digest):
+        recorded = self._by_portable_path(started.get("inputs") or {}, roots)
+        for source in self.inputs:
+            digest = recorded.get(portable(source, self.roots))
+            if digest is not None and not same_input(source, digest):
                 raise ValueError(
                     f"{self.folder} holds a run of the demo's {self.name} stage that stopped part-way, "
                     f"started from {source}, which changed or is gone since: its checkpoints were "
@@ -576,11 +635,12 @@ class Stage:
         ):
             self.check_unfinished()
             return False
+        roots = self._recorded_roots()
         record = os.path.join(self.folder, STAGE_RECORD)
         if os.path.isfile(record):
             with open(record, encoding="utf-8") as fin:
                 recorded = json.load(fin)
-            if recorded != self.settings:
+            if not self._same_settings(recorded, roots):
                 raise ValueError(
                     f"{self.folder} was made by the demo with other settings "
                     f"({recorded} instead of {self.settings}): delete {self.folder} (and the "
@@ -589,10 +649,11 @@ class Stage:
         inputs_record = os.path.join(self.folder, INPUTS_RECORD)
         if os.path.isfile(inputs_record):  # a folder made before the record existed has none
             with open(inputs_record, encoding="utf-8") as fin:
-                recorded = json.load(fin)
+                recorded = self._by_portable_path(json.load(fin), roots)
             for path in self.inputs:
                 now = input_digest(path)
-                if path in recorded and not same_input(path, recorded[path]):
+                key = portable(path, self.roots)
+                if key in recorded and not same_input(path, recorded[key]):
                     if not now:
                         what = "which is gone (its stage will make a new one)"
                     elif path.endswith(".yaml"):  # the stage's recipe file
@@ -606,9 +667,10 @@ class Stage:
         outputs_record = os.path.join(self.folder, OUTPUTS_RECORD)
         if os.path.isfile(outputs_record):  # a folder made before the record existed has none
             with open(outputs_record, encoding="utf-8") as fin:
-                recorded = json.load(fin)
+                recorded = self._by_portable_path(json.load(fin), roots)
             for path in self.outputs:
-                if path in recorded and recorded[path] != file_sha256(path):
+                key = portable(path, self.roots)
+                if key in recorded and recorded[key] != file_sha256(path):
                     raise ValueError(
                         f"{path} changed since the demo's {self.name} stage wrote it (another "
                         f"command wrote into {self.folder}?): the demo would show what it did not "
@@ -631,7 +693,7 @@ class Stage:
         read = {path: input_digest(path) for path in self.inputs}  # what it is about to read
         started = os.path.join(self.folder, STARTED_RECORD)
         if self.resumes:  # until its records are written (not in the data stage's dataset folder)
-            write_json({"settings": self.settings, "inputs": read}, started)
+            write_json({"settings": self.settings, "inputs": read, "roots": self.roots}, started)
         start, start_cpu = time.perf_counter(), time.process_time()
         try:
             self._run()
@@ -644,6 +706,7 @@ class Stage:
         if missing:
             raise RuntimeError(f"demo: stage {self.name} finished without writing {missing}.")
         write_json(self.settings, os.path.join(self.folder, STAGE_RECORD))
+        write_json(self.roots, os.path.join(self.folder, ROOTS_RECORD))
         write_json(read, os.path.join(self.folder, INPUTS_RECORD))
         write_json({path: file_sha256(path) for path in self.outputs}, os.path.join(self.folder, OUTPUTS_RECORD))
         if os.path.isfile(started):
@@ -824,6 +887,8 @@ def build_stages(config, output_folder, interpreter_folder=None, interpreter_see
                 evaluation_reads[interpreter],
             )
         )
+    for stage in stages:  # records read wherever the checkout and the output folder are now
+        stage.roots = {"<repo>": REPO_ROOT, "<output>": out}
     return stages, [eval_folders[name] for name in interpreters]
 
 

@@ -331,6 +331,7 @@ EVAL_RECORDS = (
     "demo_stage.json",
     "demo_inputs.json",
     "demo_outputs.json",
+    "demo_roots.json",
     "demo_stage.started.json",
     "tb_logs",
 )
