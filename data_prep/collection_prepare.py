@@ -768,7 +768,9 @@ def _parse_args(argv=None):
     parser.add_argument("--backgrounds", required=True, help="folder of background recordings")
     parser.add_argument("--out", required=True, help="dataset root to write (or reuse)")
     parser.add_argument("--per-class", type=int, default=40, help="clips per class, multiple of 5")
-    parser.add_argument("--duration-s", type=float, default=3.0, help="clip duration, s")
+    parser.add_argument(
+        "--duration-s", "--duration", dest="duration_s", type=float, default=3.0, help="clip duration, s"
+    )
     parser.add_argument(
         "--snr-db-range",
         type=float,

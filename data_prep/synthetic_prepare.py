@@ -565,7 +565,9 @@ def _parse_args(argv=None):
         metavar=("LOW", "HIGH"),
         help="target-to-background SNR over the event, dB",
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="clip duration in seconds")
+    parser.add_argument(
+        "--duration", "--duration-s", dest="duration", type=float, default=5.0, help="clip duration in seconds"
+    )
     return parser.parse_args(argv)
 
 

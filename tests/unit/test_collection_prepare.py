@@ -752,3 +752,13 @@ def test_build_names_its_own_dataset_folder_when_it_holds_the_users_files(collec
     with pytest.raises(ValueError, match=r"Here that folder is .*debian/dataset, which --build always writes: .*another --out"):
         fetch_debian_sounds.build_dev_set(out)
     assert (out / "dataset" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("flag", ["--duration-s", "--duration"])
+def test_both_dataset_commands_take_both_spellings_of_the_clip_length(flag):
+    """collection_prepare.py documents --duration-s, synthetic_prepare.py --duration: each takes both."""
+    from data_prep import collection_prepare, synthetic_prepare
+
+    collection = collection_prepare._parse_args(["--targets", "t", "--backgrounds", "b", "--out", "o", flag, "2.5"])
+    synthetic = synthetic_prepare._parse_args(["--out", "o", flag, "1.5"])
+    assert (collection.duration_s, synthetic.duration) == (2.5, 1.5)
