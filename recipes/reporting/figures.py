@@ -9,6 +9,7 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import functools
 import os
 import tempfile
 
@@ -21,17 +22,62 @@ from data_prep.files import write_atomic
 from models.nmf import fit_activations
 from recipes.core.labels import METHOD_LABELS, REFERENCE_LABELS
 
+#: Fonts a figure falls back on, where installed, for the characters of file and class names
+#: that matplotlib's default (DejaVu Sans) lacks: Chinese, Japanese, Korean and other scripts.
+FALLBACK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK KR", "Noto Sans", "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei", "Droid Sans Fallback", "Arial Unicode MS",
+)  # fmt: skip
+
 
 def _pyplot():
     """matplotlib's pyplot on the Agg backend, imported at the first figure: half a second
     of every recipe's start-up that a process drawing nothing (a refused command, a worker
-    rank) need not pay."""
+    rank) need not pay. The installed `FALLBACK_FONTS` follow the default font."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    families, _ = _fonts(FALLBACK_FONTS)
+    if families:
+        matplotlib.rcParams["font.family"] = ["sans-serif", *families]
     return plt
+
+
+@functools.cache
+def _fonts(fallbacks):
+    """(the installed families of `fallbacks`, the fonts a figure's text is drawn from:
+    matplotlib's default sans-serif, then those)."""
+    import matplotlib
+    from matplotlib import font_manager, ft2font
+
+    installed = {entry.name: entry.fname for entry in font_manager.fontManager.ttflist}
+    families = tuple(name for name in fallbacks if name in installed)
+    default = font_manager.findfont(font_manager.FontProperties(family=matplotlib.rcParams["font.sans-serif"][:1]))
+    return families, [ft2font.FT2Font(default), *(ft2font.FT2Font(installed[name]) for name in families)]
+
+
+def drawable(text):
+    r"""`text` with each character that no font of the figures draws written as its code
+    point (\u72d7): a file or class name in a script the installed fonts lack reads as
+    itself, not as empty boxes (and matplotlib warns of no missing glyph).
+
+    Example
+    -------
+    >>> drawable("chien-07.wav: predicted dog (p=0.93)")
+    'chien-07.wav: predicted dog (p=0.93)'
+    >>> drawable("caf\u00e9 \u03b1")  # Latin and Greek: DejaVu Sans draws them
+    'café α'
+    """
+    _, fonts = _fonts(FALLBACK_FONTS)
+
+    def shown(char):
+        if char.isascii() or any(font.get_char_index(ord(char)) for font in fonts):
+            return char
+        return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+    return "".join(shown(char) for char in text)
 
 
 def _numpy(tensor):
@@ -186,7 +232,7 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=Non
     if title:
         # above the panels' titles (the layout makes room); a "$" would open matplotlib's
         # mathtext (a file named "b$q$.wav")
-        fig.suptitle(title.replace("$", r"\$"), fontsize=10)
+        fig.suptitle(drawable(title).replace("$", r"\$"), fontsize=10)
     return fig
 
 
@@ -321,7 +367,7 @@ def plot_reconstructions(clip_ids, X, W, path, n_iter, generator, sample_rate=No
     for row in range(n_clips):  # figure panels
         vmax = float(X[row].max())
         panels = (
-            (X[row], f"{clip_ids[row]}: X"),
+            (X[row], f"{drawable(str(clip_ids[row]))}: X"),
             (reconstruction[row], f"W H (rel. error {float(errors[row]):.3f})"),
         )
         for col, (image, title) in enumerate(panels):
@@ -354,8 +400,9 @@ def plot_confusion_matrix(counts, class_names, path):
     image = ax.imshow(counts.numpy(), cmap="Blues")
     ax.set_xticks(range(n_classes))
     ax.set_yticks(range(n_classes))
-    ax.set_xticklabels(class_names, rotation=90, fontsize=7)
-    ax.set_yticklabels(class_names, fontsize=7)
+    names = [drawable(str(name)) for name in class_names]
+    ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.set_yticklabels(names, fontsize=7)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     accuracy = counts.diag().sum().item() / max(1, counts.sum().item())
