@@ -110,6 +110,9 @@ SIZE_KEYS = (
 #: The most channels a recording is taken to have: a (B, T) batch of at most this many samples
 #: per clip, and more clips than samples, is soundfile's (frames, channels) of one recording.
 MAX_CHANNELS = 8
+#: The largest text file (the yaml, the label encoder) an inference folder may hand over: what an
+#: export writes is a few kB; a link to a huge file is not read into memory.
+MAX_TEXT_BYTES = 16 * 2**20
 #: Every interpreter Brain at inference: the pretrainer loads the classifier, no noise, no logs.
 FIXED = {"use_pretrained": False, "add_wham_noise": False, "use_tensorboard": False}
 
@@ -427,6 +430,38 @@ def local_inference_folders(root="results"):
     return sorted(os.path.dirname(path) for path in glob.glob(pattern))
 
 
+def check_readable_file(path, name, source, max_bytes=None):
+    """Refuses a file of an inference folder that is not a plain file (a link to a device such
+    as /dev/zero, a pipe, a folder) or, for a text file (`max_bytes`), one larger than what an
+    export writes: reading it would block or fill the memory.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, what it is, and what to do.
+
+    Example
+    -------
+    >>> check_readable_file("/dev/zero", "label_encoder", "some/folder", MAX_TEXT_BYTES)
+    Traceback (most recent call last):
+    ...
+    ValueError: some/folder: its label_encoder (/dev/zero) is not a plain file (a link to a device, a pipe or a folder?): an exported inference folder holds only plain files. Export the training run again, or copy the folder without links.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):  # follows links: true only for a regular file
+        raise ValueError(
+            f"{source}: its {name} ({os.path.realpath(path)}) is not a plain file (a link to a device, "
+            "a pipe or a folder?): an exported inference folder holds only plain files. Export the "
+            "training run again, or copy the folder without links."
+        )
+    size = os.path.getsize(path)
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(
+            f"{source}: its {name} ({os.path.realpath(path)}) holds {size} bytes, more than the "
+            f"{max_bytes} bytes of any text file an export writes: not read. Export the training run again."
+        )
+
+
 def resolve_source(source, hparams_file=HPARAMS_FILE):
     """The folder to load for a local `source`, or `source` itself for a hub id.
 
@@ -444,11 +479,12 @@ def resolve_source(source, hparams_file=HPARAMS_FILE):
             logger.info("%s is a training run: loading its %s/ folder.", source, INFERENCE_FOLDER)
             return nested
         yaml_path = os.path.join(source, hparams_file)
-        if not os.path.isfile(yaml_path):
+        if not os.path.lexists(yaml_path):
             raise FileNotFoundError(
                 f"{source} has no {hparams_file}: give the inference folder a training run "
                 f"exported (<output_folder>/{INFERENCE_FOLDER}, e.g. results/piq/1234/{INFERENCE_FOLDER})."
             )
+        check_readable_file(yaml_path, hparams_file, source, MAX_TEXT_BYTES)
         with open(yaml_path, encoding="utf-8") as fin:
             if "pretrained_path:" not in fin.read():
                 raise ValueError(
@@ -1006,6 +1042,7 @@ class AudioInterpreter(Pretrained):
             if hub:
                 raise _hub_error(source, error) from error
             raise
+        check_readable_file(yaml_path, hparams_file, source, MAX_TEXT_BYTES)
         with open(yaml_path, encoding="utf-8") as fin:
             text = check_inference_yaml(fin.read(), str(yaml_path), trust_code=trust_code)
         given = {}
@@ -1047,7 +1084,11 @@ class AudioInterpreter(Pretrained):
             )
         pretrainer.set_collect_in(savedir)
         try:
-            pretrainer.collect_files(default_source=source, local_strategy=local_strategy, fetch_config=fetch_config)
+            collected = pretrainer.collect_files(
+                default_source=source, local_strategy=local_strategy, fetch_config=fetch_config
+            )
+            for name, path in collected.items():  # data: plain files, the text ones small
+                check_readable_file(path, name, source, MAX_TEXT_BYTES if name == "label_encoder" else None)
             pretrainer.load_collected()
         except FileNotFoundError as error:
             if hub:

@@ -286,6 +286,19 @@ def test_a_folder_exported_before_the_move_still_loads(trained, interpreters, tm
     assert loaded["class"] == expected["class"]
 
 
+def test_a_folder_of_links_to_plain_files_loads_as_the_hub_cache_makes_them(trained, interpreters, tmp_path):
+    """huggingface_hub's cache: each file of a snapshot is a link to a blob elsewhere. Links to
+    plain files load (only links to devices, pipes or folders are refused: test_download_red_team)."""
+    folder, blobs = tmp_path / "snapshot", tmp_path / "blobs"
+    shutil.copytree(trained["PIQ"]["folder"] / "inference", blobs)
+    folder.mkdir()
+    for path in blobs.iterdir():
+        (folder / path.name).symlink_to(path)
+    wav = 0.1 * torch.randn(1, SAMPLE_RATE, generator=torch.Generator().manual_seed(4))
+    loaded = AudioInterpreter.from_hparams(source=folder).interpret_batch(wav)
+    assert torch.equal(loaded["mask"], interpreters["PIQ"].interpret_batch(wav)["mask"])
+
+
 def test_a_yaml_that_runs_code_is_refused_unless_trusted(trained, tmp_path, monkeypatch):
     """`evil: !apply:os.system [...]` appended to an exported yaml: refused before anything
     of it is built, naming the line; built with trust_code=True."""

@@ -196,3 +196,34 @@ def test_a_trained_setting_eval_passes_on_is_a_plain_value(tmp_path):
     yaml_path.write_text("n_fft: <checkpointer.checkpoints_dir>\n", encoding="utf-8")
     with pytest.raises(UntrustedYamlError, match="The trained setting n_fft: <checkpointer.checkpoints_dir> holds a reference"):
         trained_settings(folder)
+
+
+@pytest.mark.parametrize("name", ["hyperparams.yaml", "psi_model.ckpt", "label_encoder.txt"])
+def test_a_file_that_is_not_a_plain_file_is_refused_before_it_is_read(tmp_path, name):
+    """A folder's file linked to a device (/dev/zero filled the memory as the label encoder) or a
+    folder. A link to a folder stands for the device here: reading it fails at once, not after
+    the memory is gone, when the check is missing."""
+    folder = _folder(tmp_path)
+    (folder / name).unlink()
+    (folder / name).symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(ValueError, match=rf"its {name.split('.')[0].replace('_model', '')}\S* \(.*\) is not a plain file"):
+        AudioInterpreter.from_hparams(source=folder)
+
+
+
+def test_a_text_file_larger_than_an_export_writes_is_not_read(tmp_path, monkeypatch):
+    """The yaml, then the label encoder, one byte over the bound (the bound lowered to the
+    tiny folder's sizes: what an export writes is a few kB, the real bound 16 MiB)."""
+    from recipes.interpreters import inference
+
+    folder = _folder(tmp_path)
+    yaml_size = (folder / "hyperparams.yaml").stat().st_size
+    monkeypatch.setattr(inference, "MAX_TEXT_BYTES", yaml_size - 1)
+    with pytest.raises(ValueError, match=rf"its hyperparams.yaml \(.*\) holds {yaml_size} bytes, more than the {yaml_size - 1}"):
+        AudioInterpreter.from_hparams(source=folder)
+    monkeypatch.setattr(inference, "MAX_TEXT_BYTES", yaml_size)
+    with open(folder / "label_encoder.txt", "a", encoding="utf-8") as fout:
+        fout.write("\n" * yaml_size)
+    size = (folder / "label_encoder.txt").stat().st_size
+    with pytest.raises(ValueError, match=rf"its label_encoder \(.*\) holds {size} bytes, more than the {yaml_size}"):
+        AudioInterpreter.from_hparams(source=folder)
