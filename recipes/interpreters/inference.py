@@ -538,6 +538,8 @@ TRUSTED_FUNCTIONS = ("recipes.core.brains.load_state_dict_strict",)
 TRUSTED_CLASSES = ("speechbrain.dataio.encoder.CategoricalEncoder", "speechbrain.utils.parameter_transfer.Pretrainer")
 #: A reference `<key.attribute>`: hyperpyyaml reads it as `!apply:getattr` of what `key` builds.
 _ATTRIBUTE_REFERENCE = re.compile(r"<[\w\[\]]+\.\w[\w.]*>")
+#: A reference hyperpyyaml resolves (`<key>`, `<key[0]>`): its text is the key's.
+_REFERENCE = re.compile(r"<([^<>]*)>")
 #: A value hyperpyyaml reads as a tuple (its items with PyYAML's Loader, yaml tags and all).
 _TUPLE_VALUE = re.compile(r"^\(.*\)$")
 #: hyperpyyaml's tags that build nothing by themselves.
@@ -750,6 +752,45 @@ def _tuple_tag(text):
     return None
 
 
+def _resolved_sizes(root):
+    r"""{top-level key: an upper bound of the characters its value holds once hyperpyyaml has
+    resolved its references}: each `<key>` in a value counts that key's own bound again, so a
+    chain of keys that each repeat the one before (`b: !ref <a><a>`, `c: !ref <b><b>`, ...)
+    grows as it would when loaded, without being loaded. A key that refers back to itself
+    counts once (hyperpyyaml refuses the cycle).
+
+    Example
+    -------
+    >>> sizes = _resolved_sizes(YAML().compose("a: abc\nb: !ref <a><a>\nc: !ref <b>/x\n"))
+    >>> sizes == {"a": 3, "b": 6 + 3 + 3, "c": 5 + 12}  # len("<b>/x") + b's
+    True
+    """
+    top = {key.value: value for key, value in root.value} if isinstance(root.value, list) else {}
+    sizes, active = {}, set()
+
+    def size(name):
+        if name in sizes:
+            return sizes[name]
+        if name in active or name not in top:
+            return 0
+        active.add(name)
+        total, stack = 0, [top[name]]
+        while stack:
+            node = stack.pop()
+            if isinstance(node.value, str):
+                total += len(node.value)
+                for match in _REFERENCE.finditer(node.value):
+                    total += size(re.split(r"[.\[]", match.group(1), maxsplit=1)[0].strip())
+            elif isinstance(node.value, list):
+                for item in node.value:
+                    stack.extend(item if isinstance(item, tuple) else (item,))
+        active.discard(name)
+        sizes[name] = total
+        return total
+
+    return {str(name): size(name) for name in top}
+
+
 def check_inference_yaml(text, where, trust_code=False):
     """The text of an inference yaml, checked before anything in it is built.
 
@@ -799,9 +840,17 @@ def check_inference_yaml(text, where, trust_code=False):
         root = YAML().compose(text)
     except YAMLError as error:
         raise ValueError(f"{where} is not valid yaml ({error}): export the training run again.") from error
-    stack = [root] if root is not None else []
+    stack, seen = ([root] if root is not None else []), set()
     while stack:
         node = stack.pop()
+        if id(node) in seen:  # an alias (*name): its anchor's node again
+            raise UntrustedYamlError(
+                f"{where}: a yaml alias (*{node.anchor}) repeats the value anchored on line "
+                f"{node.start_mark.line + 1}. An export writes none, and a few nested aliases make a small yaml "
+                "expand without bound, so nothing of it was run. If you trust where the folder comes "
+                "from, pass trust_code=True (audio-interpret --trust_code)."
+            )
+        seen.add(id(node))
         tag = node.tag if isinstance(node.tag, str) else node.tag.value
         if isinstance(node.value, str) and _ATTRIBUTE_REFERENCE.search(node.value):
             raise UntrustedYamlError(
@@ -847,6 +896,15 @@ def check_inference_yaml(text, where, trust_code=False):
         if isinstance(node.value, list):
             for item in node.value:
                 stack.extend(item if isinstance(item, tuple) else (item,))
+    if root is not None:
+        name, size = max(_resolved_sizes(root).items(), key=lambda item: item[1], default=(None, 0))
+        if size > MAX_TEXT_BYTES:
+            raise UntrustedYamlError(
+                f"{where}: its key {name} holds about {size} characters once its references (<key>) "
+                f"are resolved, more than the {MAX_TEXT_BYTES} of any yaml an export writes (references "
+                "that repeat each other grow a small yaml without bound), so nothing of it was run. "
+                "If you trust where the folder comes from, pass trust_code=True (audio-interpret --trust_code)."
+            )
     return text
 
 

@@ -227,3 +227,34 @@ def test_a_text_file_larger_than_an_export_writes_is_not_read(tmp_path, monkeypa
     size = (folder / "label_encoder.txt").stat().st_size
     with pytest.raises(ValueError, match=rf"its label_encoder \(.*\) holds {size} bytes, more than the {yaml_size}"):
         AudioInterpreter.from_hparams(source=folder)
+
+
+def test_nested_aliases_are_refused_before_they_expand(tmp_path):
+    """Ten lines of nested aliases (`a1: &a1 [*a0, *a0, ...]`) expand to 10^9 items: the check
+    walked them all (9 s at six levels, hours at nine). Refused at the first alias, naming it."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 4)]
+    with pytest.raises(UntrustedYamlError, match=r"x.yaml: a yaml alias \(\*a\d\) repeats the value anchored on line \d"):
+        check_inference_yaml("\n".join(lines) + "\n", "x.yaml")
+    folder = _folder(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(UntrustedYamlError, match="a yaml alias"):
+        AudioInterpreter.from_hparams(source=folder)
+
+
+def test_references_that_repeat_each_other_are_refused_before_they_are_resolved(monkeypatch):
+    """`b: !ref <a><a>` doubles a, `c: !ref <b><b>` doubles b...: nine such lines hold 10^10
+    characters once resolved. Counted by hand with the bound lowered: a is 3 characters, b is
+    its own 6 ("<a><a>") plus a twice, 12; c ("<b>/x", 5) plus b, 17."""
+    from recipes.interpreters import inference
+
+    text = "a: abc\nb: !ref <a><a>\nc: !ref <b>/x\n"
+    monkeypatch.setattr(inference, "MAX_TEXT_BYTES", 17)
+    assert check_inference_yaml(text, "x.yaml") == text
+    monkeypatch.setattr(inference, "MAX_TEXT_BYTES", 16)
+    with pytest.raises(UntrustedYamlError, match="x.yaml: its key c holds about 17 characters once its references"):
+        check_inference_yaml(text, "x.yaml")
+    monkeypatch.undo()
+    lines = ["a0: xxxxxxxxxx"] + [f"a{i}: !ref " + f"<a{i - 1}>" * 10 for i in range(1, 10)]
+    with pytest.raises(UntrustedYamlError, match=r"its key a9 holds about \d{11} characters"):
+        check_inference_yaml("\n".join(lines) + "\n", "x.yaml")
+    assert check_inference_yaml("a: !ref <a>\n", "x.yaml")  # a cycle counts once (hyperpyyaml refuses it)
