@@ -861,7 +861,9 @@ def check_inference_yaml(text, where, trust_code=False):
                 "folder refers to keys only. If you trust where the folder comes from, pass "
                 "trust_code=True (audio-interpret --trust_code)."
             )
-        if isinstance(node.value, str) and _TUPLE_VALUE.match(node.value) and _tuple_tag(node.value):
+        # a `(a, b)` value, or any text tagged `!tuple` (read as a list of text[1:-1] all the same)
+        is_tuple = isinstance(node.value, str) and (tag == "!tuple" or _TUPLE_VALUE.match(node.value))
+        if is_tuple and _tuple_tag(node.value):
             raise UntrustedYamlError(
                 f"{where} line {node.start_mark.line + 1} has a tuple holding the yaml tag "
                 f"`{_tuple_tag(node.value)}` (hyperpyyaml reads a tuple's items with PyYAML's Loader, "
