@@ -118,6 +118,26 @@ def test_the_components_reported_for_a_clip_no_rung_saves_are_the_interpretation
 
 
 # ---------------------------------------------------------------- L2I's own metrics
+def two_clip_outputs(brain, selected, theta_out):
+    """The forward outputs of two hand-made clips for `interpreter_metrics` (H = 1 over 3
+    components and 4 frames): clip 0 has X[1, 2] = 3, X[3, 0] = 1 (class 0), clip 1 X[1, 2] =
+    0.5, X[3, 0] = 2.5 (class 1); `selected` (2, 3) components, Theta's output `theta_out`."""
+    X = torch.zeros(2, 4, 3)
+    X[0, 1, 2], X[0, 3, 0] = 3.0, 1.0
+    X[1, 1, 2], X[1, 3, 0] = 0.5, 2.5
+    scores, _ = brain.classify(X)
+    H = torch.ones(2, 3, 4)
+    return {
+        "X": X,
+        "scores": scores,
+        "classes": torch.tensor([0, 1]),
+        "H": H,
+        "WH": brain.reconstruction(H),
+        "selected": torch.tensor(selected),
+        "theta_out": torch.tensor(theta_out),
+    }
+
+
 def test_l2i_metrics_by_hand():
     """Guards interpreter_metrics: n_selected per clip, nmf_rel_error per clip, FF of the
     components and of random ones, both at the classifier's temperature, as drops.
@@ -131,21 +151,8 @@ def test_l2i_metrics_by_hand():
     removing component 2 (bin 2) zeroes clip 0's X[1, 2], logit 0 -> 0: 3; removing component
     0 zeroes clip 1's X[3, 0], logit 1 -> 0: 2.5. Theta's top-1 / top-3: (1, 0) / (1, 1)."""
     brain = l2i_brain([[0.0] * 3] * 3, torch.ones(2, 3, 4), classifier_temp=2.0)
-    X = torch.zeros(2, 4, 3)
-    X[0, 1, 2], X[0, 3, 0] = 3.0, 1.0
-    X[1, 1, 2], X[1, 3, 0] = 0.5, 2.5
-    scores, _ = brain.classify(X)
-    assert scores.tolist() == [[6.0, 2.0, 1.0], [1.0, 5.0, 1.0]]
-    H = torch.ones(2, 3, 4)
-    outputs = {
-        "X": X,
-        "scores": scores,
-        "classes": torch.tensor([0, 1]),
-        "H": H,
-        "WH": brain.reconstruction(H),
-        "selected": torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]),
-        "theta_out": torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]),
-    }
+    outputs = two_clip_outputs(brain, [[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]], [[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]])
+    assert outputs["scores"].tolist() == [[6.0, 2.0, 1.0], [1.0, 5.0, 1.0]]
     removed = {"removed": torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])}
     values = brain.interpreter_metrics(outputs, removed)
     assert values["n_selected"].tolist() == [2.0, 2.0]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from test_mutation_audit_commands import HandMadeInterpreter, _fake_save_interpretation
 
 from data_prep import fetch_debian_sounds
 from data_prep.fetch_debian_sounds import (
@@ -314,43 +314,18 @@ def test_the_next_free_stem_counts_up_from_the_stem(tmp_path):
 # ---------------------------------------------------------------- main's bookkeeping
 
 
-class StandIn:
-    """Stands for AudioInterpreter: a missing file is a FileNotFoundError, a file called
-    bad.wav a ValueError (unreadable), every other one "dog" with p=0.75 and one warning;
-    with `components`, L2I-like results with components 0, 1, 2 of relevance 0.1, 0.5, 0.3."""
+class StandIn(HandMadeInterpreter):
+    """Stands for AudioInterpreter: `HandMadeInterpreter`, with a file called bad.wav a
+    ValueError (unreadable) and one warning for every other one."""
 
     method = "stand-in"
 
-    def __init__(self, components):
-        self.components = components
-
     def interpret_file(self, path):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} does not exist")
-        if os.path.basename(path) == "bad.wav":
+        if os.path.basename(path) == "bad.wav" and os.path.isfile(path):
             raise ValueError(f"{path} is not audio")
-        result = {
-            "X": torch.ones(2, 2), "mask": torch.ones(2, 2), "X_int": torch.ones(2, 2),
-            "input": torch.zeros(4), "interpretation": torch.zeros(4), "sample_rate": 4,
-            "class": "dog", "probability": 0.75, "warnings": [f"{path}: 1 NaN sample"],
-        }  # fmt: skip
-        if self.components:
-            result["components"] = [
-                {"component": k, "relevance": r, "waveform": torch.zeros(4)} for k, r in ((0, 0.1), (1, 0.5), (2, 0.3))
-            ]
+        result = super().interpret_file(path)
+        result["warnings"] = [f"{path}: 1 NaN sample"]
         return result
-
-
-def _save_interpretation(folder, clip_id, **_):
-    """The three files of `save_interpretation`, holding the stem, without the figure."""
-    paths = {
-        "png": os.path.join(folder, f"{clip_id}.png"),
-        "original": os.path.join(folder, f"{clip_id}_original.wav"),
-        "interpretation": os.path.join(folder, f"{clip_id}_interpretation.wav"),
-    }
-    for path in paths.values():
-        Path(path).write_text(clip_id)
-    return paths
 
 
 @pytest.fixture
@@ -360,7 +335,7 @@ def stand_in(monkeypatch):
     monkeypatch.setattr(
         interpret_files.AudioInterpreter, "from_hparams", classmethod(lambda cls, **kwargs: StandIn(made["components"]))
     )
-    monkeypatch.setattr(interpret_files, "save_interpretation", _save_interpretation)
+    monkeypatch.setattr(interpret_files, "save_interpretation", _fake_save_interpretation)
     monkeypatch.setattr(interpret_files, "write_wav", lambda path, *_: Path(path).write_text("component"))
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     return made

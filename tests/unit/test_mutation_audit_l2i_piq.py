@@ -18,7 +18,7 @@ import math
 import pytest
 import speechbrain as sb
 import torch
-from test_l2i_nmf_audit import l2i_brain
+from test_l2i_nmf_audit import l2i_brain, two_clip_outputs
 from test_piq_audit import FixedLogits, grid_of, line_codebook_psi, piq_brain
 
 from models.L2I import NMFDecoderAudio
@@ -87,20 +87,9 @@ def test_theta_s_top5_fidelity_is_reported():
     output over 6 classes: clip 0's class 0 ranks 5th (top-5 1, top-3 0), clip 1's class 1 ranks
     6th (top-5 0)."""
     brain = l2i_brain([[0.0] * 3] * 3, torch.ones(2, 3, 4))
-    X = torch.zeros(2, 4, 3)
-    X[0, 1, 2], X[0, 3, 0] = 3.0, 1.0
-    X[1, 1, 2], X[1, 3, 0] = 0.5, 2.5
-    scores, _ = brain.classify(X)
-    H = torch.ones(2, 3, 4)
-    outputs = {
-        "X": X,
-        "scores": scores,
-        "classes": torch.tensor([0, 1]),
-        "H": H,
-        "WH": brain.reconstruction(H),
-        "selected": torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
-        "theta_out": torch.tensor([[0.10, 0.30, 0.20, 0.15, 0.05, 0.20], [0.20, 0.01, 0.30, 0.19, 0.15, 0.15]]),
-    }
+    theta_out = [[0.10, 0.30, 0.20, 0.15, 0.05, 0.20], [0.20, 0.01, 0.30, 0.19, 0.15, 0.15]]
+    outputs = two_clip_outputs(brain, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], theta_out)
+    scores = outputs["scores"]
     values = brain.interpreter_metrics(outputs, {"removed": scores}, torch.Generator().manual_seed(0))
     assert values["theta_top3"].tolist() == [0.0, 0.0]
     assert values["theta_top5"].tolist() == [1.0, 0.0]
