@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_mutation_audit_commands import HandMadeInterpreter, _fake_save_interpretation
+from test_mutation_audit_commands import (
+    HandMadeInterpreter,
+    _audio,
+    _fake_save_interpretation,
+    _main,
+)
 
 from data_prep import fetch_debian_sounds
 from data_prep.fetch_debian_sounds import (
@@ -339,16 +344,6 @@ def stand_in(monkeypatch):
     monkeypatch.setattr(interpret_files, "write_wav", lambda path, *_: Path(path).write_text("component"))
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     return made
-
-
-def _audio(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"stands for audio")
-    return str(path)
-
-
-def _main(files, out, *flags):
-    return interpret_files.main([*files, "--interpreter", "unused", "--out", str(out), *flags])
 
 
 def _predictions(out):
