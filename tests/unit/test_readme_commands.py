@@ -9,7 +9,8 @@ backslash continuing one) and inline (between backticks). For each one:
   `train_*.py` commands, the recipe part of `eval.py`) gets a yaml that exists and, as
   overrides, only keys of that yaml (or SpeechBrain's own flags) with values of their kind; a
   command with an argparse parser (demo, compare, report, eval's own flags, the data_prep and
-  bench scripts, `audio-interpret`) parses them without an error;
+  bench scripts, `audio-interpret`) parses them without an error, and compare's `--set
+  STAGE.KEY=VALUE` names a key of that stage's yaml;
 - every `hparams/*.yaml` named anywhere in a command exists.
 
 Placeholders written `<...>` count as one value, a usage line's `[optional part]` as given; a
@@ -94,7 +95,12 @@ def make_targets():
 
 
 class _Parsed(Exception):
-    """Raised by the patched `parse_args` once the command's parser has read its arguments."""
+    """Raised by the patched `parse_args` once the command's parser has read its arguments
+    (`namespace`)."""
+
+    def __init__(self, namespace):
+        super().__init__()
+        self.namespace = namespace
 
 
 def parse_with_command_parser(module, argv, monkeypatch):
@@ -102,17 +108,17 @@ def parse_with_command_parser(module, argv, monkeypatch):
 
     The parser is the one the command builds (in `main`, or the function it calls): its
     `parse_args` is patched to parse and then raise `_Parsed`. An argparse error is a
-    SystemExit, which the caller sees.
+    SystemExit, which the caller sees. Returns the parsed namespace.
     """
     parse_args = argparse.ArgumentParser.parse_args
 
     def parse_then_stop(parser, args=None, namespace=None):
-        parse_args(parser, args, namespace)
-        raise _Parsed
+        raise _Parsed(parse_args(parser, args, namespace))
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
-    with pytest.raises(_Parsed):
+    with pytest.raises(_Parsed) as parsed:
         module.main(argv)
+    return parsed.value.namespace
 
 
 def _module(script):
@@ -167,7 +173,10 @@ def test_documented_command_is_one_the_project_takes(doc, command, monkeypatch):
         check_recipe_arguments(recipe_argv, command)
     else:
         monkeypatch.syspath_prepend(str(ROOT / Path(script).parent))  # bench/'s scripts import their neighbours
-        parse_with_command_parser(_module(script), argv, monkeypatch)
+        module = _module(script)
+        args = parse_with_command_parser(module, argv, monkeypatch)
+        if script == "recipes/compare.py" and args.settings:  # --set STAGE.KEY=VALUE: keys of the stage's yaml
+            module.apply_settings(module.load_config(args.config, smoke=args.smoke), args.settings)
 
 
 def test_the_readmes_show_commands_of_every_kind():
@@ -185,8 +194,9 @@ def test_few_commands_are_left_out():
 
 
 def test_a_wrong_flag_a_missing_yaml_and_a_missing_target_fail(monkeypatch):
-    """The checks can fail: a flag no command takes, a yaml key that does not exist, a yaml
-    that does not exist and a make target that does not exist are each refused."""
+    """The checks can fail: a flag no command takes, a yaml key that does not exist (as an
+    override or in compare's `--set`), a yaml that does not exist, a make target that does not
+    exist and an override of the wrong kind are each refused."""
     with pytest.raises(SystemExit):
         test_documented_command_is_one_the_project_takes(
             "x", "python recipes/demo.py --output_folder DIR --no_such_flag", monkeypatch
@@ -198,6 +208,10 @@ def test_a_wrong_flag_a_missing_yaml_and_a_missing_target_fail(monkeypatch):
     with pytest.raises(AssertionError, match="does not exist"):
         test_documented_command_is_one_the_project_takes(
             "x", "python recipes/train_piq.py hparams/no_such.yaml", monkeypatch
+        )
+    with pytest.raises(ValueError, match="has no key"):
+        test_documented_command_is_one_the_project_takes(
+            "x", "python recipes/compare.py --variant v --set lmac.no_such_key=3", monkeypatch
         )
     with pytest.raises(AssertionError, match="no target"):
         test_documented_command_is_one_the_project_takes("x", "make no-such-target", monkeypatch)
