@@ -18,6 +18,9 @@ command with `...` in it is elided prose
 (`recipes/eval.py ... --mask_domain power`) and `python -m ...` a profiler's wrapper: both are
 left out, and counted by `test_few_commands_are_left_out`.
 
+Also: every repository path the READMEs name (`recipes/core/pipeline.py`, `hparams/demo.yaml` ...)
+exists, but for the few named on purpose outside this checkout (`NOT_HERE`).
+
 Not checked: that a command runs to its end (the integration tests and `make demo` run the
 chain), nor a user's own yaml's keys (`my_lmac.yaml`).
 """
@@ -219,3 +222,28 @@ def test_a_wrong_flag_a_missing_yaml_and_a_missing_target_fail(monkeypatch):
         test_documented_command_is_one_the_project_takes(
             "x", "python recipes/eval.py hparams/piq.yaml --pretrained_interpreter p --K many", monkeypatch
         )
+
+
+# Paths the READMEs name on purpose outside this checkout: SpeechBrain's own recipe (a link),
+# and the two scripts of commit cbec31c whose figures bench/README.md quotes.
+NOT_HERE = {"recipes/ESC50/interpret/README.md", "bench/interpretation_speed.py", "bench/speed_options.py"}
+PATH = re.compile(r"\b((?:recipes|models|data_prep|hparams|bench|tests|\.ci)/[\w./-]+\.(?:py|yaml|md|txt|json|sh))\b")
+
+
+def named_paths(text):
+    """The repository paths a text names (`recipes/core/pipeline.py`, `hparams/demo.yaml` ...).
+
+    Example
+    -------
+    >>> sorted(named_paths("see `recipes/demo.py` and hparams/demo.yaml, not results/x.json"))
+    ['hparams/demo.yaml', 'recipes/demo.py']
+    """
+    return set(PATH.findall(text))
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_file_the_readmes_name_exists(doc):
+    named = named_paths((ROOT / doc).read_text(encoding="utf-8"))
+    assert len(named) >= 10  # the pattern finds them
+    missing = sorted(path for path in named - NOT_HERE if not (ROOT / path).exists())
+    assert not missing, f"{doc} names files that do not exist: {missing}"
