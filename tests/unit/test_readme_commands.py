@@ -19,7 +19,8 @@ command with `...` in it is elided prose
 left out, and counted by `test_few_commands_are_left_out`.
 
 Also: every repository path the READMEs name (`recipes/core/pipeline.py`, `hparams/demo.yaml` ...)
-exists, but for the few named on purpose outside this checkout (`NOT_HERE`).
+exists, but for the few named on purpose outside this checkout (`NOT_HERE`); every setting they
+write as `key: value` (`mask_above_floor: True`) is a key of some yaml under hparams/.
 
 Not checked: that a command runs to its end (the integration tests and `make demo` run the
 chain), nor a user's own yaml's keys (`my_lmac.yaml`).
@@ -247,3 +248,31 @@ def test_every_file_the_readmes_name_exists(doc):
     assert len(named) >= 10  # the pattern finds them
     missing = sorted(path for path in named - NOT_HERE if not (ROOT / path).exists())
     assert not missing, f"{doc} names files that do not exist: {missing}"
+
+
+# `key: value` spans of the READMEs that are no setting: the yaml-reference example of the
+# inference folders' guard (`b: !ref <a><a>`) and the demo's progress line (`demo: stage 5/12 ...`).
+NOT_SETTINGS = {"b", "c", "demo"}
+
+
+def yaml_keys_at_any_level():
+    """Every key of every yaml under hparams/, nested ones included (`drop_last` of a loader's
+    options), read as text."""
+    keys = set()
+    for path in (ROOT / "hparams").glob("*.yaml"):
+        keys |= set(re.findall(r"^\s*([A-Za-z_]\w*)\s*:", path.read_text(encoding="utf-8"), flags=re.M))
+    return keys
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_setting_the_readmes_write_is_a_yaml_key(doc):
+    """`mask_above_floor: True`, `checkpoint_key: loss` ...: a renamed key leaves none of these
+    behind."""
+    written = set(re.findall(r"`([a-z_]+): [^`]+`", (ROOT / doc).read_text(encoding="utf-8"))) - NOT_SETTINGS
+    unknown = sorted(written - yaml_keys_at_any_level())
+    assert not unknown, f"{doc} writes settings no yaml has: {unknown}"
+
+
+def test_the_settings_the_readme_writes_are_found():
+    written = set(re.findall(r"`([a-z_]+): [^`]+`", (ROOT / "README.md").read_text(encoding="utf-8")))
+    assert {"mask_above_floor", "keep_class", "mask_domain", "drop_last"} <= written
