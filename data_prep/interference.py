@@ -9,7 +9,7 @@
   interfering signal n are scaled to unit L2 norm, mixed as 0.8 x + 0.2 n and
   peak-normalised like every clip (`overlap_mix`). n is another clip of a
   different class (pairing drawn once from the seed), white noise, or a speech
-  recording of a folder of wavs (e.g. LJSpeech's wavs/; chosen per clip from
+  recording of a folder of audio files (e.g. LJSpeech's wavs/; chosen per clip from
   the seed).
 
 `Interference.mix` also says how the evaluated clips were made (a `Mixture`:
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import torch
 
-from data_prep.audio import EPS, load_clip
+from data_prep.audio import AUDIO_EXTENSIONS, EPS, load_clip
 
 OVERLAP_TYPES = ("none", "mixtures", "white_noise", "speech")
 CLIP_WEIGHT = 0.8  # out-of-distribution mixtures: 0.8 clip + 0.2 interference (unit norms)
@@ -119,23 +119,20 @@ def pair_different_classes(labels, generator=None):
 
 
 def speech_files(folder):
-    """The wav files under `folder` (recursively, sorted), or a FileNotFoundError saying what to do."""
+    """The audio files under `folder` (recursively, sorted; any of `AUDIO_EXTENSIONS`, in any
+    case: `a.WAV`, `b.flac`), or a FileNotFoundError saying what to do."""
     hint = (
-        "--overlap_type speech needs --speech_folder, a folder of speech recordings (.wav), "
-        "e.g. LJSpeech's LJSpeech-1.1/wavs (https://keithito.com/LJ-Speech-Dataset/)"
+        f"--overlap_type speech needs --speech_folder, a folder of speech recordings "
+        f"({', '.join(AUDIO_EXTENSIONS)}), e.g. LJSpeech's LJSpeech-1.1/wavs (https://keithito.com/LJ-Speech-Dataset/)"
     )
     if not folder:
         raise FileNotFoundError(hint + ".")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"--speech_folder {folder} does not exist: {hint}.")
-    files = sorted(Path(folder).rglob("*.wav"))
+    files = sorted(path for path in Path(folder).rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file())
     if not files:
-        raise FileNotFoundError(f"--speech_folder {folder} holds no .wav file: {hint}.")
+        raise FileNotFoundError(f"--speech_folder {folder} holds no audio file: {hint}.")
     return files
-
-
-
-
 
 
 class Interference:

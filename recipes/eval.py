@@ -587,7 +587,7 @@ def check_speech_files(folder):
     Raises
     ------
     FileNotFoundError
-        No such folder, or no wav in it.
+        No such folder, or no audio file in it.
     ValueError
         A file soundfile cannot read, or without a sample, naming it.
     """

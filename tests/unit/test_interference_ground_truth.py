@@ -18,7 +18,7 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 
 from data_prep.audio import load_clip
 from data_prep.ground_truth import GroundTruth
-from data_prep.interference import Interference, overlap_mix, overlap_parts
+from data_prep.interference import Interference, overlap_mix, overlap_parts, speech_files
 from data_prep.wham_prepare import WhamMixer
 
 N_SAMPLES = 16000  # the tiny set's 1 s clips at 16 kHz
@@ -116,3 +116,18 @@ def test_overlap_parts_by_hand():
         [0.0, 0.25, 0.0, 0.0]
     )
     assert overlap_mix(clips, noise).tolist()[0] == pytest.approx([1.0, 0.25, 0.0, 0.0])
+
+
+def test_speech_files_are_every_audio_format_in_any_case(tmp_path):
+    """A speech folder of `.WAV` (as some recorders write) or `.flac` files is read, not refused
+    as holding no file; other files and a folder named like audio are left out."""
+    (tmp_path / "b.flac").mkdir()  # a folder, not a file
+    (tmp_path / "b.flac" / "c.ogg").write_bytes(b"")
+    for name in ("a.WAV", "d.mp3", "e.wav", "notes.txt", "wav"):
+        (tmp_path / name).write_bytes(b"")
+    names = [path.relative_to(tmp_path).as_posix() for path in speech_files(str(tmp_path))]
+    assert names == ["a.WAV", "b.flac/c.ogg", "d.mp3", "e.wav"]
+    (tmp_path / "only_text").mkdir()
+    (tmp_path / "only_text" / "x.txt").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"only_text holds no audio file: .*\.wav, \.flac, \.ogg, \.mp3"):
+        speech_files(str(tmp_path / "only_text"))
