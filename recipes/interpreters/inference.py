@@ -630,12 +630,18 @@ def trained_settings(path):
         {key: value}; empty when the folder holds no such yaml.
     where : str or None
         The first yaml read.
+
+    Raises
+    ------
+    ValueError
+        A yaml larger than any an export or SpeechBrain writes (`MAX_TEXT_BYTES`): not read.
     """
     path = os.fspath(path)
     folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
     settings, where = {}, None
     for candidate in (os.path.join(folder, INFERENCE_FOLDER, HPARAMS_FILE), os.path.join(folder, HPARAMS_FILE)):
         if os.path.isfile(candidate):
+            check_readable_file(candidate, HPARAMS_FILE, folder, MAX_TEXT_BYTES)  # a run folder may come from elsewhere
             with open(candidate, encoding="utf-8") as fin:
                 for key, value in _settings_of(fin.read()).items():
                     settings.setdefault(key, value)

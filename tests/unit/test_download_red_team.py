@@ -229,6 +229,25 @@ def test_a_text_file_larger_than_an_export_writes_is_not_read(tmp_path, monkeypa
         AudioInterpreter.from_hparams(source=folder)
 
 
+def test_eval_does_not_read_a_run_folders_yaml_larger_than_any_run_writes(tmp_path, monkeypatch):
+    """`eval.py --pretrained_interpreter RUN` reads RUN's yamls for its trained settings (a run
+    folder may come from elsewhere, as a download): one byte over the bound is refused, naming
+    the file, for the inference folder's yaml and for the run's own (bound lowered: 20 bytes)."""
+    from recipes.interpreters import inference
+
+    monkeypatch.setattr(inference, "MAX_TEXT_BYTES", 20)
+    run = tmp_path / "run"
+    (run / "inference").mkdir(parents=True)
+    (run / "hyperparams.yaml").write_text("n_fft: 512\nhop_length: 2\n", encoding="utf-8")  # 11 + 14 bytes
+    with pytest.raises(ValueError, match=r"run: its hyperparams.yaml \(.*run/hyperparams.yaml\) holds 25 bytes, more than the 20"):
+        inference.trained_settings(run)
+    (run / "hyperparams.yaml").write_text("n_fft: 512\n", encoding="utf-8")  # 11 bytes: read
+    assert inference.trained_settings(run) == ({"n_fft": 512}, str(run / "hyperparams.yaml"))
+    (run / "inference" / "hyperparams.yaml").write_text("n_fft: 512\n" + "#" * 10 + "\n", encoding="utf-8")  # 22
+    with pytest.raises(ValueError, match=r"holds 22 bytes, more than the 20"):
+        inference.trained_settings(run)
+
+
 def test_nested_aliases_are_refused_before_they_expand(tmp_path):
     """Ten lines of nested aliases (`a1: &a1 [*a0, *a0, ...]`) expand to 10^9 items: the check
     walked them all (9 s at six levels, hours at nine). Refused at the first alias, naming it."""
