@@ -28,14 +28,13 @@ documented rule, never with the code under test.
 """
 
 import types
-import zipfile
 
 import numpy as np
 import pytest
 import torch
 from test_mutation_audit_data_prep import _write_wav
 from test_synthetic_prepare_audit import _first_draws
-from test_wham_prepare import RATE, _closed_port_url, _noise_folder
+from test_wham_prepare import RATE, _closed_port_url, _noise_folder, noise_archive
 
 from data_prep import wham_prepare
 from data_prep.synthesis import SIGNATURES, synthesize_clip, synthesize_event
@@ -57,11 +56,7 @@ def test_an_archive_without_tr_is_a_clear_error_and_leaves_nothing(tmp_path):
     """W8 (`required=("tr",)` dropped) and W10 (`except Exception` narrowed to OSError): an
     archive holding only wham_noise/cv/ is refused as a whole (no wham_noise/ left behind),
     with the advice of prepare_wham's RuntimeError."""
-    source = _noise_folder(tmp_path / "source")
-    archive = tmp_path / "wham_noise.zip"
-    with zipfile.ZipFile(archive, "w") as fzip:
-        for path in sorted(source.iterdir()):
-            fzip.write(path, f"wham_noise/cv/{path.name}")
+    archive = noise_archive(tmp_path, "cv")
     wham = tmp_path / "wham"
     with pytest.raises(RuntimeError) as err:
         prepare_wham(wham, True, RATE, 0.5, None, download_url=archive.as_uri())

@@ -197,32 +197,23 @@ def test_few_commands_are_left_out():
     assert len(left_out) <= 8, left_out
 
 
-def test_a_wrong_flag_a_missing_yaml_and_a_missing_target_fail(monkeypatch):
+WRONG = [
+    ("python recipes/demo.py --output_folder DIR --no_such_flag", SystemExit, None),
+    ("python recipes/train_piq.py hparams/piq.yaml --no_such_key 3", AssertionError, "has no key"),
+    ("python recipes/train_piq.py hparams/no_such.yaml", AssertionError, "does not exist"),
+    ("python recipes/compare.py --variant v --set lmac.no_such_key=3", ValueError, "has no key"),
+    ("make no-such-target", AssertionError, "no target"),
+    ("python recipes/eval.py hparams/piq.yaml --pretrained_interpreter p --K many", ValueError, "number"),
+]
+
+
+@pytest.mark.parametrize("command, error, message", WRONG, ids=[command for command, _, _ in WRONG])
+def test_a_wrong_command_fails(command, error, message, monkeypatch):
     """The checks can fail: a flag no command takes, a yaml key that does not exist (as an
     override or in compare's `--set`), a yaml that does not exist, a make target that does not
     exist and an override of the wrong kind are each refused."""
-    with pytest.raises(SystemExit):
-        test_documented_command_is_one_the_project_takes(
-            "x", "python recipes/demo.py --output_folder DIR --no_such_flag", monkeypatch
-        )
-    with pytest.raises(AssertionError, match="has no key"):
-        test_documented_command_is_one_the_project_takes(
-            "x", "python recipes/train_piq.py hparams/piq.yaml --no_such_key 3", monkeypatch
-        )
-    with pytest.raises(AssertionError, match="does not exist"):
-        test_documented_command_is_one_the_project_takes(
-            "x", "python recipes/train_piq.py hparams/no_such.yaml", monkeypatch
-        )
-    with pytest.raises(ValueError, match="has no key"):
-        test_documented_command_is_one_the_project_takes(
-            "x", "python recipes/compare.py --variant v --set lmac.no_such_key=3", monkeypatch
-        )
-    with pytest.raises(AssertionError, match="no target"):
-        test_documented_command_is_one_the_project_takes("x", "make no-such-target", monkeypatch)
-    with pytest.raises(ValueError, match="number"):
-        test_documented_command_is_one_the_project_takes(
-            "x", "python recipes/eval.py hparams/piq.yaml --pretrained_interpreter p --K many", monkeypatch
-        )
+    with pytest.raises(error, match=message):
+        test_documented_command_is_one_the_project_takes("x", command, monkeypatch)
 
 
 # Paths the READMEs name on purpose outside this checkout: SpeechBrain's own recipe (a link),

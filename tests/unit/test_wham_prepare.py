@@ -160,12 +160,18 @@ def test_prepare_wham_custom_folder_without_audio(tmp_path):
         prepare_wham(tmp_path / "wham", True, RATE, 1.0, tmp_path / "noise")
 
 
-def test_prepare_wham_downloads_a_local_archive(tmp_path):
+def noise_archive(tmp_path, split="tr"):
+    """A local WHAM!-like zip (tmp_path/wham_noise.zip) holding two noise wavs under wham_noise/<split>/."""
     source = _noise_folder(tmp_path / "source")
     archive = tmp_path / "wham_noise.zip"
     with zipfile.ZipFile(archive, "w") as fzip:
         for path in sorted(source.iterdir()):
-            fzip.write(path, f"wham_noise/tr/{path.name}")
+            fzip.write(path, f"wham_noise/{split}/{path.name}")
+    return archive
+
+
+def test_prepare_wham_downloads_a_local_archive(tmp_path):
+    archive = noise_archive(tmp_path)
     wham = tmp_path / "wham"
     noise = prepare_wham(wham, True, RATE, 0.5, None, download_url=archive.as_uri())
     assert sorted(p.name for p in (wham / "wham_noise" / "tr").iterdir()) == ["a.wav", "b.wav"]
