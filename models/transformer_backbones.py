@@ -53,7 +53,15 @@ import re
 import torch
 import torch.nn.functional as F
 from torchaudio.functional import melscale_fbanks
-from transformers import ASTConfig, ASTModel, FocalNetBackbone, FocalNetConfig, ViTConfig, ViTModel
+from transformers import (
+    ASTConfig,
+    ASTModel,
+    FocalNetBackbone,
+    FocalNetConfig,
+    PretrainedConfig,
+    ViTConfig,
+    ViTModel,
+)
 
 
 def spectrogram_image(X, image_size):
@@ -131,8 +139,10 @@ class TransformerBackbone:
                     found_type = json.load(fin).get("model_type")
                 except (ValueError, AttributeError) as error:
                     raise ValueError(f"--pretrained_backbone {source}: {config_path} is not a json object ({error}).") from error
-            self._check_model_type(source, found_type, expected_type)
         try:
+            if not local:  # the hub's config.json as written: from_pretrained reads it as its own class's
+                found_type = PretrainedConfig.get_config_dict(path)[0].get("model_type")
+            self._check_model_type(source, found_type, expected_type)
             pretrained, loading = self.pretrained_class.from_pretrained(
                 path, local_files_only=local, output_loading_info=True
             )
@@ -148,7 +158,6 @@ class TransformerBackbone:
                 "Download it where there is a network (e.g. `hf download "
                 f"{source} --local-dir DIR`) and pass the local folder: --pretrained_backbone DIR."
             ) from error
-        self._check_model_type(source, pretrained.config.model_type, expected_type)
         missing = sorted(
             key
             for key in [*loading["missing_keys"], *(item[0] for item in loading["mismatched_keys"])]

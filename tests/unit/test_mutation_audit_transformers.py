@@ -31,7 +31,9 @@ Judged equivalent:
 - T16 (the model type check after `from_pretrained` dropped): `pretrained` is an instance of
   `pretrained_class`, whose config's `model_type` is that class's constant whatever the
   folder's config.json says (transformers converts it, with a warning): the check never
-  fires; a local folder's type is checked before, from its config.json;
+  fired. It is gone since this audit: a hub id's type is now read from its config.json as
+  written, before loading, as a local folder's was
+  (`test_transformer_backbones.test_a_hub_id_of_another_model_type_is_refused_before_loading`);
 - T17 (mismatched keys left out of the missing ones): `from_pretrained` without
   `ignore_mismatched_sizes` raises on a shape mismatch itself, so that list is always empty;
 - T41 (`feature_maps[0]` for `[-1]`): FocalNetBackbone's default `out_features` is the last

@@ -258,6 +258,32 @@ def test_hub_id_offline_says_to_pass_a_local_folder(tmp_path, monkeypatch):
     assert "--pretrained_backbone DIR" in message  # the local folder to pass instead
 
 
+def hub_cache_entry(cache, repo_id, model):
+    """`model.save_pretrained` as the hub's cache holds a downloaded repo (models--owner--name,
+    its main ref, one snapshot): what a hub id resolves to offline."""
+    entry = cache / f"models--{repo_id.replace('/', '--')}"
+    (entry / "refs").mkdir(parents=True)
+    (entry / "refs" / "main").write_text("0" * 40, encoding="utf-8")
+    model.save_pretrained(entry / "snapshots" / ("0" * 40))
+
+
+def test_a_hub_id_of_another_model_type_is_refused_before_loading(tmp_path, monkeypatch):
+    """A hub id resolves through the hub's cache (offline here): an AST repo given to the ViT
+    yaml is refused by its model type, read from the repo's config.json as written (loaded, the
+    config is ViTModel's own class and says 'vit'; the load then failed on shapes instead). A
+    ViT repo loads, weight for weight."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub_cache_entry(tmp_path / "hub", "someone/ast", ASTModel(ASTConfig(**TINY_AST)))
+    with pytest.raises(ValueError, match="someone/ast holds a 'audio-spectrogram-transformer' checkpoint.*'vit'"):
+        load_pretrained_backbone(AudioViT(**TINY_VIT), "someone/ast")
+    torch.manual_seed(3)
+    published = ViTModel(ViTConfig(**TINY_VIT))
+    hub_cache_entry(tmp_path / "hub", "someone/vit", published)
+    vit = load_pretrained_backbone(AudioViT(**TINY_VIT), "someone/vit")
+    assert torch.equal(vit.embeddings.cls_token, published.embeddings.cls_token)
+
+
 def yaml_modules(name, tmp_path):
     """The embedding model and head the yaml builds at its default (reference) sizes."""
     with open(f"hparams/{name}", encoding="utf-8") as fin:
