@@ -265,15 +265,23 @@ def test_the_command_fetches_or_builds_as_asked(recorded_build, tmp_path, capsys
 # ---------------------------------------------------------------- plan_outputs
 
 
+def _planned_beside_users_files(tmp_path, clip_name, *users_files):
+    """plan_outputs for one clip, tmp_path/clip_name, into tmp_path/out holding the user's
+    own `users_files` (no earlier run wrote them): (clip, out, stems, notes)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in users_files:
+        (out / name).write_bytes(b"mine")
+    clip = str(tmp_path / clip_name)
+    _, stems, notes = plan_outputs([clip], str(out))
+    return clip, out, stems, notes
+
+
 def test_a_stem_with_regex_characters_still_sees_the_users_component_file(tmp_path):
     """`dog(1).wav` would write `dog(1)_component001.wav` (L2I), which the user has in `out`:
     its outputs become `dog(1)-2`. Catches D38 (the stem used as a regex unescaped:
     `dog(1)` matches `dog1`, and the user's file would be written over)."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "dog(1)_component001.wav").write_bytes(b"mine")
-    clip = str(tmp_path / "dog(1).wav")
-    _, stems, notes = plan_outputs([clip], str(out))
+    clip, out, stems, notes = _planned_beside_users_files(tmp_path, "dog(1).wav", "dog(1)_component001.wav")
     assert stems == {clip: "dog(1)-2"}
     assert notes == [
         f"{clip}: its outputs are named dog(1)-2* in {out} ({out / 'dog(1)_component001.wav'} is already there "
@@ -303,12 +311,7 @@ def test_a_file_given_twice_is_explained_once_under_its_first_spelling(tmp_path)
 def test_the_next_free_stem_counts_up_from_the_stem(tmp_path):
     """The user has `dog.png` and `dog-2_original.wav` in `out`: dog -> dog-2 (taken) ->
     dog-3. Catches D47 (counting on from the last candidate: dog-2-3)."""
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "dog.png").write_bytes(b"mine")
-    (out / "dog-2_original.wav").write_bytes(b"mine too")
-    clip = str(tmp_path / "dog.wav")
-    _, stems, notes = plan_outputs([clip], str(out))
+    clip, out, stems, notes = _planned_beside_users_files(tmp_path, "dog.wav", "dog.png", "dog-2_original.wav")
     assert stems == {clip: "dog-3"}
     assert notes == [
         f"{clip}: its outputs are named dog-3* in {out} ({out / 'dog.png'} is already there and no earlier run "
