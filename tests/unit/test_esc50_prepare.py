@@ -8,7 +8,9 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import threading
+import types
 import zipfile
 
 import numpy as np
@@ -16,7 +18,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from data_prep.esc50_prepare import check_folds, dataio_prep, prepare_esc50
+from data_prep.esc50_prepare import (
+    _manifest_prefix,
+    check_folds,
+    dataio_prep,
+    prepare_esc50,
+    warn_long_clips,
+)
 
 CSV_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
 RATE = 16000
@@ -493,3 +501,231 @@ def test_dataio_prep_with_an_empty_manifest_names_it(tmp_path):
         fout.write("{}")
     with pytest.raises(ValueError, match=r"valid_annotation .*valid\.json lists no clip.*skip_manifest_creation"):
         dataio_prep(hparams)
+
+
+# ---- mutation audit, second pass: what the tests above let through ------------------------------
+
+
+def test_an_audio_data_folder_of_its_own_is_read(tmp_path):
+    """Catches `audio_data_folder` ignored (always <data_folder>/audio): the clips in
+    <data_folder>/wavs are read from there and the manifests say {data_root}/wavs/."""
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    (data / "audio").rename(data / "wavs")
+    paths = _manifests(tmp_path / "manifest")
+    prepare_esc50(data, data / "wavs", paths["train"], paths["valid"], paths["test"])
+    train = json.loads(paths["train"].read_text())
+    assert train["2-101-A-1"]["wav"] == "{data_root}/wavs/2-101-A-1.wav"
+    assert sorted(train) == ["1-103-A-3", "2-101-A-1", "3-103-B-3"]
+
+
+def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path):
+    """Catches the `audio_folder.is_dir()` check dropped: the csv is there but audio/ is not;
+    the error names the folder and audio_data_folder, not a bare `iterdir` errno."""
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    shutil.rmtree(data / "audio")
+    with pytest.raises(FileNotFoundError, match=r"audio folder .*audio does not exist.*audio_data_folder"):
+        _prepare(data, tmp_path / "manifest")
+
+
+def test_upper_case_extensions_and_other_files_in_the_audio_folder_are_fine(tmp_path):
+    """Catches `.lower()` dropped from the audio-folder check (a folder of .WAV files refused
+    as holding no .wav file) and `any` -> `all` (a notes file beside the clips refused)."""
+    clips = _default_clips()
+    for clip in clips:
+        clip["filename"] = clip["filename"].replace(".wav", ".WAV")
+    data = _write_dataset(tmp_path / "data", clips)
+    (data / "audio" / "notes.txt").write_text("not a clip")
+    manifests = _prepare(data, tmp_path / "manifest")
+    assert sorted(manifests["train"]) == ["1-103-A-3", "2-101-A-1", "3-103-B-3"]
+    assert manifests["test"]["5-103-A-3"]["wav"] == "{data_root}/audio/5-103-A-3.WAV"
+
+
+def test_a_row_of_an_unused_fold_does_not_end_the_csv(tmp_path):
+    """Catches `continue` -> `break` on a row whose fold is in no split: the csv's first row
+    is of fold 5 (unused with train 1, 2 / valid 3 / test 4); the rows after it still count."""
+    clips = _default_clips()
+    data = _write_dataset(tmp_path / "data", clips[4:] + clips[:4])
+    manifests = _prepare(
+        data, tmp_path / "manifest", train_fold_nums=[1, 2], valid_fold_nums=[3], test_fold_nums=[4]
+    )
+    assert {split: sorted(entries) for split, entries in manifests.items()} == {
+        "train": ["1-103-A-3", "2-101-A-1"],
+        "valid": ["3-103-B-3"],
+        "test": ["4-101-A-1"],
+    }
+
+
+def test_braces_in_file_names_and_categories_survive_the_manifest(tmp_path):
+    """Catches `_escape_braces` dropped on "wav" or on "class_string": SpeechBrain formats every
+    string of a manifest entry with `format_map`, so an unescaped `{x}` is a KeyError when the
+    dataset is read. A clip named 1-{x}-A-3.wav of category "cow {big}" reads as itself."""
+    clips = _default_clips()
+    for clip in clips:
+        if clip["category"] == "cow":
+            clip["category"] = "cow {big}"
+    clips[0]["filename"] = "1-{x}-A-3.wav"
+    data = _write_dataset(tmp_path / "data", clips)
+    _prepare(data, tmp_path / "manifest")
+    datasets, encoder = dataio_prep(_hparams(data, tmp_path / "manifest", tmp_path / "save"))
+    item = _items(datasets["train"])["1-{x}-A-3"]
+    assert item["class_string"] == "cow {big}" and torch.isfinite(item["sig"]).all()
+    assert encoder.decode_ndim([0, 1]) == ["rooster", "cow {big}"]
+
+
+def test_true_is_not_fold_one():
+    """Catches the bool exclusion dropped from `_is_int`: True == 1, so `test_fold_nums: True`
+    (or [True]) would silently be fold 1."""
+    for value in (True, [True], [False, 2]):
+        with pytest.raises(ValueError, match="folds are integers in 1..5"):
+            check_folds("test_fold_nums", value)
+
+
+def test_a_csv_header_with_spaces_after_the_commas_is_read(tmp_path):
+    """Catches `.strip()` dropped from the header's column names (the rows' keys are stripped):
+    "filename, fold, target, ..." (a hand-edited csv) has every needed column."""
+    data = _write_dataset(tmp_path / "data", _default_clips())
+    csv_path = data / "meta" / "esc50.csv"
+    header, *rows = csv_path.read_text().splitlines(keepends=True)
+    csv_path.write_text(header.replace(",", ", ") + "".join(rows))
+    manifests = _prepare(data, tmp_path / "manifest")
+    assert manifests["valid"]["4-101-A-1"]["classID"] == 1
+    assert manifests["valid"]["4-101-A-1"]["fold"] == 4
+
+
+def test_the_manifest_duration_keeps_four_decimals(tmp_path):
+    """Catches a coarser rounding of the duration: 8007 frames at 16 kHz last
+    8007 / 16000 = 0.5004375 s, 0.5004 with 4 decimals (by hand)."""
+    clips = _default_clips()
+    clips[4] = _clip(5, 3, "cow", audio=_sine(8007 / RATE))
+    data = _write_dataset(tmp_path / "data", clips)
+    assert sf.info(str(data / "audio" / clips[4]["filename"])).frames == 8007
+    manifests = _prepare(data, tmp_path / "manifest")
+    assert manifests["test"]["5-103-A-3"]["duration"] == 0.5004
+
+
+def test_an_audio_folder_that_holds_the_data_folder_is_written_absolute(tmp_path):
+    """Catches `relative == os.pardir` dropped in `_manifest_prefix`: the audio folder is the
+    data folder's parent (relpath ".."), outside it, so absolute, not {data_root}/../."""
+    assert _manifest_prefix(tmp_path / "data", tmp_path) == f"{tmp_path}/"
+
+
+def test_a_meta_folder_without_the_csv_is_refused_before_downloading(tmp_path):
+    """Catches "meta" dropped from download_esc50's check of a half-filled folder: a data
+    folder holding meta/ (no esc50.csv) and no audio/ is refused at once (FileExistsError
+    naming meta), not downloaded into (here: an offline URL would be a RuntimeError)."""
+    data = tmp_path / "ESC-50"
+    (data / "meta").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=r"\['meta'\] but no meta/esc50.csv"):
+        _prepare(data, tmp_path / "manifest", download_url=_closed_port_url())
+
+
+def test_the_download_is_staged_beside_the_data_folder(tmp_path, monkeypatch):
+    """Catches the staging folder made in the system's temporary folder instead of beside the
+    data folder (the docstring: the complete content is then moved by renames on one file
+    system): with the system's temporary folder missing, the download still works."""
+    source = _write_dataset(tmp_path / "source", _default_clips())
+    archive = _esc50_zip(tmp_path / "ESC-50-master.zip", source)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    target = tmp_path / "ESC-50"
+    manifests = _prepare(target, tmp_path / "manifest", download_url=str(archive))
+    assert len(manifests["train"]) == 3 and not _leftovers(tmp_path)
+
+
+def test_an_archive_without_its_top_folder_is_unpacked(tmp_path):
+    """Catches the fallback to the archive's root dropped: a zip holding audio/ and meta/ at
+    its root (no ESC-50-master/ folder, e.g. zipped again by hand) is unpacked all the same."""
+    source = _write_dataset(tmp_path / "source", _default_clips())
+    archive = tmp_path / "esc50.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(source).as_posix())
+    target = tmp_path / "ESC-50"
+    manifests = _prepare(target, tmp_path / "manifest", download_url=str(archive))
+    assert len(manifests["train"]) == 3 and (target / "meta" / "esc50.csv").is_file()
+
+
+def test_a_move_into_a_used_folder_that_fails_leaves_no_csv(tmp_path, monkeypatch):
+    """Catches the csv's folder (meta/, the last of `required`) not moved last into a data
+    folder that holds other files: when moving audio/ fails, meta/esc50.csv must not be in
+    place, else the rerun takes the data for complete and finds no audio/. The rerun
+    downloads again and works."""
+    source = _write_dataset(tmp_path / "source", _default_clips())
+    archive = _esc50_zip(tmp_path / "ESC-50-master.zip", source)
+    target = tmp_path / "ESC-50"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if os.path.basename(os.fspath(src)) == "audio":
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _prepare(target, tmp_path / "manifest", download_url=str(archive))
+    monkeypatch.undo()
+    assert sorted(path.name for path in target.iterdir()) == ["notes.txt"]
+    manifests = _prepare(target, tmp_path / "manifest", download_url=str(archive))
+    assert len(manifests["train"]) == 3 and not _leftovers(tmp_path)
+
+
+def test_an_archive_entry_named_like_a_users_file_moves_nothing(tmp_path):
+    """Catches the clash check dropped in `_move_into_place`: ESC-50's archive holds a
+    README.md beside audio/ and meta/; a data folder with the user's own README.md is refused
+    (naming it), the user's file is kept and nothing of the archive is moved in."""
+    source = _write_dataset(tmp_path / "source", _default_clips())
+    (source / "README.md").write_text("ESC-50's readme")
+    archive = _esc50_zip(tmp_path / "ESC-50-master.zip", source)
+    target = tmp_path / "ESC-50"
+    target.mkdir()
+    (target / "README.md").write_text("mine")
+    with pytest.raises(RuntimeError, match=r"already has \['README.md'\]"):
+        _prepare(target, tmp_path / "manifest", download_url=str(archive))
+    assert (target / "README.md").read_text() == "mine"
+    assert sorted(path.name for path in target.iterdir()) == ["README.md"]
+    assert not _leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"signal_length_s": 0}, r"signal_length_s=0 must be a positive float"),
+        ({"sample_rate": 0}, r"sample_rate=0 must be a positive int"),
+        ({"sample_rate": 16000.5}, r"sample_rate=16000.5 must be a positive int"),
+        ({"sample_rate": None}, r"dataio_prep needs hparams \['sample_rate'\]"),
+    ],
+)
+def test_dataio_prep_refuses_a_bad_or_missing_number(tmp_path, change, message):
+    """Catches `value > 0` -> `>= 0` (0 samples per clip), the whole-number check of
+    sample_rate dropped (16000.5 cut to 16000), and the missing-keys check dropped (a bare
+    KeyError): each is a ValueError naming the key, before any manifest is read."""
+    hparams = _hparams(tmp_path, tmp_path / "nothing", tmp_path / "save")
+    hparams.update(change)
+    hparams = {key: value for key, value in hparams.items() if value is not None}
+    with pytest.raises(ValueError, match=message):
+        dataio_prep(hparams)
+
+
+def test_the_long_clip_warning_has_a_millisecond_tolerance(caplog):
+    """Catches a wider tolerance than 1e-3 s in `warn_long_clips` (a clip 10 ms too long for
+    signal_length_s = 1 would lose its end unsaid) and an entry without a duration counted as
+    long (the docstring: it counts as short). Of 1.0005 s, 1.01 s and none: 1 of 3 warned."""
+    entries = {"a": {"duration": 1.0005}, "b": {"duration": 1.01}, "c": {}}
+    with caplog.at_level(logging.WARNING):
+        warn_long_clips({"train": types.SimpleNamespace(data=entries)}, 1.0)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and warnings[0].startswith("1 of the 3 train clips"), warnings
+    assert "(up to 1.01 s)" in warnings[0]
+
+
+def test_one_category_under_two_targets_is_refused(tmp_path):
+    """Catches the category -> target half of `_classes_by_id`'s one-to-one check dropped:
+    "dog" as target 0 (fold 1) and target 5 (fold 2) is a ValueError naming the clip and both
+    ids (SpeechBrain's encoder would otherwise fail on a repeated label with a bare KeyError)."""
+    clips = _default_clips() + [_clip(1, 0, "dog", take="C"), _clip(2, 5, "dog", take="C")]
+    data = _write_dataset(tmp_path / "data", clips)
+    _prepare(data, tmp_path / "manifest")
+    with pytest.raises(ValueError, match=r"clip 2-105-C-5 has target 5 / category 'dog'.*'dog' is target 0 elsewhere"):
+        dataio_prep(_hparams(data, tmp_path / "manifest", tmp_path / "save"))

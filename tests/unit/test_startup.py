@@ -1,5 +1,6 @@
 """Tests for recipes/core/startup.py and recipes/core/process.py: the allocator setting (keep_freed_memory), leaving torchrun's group, and the command line."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -207,3 +208,46 @@ def test_the_data_is_prepared_once_per_start(tmp_path, tiny_synthetic, caplog):
         assert any(m.startswith(encoder_line) for m in messages), (start, messages)
         assert {split: len(datasets[split]) for split in datasets} == {"train": 9, "valid": 3, "test": 3}
         assert [label_encoder.ind2lab[i] for i in range(3)] == ["steady_tone", "harmonic_stack", "up_chirp"]
+
+
+# ------------------------------------------------------------------ process.code_version (mutation audit)
+
+
+def test_repo_root_is_the_checkout_that_holds_recipes():
+    """Catches a `dirname` too few or too many in process.REPO_ROOT: code_version() reads the
+    commit of that folder, so recipes/ (not a checkout's top) would write no code version."""
+    from recipes.core import process
+
+    assert os.path.realpath(process.REPO_ROOT) == os.path.realpath(REPO_ROOT)
+
+
+def test_a_repository_without_a_commit_has_no_code_version(tmp_path):
+    """Catches the `commit is None` test dropped: `git init` without a commit has a top folder
+    but no HEAD; its code version is None, not {"commit": None, ...}."""
+    from recipes.core import process
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert process.code_version(str(tmp_path)) is None
+
+
+def test_code_version_is_none_without_git_or_when_git_hangs(tmp_path, monkeypatch):
+    """Catches OSError or SubprocessError left out of code_version's `except` (the docstring:
+    None where git is missing): no git on PATH (FileNotFoundError), and git past its timeout
+    (subprocess.TimeoutExpired), give None instead of stopping the evaluation."""
+    from recipes.core import process
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "one"], check=True)  # fmt: skip
+    assert process.code_version(str(repo))["local_changes"] is False  # with git: a version
+    (tmp_path / "bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # an empty folder: no git
+    assert process.code_version(str(repo)) is None
+    monkeypatch.undo()
+
+    def hanging_git(args, **kwargs):
+        raise subprocess.TimeoutExpired(args, kwargs.get("timeout"))
+
+    monkeypatch.setattr(subprocess, "run", hanging_git)
+    assert process.code_version(str(repo)) is None
