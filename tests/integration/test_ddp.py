@@ -52,13 +52,11 @@ def torchrun(tiny_pretrained, tiny_piq, tmp_path_factory):
     plan = {
         "results": str(root),
         "steps": [
-            {"name": "train", "module": "recipes.train_piq", "argv": train_argv, "port": free_port()},
+            {"name": "train", "module": "recipes.train_piq", "argv": train_argv},
             {"name": "eval", "module": "recipes.eval",
-             "argv": eval_argv + ["--distributed_backend=gloo", "--eval_folder", str(root / "two")],
-             "port": free_port()},
+             "argv": eval_argv + ["--distributed_backend=gloo", "--eval_folder", str(root / "two")]},
             {"name": "interpret", "module": "recipes.interpret_files",
-             "argv": [*files, "--interpreter", str(tiny_piq["folder"] / "inference"), "--out", str(root / "out")],
-             "port": free_port()},
+             "argv": [*files, "--interpreter", str(tiny_piq["folder"] / "inference"), "--out", str(root / "out")]},
         ],
     }  # fmt: skip
     (root / "plan.json").write_text(json.dumps(plan))
