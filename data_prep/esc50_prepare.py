@@ -435,14 +435,6 @@ def _move_into_place(content, dest, last=None):
         os.replace(entry, dest / entry.name)
 
 
-
-
-
-
-
-
-
-
 def _positive(hparams, key, kind):
     value = hparams[key]
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
