@@ -7,20 +7,14 @@ a launch costs about 13 s before any work); each test reads its command's outcom
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
 import pytest
 from conftest import HPARAMS, REPO_ROOT, with_flag
+from torchrun_chain import free_port
 
 N_FILES = 3
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
