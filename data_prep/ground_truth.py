@@ -15,6 +15,7 @@ Authors
  * audio-interpret contributors 2026
 """
 
+import csv
 import os
 from pathlib import Path
 
@@ -48,6 +49,30 @@ class GroundTruth:
         return data_folder is not None and os.path.isfile(
             os.path.join(data_folder, GROUND_TRUTH_CSV)
         )
+
+    def background_recordings(self):
+        """{clip id: the background recording its background was cropped from}, as
+        `meta/ground_truth.csv`'s `background_recording` column gives it (a set made by
+        `data_prep/collection_prepare.py`); {} for a set without that column (the synthetic
+        set, whose backgrounds are generated per clip).
+
+        Example
+        -------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     os.makedirs(os.path.join(tmp, "meta"))
+        ...     with open(os.path.join(tmp, GROUND_TRUTH_CSV), "w") as fout:
+        ...         _ = fout.write("id,target_path,background_path,background_recording\\n"
+        ...                        "1-1-A-0,t.wav,b.wav,rain.ogg\\n1-2-A-0,t2.wav,b2.wav,\\n")
+        ...     GroundTruth(tmp, 16000, 100).background_recordings()
+        {'1-1-A-0': 'rain.ogg'}
+        """
+        with open(self.data_folder / GROUND_TRUTH_CSV, newline="", encoding="utf-8") as fin:
+            return {
+                row["id"]: row["background_recording"]
+                for row in csv.DictReader(fin)
+                if row.get("background_recording")
+            }
 
     def _read(self, path):
         """A source as the clip was read (mono, resampled, padded / cropped), not normalised."""

@@ -298,10 +298,29 @@ def by_class(rows, names=BY_CLASS_METRICS):
     >>> by_class(rows)
     {'dog': {'n': 2, 'PIQ': {'fid_in': 0.5}}, 'cat': {'n': 1, 'PIQ': {}}}
     """
+    return by_group(rows, {row["id"]: row["true_class"] for row in rows}, names)
+
+
+def by_group(rows, groups, names=BY_CLASS_METRICS):
+    """Means per group of `clip_rows`' rows, as `by_class` gives them per true class:
+    {group: {"n": clips, method: {metric: mean}}}, groups in the order first seen. `groups`
+    maps a clip id to its group (e.g. the background recording of a collection set's clip:
+    `GroundTruth.background_recordings`); a clip without one is left out.
+
+    Example
+    -------
+    >>> rows = [{"id": "a", "method": "PIQ", "si_sdri": 2.0}, {"id": "b", "method": "PIQ", "si_sdri": 4.0},
+    ...         {"id": "c", "method": "PIQ", "si_sdri": 9.0}]
+    >>> by_group(rows, {"a": "rain.ogg", "b": "rain.ogg"})
+    {'rain.ogg': {'n': 2, 'PIQ': {'si_sdri': 3.0}}}
+    """
     sums, clips = {}, {}
     for row in rows:
-        clips.setdefault(row["true_class"], set()).add(row["id"])
-        method_sums = sums.setdefault(row["true_class"], {}).setdefault(row["method"], {})
+        group = groups.get(row["id"])
+        if group is None:
+            continue
+        clips.setdefault(group, set()).add(row["id"])
+        method_sums = sums.setdefault(group, {}).setdefault(row["method"], {})
         for name in names:
             value = row.get(name)
             if value is not None and math.isfinite(value):
@@ -611,6 +630,9 @@ def run_evaluation(brain, hparams, datasets, args, eval_folder):
         **scored,
         "by_class": by_class(per_clip),
     }
+    recordings = ground_truth.background_recordings() if ground_truth is not None else {}
+    if recordings:  # a collection set: which backgrounds the interpretations fail on
+        result["by_background"] = by_group(per_clip, recordings)
     n_undefined = result["n_undefined"]
     if args.sanity_check and if_main_process():
         result["sanity_check"] = sanity_check_of_evaluation(

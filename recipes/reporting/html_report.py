@@ -33,6 +33,7 @@ from data_prep.files import write_text
 from recipes.core.labels import METHOD_LABELS
 from recipes.reporting.agreement import agreement_line, tau_cell
 from recipes.reporting.tables import (
+    GROUP_TABLES,
     METRICS,
     _summary_entries,
     agreement_groups,
@@ -198,18 +199,22 @@ def _audio(path, folder, report_folder):
 
 
 def _by_class_html(evaluation):
-    """The per-class table (`by_class_table`) of one evaluation; "" without one."""
-    table = by_class_table(evaluation)
-    if table is None:
-        return ""
-    titles, rows = table
-    head = "".join(f"<th>{html.escape(title)}</th>" for title in titles)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-    return (
-        "<p>By class (means over each true class's clips, the interpreter's worst first; "
-        "every clip's values: per_clip.csv in the evaluation folder):</p>"
-        f'<table class="by-class"><tr>{head}</tr>{body}</table>'
-    )
+    """The per-class table (`by_class_table`) of one evaluation, and on a collection set the
+    per-background-recording one; "" without them."""
+    parts = []
+    for key, group_title, section in GROUP_TABLES:
+        table = by_class_table(evaluation, key, group_title)
+        if table is None:
+            continue
+        titles, rows = table
+        head = "".join(f"<th>{html.escape(title)}</th>" for title in titles)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+        parts.append(
+            f"<p>{section} (means over each {group_title}'s clips, the interpreter's worst first; "
+            "every clip's values: per_clip.csv in the evaluation folder):</p>"
+            f'<table class="{key.replace("_", "-")}"><tr>{head}</tr>{body}</table>'
+        )
+    return "".join(parts)
 
 
 def _test_folds(evaluation):

@@ -629,13 +629,23 @@ def markdown_table(rows, intervals=None):
     return "\n".join(lines)
 
 
-def by_class_table(result):
-    """The per-class table of one evaluation: (column titles, rows of cells as text), or None
-    when the result has no `by_class` (`recipes.evaluation.scoring.by_class`).
+#: The per-group tables' sections: (result key, the group's column title, the section's title).
+GROUP_TABLES = (
+    ("by_class", "true class", "By class"),
+    ("by_background", "background recording", "By background recording"),
+)
 
-    For each true class: its clips and the means of the interpreter's and the ground-truth
-    mask's metrics, the interpreter's worst SI-SDRi first (without SI-SDRi, the classes in
-    the test set's order); "-" where a class has no value.
+
+def by_class_table(result, key="by_class", group_title="true class"):
+    """The per-class table of one evaluation: (column titles, rows of cells as text), or None
+    when the result has no `by_class` (`recipes.evaluation.scoring.by_class`); with `key`
+    "by_background" and its `group_title`, the same per background recording
+    (`recipes.evaluation.scoring.by_group`, on a collection set).
+
+    For each group: its clips and the means of the interpreter's, the floor mask's (where
+    the evaluation scored it: the bar on real recordings) and the ground-truth mask's
+    metrics, the interpreter's worst SI-SDRi first (without SI-SDRi, the groups in the test
+    set's order); "-" where a group has no value.
 
     Example
     -------
@@ -647,30 +657,36 @@ def by_class_table(result):
     ['true class', 'clips', 'PIQ Fid-In', 'PIQ SI-SDRi dB', 'ground truth SI-SDRi dB']
     >>> rows
     [['cat', '1', '-', '-1.000', '8.000'], ['dog', '2', '1.000', '4.000', '9.000']]
+    >>> result = {"interpreter": "PIQ", "by_background": {
+    ...     "rain.ogg": {"n": 3, "PIQ": {"si_sdri": 4.0}, "above_floor": {"si_sdri": 3.5}}}}
+    >>> by_class_table(result, "by_background", "background recording")
+    (['background recording', 'clips', 'PIQ SI-SDRi dB', "above the clip's floor (no classifier) SI-SDRi dB"], [['rain.ogg', '3', '4.000', '3.500']])
     """
-    classes = result.get("by_class")
+    classes = result.get(key)
     if not classes:
         return None
     interpreter = result["interpreter"]
     columns = []  # (method, metric)
-    for method in (interpreter, "ground_truth"):
-        present = {key for entry in classes.values() for key in entry.get(method, {})}
-        columns += [(method, key) for key in METRICS if key in present]
+    for method in (interpreter, "above_floor", "ground_truth"):
+        present = {name for entry in classes.values() for name in entry.get(method, {})}
+        columns += [(method, name) for name in METRICS if name in present]
     labels = list(classes)
     if (interpreter, "si_sdri") in columns:
         labels.sort(key=lambda label: classes[label].get(interpreter, {}).get("si_sdri", math.inf))
-    titles = ["true class", "clips"] + [
-        f"{REFERENCE_LABELS.get(method, method)} {metric_title(key)}" for method, key in columns
+    titles = [group_title, "clips"] + [
+        f"{REFERENCE_LABELS.get(method, METHOD_LABELS.get(method, method))} {metric_title(name)}"
+        for method, name in columns
     ]
     rows = []
     for label in labels:
-        cells = [classes[label].get(method, {}).get(key) for method, key in columns]
+        cells = [classes[label].get(method, {}).get(name) for method, name in columns]
         rows.append([str(label), str(classes[label]["n"])] + ["-" if v is None else _fixed(v, ".3f") for v in cells])
     return titles, rows
 
 
-def by_class_markdown(result):
-    """metrics.md's per-class table (`by_class_table`); "" when the result has none.
+def by_class_markdown(result, key="by_class", group_title="true class"):
+    """metrics.md's per-class table (`by_class_table`; per background recording with
+    `key` "by_background"); "" when the result has none.
 
     Example
     -------
@@ -680,7 +696,7 @@ def by_class_markdown(result):
     |---|---|---|
     | dog | 2 | 4.000 |
     """
-    table = by_class_table(result)
+    table = by_class_table(result, key, group_title)
     if table is None:
         return ""
     titles, rows = table
@@ -736,12 +752,14 @@ def metrics_markdown(result):
     check_text = (
         "\n## Classifier check\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
     )
-    classes = by_class_markdown(result)
-    if classes:
-        classes = (
-            "\n## By class\n\nMeans over each true class's clips (every clip's values: per_clip.csv), "
-            "the interpreter's worst first.\n\n" + classes
-        )
+    classes = ""
+    for key, group_title, section in GROUP_TABLES:
+        table = by_class_markdown(result, key, group_title)
+        if table:
+            classes += (
+                f"\n## {section}\n\nMeans over each {group_title}'s clips (every clip's values: "
+                "per_clip.csv), the interpreter's worst first.\n\n" + table
+            )
     return header + markdown_table(rows, intervals) + "\n" + table_note + agreement_text + classes + sanity_text + check_text
 
 

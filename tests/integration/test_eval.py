@@ -713,6 +713,46 @@ def test_per_clip_csv_and_by_class_agree_with_the_means(evaluations, name):
         assert f"<tr><td>{label}</td><td>{saved['by_class'][label]['n']}</td>" in page
 
 
+def test_a_collection_set_gets_a_table_per_background_recording(tiny_piq, tiny_synthetic, tmp_path):
+    """On a set with `background_recording` in meta/ground_truth.csv (collection_prepare's
+    column), metrics.json's "by_background", metrics.md and the report give the means over
+    each recording's clips of the interpreter, the floor mask and the ground truth (here
+    recomputed from per_clip.csv and the csv)."""
+    import csv
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synthetic, data)
+    path = data / "meta" / "ground_truth.csv"
+    with open(path, newline="") as fin:
+        rows = list(csv.DictReader(fin))
+    recording = {row["id"]: f"bg/{'rain' if i % 2 else 'music'}.wav" for i, row in enumerate(rows)}
+    with open(path, "w", newline="") as fout:
+        writer = csv.DictWriter(fout, [*rows[0], "background_recording"])
+        writer.writeheader()
+        writer.writerows({**row, "background_recording": recording[row["id"]]} for row in rows)
+    argv = with_flag(eval_argv(tiny_piq, tmp_path / "eval", "--baselines", "above_floor"), "--data_folder", str(data))
+    result = eval_recipe.main(argv)
+    folder = tmp_path / "eval"
+    with open(folder / "per_clip.csv", newline="") as fin:
+        clips = list(csv.DictReader(fin))
+    tested = {recording[row["id"]] for row in clips}
+    assert set(result["by_background"]) == tested == {"bg/rain.wav", "bg/music.wav"}  # 3 test clips
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["by_background"] == result["by_background"]
+    table = (folder / "metrics.md").read_text()
+    page = (folder / "report" / "index.html").read_text(encoding="utf-8")
+    assert "## By background recording" in table and "above the clip's floor (no classifier) SI-SDRi dB" in table
+    for label, entry in result["by_background"].items():
+        ids = {row["id"] for row in clips if recording[row["id"]] == label}
+        assert entry["n"] == len(ids)
+        for method in ("PIQ", "above_floor", "ground_truth"):
+            values = [float(row["si_sdri"]) for row in clips if row["id"] in ids and row["method"] == method]
+            assert entry[method]["si_sdri"] == pytest.approx(sum(values) / len(values), abs=1e-5)
+        assert f"| {label} | {entry['n']} | " in table
+        assert f"<tr><td>{label}</td><td>{entry['n']}</td>" in page
+
+
 def test_the_psi_architecture_comes_from_the_trained_run(tiny_pretrained, tmp_path):
     """Found by a new-user read: the demo trains PIQ with `--adapter_reduce_dim False` (piq.yaml:
     True), and `eval.py hparams/piq.yaml` without that flag built the other psi and refused the
