@@ -536,20 +536,23 @@ def per_seed_csv(records):
     return buffer.getvalue()
 
 
-def by_class_rows(evaluation):
+def by_class_rows(evaluation, key="by_class"):
     """{"<interpreter>: <true class>": {metric: mean}} of one evaluation's `by_class` (its
-    interpreter's means per class; {} for an evaluation without one).
+    interpreter's means per class; {} for an evaluation without one); with `key`
+    "by_background", the same per background recording (an evaluation on a collection set).
 
     Example
     -------
     >>> by_class_rows({"interpreter": "PIQ", "by_class": {"dog": {"n": 2, "PIQ": {"si_sdri": 4.0},
     ...                "ground_truth": {"si_sdri": 9.0}}}})
     {'PIQ: dog': {'si_sdri': 4.0}}
+    >>> by_class_rows({"interpreter": "PIQ", "by_class": {}}, "by_background")
+    {}
     """
     name = evaluation["interpreter"]
     return {
         f"{name}: {label}": numeric_stats(entry.get(name, {}))
-        for label, entry in (evaluation.get("by_class") or {}).items()
+        for label, entry in (evaluation.get(key) or {}).items()
     }
 
 
@@ -586,7 +589,8 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
     dict
         "seeds", "interpreters", "summary" ({row: {metric: {mean, std, n}}}),
         "table" (markdown), "by_class" ({"<interpreter>: <class>": {metric: {mean, std, n}}},
-        each interpreter's worst class first; in summary.md's "By class"),
+        each interpreter's worst class first; in summary.md's "By class"), "by_background"
+        (the same per background recording, on a collection set; {} on other sets),
         "per_seed_csv", "summary_json", "summary_md" (paths),
         "eval_folders" ({seed: {interpreter: folder}}), "timings" / "cpu_times"
         ({stage label: seconds, None when reused}), "total_s"; for a variant, "paired" (the
@@ -602,14 +606,16 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
         times = stage.run()
         timings[label], cpu_times[label] = times if times else (None, None)
 
-    records, rows_per_seed, classes_per_seed = [], [], []
+    records, rows_per_seed, classes_per_seed, backgrounds_per_seed = [], [], [], []
     for seed in seeds:
         evaluations = []
         classes_per_seed.append({})
+        backgrounds_per_seed.append({})
         for name, folder in eval_folders[seed].items():
             evaluation = load_evaluation(folder)
             evaluations.append(evaluation)
             classes_per_seed[-1].update(by_class_rows(evaluation))
+            backgrounds_per_seed[-1].update(by_class_rows(evaluation, "by_background"))
             records += [
                 (seed, name, label, stats) for label, stats in evaluation_rows(evaluation).items()
             ]
@@ -627,6 +633,13 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
             "## By class\n\nEach interpreter's means over the clips of each true class (its eval's "
             "metrics.md, per_clip.csv), then mean ± std over the seeds; its worst class first.\n\n"
             f"{summary_table(by_class, len(seeds))}\n\n"
+        )
+    by_background = worst_first(aggregate(backgrounds_per_seed))
+    if by_background:  # a collection set (collection_prepare.py): its background recordings
+        classes_text += (
+            "## By background recording\n\nEach interpreter's means over the clips of each "
+            "background recording (its eval's metrics.md, per_clip.csv), then mean ± std over the "
+            f"seeds; its worst recording first.\n\n{summary_table(by_background, len(seeds))}\n\n"
         )
 
     variant_text, paired = "", None
@@ -682,6 +695,7 @@ def run_compare(config, output_folder, seeds, interpreters, start=None, variant=
         "summary": summary,
         "table": table,
         "by_class": by_class,
+        "by_background": by_background,
         "per_seed_csv": os.path.abspath(csv_path),
         "summary_json": os.path.abspath(json_path),
         "summary_md": os.path.abspath(md_path),

@@ -420,3 +420,37 @@ def test_worst_first_rows_without_the_metric_last():
     """M70."""
     rows = {"PIQ: a": {"fid_in": {"mean": 1.0}}, "PIQ: b": {"si_sdri": {"mean": 9.0}}}
     assert list(compare.worst_first(rows)) == ["PIQ: b", "PIQ: a"]
+
+
+def test_by_background_is_each_recordings_mean_over_the_seeds(tmp_path):
+    """On a collection set each evaluation has "by_background" (recipes/eval.py): summary.md's
+    "By background recording" and the result's `by_background` give, per interpreter and
+    recording, the mean and std over the seeds (rain 1, 3: 2 ± sqrt(2); speech 0.5, missing:
+    0.5 (n=1)), the worst recording first; without it (the fixture above) there is none."""
+    seeds = [COMMON, COMMON + 1]
+    backgrounds = [
+        {"rain.ogg": {"n": 2, "LMAC": {"si_sdri": 1.0}}, "speech.wav": {"n": 1, "LMAC": {"si_sdri": 0.5}}},
+        {"rain.ogg": {"n": 2, "LMAC": {"si_sdri": 3.0}}, "speech.wav": {"n": 1, "LMAC": {}}},
+    ]
+    metrics = {}
+    for index, seed in enumerate(seeds):
+        metrics[(seed, "lmac")] = {**_evaluation("LMAC", index, seed), "by_background": backgrounds[index]}
+    _reused_plan(SMOKE, tmp_path, seeds, ["lmac"], metrics)
+    result = compare.run_compare(SMOKE, str(tmp_path), seeds, ["lmac"])
+    assert list(result["by_background"]) == ["LMAC: speech.wav", "LMAC: rain.ogg"]
+    rain = result["by_background"]["LMAC: rain.ogg"]["si_sdri"]
+    assert (rain["mean"], rain["n"]) == (pytest.approx(2.0), 2)
+    assert rain["std"] == pytest.approx(math.sqrt(2.0))
+    text = (tmp_path / "compare" / "summary.md").read_text(encoding="utf-8")
+    section = text.split("## By background recording", 1)[1].splitlines()
+    start = section.index("| mean ± std over 2 seeds | SI-SDRi dB |")
+    assert section[start + 2 : start + 4] == [
+        "| LMAC: speech.wav | 0.500 (n=1) |",
+        "| LMAC: rain.ogg | 2.000 ± 1.414 |",
+    ]
+
+
+def test_no_by_background_without_recordings(three_seeds):
+    out, result = three_seeds
+    assert result["by_background"] == {}
+    assert "By background" not in (out / "compare" / "summary.md").read_text(encoding="utf-8")
