@@ -95,6 +95,10 @@ SHARED_STAGES = ("data", "classifier", "nmf")
 VARIANTS_FOLDER = "variants"  # under the output folder: <name>/seeds/<seed>/..., <name>/compare
 #: The figures of the side-by-side table of a variant against the demo's settings.
 PAIRED_METRICS = ("si_sdri", "gt_precision", "fid_in")
+#: What an evaluation's metrics.json says it was scored on: two evaluations that differ in one
+#: of these scored other clips (a variant with `add_wham_noise` is evaluated on noisy clips),
+#: and their figures are not a pair.
+EVALUATED_ON = ("data_folder", "test_folds", "n_clips", "overlap_type", "wham_noise")
 
 
 def resolve_seeds(common_seed, n_seeds=None, seeds=None):
@@ -300,7 +304,9 @@ def paired_table(eval_folders, baseline_folders):
         (markdown table or "" when no seed has both: per interpreter and seed, each of
         PAIRED_METRICS as "demo's -> variant", then the mean over those seeds with the mean
         difference (over the seeds with both values, "(n=k)" when fewer; "-" for none); the
-        seeds that had no evaluation with the demo's settings).
+        seeds that had no evaluation with the demo's settings). A seed whose two evaluations
+        were scored on other clips (`evaluated_on_differs`) gets a row that says so and is
+        left out of the mean.
     """
     lines, missing = [], []
     titles = [METRICS.get(key, (key, ""))[0] for key in PAIRED_METRICS]
@@ -313,7 +319,15 @@ def paired_table(eval_folders, baseline_folders):
             if name not in baseline_folders[seed] or not os.path.isfile(base):
                 missing.append(seed)
                 continue
-            pairs.append((seed, load_evaluation(baseline_folders[seed][name]), load_evaluation(folders[name])))
+            before, after = load_evaluation(baseline_folders[seed][name]), load_evaluation(folders[name])
+            differs = evaluated_on_differs(before, after)
+            if differs:
+                lines.append(
+                    f"| {name} | {seed} | not a pair: scored on other clips ({differs}); left out of the mean |"
+                    + " |" * (len(PAIRED_METRICS) - 1)
+                )
+                continue
+            pairs.append((seed, before, after))
         for seed, before, after in pairs:
             cells = [
                 f"{paired_value(key, own_stats(before).get(key))} -> {paired_value(key, own_stats(after).get(key))}"
@@ -341,6 +355,24 @@ def paired_table(eval_folders, baseline_folders):
     head = "| interpreter | seed | " + " | ".join(f"{title}: demo's -> variant" for title in titles) + " |"
     rule = "|---|---|" + "---|" * len(titles)
     return "\n".join([head, rule, *lines]), sorted(set(missing))
+
+
+def evaluated_on_differs(before, after):
+    """What two evaluations' metrics.json say they were scored on, where it differs (EVALUATED_ON),
+    as text; "" when they scored the same clips (a key neither records counts as the same).
+
+    Example
+    -------
+    >>> evaluated_on_differs({"wham_noise": False, "n_clips": 80}, {"wham_noise": True, "n_clips": 80})
+    'wham_noise False -> True'
+    >>> evaluated_on_differs({"overlap_type": "none"}, {"overlap_type": "none"})
+    ''
+    """
+    return ", ".join(
+        f"{key} {before.get(key)} -> {after.get(key)}"
+        for key in EVALUATED_ON
+        if before.get(key) != after.get(key)
+    )
 
 
 def paired_value(key, value):

@@ -454,3 +454,22 @@ def test_no_by_background_without_recordings(three_seeds):
     out, result = three_seeds
     assert result["by_background"] == {}
     assert "By background" not in (out / "compare" / "summary.md").read_text(encoding="utf-8")
+
+
+def test_a_variant_scored_on_other_clips_is_not_paired(tmp_path):
+    """A variant with `add_wham_noise` is evaluated on noisy clips (recipes/eval.py): its figures
+    beside the demo's clean ones are not a pair. Seed 1 (the same clips): SI-SDRi 1 -> 2; seed 2
+    (wham_noise False -> True): named, left out, so the mean is seed 1's alone (+1.00 -> +2.00)."""
+    def evaluation(name, si_sdri, wham):
+        path = tmp_path / name / "metrics.json"
+        _write(str(path), {"interpreter": "L2I", "methods": {"L2I": {"si_sdri": si_sdri}}, "wham_noise": wham,
+                           "n_clips": 80, "overlap_type": "none"})
+        return str(path.parent)
+
+    base = {1: {"l2i": evaluation("b1", 1.0, False)}, 2: {"l2i": evaluation("b2", 3.0, False)}}
+    var = {1: {"l2i": evaluation("v1", 2.0, False)}, 2: {"l2i": evaluation("v2", 9.0, True)}}
+    table, missing = compare.paired_table(var, base)
+    lines = table.splitlines()
+    assert missing == []
+    assert "| l2i | 2 | not a pair: scored on other clips (wham_noise False -> True); left out of the mean | | |" in lines
+    assert lines[-1].startswith("| l2i | mean of 1 | **+1.00 -> +2.00** (+1.000) |")
