@@ -97,8 +97,9 @@ VARIANTS_FOLDER = "variants"  # under the output folder: <name>/seeds/<seed>/...
 PAIRED_METRICS = ("si_sdri", "gt_precision", "fid_in")
 #: What an evaluation's metrics.json says it was scored on: two evaluations that differ in one
 #: of these scored other clips (a variant with `add_wham_noise` is evaluated on noisy clips),
-#: and their figures are not a pair.
-EVALUATED_ON = ("data_folder", "test_folds", "n_clips", "overlap_type", "wham_noise")
+#: and their figures are not a pair. Not `data_folder`: compare gives both the same data, and
+#: its path changes when a demo folder holding its data is moved (reused evaluations keep it).
+EVALUATED_ON = ("test_folds", "n_clips", "overlap_type", "wham_noise")
 
 
 def resolve_seeds(common_seed, n_seeds=None, seeds=None):
