@@ -642,9 +642,9 @@ def by_class_table(result, key="by_class", group_title="true class"):
     "by_background" and its `group_title`, the same per background recording
     (`recipes.evaluation.scoring.by_group`, on a collection set).
 
-    For each group: its clips and the means of the interpreter's, the floor mask's (where
-    the evaluation scored it: the bar on real recordings) and the ground-truth mask's
-    metrics, the interpreter's worst SI-SDRi first (without SI-SDRi, the groups in the test
+    For each group: its clips and the means of the interpreter's metrics, the floor mask's
+    SI-SDRi (where the evaluation scored it: the bar on real recordings) and the ground-truth
+    mask's metrics, the interpreter's worst SI-SDRi first (without SI-SDRi, the groups in the test
     set's order); "-" where a group has no value.
 
     Example
@@ -658,7 +658,7 @@ def by_class_table(result, key="by_class", group_title="true class"):
     >>> rows
     [['cat', '1', '-', '-1.000', '8.000'], ['dog', '2', '1.000', '4.000', '9.000']]
     >>> result = {"interpreter": "PIQ", "by_background": {
-    ...     "rain.ogg": {"n": 3, "PIQ": {"si_sdri": 4.0}, "above_floor": {"si_sdri": 3.5}}}}
+    ...     "rain.ogg": {"n": 3, "PIQ": {"si_sdri": 4.0}, "above_floor": {"si_sdri": 3.5, "fid_in": 1.0}}}}
     >>> by_class_table(result, "by_background", "background recording")
     (['background recording', 'clips', 'PIQ SI-SDRi dB', "above the clip's floor (no classifier) SI-SDRi dB"], [['rain.ogg', '3', '4.000', '3.500']])
     """
@@ -667,9 +667,11 @@ def by_class_table(result, key="by_class", group_title="true class"):
         return None
     interpreter = result["interpreter"]
     columns = []  # (method, metric)
-    for method in (interpreter, "above_floor", "ground_truth"):
+    # the floor mask's SI-SDRi alone: the bar the interpreter is read against (its Fid-In is 1
+    # by construction for a classifier with the input floor)
+    for method, names in ((interpreter, METRICS), ("above_floor", ("si_sdri",)), ("ground_truth", METRICS)):
         present = {name for entry in classes.values() for name in entry.get(method, {})}
-        columns += [(method, name) for name in METRICS if name in present]
+        columns += [(method, name) for name in names if name in present]
     labels = list(classes)
     if (interpreter, "si_sdri") in columns:
         labels.sort(key=lambda label: classes[label].get(interpreter, {}).get("si_sdri", math.inf))
