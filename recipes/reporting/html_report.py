@@ -203,7 +203,7 @@ def _by_class_html(evaluation):
     per-background-recording one; "" without them."""
     parts = []
     for key, group_title, section in GROUP_TABLES:
-        table = by_class_table(evaluation, key, group_title)
+        table = by_class_table(evaluation, key)
         if table is None:
             continue
         titles, rows = table

@@ -636,10 +636,10 @@ GROUP_TABLES = (
 )
 
 
-def by_class_table(result, key="by_class", group_title="true class"):
+def by_class_table(result, key="by_class"):
     """The per-class table of one evaluation: (column titles, rows of cells as text), or None
     when the result has no `by_class` (`recipes.evaluation.scoring.by_class`); with `key`
-    "by_background" and its `group_title`, the same per background recording
+    "by_background", the same per background recording
     (`recipes.evaluation.scoring.by_group`, on a collection set).
 
     For each group: its clips and the means of the interpreter's metrics, the floor mask's
@@ -659,7 +659,7 @@ def by_class_table(result, key="by_class", group_title="true class"):
     [['cat', '1', '-', '-1.000', '8.000'], ['dog', '2', '1.000', '4.000', '9.000']]
     >>> result = {"interpreter": "PIQ", "by_background": {
     ...     "rain.ogg": {"n": 3, "PIQ": {"si_sdri": 4.0}, "above_floor": {"si_sdri": 3.5, "fid_in": 1.0}}}}
-    >>> by_class_table(result, "by_background", "background recording")
+    >>> by_class_table(result, "by_background")
     (['background recording', 'clips', 'PIQ SI-SDRi dB', "above the clip's floor (no classifier) SI-SDRi dB"], [['rain.ogg', '3', '4.000', '3.500']])
     """
     classes = result.get(key)
@@ -675,6 +675,7 @@ def by_class_table(result, key="by_class", group_title="true class"):
     labels = list(classes)
     if (interpreter, "si_sdri") in columns:
         labels.sort(key=lambda label: classes[label].get(interpreter, {}).get("si_sdri", math.inf))
+    group_title = next(title for name, title, _ in GROUP_TABLES if name == key)
     titles = [group_title, "clips"] + [
         f"{REFERENCE_LABELS.get(method, METHOD_LABELS.get(method, method))} {metric_title(name)}"
         for method, name in columns
@@ -686,7 +687,7 @@ def by_class_table(result, key="by_class", group_title="true class"):
     return titles, rows
 
 
-def by_class_markdown(result, key="by_class", group_title="true class"):
+def by_class_markdown(result, key="by_class"):
     """metrics.md's per-class table (`by_class_table`; per background recording with
     `key` "by_background"); "" when the result has none.
 
@@ -698,7 +699,7 @@ def by_class_markdown(result, key="by_class", group_title="true class"):
     |---|---|---|
     | dog | 2 | 4.000 |
     """
-    table = by_class_table(result, key, group_title)
+    table = by_class_table(result, key)
     if table is None:
         return ""
     titles, rows = table
@@ -756,7 +757,7 @@ def metrics_markdown(result):
     )
     classes = ""
     for key, group_title, section in GROUP_TABLES:
-        table = by_class_markdown(result, key, group_title)
+        table = by_class_markdown(result, key)
         if table:
             classes += (
                 f"\n## {section}\n\nMeans over each {group_title}'s clips (every clip's values: "
