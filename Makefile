@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup test test-unit test-integration test-slow lint demo demo-real compare bench clean
+.PHONY: setup test test-unit test-integration test-slow lint demo demo-real demo-real-instruments compare bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ REAL_SOUNDS ?= results/debian_sounds
 demo-real: setup
 	$(PY) data_prep/fetch_debian_sounds.py --out $(REAL_SOUNDS) --build
 	$(PY) recipes/demo.py --data_folder $(REAL_SOUNDS)/dataset --output_folder results/demo_real
+
+demo-real-instruments: setup  # a second real set: ten instruments over the same backgrounds
+	$(PY) data_prep/fetch_debian_sounds.py --out $(REAL_SOUNDS) --set instruments --build
+	$(PY) recipes/demo.py --data_folder $(REAL_SOUNDS)/dataset_instruments --output_folder results/demo_real_instruments
 
 compare: setup
 	$(PY) recipes/compare.py

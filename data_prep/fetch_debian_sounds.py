@@ -7,6 +7,7 @@ dataset by `data_prep.collection_prepare` at the demo's sizes::
 
     python data_prep/fetch_debian_sounds.py --out DIR            # the recordings only
     python data_prep/fetch_debian_sounds.py --out DIR --build    # and DIR/dataset
+    python data_prep/fetch_debian_sounds.py --out DIR --set instruments --build
 
 The second command is the whole recipe: it fetches what is missing, then
 writes ``DIR/dataset`` (10 classes x 40 clips of 3 s at 16 kHz, SNR -5..5 dB,
@@ -18,6 +19,11 @@ which every recipe runs with ``--data_folder DIR/dataset``. It writes
     DIR/backgrounds/<kind>_<name>.{wav,ogg}      music, speech, ambiences, `BACKGROUNDS`
     DIR/licenses/<package>.copyright             the packages' copyright files
 
+The third builds a second set to check a method on sounds it was not built on
+(`DEV_SETS`): ten instruments of GCompris, one recording each
+(`INSTRUMENT_TARGETS`, in ``DIR/instruments/<class>/``), over the same
+backgrounds, into ``DIR/dataset_instruments`` at the same sizes.
+
 The files are the packages' own bytes (Ogg Vorbis and wav at 44.1 kHz; the Asterisk
 wavs are 8 kHz 16-bit PCM), each checked to be readable by soundfile. The
 GCompris sounds live inside Qt resource archives (``.rcc``), read by
@@ -25,7 +31,8 @@ GCompris sounds live inside Qt resource archives (``.rcc``), read by
 
 - ``gcompris-qt-data``: the farm animals of the activity "explore_farm_animals",
   dog barks, rain and a train of "memory-sound", world music of
-  "explore_world_music", harbour and lock-filling water;
+  "explore_world_music", harbour and lock-filling water, and the instruments of
+  "instruments";
 - ``tuxpaint-stamps-default``: a second (and third) recording of most animals,
   and the donkey;
 - ``asterisk-moh-opsound-wav``: music on hold;
@@ -175,14 +182,55 @@ BACKGROUNDS = (
     ),  # 3.5 s
 )
 
-SOURCES = (
-    TARGETS
-    + BACKGROUNDS
-    + tuple(
-        Source(f"licenses/{package}.copyright", package, f"usr/share/doc/{package}/copyright")
-        for package in (GCOMPRIS, TUXPAINT, MUSIC_ON_HOLD, PROMPTS)
+_INSTRUMENTS = (f"{_RCC}/instruments.rcc", f"{_ACTIVITIES}/instruments/resource")
+
+#: The second set's target classes: GCompris' ten instruments, one recording each (5.4-11.8 s
+#: at 44.1 kHz, the drum kit 3.8 s; cello, drum kit, piano and violin in stereo).
+INSTRUMENT_TARGETS = tuple(
+    _gcompris(f"instruments/{name}/gcompris_{name}.ogg", _INSTRUMENTS, f"{name}.ogg")
+    for name in (
+        "accordion",
+        "bongo",
+        "cello",
+        "clarinet",
+        "drum_kit",
+        "harmonica",
+        "piano",
+        "saxophone",
+        "triangle",
+        "violin",
     )
 )
+
+
+class DevSet(NamedTuple):
+    """One development set: its target classes, where they go under DIR, its dataset folder."""
+
+    targets: tuple  # of Source
+    targets_folder: str  # DIR/<targets_folder>/<class>/...
+    dataset_folder: str  # DIR/<dataset_folder> with --build
+
+
+#: The sets `--set` names, over the same `BACKGROUNDS`: "animals", the one `make demo-real`
+#: builds, and "instruments", to check on sounds a method was not tuned on.
+DEV_SETS = {
+    "animals": DevSet(TARGETS, "targets", DATASET_FOLDER),
+    "instruments": DevSet(INSTRUMENT_TARGETS, "instruments", "dataset_instruments"),
+}
+
+
+def set_sources(name="animals"):
+    """Every file the set `name` needs: its targets, the backgrounds, and the copyright file of
+    each package they come from (in the order the packages first appear)."""
+    recordings = DEV_SETS[name].targets + BACKGROUNDS
+    packages = dict.fromkeys(source.package for source in recordings)
+    return recordings + tuple(
+        Source(f"licenses/{package}.copyright", package, f"usr/share/doc/{package}/copyright")
+        for package in packages
+    )
+
+
+SOURCES = set_sources("animals")
 
 
 class FetchError(RuntimeError):
@@ -333,17 +381,19 @@ def fetch_debian_sounds(out_dir, sources=SOURCES):
     return missing
 
 
-def build_dev_set(out_dir, **overrides):
-    """Fetches the recordings (if missing), then writes or reuses `out_dir`/dataset."""
-    out = Path(out_dir)
-    fetch_debian_sounds(out)
+def build_dev_set(out_dir, set_name="animals", **overrides):
+    """Fetches the set's recordings (if missing), then writes or reuses its dataset folder
+    (`out_dir`/dataset for "animals", `out_dir`/dataset_instruments for "instruments")."""
+    out, dev_set = Path(out_dir), DEV_SETS[set_name]
+    fetch_debian_sounds(out, set_sources(set_name))
+    dataset = out / dev_set.dataset_folder
     try:
         return create_collection_dataset(
-            out / "targets", out / "backgrounds", out / DATASET_FOLDER, **{**DEV_SET, **overrides}
+            out / dev_set.targets_folder, out / "backgrounds", dataset, **{**DEV_SET, **overrides}
         )
     except ValueError as error:  # its fix names collection_prepare's out_dir: say what it is here
         raise ValueError(
-            f"{error} Here that folder is {out / DATASET_FOLDER}, which --build always writes: move "
+            f"{error} Here that folder is {dataset}, which --build always writes: move "
             "your files out of it, or give another --out."
         ) from None
 
@@ -357,7 +407,16 @@ def _parse_args(argv=None):
     parser.add_argument(
         "--build",
         action="store_true",
-        help=f"also write OUT/{DATASET_FOLDER} with collection_prepare at the demo's sizes",
+        help="also cut the set's dataset (OUT/dataset, OUT/dataset_instruments) with "
+        "collection_prepare at the demo's sizes",
+    )
+    parser.add_argument(
+        "--set",
+        dest="set_name",
+        choices=sorted(DEV_SETS),
+        default="animals",
+        help="which targets: the farm animals (the default, `make demo-real`'s) or ten "
+        "instruments, a second set over the same backgrounds",
     )
     return parser.parse_args(argv)
 
@@ -367,10 +426,10 @@ def main(argv=None):
     args = _parse_args(argv)
     start_time = time.perf_counter()
     if args.build:
-        root = build_dev_set(args.out)
+        root = build_dev_set(args.out, args.set_name)
         print(f"Development dataset at {root} ({time.perf_counter() - start_time:.1f} s)")
     else:
-        fetched = fetch_debian_sounds(args.out)
+        fetched = fetch_debian_sounds(args.out, set_sources(args.set_name))
         print(
             f"{len(fetched)} files fetched into {args.out} "
             f"({time.perf_counter() - start_time:.1f} s)"

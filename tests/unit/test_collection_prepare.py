@@ -748,7 +748,7 @@ def test_build_names_its_own_dataset_folder_when_it_holds_the_users_files(collec
     shutil.copytree(backgrounds, out / "backgrounds")
     (out / "dataset").mkdir()
     (out / "dataset" / "notes.txt").write_text("mine")
-    monkeypatch.setattr(fetch_debian_sounds, "fetch_debian_sounds", lambda out_dir: [])  # the recordings are here
+    monkeypatch.setattr(fetch_debian_sounds, "fetch_debian_sounds", lambda out_dir, sources: [])  # the recordings are here
     with pytest.raises(ValueError, match=r"Here that folder is .*debian/dataset, which --build always writes: .*another --out"):
         fetch_debian_sounds.build_dev_set(out)
     assert (out / "dataset" / "notes.txt").read_text() == "mine"

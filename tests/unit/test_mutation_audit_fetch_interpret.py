@@ -28,6 +28,7 @@ from test_mutation_audit_commands import (
 from data_prep import fetch_debian_sounds
 from data_prep.fetch_debian_sounds import (
     BACKGROUNDS,
+    INSTRUMENT_TARGETS,
     SOURCES,
     TARGETS,
     FetchError,
@@ -35,6 +36,7 @@ from data_prep.fetch_debian_sounds import (
     build_dev_set,
     download_packages,
     read_members,
+    set_sources,
 )
 from recipes import interpret_files
 from recipes.interpret_files import plan_outputs
@@ -81,19 +83,21 @@ def test_each_target_is_filed_under_the_animal_it_records():
     assert classes == {"cat", "chicken", "cow", "dog", "donkey", "duck", "horse", "owl", "pig", "sheep"}
 
 
-def test_no_recording_is_taken_twice():
+@pytest.mark.parametrize("sources", [SOURCES, set_sources("instruments")], ids=["animals", "instruments"])
+def test_no_recording_is_taken_twice(sources):
     """Two destinations from one recording would put the same audio in the set twice.
     Catches D3 (gcompris_bark_3 cut from LRBark_1, as gcompris_bark_1 is)."""
-    taken = [(source.package, source.member, source.entry) for source in SOURCES]
+    taken = [(source.package, source.member, source.entry) for source in sources]
     assert len(set(taken)) == len(taken)
-    destinations = [source.destination for source in SOURCES]
+    destinations = [source.destination for source in sources]
     assert len(set(destinations)) == len(destinations)
 
 
-def test_a_gcompris_entry_lies_in_the_resources_of_its_archives_activity():
+@pytest.mark.parametrize("sources", [SOURCES, set_sources("instruments")], ids=["animals", "instruments"])
+def test_a_gcompris_entry_lies_in_the_resources_of_its_archives_activity(sources):
     """A GCompris rcc `usr/share/gcompris-qt/rcc/<activity>.rcc` holds the files of
     `gcompris/src/activities/<activity>/resource/...`. Catches D4 (the entry without its folder)."""
-    gcompris = [source for source in SOURCES if source.entry]
+    gcompris = [source for source in sources if source.entry]
     assert gcompris and all(source.package == "gcompris-qt-data" for source in gcompris)
     for source in gcompris:
         activity = Path(source.member).stem
@@ -117,6 +121,33 @@ def test_every_package_used_has_its_copyright_file_copied():
     assert licenses == {Source(f"licenses/{p}.copyright", p, f"usr/share/doc/{p}/copyright") for p in PACKAGES}
     assert {source.package for source in TARGETS + BACKGROUNDS} == set(PACKAGES)
     assert len(SOURCES) == len(TARGETS) + len(BACKGROUNDS) + 4
+
+
+#: GCompris' activity "instruments" (its resource folder, listed by hand from the package's
+#: instruments.rcc): the ten classes of the second set, one recording each.
+INSTRUMENTS = ("accordion", "bongo", "cello", "clarinet", "drum_kit", "harmonica", "piano", "saxophone",
+               "triangle", "violin")
+
+
+def test_the_instruments_set_is_ten_gcompris_instruments_over_the_same_backgrounds():
+    """`--set instruments`: DIR/instruments/<name>/gcompris_<name>.ogg from GCompris'
+    instruments.rcc, the animals' backgrounds, and the licenses of the three packages those
+    come from (not Tux Paint's, which gives none of them)."""
+    expected = {
+        Source(
+            f"instruments/{name}/gcompris_{name}.ogg",
+            "gcompris-qt-data",
+            "usr/share/gcompris-qt/rcc/instruments.rcc",
+            f"gcompris/src/activities/instruments/resource/{name}.ogg",
+        )
+        for name in INSTRUMENTS
+    }
+    assert set(INSTRUMENT_TARGETS) == expected and len(INSTRUMENT_TARGETS) == 10
+    sources = set_sources("instruments")
+    assert sources[: len(INSTRUMENT_TARGETS) + len(BACKGROUNDS)] == INSTRUMENT_TARGETS + BACKGROUNDS
+    licenses = set(sources[len(INSTRUMENT_TARGETS) + len(BACKGROUNDS) :])
+    packages = ("gcompris-qt-data", "asterisk-moh-opsound-wav", "asterisk-core-sounds-en-wav")
+    assert licenses == {Source(f"licenses/{p}.copyright", p, f"usr/share/doc/{p}/copyright") for p in packages}
 
 
 # ---------------------------------------------------------------- apt-get and dpkg-deb
@@ -227,7 +258,11 @@ def test_only_the_packages_of_the_missing_files_are_downloaded(tmp_path, monkeyp
 def recorded_build(monkeypatch):
     """build_dev_set with the fetcher and create_collection_dataset recorded, not run."""
     calls = {"fetch": [], "create": []}
-    monkeypatch.setattr(fetch_debian_sounds, "fetch_debian_sounds", lambda out_dir: calls["fetch"].append(out_dir) or [1, 2])
+    monkeypatch.setattr(
+        fetch_debian_sounds,
+        "fetch_debian_sounds",
+        lambda out_dir, sources: calls["fetch"].append((out_dir, sources)) or [1, 2],
+    )
     monkeypatch.setattr(
         fetch_debian_sounds,
         "create_collection_dataset",
@@ -245,9 +280,24 @@ def test_build_fetches_then_cuts_targets_and_backgrounds_at_the_demos_sizes(reco
     demo = {"per_class": 40, "duration_s": 3.0, "snr_db_range": (-5.0, 5.0), "sample_rate": 16000, "seed": 1234}
     assert build_dev_set(out) == "ROOT"
     assert build_dev_set(str(out), seed=7) == "ROOT"
-    assert recorded_build["fetch"] == [out, out]
+    assert recorded_build["fetch"] == [(out, SOURCES), (out, SOURCES)]
     folders = (out / "targets", out / "backgrounds", out / "dataset")
     assert recorded_build["create"] == [(folders, demo), (folders, {**demo, "seed": 7})]
+
+
+def test_the_instruments_set_is_fetched_and_cut_into_its_own_folder(recorded_build, tmp_path):
+    """`--set instruments --build`: only the instruments set's files are fetched, and its dataset
+    is cut from DIR/instruments over DIR/backgrounds into DIR/dataset_instruments at the demo's
+    sizes, beside the animals' DIR/targets and DIR/dataset (which it leaves alone)."""
+    out = tmp_path / "debian"
+    demo = {"per_class": 40, "duration_s": 3.0, "snr_db_range": (-5.0, 5.0), "sample_rate": 16000, "seed": 1234}
+    fetch_debian_sounds.main(["--out", str(out), "--set", "instruments", "--build"])
+    assert recorded_build["fetch"] == [(out, set_sources("instruments"))]
+    folders = (out / "instruments", out / "backgrounds", out / "dataset_instruments")
+    assert recorded_build["create"] == [(folders, demo)]
+    fetch_debian_sounds.main(["--out", str(out), "--set", "instruments"])
+    assert recorded_build["fetch"][-1] == (str(out), set_sources("instruments"))
+    assert len(recorded_build["create"]) == 1
 
 
 def test_the_command_fetches_or_builds_as_asked(recorded_build, tmp_path, capsys):
