@@ -113,12 +113,17 @@ def test_a_recording_keeps_its_formats_suffix():
         assert Path(source.destination).suffix in (".wav", ".ogg")
 
 
+def copyright_files(packages):
+    """The Sources of DIR/licenses/<package>.copyright, from usr/share/doc/<package>/copyright."""
+    return {Source(f"licenses/{p}.copyright", p, f"usr/share/doc/{p}/copyright") for p in packages}
+
+
 def test_every_package_used_has_its_copyright_file_copied():
     """DIR/licenses/<package>.copyright from usr/share/doc/<package>/copyright, for the four
     packages (hand-listed), and the recordings come from those four only.
     Catches D6 (no license of the spoken prompts), D7 (the changelog copied instead)."""
     licenses = {source for source in SOURCES if source.destination.startswith("licenses/")}
-    assert licenses == {Source(f"licenses/{p}.copyright", p, f"usr/share/doc/{p}/copyright") for p in PACKAGES}
+    assert licenses == copyright_files(PACKAGES)
     assert {source.package for source in TARGETS + BACKGROUNDS} == set(PACKAGES)
     assert len(SOURCES) == len(TARGETS) + len(BACKGROUNDS) + 4
 
@@ -147,7 +152,7 @@ def test_the_instruments_set_is_ten_gcompris_instruments_over_the_same_backgroun
     assert sources[: len(INSTRUMENT_TARGETS) + len(BACKGROUNDS)] == INSTRUMENT_TARGETS + BACKGROUNDS
     licenses = set(sources[len(INSTRUMENT_TARGETS) + len(BACKGROUNDS) :])
     packages = ("gcompris-qt-data", "asterisk-moh-opsound-wav", "asterisk-core-sounds-en-wav")
-    assert licenses == {Source(f"licenses/{p}.copyright", p, f"usr/share/doc/{p}/copyright") for p in packages}
+    assert licenses == copyright_files(packages)
 
 
 # ---------------------------------------------------------------- apt-get and dpkg-deb
@@ -254,6 +259,10 @@ def test_only_the_packages_of_the_missing_files_are_downloaded(tmp_path, monkeyp
 # ---------------------------------------------------------------- --build and the command
 
 
+#: hparams/demo.yaml's sizes (its `dataset:` and `common: seed`), written out by hand.
+DEMO_SIZES = {"per_class": 40, "duration_s": 3.0, "snr_db_range": (-5.0, 5.0), "sample_rate": 16000, "seed": 1234}
+
+
 @pytest.fixture
 def recorded_build(monkeypatch):
     """build_dev_set with the fetcher and create_collection_dataset recorded, not run."""
@@ -277,12 +286,11 @@ def test_build_fetches_then_cuts_targets_and_backgrounds_at_the_demos_sizes(reco
     replaces its one size. Catches D27 (overrides ignored), D28 (targets and backgrounds
     swapped), D29 (4 clips), D30 (SNR -5..0), D31 (no fetch first), D36 (seed 1243)."""
     out = tmp_path / "debian"
-    demo = {"per_class": 40, "duration_s": 3.0, "snr_db_range": (-5.0, 5.0), "sample_rate": 16000, "seed": 1234}
     assert build_dev_set(out) == "ROOT"
     assert build_dev_set(str(out), seed=7) == "ROOT"
     assert recorded_build["fetch"] == [(out, SOURCES), (out, SOURCES)]
     folders = (out / "targets", out / "backgrounds", out / "dataset")
-    assert recorded_build["create"] == [(folders, demo), (folders, {**demo, "seed": 7})]
+    assert recorded_build["create"] == [(folders, DEMO_SIZES), (folders, {**DEMO_SIZES, "seed": 7})]
 
 
 def test_the_instruments_set_is_fetched_and_cut_into_its_own_folder(recorded_build, tmp_path):
@@ -290,11 +298,10 @@ def test_the_instruments_set_is_fetched_and_cut_into_its_own_folder(recorded_bui
     is cut from DIR/instruments over DIR/backgrounds into DIR/dataset_instruments at the demo's
     sizes, beside the animals' DIR/targets and DIR/dataset (which it leaves alone)."""
     out = tmp_path / "debian"
-    demo = {"per_class": 40, "duration_s": 3.0, "snr_db_range": (-5.0, 5.0), "sample_rate": 16000, "seed": 1234}
     fetch_debian_sounds.main(["--out", str(out), "--set", "instruments", "--build"])
     assert recorded_build["fetch"] == [(out, set_sources("instruments"))]
     folders = (out / "instruments", out / "backgrounds", out / "dataset_instruments")
-    assert recorded_build["create"] == [(folders, demo)]
+    assert recorded_build["create"] == [(folders, DEMO_SIZES)]
     fetch_debian_sounds.main(["--out", str(out), "--set", "instruments"])
     assert recorded_build["fetch"][-1] == (str(out), set_sources("instruments"))
     assert len(recorded_build["create"]) == 1
