@@ -87,7 +87,7 @@ _STAMPS = "usr/share/tuxpaint/stamps/animals"
 _ALLISON = "usr/share/asterisk/sounds/en_US_f_Allison"
 
 #: The demo's sizes (hparams/demo.yaml `dataset:` and `common: seed`).
-DEV_SET = {
+DEV_SIZES = {
     "per_class": 40,
     "duration_s": 3.0,
     "snr_db_range": (-5.0, 5.0),
@@ -389,7 +389,7 @@ def build_dev_set(out_dir, set_name="animals", **overrides):
     dataset = out / dev_set.dataset_folder
     try:
         return create_collection_dataset(
-            out / dev_set.targets_folder, out / "backgrounds", dataset, **{**DEV_SET, **overrides}
+            out / dev_set.targets_folder, out / "backgrounds", dataset, **{**DEV_SIZES, **overrides}
         )
     except ValueError as error:  # its fix names collection_prepare's out_dir: say what it is here
         raise ValueError(
