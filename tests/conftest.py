@@ -101,7 +101,7 @@ def tiny_pretrained(tiny_synthetic, tmp_path_factory):
         *TINY,
         *TINY_CLASSIFIER,
         "--n_interpretations_to_save",
-        "1",  # of the 3 valid / test clips: a PNG costs about 0.5 s
+        "1",  # of the 3 valid / test clips: a PNG and its wavs cost about 0.3 s
         "--interpret_period",
         "1",
     ]

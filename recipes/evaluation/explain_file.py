@@ -295,7 +295,7 @@ def _explain_windows(brain, path, n_samples, sample_rate, folder, batch_size):
             f"mean of {n_heard} windows of {window_s:g} s{silent}{pooled})"
         )
         figure = plot_interpretation(*(pooled_frames.result() for pooled_frames in plotted.values()), title)
-        save_figure(figure, paths["png"])
+        save_figure(figure, paths["png"], tight=False)  # the fixed layout of plot_interpretation
     silence = window_warnings(path, heard, window_s)
     for warning in silence:
         logger.warning(warning)

@@ -12,6 +12,7 @@ Authors
 import functools
 import os
 import tempfile
+import textwrap
 
 import numpy as np
 import soundfile as sf
@@ -193,6 +194,61 @@ def _spectrogram_extent(n_frames, n_bins, sample_rate, duration):
     return (-hop / 2, duration + hop / 2, -bin_khz / 2, sample_rate / 2000 + bin_khz / 2)
 
 
+#: A clip PNG's geometry, in inches: its fixed margins and gaps, room for the tick labels and
+#: axis labels drawn there (10 pt: up to 4 characters on a colour bar, 3 on the frequency
+#: axis), and a title line's height (10 pt).
+_CLIP_LAYOUT = {
+    "left": 0.62, "bottom": 0.5, "top": 0.3, "title_line": 0.19, "gap": 0.35, "bar_pad": 0.08,
+    "bar": 0.14, "bar_labels": 0.7, "char": 0.09,
+}  # fmt: skip
+
+
+def _clip_layout(n_panels, n_title_lines):
+    """A clip PNG's figure size (inches) and its axes' rects (left, bottom, width, height in
+    figure fractions): the `n_panels` panels side by side, the mask's colour bar after the
+    second panel, the spectrograms' bar at the right, and `n_title_lines` lines of title above.
+
+    Fixed from the figure's parts, not solved from its text: matplotlib's constrained layout
+    and a tight bounding box (what the PNG had before) make a clip's PNG take twice as long.
+
+    Example
+    -------
+    >>> size, panels, mask_bar, bar = _clip_layout(4, 1)  # 17 in less 3.16 of margins and bars
+    >>> size, [round(rect[2] * size[0], 2) for rect in panels]
+    ((17, 3.4), [3.46, 3.46, 3.46, 3.46])
+    >>> right = (1 - bar[0] - bar[2]) * size[0]  # the spectrograms' bar's labels
+    >>> top = (1 - panels[0][1] - panels[0][3]) * size[1]  # a title line and the panels' titles
+    >>> round(right, 2), round(top, 2), round(mask_bar[0] * size[0], 2)  # 0.62 + 3.46 + 0.35 + 3.46 + 0.08
+    (0.7, 0.49, 7.97)
+    """
+    geometry = _CLIP_LAYOUT
+    width, height = 4 * n_panels + 1, 3.4
+    mask_bar_room = geometry["bar_pad"] + geometry["bar"] + geometry["bar_labels"]
+    fixed = geometry["left"] + (n_panels - 2) * geometry["gap"] + 2 * mask_bar_room  # each bar with its labels
+    panel = (width - fixed) / n_panels
+    top = geometry["top"] + geometry["title_line"] * n_title_lines
+    bottom, panel_height = geometry["bottom"], height - geometry["bottom"] - top
+    lefts, x = [], geometry["left"]
+    for k in range(n_panels):
+        lefts.append(x)
+        x += panel + (mask_bar_room if k == 1 else geometry["gap"])
+    mask_bar_left = lefts[1] + panel + geometry["bar_pad"]
+    bar_left = lefts[-1] + panel + geometry["bar_pad"]
+
+    def rect(left, w):
+        return (left / width, bottom / height, w / width, panel_height / height)
+
+    panels = [rect(left, panel) for left in lefts]
+    return (width, height), panels, rect(mask_bar_left, geometry["bar"]), rect(bar_left, geometry["bar"])
+
+
+def _title_lines(title, width):
+    """`title` drawable and broken into lines that fit a figure `width` inches wide (a
+    "$" escaped: a file named "b$q$.wav" would open matplotlib's mathtext)."""
+    chars = max(20, int((width - 0.4) / _CLIP_LAYOUT["char"]))
+    return textwrap.wrap(drawable(title), chars) if title else []
+
+
 def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=None, duration=None):
     """Input / mask / interpretation spectrograms side by side (frequency up), and, when the
     clip's target event alone is known (`X_target`, a dataset with exact sources), its
@@ -200,11 +256,18 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=Non
 
     With the `sample_rate` (Hz) and the clip's `duration` (s), the axes are time (s) and
     frequency (kHz); without them (frames pooled for a long file), frames and frequency bins.
-    The spectrograms share one colour bar (log1p |STFT|), the mask has its own (0 to 1)."""
+    The spectrograms share one colour bar (log1p |STFT|), the mask has its own (0 to 1).
+    The layout is fixed (`_clip_layout`): save it with `save_figure(..., tight=False)`."""
     plt = _pyplot()
     n_panels = 3 if X_target is None else 4
-    # constrained: the colour bars and their labels get room of their own, next to no panel
-    fig, axes = plt.subplots(1, n_panels, figsize=(4 * n_panels + 1, 3.4), sharey=True, layout="constrained")
+    lines = _title_lines(title, 4 * n_panels + 1)
+    size, rects, mask_bar_rect, bar_rect = _clip_layout(n_panels, len(lines))
+    fig = plt.figure(figsize=size)
+    axes = []
+    for rect in rects:  # one frequency axis: the inner panels draw no tick labels of their own
+        axes.append(fig.add_axes(rect, sharey=axes[0] if axes else None))
+        if len(axes) > 1:
+            axes[-1].tick_params(labelleft=False)
     panels = (("input log1p |STFT|", _numpy(X), "magma"), ("mask", _numpy(mask), "viridis"))
     panels += (("interpretation log1p |STFT| (mask applied)", _numpy(X_int), "magma"),)
     if X_target is not None:
@@ -223,16 +286,15 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=Non
             ax.set_xlim(0, duration)
             ax.set_ylim(0, sample_rate / 2000)
         if name == "mask":  # its values, 0 to 1, can be read off
-            fig.colorbar(shown, ax=ax, fraction=0.05, pad=0.02).set_label("mask value", fontsize=8)
+            fig.colorbar(shown, cax=fig.add_axes(mask_bar_rect)).set_label("mask value", fontsize=8)
         else:
             magnitude = shown
     # one bar for the spectrograms: they are drawn on the input's scale
-    fig.colorbar(magnitude, ax=list(axes), fraction=0.02, pad=0.01, aspect=30).set_label("log1p |STFT|", fontsize=8)
+    fig.colorbar(magnitude, cax=fig.add_axes(bar_rect)).set_label("log1p |STFT|", fontsize=8)
     axes[0].set_ylabel("frequency (kHz)" if in_units else "frequency bin")
-    if title:
-        # above the panels' titles (the layout makes room); a "$" would open matplotlib's
-        # mathtext (a file named "b$q$.wav")
-        fig.suptitle(drawable(title).replace("$", r"\$"), fontsize=10)
+    if lines:  # above the panels' titles, in the room the layout keeps for its lines
+        text = "\n".join(lines).replace("$", r"\$")
+        fig.suptitle(text, fontsize=10, y=1 - 0.06 / size[1], va="top", linespacing=1.25)
     return fig
 
 
@@ -305,7 +367,7 @@ def save_interpretation(
     paths = interpretation_paths(folder, clip_id)
     n_samples = np.asarray(_numpy(original) if hasattr(original, "detach") else original).size
     figure = plot_interpretation(X, mask, X_int, title, X_target, sample_rate, n_samples / sample_rate)
-    save_figure(figure, paths["png"])
+    save_figure(figure, paths["png"], tight=False)
     write_wav(paths["original"], original, sample_rate)
     write_wav(paths["interpretation"], interpretation, sample_rate)
     return paths
