@@ -416,8 +416,9 @@ def eval_flags(eval_config, interpreter):
     return argv
 
 
-class _TaggedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that reads hyperpyyaml's tags (`!new:...`, `!ref`) as data."""
+class _TaggedLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader that reads hyperpyyaml's tags (`!new:...`, `!ref`) as data; its
+    parser in C (libyaml) where PyYAML has it: a tenth of the time, the same values."""
 
 
 def _tagged(loader, suffix, node):
