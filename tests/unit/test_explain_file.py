@@ -169,7 +169,7 @@ def plotted(monkeypatch):
     """What the --window run plotted: [(X, mask, X_int, title)]; the PNG itself is not drawn."""
     calls = []
     monkeypatch.setattr(explain_file, "plot_interpretation", lambda *args: calls.append(args) or "figure")
-    monkeypatch.setattr(explain_file, "save_figure", lambda figure, path: None)
+    monkeypatch.setattr(explain_file, "save_figure", lambda figure, path, **kwargs: None)
     return calls
 
 
