@@ -243,8 +243,16 @@ def _clip_layout(n_panels, n_title_lines):
 
 
 def _title_lines(title, width):
-    """`title` drawable and broken into lines that fit a figure `width` inches wide (a
-    "$" escaped: a file named "b$q$.wav" would open matplotlib's mathtext)."""
+    """`title` made `drawable` and broken at spaces into lines that fit a figure `width` inches
+    wide (10 pt), as `_clip_layout` keeps room for them: none for no title.
+
+    Example
+    -------
+    >>> _title_lines("clip: predicted dog (p=0.90)", 13), _title_lines("", 13)
+    (['clip: predicted dog (p=0.90)'], [])
+    >>> [len(line) for line in _title_lines("a" * 100 + " " + "b" * 100, 13)]  # 140 a line
+    [100, 100]
+    """
     chars = max(20, int((width - 0.4) / _CLIP_LAYOUT["char"]))
     return textwrap.wrap(drawable(title), chars) if title else []
 
@@ -293,7 +301,7 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=Non
     fig.colorbar(magnitude, cax=fig.add_axes(bar_rect)).set_label("log1p |STFT|", fontsize=8)
     axes[0].set_ylabel("frequency (kHz)" if in_units else "frequency bin")
     if lines:  # above the panels' titles, in the room the layout keeps for its lines
-        text = "\n".join(lines).replace("$", r"\$")
+        text = "\n".join(lines).replace("$", r"\$")  # a "$" would open mathtext ("b$q$.wav")
         fig.suptitle(text, fontsize=10, y=1 - 0.06 / size[1], va="top", linespacing=1.25)
     return fig
 
