@@ -25,19 +25,24 @@ def test_a_clips_png_shows_the_target_event_beside_the_interpretation_when_known
 
 
 def _text_boxes(fig):
-    """(text, its window extent in pixels) of every text `fig` draws: the title, each axes'
-    title and axis labels, and the tick labels of the ticks inside each axis's view."""
+    """(text, its window extent in pixels, the axes it belongs to or None) of every text `fig`
+    draws: the title, each axes' title and axis labels, and the tick labels of the ticks inside
+    each axis's view."""
     renderer = fig.canvas.get_renderer()
     fig.draw(renderer)
-    texts = [fig._suptitle] if fig._suptitle is not None else []
+    texts = [(fig._suptitle, None)] if fig._suptitle is not None else []
     for ax in fig.axes:
-        texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        texts += [(ax.title, ax), (ax.xaxis.label, ax), (ax.yaxis.label, ax)]
         for axis in (ax.xaxis, ax.yaxis):
             low, high = sorted(axis.get_view_interval())
             for tick in axis.get_major_ticks():
                 if low - 1e-9 <= tick.get_loc() <= high + 1e-9:
-                    texts += [label for label in (tick.label1, tick.label2) if label.get_visible()]
-    return [(text.get_text(), text.get_window_extent(renderer)) for text in texts if text.get_visible() and text.get_text()]
+                    texts += [(label, ax) for label in (tick.label1, tick.label2) if label.get_visible()]
+    return [
+        (text.get_text(), text.get_window_extent(renderer), owner)
+        for text, owner in texts
+        if text.get_visible() and text.get_text()
+    ]
 
 
 @pytest.mark.parametrize(
@@ -61,14 +66,16 @@ def test_a_clips_png_keeps_every_label_inside_and_apart(shape, units, target, ti
     fig = plot_interpretation(X, mask, mask * X, title, X_target=X * 0.5 if target else None, **kwargs)
     boxes = _text_boxes(fig)
     whole = fig.bbox
-    for text, box in boxes:
+    for text, box, _ in boxes:
         assert whole.x0 <= box.x0 and box.x1 <= whole.x1 and whole.y0 <= box.y0 and box.y1 <= whole.y1, text
-    for at, (text, box) in enumerate(boxes):
-        for other, other_box in boxes[at + 1:]:
+    for at, (text, box, _) in enumerate(boxes):
+        for other, other_box, _ in boxes[at + 1:]:
             assert not box.overlaps(other_box), (text, other)
-    panels = [ax.get_window_extent() for ax in fig.axes]  # the panels and the colour bars
-    for at, panel in enumerate(panels):  # side by side, each apart from the next
-        assert all(not panel.overlaps(other) for other in panels[at + 1:])
+    panels = [(ax, ax.get_window_extent()) for ax in fig.axes]  # the panels and the colour bars
+    for at, (_, panel) in enumerate(panels):  # side by side, each apart from the next
+        assert all(not panel.overlaps(other) for _, other in panels[at + 1:])
+    for text, box, owner in boxes:  # a colour bar's labels stop before the next panel
+        assert all(not box.overlaps(panel) for ax, panel in panels if ax is not owner), text
     if title:
         lines = fig.get_suptitle().split("\n")
         assert " ".join(lines).replace(" ", "") == title.replace(" ", "")  # every character, wrapped
