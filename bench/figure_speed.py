@@ -15,12 +15,11 @@ Authors
 """
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import bench_common
 import numpy as np
 import torch
 
@@ -37,13 +36,12 @@ def measure(frames, bins, panels, calls, sample_rate=16000, duration_s=3.0):
     audio = np.zeros(int(sample_rate * duration_s), dtype=np.float32)
     target = X * 0.5 if panels == 4 else None
     title = "5-100004-A-0: predicted cat (p=1.00), the true class"
-    seconds = []
     with tempfile.TemporaryDirectory() as folder:
-        for call in range(calls + 1):
-            start = time.perf_counter()
-            save_interpretation(folder, f"clip{call}", X, mask, X * mask, audio, audio, sample_rate, title, target)
-            seconds.append(time.perf_counter() - start)
-    return seconds[1:]
+        return bench_common.call_times(
+            lambda: save_interpretation(folder, "clip", X, mask, X * mask, audio, audio, sample_rate, title, target),
+            warmup=1,
+            runs=calls,
+        )
 
 
 def main(argv=None):
@@ -56,7 +54,7 @@ def main(argv=None):
     seconds = measure(args.frames, args.bins, args.panels, args.calls)
     print(
         f"save_interpretation, {args.frames} frames x {args.bins} bins, {args.panels} panels: "
-        f"median {statistics.median(seconds):.3f} s, min {min(seconds):.3f} s ({args.calls} calls)"
+        f"median {bench_common.median(seconds):.3f} s, min {min(seconds):.3f} s ({args.calls} calls)"
     )
     return seconds
 
