@@ -203,6 +203,11 @@ _CLIP_LAYOUT = {
 }  # fmt: skip
 
 
+def _clip_width(n_panels):
+    """A clip PNG's width in inches: 4 per panel, 1 for the colour bars."""
+    return 4 * n_panels + 1
+
+
 def _clip_layout(n_panels, n_title_lines):
     """A clip PNG's figure size (inches) and its axes' rects (left, bottom, width, height in
     figure fractions): the `n_panels` panels side by side, the mask's colour bar after the
@@ -222,7 +227,7 @@ def _clip_layout(n_panels, n_title_lines):
     (0.7, 0.49, 7.97)
     """
     geometry = _CLIP_LAYOUT
-    width, height = 4 * n_panels + 1, 3.4
+    width, height = _clip_width(n_panels), 3.4
     mask_bar_room = geometry["bar_pad"] + geometry["bar"] + geometry["bar_labels"]
     fixed = geometry["left"] + (n_panels - 2) * geometry["gap"] + 2 * mask_bar_room  # each bar with its labels
     panel = (width - fixed) / n_panels
@@ -268,7 +273,7 @@ def plot_interpretation(X, mask, X_int, title="", X_target=None, sample_rate=Non
     The layout is fixed (`_clip_layout`): save it with `save_figure(..., tight=False)`."""
     plt = _pyplot()
     n_panels = 3 if X_target is None else 4
-    lines = _title_lines(title, 4 * n_panels + 1)
+    lines = _title_lines(title, _clip_width(n_panels))
     size, rects, mask_bar_rect, bar_rect = _clip_layout(n_panels, len(lines))
     fig = plt.figure(figsize=size)
     axes = []
