@@ -76,6 +76,15 @@ def test_probability_curves_and_their_aucs_by_hand():
     assert aucs["insertion_auc"].tolist() == pytest.approx([0.75])
 
 
+def test_probability_curves_at_fractions_out_of_order_by_hand():
+    """Shares given out of order: the same values as the hand case above, in the order asked."""
+    drawn = curves.probability_curves(
+        reads_the_diagonal, X, MASK, torch.tensor([0]), fractions=(0.0, 0.5, 0.25, 0.75, 1.0)
+    )
+    assert drawn["deletion"].tolist() == [[1.0, 0.0, 0.5, 0.0, 0.0]]
+    assert drawn["insertion"].tolist() == [[0.0, 1.0, 0.5, 1.0, 1.0]]
+
+
 def test_probability_curves_on_the_noise_floor_by_hand():
     """A removed bin takes its frequency's floor (0.1 here), not silence."""
     drawn = curves.probability_curves(
