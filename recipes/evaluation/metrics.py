@@ -175,16 +175,17 @@ def sorted_rows(values):
     """`values` (B, D) sorted along its rows: the same tensor as ``torch.sort(values, dim=1).values``.
 
     On the CPU by numpy's sort (SIMD: a quarter of torch's time on the demo's masks, 16 x 132 867
-    float64 values, `bench/README.md`); elsewhere by torch.
+    float64 values, `bench/README.md`); elsewhere, and for dtypes other than float32 and float64,
+    by torch.
 
     Example
     -------
     >>> sorted_rows(torch.tensor([[3.0, float("nan"), -1.0, 2.0]]))
     tensor([[-1.,  2.,  3., nan]])
     """
-    if values.device.type != "cpu":
+    if values.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
         return torch.sort(values, dim=1).values
-    return torch.from_numpy(np.sort(values.numpy(), axis=1))
+    return torch.from_numpy(np.sort(values.detach().numpy(), axis=1))
 
 
 def sparseness(mask):
